@@ -1,0 +1,168 @@
+//! The router (every route on one screen) and the server.
+
+use std::net::SocketAddr;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Request};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::auth::session_store::SqliteSessionStore;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{audit, auth, client, health, setup, web};
+
+pub const SESSION_COOKIE: &str = "picd_session";
+
+pub fn router(app: AppState) -> Router {
+    let routes = Router::new()
+        .route("/health", get(health::routes::health))
+        // Auth
+        .route("/api/auth/login", post(auth::routes::login))
+        .route("/api/auth/logout", post(auth::routes::logout))
+        .route("/api/auth/me", get(auth::routes::me))
+        .route("/api/auth/csrf-token", get(auth::routes::csrf_token))
+        .route(
+            "/api/auth/change-password",
+            post(auth::routes::change_password),
+        )
+        .route(
+            "/api/auth/admin/reset-password",
+            post(auth::routes::admin_reset_password),
+        )
+        .route("/api/auth/users", get(auth::routes::users))
+        // Setup wizard
+        .route("/api/setup/status", get(setup::routes::status))
+        .route(
+            "/api/setup/step",
+            get(setup::routes::get_step).post(setup::routes::post_step),
+        )
+        .route("/api/setup/complete", post(setup::routes::complete))
+        // Core
+        .route("/api/status", get(health::routes::status))
+        .route(
+            "/api/config",
+            get(setup::config_routes::get).put(setup::config_routes::put),
+        )
+        .route("/api/health/history", get(health::routes::history))
+        // Audit
+        .route("/api/audit", get(audit::routes::list))
+        .route("/api/audit/export", get(audit::routes::export))
+        .route("/api/audit/verify", get(audit::routes::verify))
+        // Pages
+        .route("/", get(web::index))
+        .route("/setup", get(web::setup))
+        .route("/login", get(web::login))
+        .route("/assets/{*path}", get(web::assets))
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+
+    let sessions = SessionManagerLayer::new(SqliteSessionStore::new(app.db.clone()))
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(false)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(i64::from(
+            app.settings.session_idle_minutes,
+        ))));
+
+    // Layers run bottom-up for a request: the last added is the outermost.
+    routes
+        .layer(from_fn_with_state(app.clone(), auth::authenticate))
+        .layer(sessions)
+        .layer(from_fn_with_state(app.clone(), audit::record_unaudited))
+        .layer(from_fn_with_state(app.clone(), secure_cookies))
+        .layer(from_fn_with_state(app.clone(), client::identify_client))
+        .layer(DefaultBodyLimit::max(app.settings.body_limit_bytes))
+        .layer(from_fn(security_headers))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::Internal(anyhow::anyhow!("handler panicked")))
+        }))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
+        .with_state(app)
+}
+
+/// Marks the session cookie Secure when the browser reached picd over https (as the trusted
+/// proxy reports), or always/never as configured.
+async fn secure_cookies(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use crate::config::CookieSecure;
+    let https = req
+        .extensions()
+        .get::<client::ClientInfo>()
+        .is_some_and(|c| c.https);
+    let secure = match app.settings.cookie_secure {
+        CookieSecure::Always => true,
+        CookieSecure::Never => false,
+        CookieSecure::Auto => https,
+    };
+    let mut response = next.run(req).await;
+    if secure {
+        let cookies: Vec<HeaderValue> = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .cloned()
+            .collect();
+        response.headers_mut().remove(header::SET_COOKIE);
+        for cookie in cookies {
+            let text = cookie.to_str().unwrap_or_default();
+            let value = if text.to_ascii_lowercase().contains("; secure") {
+                text.to_string()
+            } else {
+                format!("{text}; Secure")
+            };
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                response.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+    }
+    response
+}
+
+async fn security_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    ] {
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Serves until `shutdown` resolves. Tests bind port 0 and pass the listener in.
+pub async fn serve(
+    listener: TcpListener,
+    app: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = router(app);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

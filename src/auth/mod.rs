@@ -1,0 +1,87 @@
+//! Authentication and authorisation: users and roles, argon2id passwords, SQLite-backed
+//! sessions, CSRF tokens and login throttling. The `authenticate` layer decides who is asking
+//! and whether the role may use the path; handlers state what they need with the `AdminUser`,
+//! `PeerUser` and `AnyUser` extractors.
+
+mod guard;
+pub mod password;
+pub mod routes;
+pub mod session_store;
+pub mod store;
+pub mod throttle;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+pub use guard::{authenticate, session_error as routes_session_error};
+pub use store::{Role, User};
+
+use crate::error::ApiError;
+
+/// Session keys.
+pub const LOGIN_AT_KEY: &str = "login_at";
+pub const CSRF_KEY: &str = "csrf";
+
+/// The signed-in user of this request, put in the request's extensions by `authenticate`.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: User,
+    /// Unix time of the login, for the absolute session lifetime.
+    pub login_at: i64,
+}
+
+fn current(parts: &Parts) -> Result<CurrentUser, ApiError> {
+    parts
+        .extensions
+        .get::<CurrentUser>()
+        .cloned()
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// Any signed-in user, admin or peer.
+pub struct AnyUser(pub CurrentUser);
+
+/// A signed-in admin.
+pub struct AdminUser(pub CurrentUser);
+
+/// A signed-in peer.
+pub struct PeerUser(pub CurrentUser);
+
+impl<S: Send + Sync> FromRequestParts<S> for AnyUser {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        current(parts).map(AnyUser)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AdminUser {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let user = current(parts)?;
+        if user.user.role != Role::Admin {
+            return Err(ApiError::forbidden("admin_only", "this needs an admin"));
+        }
+        Ok(AdminUser(user))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerUser {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let user = current(parts)?;
+        if user.user.role != Role::Peer {
+            return Err(ApiError::forbidden(
+                "peer_only",
+                "this is the peers' portal",
+            ));
+        }
+        Ok(PeerUser(user))
+    }
+}
+
+/// A fresh random token (256 bits, URL-safe base64) for CSRF.
+pub fn random_token() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

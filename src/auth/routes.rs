@@ -1,0 +1,252 @@
+//! The reference's "Auth endpoints": login, logout, me, csrf-token, change-password, the
+//! admin's password reset and the list of users.
+
+use axum::extract::State;
+use axum::Extension;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tower_sessions::Session;
+
+use super::guard::session_error;
+use super::session_store::{delete_user_sessions, USER_ID_KEY};
+use super::{password, random_token, store, AdminUser, AnyUser, CSRF_KEY, LOGIN_AT_KEY};
+use crate::audit::AuditCtx;
+use crate::client::ClientInfo;
+use crate::error::{ApiError, ApiResult, Json};
+use crate::state::AppState;
+
+/// Longest username accepted at login (longer ones cannot exist).
+const MAX_LOGIN_NAME: usize = 64;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+pub async fn login(
+    State(app): State<AppState>,
+    Extension(client): Extension<ClientInfo>,
+    audit: AuditCtx,
+    session: Session,
+    Json(body): Json<LoginRequest>,
+) -> ApiResult<Json<Value>> {
+    let username = body.username.trim().to_lowercase();
+    let detail = json!({ "username": username.chars().take(MAX_LOGIN_NAME).collect::<String>() });
+    if username.is_empty()
+        || username.len() > MAX_LOGIN_NAME
+        || body.password.len() > password::MAX_PASSWORD_BYTES
+    {
+        return Err(audit
+            .refuse(&app.db, "user", "", detail, ApiError::InvalidCredentials)
+            .await);
+    }
+    if let Some(retry_after) = app.throttle.check(&username, client.addr) {
+        return Err(audit
+            .refuse(
+                &app.db,
+                "user",
+                "",
+                detail,
+                ApiError::RateLimited { retry_after },
+            )
+            .await);
+    }
+    let name = username.clone();
+    let found = app
+        .db
+        .call(move |conn| Ok(store::find_with_hash(conn, &name)?))
+        .await?;
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    let verified = password::verify(body.password, hash).await?;
+    let Some(user) = user.filter(|_| verified) else {
+        app.throttle.record_failure(&username, client.addr);
+        return Err(audit
+            .refuse(&app.db, "user", "", detail, ApiError::InvalidCredentials)
+            .await);
+    };
+    app.throttle.record_success(&username);
+    // A new session id at login: an id planted before login (session fixation) is worthless.
+    session.cycle_id().await.map_err(session_error)?;
+    session
+        .insert(USER_ID_KEY, &user.id)
+        .await
+        .map_err(session_error)?;
+    session
+        .insert(LOGIN_AT_KEY, crate::time::now().unix_timestamp())
+        .await
+        .map_err(session_error)?;
+    let csrf = random_token();
+    session
+        .insert(CSRF_KEY, &csrf)
+        .await
+        .map_err(session_error)?;
+    audit.set_actor(user.username.clone());
+    let (user_id, role) = (user.id.clone(), user.role);
+    audit
+        .transact(&app.db, move |_tx, entry| {
+            entry.target_type = "user".into();
+            entry.target_id = user_id;
+            entry.detail = json!({ "role": role });
+            Ok(())
+        })
+        .await?;
+    Ok(Json(json!({ "user": user, "csrf_token": csrf })))
+}
+
+pub async fn logout(
+    State(app): State<AppState>,
+    AnyUser(me): AnyUser,
+    audit: AuditCtx,
+    session: Session,
+) -> ApiResult<Json<Value>> {
+    session.flush().await.map_err(session_error)?;
+    audit
+        .transact(&app.db, move |_tx, entry| {
+            entry.target_type = "user".into();
+            entry.target_id = me.user.id;
+            Ok(())
+        })
+        .await?;
+    Ok(Json(json!({ "logged_out": true })))
+}
+
+pub async fn me(AnyUser(me): AnyUser, State(app): State<AppState>) -> Json<Value> {
+    let expires = me.login_at + app.settings.session_absolute_hours as i64 * 3600;
+    let expires = time::OffsetDateTime::from_unix_timestamp(expires)
+        .map(crate::time::format_rfc3339)
+        .ok();
+    Json(
+        json!({ "user": me.user, "session": { "absolute_expiry": expires,
+        "idle_minutes": app.settings.session_idle_minutes } }),
+    )
+}
+
+pub async fn csrf_token(_me: AnyUser, session: Session) -> ApiResult<Json<Value>> {
+    let token: Option<String> = session.get(CSRF_KEY).await.map_err(session_error)?;
+    let token = match token {
+        Some(t) => t,
+        None => {
+            let t = random_token();
+            session.insert(CSRF_KEY, &t).await.map_err(session_error)?;
+            t
+        }
+    };
+    Ok(Json(json!({ "csrf_token": token })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    current_password: String,
+    new_password: String,
+}
+
+pub async fn change_password(
+    State(app): State<AppState>,
+    AnyUser(me): AnyUser,
+    Extension(client): Extension<ClientInfo>,
+    audit: AuditCtx,
+    session: Session,
+    Json(body): Json<ChangePassword>,
+) -> ApiResult<Json<Value>> {
+    let username = me.user.username.clone();
+    let target = me.user.id.clone();
+    if let Some(retry_after) = app.throttle.check(&username, client.addr) {
+        return Err(audit
+            .refuse(
+                &app.db,
+                "user",
+                &target,
+                json!({}),
+                ApiError::RateLimited { retry_after },
+            )
+            .await);
+    }
+    let name = username.clone();
+    let stored = app
+        .db
+        .call(move |conn| Ok(store::find_with_hash(conn, &name)?))
+        .await?
+        .map(|(_, h)| h);
+    if body.current_password.len() > password::MAX_PASSWORD_BYTES
+        || !password::verify(body.current_password, stored).await?
+    {
+        app.throttle.record_failure(&username, client.addr);
+        let err = ApiError::invalid("current_password", "is not the current password");
+        return Err(audit.refuse(&app.db, "user", &target, json!({}), err).await);
+    }
+    if let Err(err) = password::check_policy("new_password", &body.new_password, &username) {
+        return Err(audit.refuse(&app.db, "user", &target, json!({}), err).await);
+    }
+    let hash = password::hash(body.new_password).await?;
+    let keep = session.id();
+    let ended = audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = "user".into();
+            entry.target_id = target.clone();
+            store::set_password(tx, &target, &hash)?;
+            // Other sessions may belong to whoever learnt the old password.
+            let ended = delete_user_sessions(tx, &target, keep.as_ref())?;
+            entry.detail = json!({ "other_sessions_ended": ended });
+            Ok(ended)
+        })
+        .await?;
+    Ok(Json(
+        json!({ "changed": true, "other_sessions_ended": ended }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPassword {
+    username: String,
+    new_password: String,
+}
+
+pub async fn admin_reset_password(
+    State(app): State<AppState>,
+    _admin: AdminUser,
+    audit: AuditCtx,
+    Json(body): Json<ResetPassword>,
+) -> ApiResult<Json<Value>> {
+    let username = body.username.trim().to_lowercase();
+    if let Err(err) = password::check_policy("new_password", &body.new_password, &username) {
+        return Err(audit
+            .refuse(&app.db, "user", "", json!({ "username": username }), err)
+            .await);
+    }
+    let hash = password::hash(body.new_password).await?;
+    let ended = audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = "user".into();
+            entry.detail = json!({ "username": username });
+            reset_password(tx, &username, &hash, entry)
+        })
+        .await?;
+    Ok(Json(json!({ "reset": true, "sessions_ended": ended })))
+}
+
+/// Sets a user's password hash and ends all their sessions (shared with the CLI).
+pub fn reset_password(
+    tx: &rusqlite::Transaction<'_>,
+    username: &str,
+    hash: &str,
+    entry: &mut crate::audit::Entry,
+) -> ApiResult<usize> {
+    let (user, _) =
+        store::find_with_hash(tx, username)?.ok_or_else(|| ApiError::not_found("user"))?;
+    entry.target_id = user.id.clone();
+    store::set_password(tx, &user.id, hash)?;
+    let ended = delete_user_sessions(tx, &user.id, None)?;
+    Ok(ended)
+}
+
+pub async fn users(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+    let users = app.db.call(|conn| Ok(store::list(conn)?)).await?;
+    Ok(Json(json!({ "users": users })))
+}

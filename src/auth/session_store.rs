@@ -1,0 +1,152 @@
+//! Sessions kept in SQLite so they survive a restart of picd. Rows are keyed by the SHA-256 of
+//! the session id: the database never holds a usable cookie value.
+
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension};
+use sha2::{Digest, Sha256};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, SessionStore};
+
+use crate::db::Db;
+
+/// The session key holding the user's id, also kept in its own column so that a password
+/// change can end the user's other sessions.
+pub const USER_ID_KEY: &str = "user_id";
+
+#[derive(Clone)]
+pub struct SqliteSessionStore {
+    db: Db,
+}
+
+impl std::fmt::Debug for SqliteSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteSessionStore")
+    }
+}
+
+impl SqliteSessionStore {
+    pub fn new(db: Db) -> Self {
+        SqliteSessionStore { db }
+    }
+}
+
+fn id_hash(id: &Id) -> String {
+    hex::encode(Sha256::digest(id.to_string().as_bytes()))
+}
+
+fn backend(e: impl std::fmt::Display) -> session_store::Error {
+    session_store::Error::Backend(e.to_string())
+}
+
+#[async_trait]
+impl SessionStore for SqliteSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        // A fresh id that collides with a live one would hand one user another's session:
+        // insert without replacing, and draw a new id on conflict.
+        loop {
+            let key = id_hash(&record.id);
+            let data = serde_json::to_string(&record.data).map_err(backend)?;
+            let user_id = record
+                .data
+                .get(USER_ID_KEY)
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            let expires = record.expiry_date.unix_timestamp();
+            let inserted = self
+                .db
+                .call(move |conn| {
+                    Ok(conn.execute(
+                        "INSERT OR IGNORE INTO sessions (id_hash, user_id, data, expires_at)
+                         VALUES (?1, ?2, ?3, ?4)",
+                        params![key, user_id, data, expires],
+                    )?)
+                })
+                .await
+                .map_err(backend)?;
+            if inserted == 1 {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let key = id_hash(&record.id);
+        let data = serde_json::to_string(&record.data).map_err(backend)?;
+        let user_id = record
+            .data
+            .get(USER_ID_KEY)
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        let expires = record.expiry_date.unix_timestamp();
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "INSERT INTO sessions (id_hash, user_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(id_hash) DO UPDATE SET user_id = ?2, data = ?3, expires_at = ?4",
+                    params![key, user_id, data, expires],
+                )?;
+                Ok(())
+            })
+            .await
+            .map_err(backend)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let key = id_hash(id);
+        let now = crate::time::now().unix_timestamp();
+        let row: Option<(String, i64)> = self
+            .db
+            .call(move |conn| {
+                Ok(conn
+                    .query_row(
+                        "SELECT data, expires_at FROM sessions WHERE id_hash = ?1 AND expires_at > ?2",
+                        params![key, now],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?)
+            })
+            .await
+            .map_err(backend)?;
+        let Some((data, expires)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Record {
+            id: *id,
+            data: serde_json::from_str(&data).map_err(backend)?,
+            expiry_date: time::OffsetDateTime::from_unix_timestamp(expires).map_err(backend)?,
+        }))
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let key = id_hash(id);
+        self.db
+            .call(move |conn| {
+                conn.execute("DELETE FROM sessions WHERE id_hash = ?1", [key])?;
+                Ok(())
+            })
+            .await
+            .map_err(backend)
+    }
+}
+
+/// Removes expired sessions; run periodically.
+pub fn delete_expired(conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM sessions WHERE expires_at <= ?1",
+        [crate::time::now().unix_timestamp()],
+    )
+}
+
+/// Ends every session of a user except, optionally, the one making the request.
+pub fn delete_user_sessions(
+    conn: &rusqlite::Connection,
+    user_id: &str,
+    keep: Option<&Id>,
+) -> rusqlite::Result<usize> {
+    let keep = keep.map(id_hash).unwrap_or_default();
+    conn.execute(
+        "DELETE FROM sessions WHERE user_id = ?1 AND id_hash != ?2",
+        params![user_id, keep],
+    )
+}

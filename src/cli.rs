@@ -1,0 +1,197 @@
+//! The command line: `picd serve`, `picd setup --answers FILE`, `picd migrate`,
+//! `picd audit verify`, `picd admin reset-password USER`.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::{LogFormat, Settings, DEV_STATE_DIR};
+use crate::db::Db;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "picd",
+    version,
+    about = "The daemon of a personal internet cell"
+)]
+pub struct Args {
+    /// Settings file [default: /etc/picd/picd.toml, read if present]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the database and vault live; wins over --dev's folder and the settings file
+    #[arg(long, global = true, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Development mode: state in ./picd-state, no root needed
+    #[arg(long, global = true)]
+    dev: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:3000]
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
+    },
+    /// Complete the setup wizard unattended from a TOML answers file
+    Setup {
+        #[arg(long, value_name = "FILE")]
+        answers: PathBuf,
+    },
+    /// Apply pending database migrations and exit
+    Migrate,
+    /// The audit log
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Administration
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Verify the hash chain of the audit log, offline; exits 1 when it does not hold
+    Verify,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Set a new password for USER (read from the first line of standard input) and end
+    /// their sessions
+    ResetPassword { user: String },
+}
+
+fn settings(args: &Args) -> anyhow::Result<Settings> {
+    let mut settings = Settings::load(args.config.as_deref())?;
+    if args.dev {
+        settings.state_dir = PathBuf::from(DEV_STATE_DIR);
+    }
+    if let Some(dir) = &args.state_dir {
+        settings.state_dir = dir.clone();
+    }
+    Ok(settings)
+}
+
+/// Creates the state directory, private to picd's user.
+fn prepare_state_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating state directory {}", dir.display()))?;
+    }
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut settings = settings(&args)?;
+    match args.command {
+        Command::Serve { listen } => {
+            if let Some(listen) = listen {
+                settings.listen = listen;
+            }
+            init_logging(&settings);
+            prepare_state_dir(&settings.state_dir)?;
+            runtime()?.block_on(crate::serve::run(settings))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Setup { answers } => {
+            prepare_state_dir(&settings.state_dir)?;
+            let db = Db::open(&settings.database_path())?;
+            let admin = runtime()?.block_on(crate::setup::answers::run(&db, &answers))?;
+            println!("setup complete; admin user: {admin}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            prepare_state_dir(&settings.state_dir)?;
+            let mut conn = rusqlite::Connection::open(settings.database_path())?;
+            let applied = crate::db::migrate(&mut conn)?;
+            if applied.is_empty() {
+                println!("database is up to date");
+            }
+            for version in applied {
+                println!("applied migration {version:04}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => audit_verify(&settings.database_path()),
+        Command::Admin {
+            command: AdminCommand::ResetPassword { user },
+        } => {
+            let db = Db::open(&settings.database_path())?;
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']).to_string();
+            let username = user.to_lowercase();
+            crate::auth::password::check_policy("password", &password, &username)
+                .map_err(|e| anyhow::anyhow!(crate::setup::answers::describe(&e)))?;
+            let hash = crate::auth::password::hash_blocking(&password)
+                .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+            let audit = crate::audit::cli_ctx("cli");
+            let ended = db
+                .call_blocking(|conn| {
+                    audit.transact_blocking(conn, |tx, entry| {
+                        entry.action = "auth.admin.reset_password".into();
+                        entry.target_type = "user".into();
+                        entry.detail = serde_json::json!({ "username": username });
+                        crate::auth::routes::reset_password(tx, &username, &hash, entry)
+                    })
+                })
+                .map_err(|e| anyhow::anyhow!(crate::setup::answers::describe(&e)))?;
+            println!("password of {username} reset; {ended} session(s) ended");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Verifies the chain straight from the database file, read-only, without picd running.
+fn audit_verify(path: &Path) -> anyhow::Result<ExitCode> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .with_context(|| format!("opening {}", path.display()))?;
+    let report = crate::audit::chain::verify(&conn)?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(if report.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

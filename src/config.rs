@@ -1,0 +1,200 @@
+//! picd's own settings: one TOML file (`/etc/picd/picd.toml`), every key overridable by a
+//! `PICD_<KEY>` environment variable, then by command-line flags. (The cell's settings, set
+//! by the wizard, live in the database and are served by /api/config.)
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/picd/picd.toml";
+/// `--dev` keeps state here, relative to the working directory.
+pub const DEV_STATE_DIR: &str = "picd-state";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CookieSecure {
+    /// Secure when the request came over https (through a trusted proxy).
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address of the HTTP API and UI. picd is meant to be reached through Caddy only.
+    pub listen: SocketAddr,
+    /// Where the database and the vault live.
+    pub state_dir: PathBuf,
+    /// tracing filter, e.g. `info` or `picd=debug,info`.
+    pub log_level: String,
+    pub log_format: LogFormat,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// A session ends after this long without a request.
+    pub session_idle_minutes: u32,
+    /// A session ends this long after login, however active.
+    pub session_absolute_hours: u32,
+    pub cookie_secure: CookieSecure,
+    /// Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (the reverse proxy).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Failed logins for one username within a minute before 429.
+    pub login_failures_per_user: usize,
+    /// Failed logins from one client address within a minute before 429.
+    pub login_failures_per_address: usize,
+    /// Caddy's admin API (host:port).
+    pub caddy_admin: String,
+    /// The Docker engine's socket.
+    pub docker_socket: PathBuf,
+    /// Seconds between health checks recorded for /api/health/history.
+    pub health_interval_seconds: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            state_dir: PathBuf::from("/var/lib/picd"),
+            log_level: "info".into(),
+            log_format: LogFormat::Text,
+            body_limit_bytes: 64 * 1024,
+            session_idle_minutes: 60,
+            session_absolute_hours: 12,
+            cookie_secure: CookieSecure::Auto,
+            trusted_proxies: vec![
+                IpAddr::from([127, 0, 0, 1]),
+                "::1".parse().expect("literal"),
+            ],
+            login_failures_per_user: 5,
+            login_failures_per_address: 20,
+            caddy_admin: "127.0.0.1:2019".into(),
+            docker_socket: PathBuf::from("/var/run/docker.sock"),
+            health_interval_seconds: 30,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then the file (required when `explicit`, else read only if present), then the
+    /// environment.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
+        let (path, explicit) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        };
+        let mut table = toml::Table::try_from(Settings::default())?;
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let file: toml::Table =
+                    toml::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+                for (key, value) in file {
+                    if !table.contains_key(&key) {
+                        bail!("{}: unknown key `{key}`", path.display());
+                    }
+                    table.insert(key, value);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+        apply_env(&mut table, |k| std::env::var(k).ok())?;
+        let settings: Settings = table.try_into().context("invalid settings")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.body_limit_bytes < 1024 {
+            bail!("body_limit_bytes must be at least 1024");
+        }
+        if self.session_idle_minutes == 0 || self.session_absolute_hours == 0 {
+            bail!("session lifetimes must be positive");
+        }
+        if self.login_failures_per_user == 0 || self.login_failures_per_address == 0 {
+            bail!("login failure bounds must be positive");
+        }
+        Ok(())
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.state_dir.join("picd.db")
+    }
+}
+
+/// `PICD_<KEY>` overrides `<key>`; the value is read as the key's type (lists are
+/// comma-separated).
+fn apply_env(table: &mut toml::Table, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+    for (key, value) in table.iter_mut() {
+        let name = format!("PICD_{}", key.to_uppercase());
+        let Some(raw) = var(&name) else { continue };
+        *value = match value {
+            toml::Value::Integer(_) => toml::Value::Integer(
+                raw.trim()
+                    .parse()
+                    .with_context(|| format!("{name} must be a whole number"))?,
+            ),
+            toml::Value::Boolean(_) => toml::Value::Boolean(
+                raw.trim()
+                    .parse()
+                    .with_context(|| format!("{name} must be true or false"))?,
+            ),
+            toml::Value::Array(_) => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_string()))
+                    .collect(),
+            ),
+            _ => toml::Value::String(raw),
+        };
+    }
+    Ok(())
+}
+
+/// The table of keys for the README: key, default, meaning.
+pub fn describe() -> Vec<(String, String)> {
+    let table = toml::Table::try_from(Settings::default()).unwrap_or_default();
+    table.into_iter().map(|(k, v)| (k, v.to_string())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_every_kind_of_key() {
+        let mut table = toml::Table::try_from(Settings::default()).unwrap();
+        apply_env(&mut table, |k| match k {
+            "PICD_LISTEN" => Some("127.0.0.1:4000".into()),
+            "PICD_SESSION_IDLE_MINUTES" => Some("5".into()),
+            "PICD_TRUSTED_PROXIES" => Some("10.0.0.1, ::1".into()),
+            "PICD_COOKIE_SECURE" => Some("always".into()),
+            _ => None,
+        })
+        .unwrap();
+        let s: Settings = table.try_into().unwrap();
+        assert_eq!(s.listen.port(), 4000);
+        assert_eq!(s.session_idle_minutes, 5);
+        assert_eq!(s.trusted_proxies.len(), 2);
+        assert_eq!(s.cookie_secure, CookieSecure::Always);
+    }
+
+    #[test]
+    fn a_bad_number_names_the_variable() {
+        let mut table = toml::Table::try_from(Settings::default()).unwrap();
+        let err = apply_env(&mut table, |k| {
+            (k == "PICD_BODY_LIMIT_BYTES").then(|| "lots".into())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("PICD_BODY_LIMIT_BYTES"));
+    }
+}

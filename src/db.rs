@@ -1,0 +1,178 @@
+//! Opening the SQLite store (WAL, foreign keys, busy timeout, durable commits), applying the
+//! numbered migrations, and running database work off the async runtime's worker threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::error::ApiError;
+
+/// Migrations, in order. A landed migration is never edited: add a new one.
+const MIGRATIONS: &[(u32, &str, &str)] = &[(
+    1,
+    "foundation",
+    include_str!("../migrations/0001_foundation.sql"),
+)];
+
+/// Idle connections kept for reuse; more may be open while requests are in flight.
+const MAX_IDLE_CONNECTIONS: usize = 8;
+
+/// A handle on the store: a small pool of connections used from blocking threads.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DbInner>,
+}
+
+struct DbInner {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> anyhow::Result<Db> {
+        let mut conn = open_connection(path)?;
+        migrate(&mut conn).context("applying migrations")?;
+        Ok(Db {
+            inner: Arc::new(DbInner {
+                path: path.to_path_buf(),
+                idle: Mutex::new(vec![conn]),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn checkout(&self) -> rusqlite::Result<Connection> {
+        let pooled = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => open_connection(&self.inner.path).map_err(|e| {
+                tracing::error!(error = %e, "opening a database connection");
+                rusqlite::Error::InvalidPath(self.inner.path.clone())
+            }),
+        }
+    }
+
+    fn checkin(&self, conn: Connection) {
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_CONNECTIONS {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `f` with a connection on a blocking thread.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.call_blocking(f))
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("database task failed: {e}")))?
+    }
+
+    /// Runs `f` with a connection on the current thread (for the CLI and blocking threads).
+    pub fn call_blocking<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, ApiError>,
+    {
+        let mut conn = self.checkout()?;
+        let result = f(&mut conn);
+        // A connection left inside a transaction (a panic mid-way is caught by the runtime)
+        // must not be reused.
+        if conn.is_autocommit() {
+            self.checkin(conn);
+        }
+        result
+    }
+
+    /// Runs `f` inside one write transaction (BEGIN IMMEDIATE, so concurrent writers queue on
+    /// the busy timeout instead of failing on lock upgrade); commits when `f` succeeds.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+fn open_connection(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening database {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    // WAL lets readers run beside the writer; synchronous=FULL makes every commit durable
+    // (the audit log promises that an acknowledged change is on disk).
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// Applies each pending migration in its own transaction and records it.
+pub fn migrate(conn: &mut Connection) -> anyhow::Result<Vec<u32>> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at TEXT NOT NULL
+        )",
+    )?;
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let done: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
+            [version],
+            |row| row.get(0),
+        )?;
+        if done {
+            continue;
+        }
+        tx.execute_batch(sql)
+            .with_context(|| format!("migration {version:04}_{name}"))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![version, name, crate::time::now_rfc3339()],
+        )?;
+        tx.commit()?;
+        applied.push(*version);
+    }
+    Ok(applied)
+}
+
+/// Maps a unique-constraint violation to a 409 in one place; other errors pass through.
+pub fn conflict_on_unique(err: rusqlite::Error, message: &str) -> ApiError {
+    match &err {
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            ApiError::conflict("already_exists", message)
+        }
+        _ => ApiError::Db(err),
+    }
+}

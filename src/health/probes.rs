@@ -1,0 +1,183 @@
+//! Drivers for the subsystems whose desired state picd does not manage yet: each finds out
+//! whether its component can be driven on this machine (the Docker socket answers, Caddy's
+//! admin API answers, nft works, the capability and device WireGuard needs are there) and
+//! reports that truthfully in /api/status. Domains replace these with their real drivers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::driver::{Driver, DriverError, Drivers, SubsystemStatus};
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The drivers of this build, in /api/status order.
+pub fn default_drivers(settings: &Settings) -> Drivers {
+    Drivers::new(vec![
+        Arc::new(Probe::WireGuard),
+        Arc::new(Probe::Dns),
+        Arc::new(Probe::Caddy(settings.caddy_admin.clone())),
+        Arc::new(Probe::Nftables),
+        Arc::new(Probe::Docker(settings.docker_socket.clone())),
+    ])
+}
+
+pub enum Probe {
+    WireGuard,
+    Dns,
+    Caddy(String),
+    Nftables,
+    Docker(PathBuf),
+}
+
+#[async_trait]
+impl Driver for Probe {
+    fn name(&self) -> &'static str {
+        match self {
+            Probe::WireGuard => "wireguard",
+            Probe::Dns => "dns",
+            Probe::Caddy(_) => "caddy",
+            Probe::Nftables => "nftables",
+            Probe::Docker(_) => "docker",
+        }
+    }
+
+    /// Nothing is desired of these subsystems yet; reconciling checks that each could be
+    /// driven, so start-up logs say which cannot.
+    async fn reconcile(&self, _db: &Db) -> Result<(), DriverError> {
+        let status = self.status().await;
+        match status.state {
+            crate::driver::DriverState::Unavailable => Err(DriverError::Unavailable(
+                self.name(),
+                status.reason.unwrap_or_default(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn status(&self) -> SubsystemStatus {
+        let name = self.name();
+        let result = match self {
+            Probe::WireGuard => wireguard_capability().map(|how| {
+                format!("{how} available; no WireGuard driver in this build, so no interface is managed")
+            }).and_then(Err),
+            Probe::Dns => Err("the embedded DNS server is not part of this build".to_string()),
+            Probe::Caddy(addr) => caddy(addr).await,
+            Probe::Nftables => nftables().await,
+            Probe::Docker(socket) => docker(socket).await,
+        };
+        match result {
+            Ok(reason) => SubsystemStatus::ok(name, Some(reason)),
+            Err(reason) => SubsystemStatus::unavailable(name, reason),
+        }
+    }
+}
+
+/// Whether this process holds CAP_NET_ADMIN in its effective set.
+pub fn has_net_admin() -> bool {
+    const CAP_NET_ADMIN: u32 = 12;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_NET_ADMIN) != 0)
+}
+
+fn wireguard_capability() -> Result<&'static str, String> {
+    if !has_net_admin() {
+        return Err("picd lacks CAP_NET_ADMIN, so it cannot create a WireGuard interface".into());
+    }
+    if Path::new("/sys/module/wireguard").exists() {
+        Ok("kernel WireGuard")
+    } else if Path::new("/dev/net/tun").exists() {
+        Ok("userspace WireGuard (/dev/net/tun)")
+    } else {
+        Err("neither the kernel's WireGuard module nor /dev/net/tun is present".into())
+    }
+}
+
+/// One HTTP/1.0 GET over an already-connected stream; Ok with the status line on 2xx.
+async fn http_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    host: &str,
+    path: &str,
+) -> Result<String, String> {
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut head = vec![0u8; 256];
+    let n = stream.read(&mut head).await.map_err(|e| e.to_string())?;
+    let line = String::from_utf8_lossy(&head[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    match line.split_whitespace().nth(1) {
+        Some(code) if code.starts_with('2') => Ok(line),
+        _ => Err(format!("unexpected answer: {line}")),
+    }
+}
+
+async fn caddy(addr: &str) -> Result<String, String> {
+    let attempt = async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        http_get(stream, addr, "/config/").await
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
+        Ok(Ok(_)) => Ok(format!("admin API answers at {addr}")),
+        Ok(Err(e)) => Err(format!("Caddy's admin API at {addr} does not answer: {e}")),
+        Err(_) => Err(format!("Caddy's admin API at {addr} timed out")),
+    }
+}
+
+async fn docker(socket: &Path) -> Result<String, String> {
+    let attempt = async {
+        let stream = tokio::net::UnixStream::connect(socket)
+            .await
+            .map_err(|e| e.to_string())?;
+        http_get(stream, "docker", "/_ping").await
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
+        Ok(Ok(_)) => Ok(format!("engine answers at {}", socket.display())),
+        Ok(Err(e)) => Err(format!("no Docker engine at {}: {e}", socket.display())),
+        Err(_) => Err(format!(
+            "the Docker engine at {} timed out",
+            socket.display()
+        )),
+    }
+}
+
+async fn nftables() -> Result<String, String> {
+    let run = tokio::process::Command::new("nft")
+        .args(["list", "tables"])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(PROBE_TIMEOUT, run).await {
+        Ok(Ok(out)) if out.status.success() => Ok("nft works".into()),
+        Ok(Ok(out)) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            Err(format!(
+                "nft failed: {}",
+                err.lines().next().unwrap_or("no message")
+            ))
+        }
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err("nft is not installed (Debian package nftables)".into())
+        }
+        Ok(Err(e)) => Err(format!("nft could not run: {e}")),
+        Err(_) => Err("nft timed out".into()),
+    }
+}

@@ -1,0 +1,68 @@
+//! GET /health (public), GET /api/status, GET /api/health/history.
+
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::AdminUser;
+use crate::error::{ApiError, ApiResult, Json, Query};
+use crate::state::AppState;
+
+/// Public and cheap: whether picd answers and its database is reachable. Says nothing about
+/// the cell beyond whether setup is pending.
+pub async fn health(State(app): State<AppState>) -> ApiResult<Json<Value>> {
+    let setup_complete = app.setup_complete().await?;
+    Ok(Json(
+        json!({ "status": "ok", "setup_complete": setup_complete }),
+    ))
+}
+
+pub async fn status(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+    let config = app
+        .db
+        .call(|conn| crate::setup::store::read_cell_config(conn))
+        .await?;
+    let subsystems = app.drivers.statuses().await;
+    Ok(Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": app.started.elapsed().as_secs(),
+        "cell": config.map(|c| json!({ "name": c.cell.name, "domain": c.cell.domain })),
+        "overall": super::overall(&subsystems),
+        "subsystems": subsystems,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    limit: Option<u32>,
+}
+
+pub async fn history(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    Query(query): Query<HistoryQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
+    }
+    let entries = app
+        .db
+        .call(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT time, overall, subsystems FROM health_history ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit], |r| {
+                let subsystems: String = r.get(2)?;
+                Ok(json!({
+                    "time": r.get::<_, String>(0)?,
+                    "overall": r.get::<_, String>(1)?,
+                    "subsystems": serde_json::from_str::<Value>(&subsystems).unwrap_or(Value::Null),
+                }))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await?;
+    Ok(Json(json!({ "entries": entries })))
+}

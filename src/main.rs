@@ -1,0 +1,35 @@
+//! picd: the daemon of a personal internet cell. This file parses the command line, sets up
+//! logging and hands over to the subcommand.
+
+#![forbid(unsafe_code)]
+
+mod app;
+mod audit;
+mod auth;
+mod cli;
+mod client;
+mod config;
+mod db;
+mod driver;
+mod error;
+mod health;
+mod serve;
+mod setup;
+mod state;
+mod time;
+mod web;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("picd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

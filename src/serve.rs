@@ -1,0 +1,69 @@
+//! `picd serve`: open the store, start the drivers and background loops, answer HTTP. Every
+//! long-running task is joined in one `select!`: if one ends, picd ends, and systemd restarts it.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::state::AppState;
+
+/// How often expired sessions are swept from the store.
+const SESSION_SWEEP: Duration = Duration::from_secs(600);
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let db = Db::open(&settings.database_path())?;
+    let drivers = crate::health::probes::default_drivers(&settings);
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    let app = AppState::new(db, settings, drivers);
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        state_dir = %app.settings.state_dir.display(),
+        "picd is listening"
+    );
+    // A restart re-applies every driver's desired state.
+    let startup = app.clone();
+    tokio::spawn(async move { startup.drivers.reconcile_all(&startup.db).await });
+
+    tokio::select! {
+        served = crate::app::serve(listener, app.clone(), shutdown_signal()) => served.context("HTTP server")?,
+        ended = crate::health::run_health_checks(app.clone()) => ended.context("health checks ended")?,
+        ended = run_session_sweeper(app.clone()) => ended.context("session sweeper ended")?,
+    }
+    tracing::info!("picd stopped");
+    Ok(())
+}
+
+async fn run_session_sweeper(app: AppState) -> anyhow::Result<()> {
+    let mut interval = tokio::time::interval(SESSION_SWEEP);
+    loop {
+        interval.tick().await;
+        match app
+            .db
+            .call(|conn| Ok(crate::auth::session_store::delete_expired(conn)?))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(sessions = n, "expired sessions removed"),
+            Err(e) => tracing::warn!(error = %e, "sweeping expired sessions"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}

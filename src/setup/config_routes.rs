@@ -1,0 +1,112 @@
+//! GET/PUT /api/config: the cell's settings. PUT takes exactly what GET returns, so a round
+//! trip changes nothing; the read-only fields (`setup_completed_at`, `updated_at`) are ignored.
+
+use axum::extract::State;
+use serde_json::{json, Value};
+
+use super::store::{self, CellConfig};
+use super::validate::{self, CellSettings, DnsSettings, Problems};
+use crate::audit::AuditCtx;
+use crate::auth::AdminUser;
+use crate::error::{ApiError, ApiResult, Json};
+use crate::state::AppState;
+
+const READ_ONLY: &[&str] = &["setup_completed_at", "updated_at"];
+
+fn render(config: &CellConfig, completed_at: Option<String>) -> Value {
+    json!({
+        "cell": config.cell,
+        "dns": config.dns,
+        "setup_completed_at": completed_at,
+        "updated_at": config.updated_at,
+    })
+}
+
+async fn current(app: &AppState) -> ApiResult<Value> {
+    let (config, state) = app
+        .db
+        .call(|conn| Ok((store::read_cell_config(conn)?, store::load(conn)?)))
+        .await?;
+    let config = config.ok_or_else(|| ApiError::not_found("cell config"))?;
+    Ok(render(&config, state.completed_at))
+}
+
+pub async fn get(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+    Ok(Json(current(&app).await?))
+}
+
+fn parse(body: &Value) -> Result<(CellSettings, DnsSettings), ApiError> {
+    let mut allowed = vec!["cell", "dns"];
+    allowed.extend_from_slice(READ_ONLY);
+    let mut problems = Problems::default();
+    let Some(map) = validate::object(body, &allowed, &mut problems, "") else {
+        return Err(problems.into_error(""));
+    };
+    let mut fields = Vec::new();
+    let cell = validate::cell_step(map.get("cell").unwrap_or(&Value::Null), "cell.");
+    let dns = validate::dns_step(map.get("dns").unwrap_or(&Value::Null), "dns.");
+    for result in [cell.as_ref().err(), dns.as_ref().err()]
+        .into_iter()
+        .flatten()
+    {
+        if let ApiError::Invalid { fields: f } = result {
+            fields.extend(f.iter().cloned());
+        }
+    }
+    problems.into_result(())?;
+    match (cell, dns) {
+        (Ok(cell), Ok(dns)) => Ok((cell, dns)),
+        _ => Err(ApiError::Invalid { fields }),
+    }
+}
+
+fn changed_fields(old: &CellConfig, cell: &CellSettings, dns: &DnsSettings) -> Vec<String> {
+    let (old_v, new_v) = (
+        json!({ "cell": old.cell, "dns": old.dns }),
+        json!({ "cell": cell, "dns": dns }),
+    );
+    let mut changed = Vec::new();
+    for section in ["cell", "dns"] {
+        if let (Some(a), Some(b)) = (old_v[section].as_object(), new_v[section].as_object()) {
+            for (key, value) in b {
+                if a.get(key) != Some(value) {
+                    changed.push(format!("{section}.{key}"));
+                }
+            }
+        }
+    }
+    changed
+}
+
+pub async fn put(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    audit: AuditCtx,
+    Json(body): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    let (cell, dns) = match parse(&body) {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            return Err(audit
+                .refuse(&app.db, "config", "cell", json!({}), err)
+                .await)
+        }
+    };
+    audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = "config".into();
+            entry.target_id = "cell".into();
+            let old =
+                store::read_cell_config(tx)?.ok_or_else(|| ApiError::not_found("cell config"))?;
+            let changed = changed_fields(&old, &cell, &dns);
+            if !changed.is_empty() {
+                store::write_cell_config(tx, &cell, &dns)?;
+            }
+            entry.detail = json!({ "changed": changed });
+            Ok(())
+        })
+        .await?;
+    let reconcile = app.clone();
+    tokio::spawn(async move { reconcile.drivers.reconcile_all(&reconcile.db).await });
+    Ok(Json(current(&app).await?))
+}

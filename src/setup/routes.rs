@@ -1,0 +1,227 @@
+//! GET /api/setup/status, GET/POST /api/setup/step, POST /api/setup/complete.
+
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tower_sessions::Session;
+
+use super::store::{self, already_complete, AdminDraft, Draft, Step, STEPS};
+use super::validate;
+use crate::audit::AuditCtx;
+use crate::auth::session_store::USER_ID_KEY;
+use crate::auth::{password, random_token, CSRF_KEY, LOGIN_AT_KEY};
+use crate::error::{ApiError, ApiResult, Json, Query};
+use crate::state::AppState;
+
+/// The actor of wizard entries: nobody is signed in yet.
+const SETUP_ACTOR: &str = "setup";
+
+fn completed_steps(draft: &Draft) -> Vec<&'static str> {
+    let mut done = Vec::new();
+    if draft.admin.is_some() {
+        done.push("admin");
+    }
+    if draft.cell.is_some() {
+        done.push("cell");
+    }
+    if draft.dns.is_some() {
+        done.push("dns");
+    }
+    done
+}
+
+pub async fn status(State(app): State<AppState>) -> ApiResult<Json<Value>> {
+    let state = app.db.call(|conn| store::load(conn)).await?;
+    Ok(Json(json!({
+        "complete": state.completed_at.is_some(),
+        "completed_at": state.completed_at,
+        "current_step": state.current_step,
+        "steps": STEPS,
+        "completed_steps": completed_steps(&state.draft),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepQuery {
+    step: Option<String>,
+}
+
+/// What the wizard shows for a step: the values entered so far (never the password).
+pub async fn get_step(
+    State(app): State<AppState>,
+    Query(query): Query<StepQuery>,
+) -> ApiResult<Json<Value>> {
+    let state = app.db.call(|conn| store::load(conn)).await?;
+    if state.completed_at.is_some() {
+        return Err(already_complete());
+    }
+    let step = match query.step.as_deref() {
+        None => state.current_step,
+        Some(s) => Step::parse(s)
+            .ok_or_else(|| ApiError::invalid("step", "must be admin, cell, dns or review"))?,
+    };
+    let draft = &state.draft;
+    let admin = draft
+        .admin
+        .as_ref()
+        .map(|a| json!({ "username": a.username }));
+    let data = match step {
+        Step::Admin => admin.unwrap_or(Value::Null),
+        Step::Cell => json!(draft.cell),
+        Step::Dns => json!(draft.dns),
+        Step::Review => json!({ "admin": admin, "cell": draft.cell, "dns": draft.dns }),
+    };
+    Ok(Json(json!({
+        "step": step,
+        "current_step": state.current_step,
+        "steps": STEPS,
+        "completed_steps": completed_steps(draft),
+        "data": data,
+    })))
+}
+
+/// A step's input, validated into the draft's form. Passwords are hashed here, before
+/// anything is written.
+pub(crate) async fn validated_step(
+    step: Step,
+    data: &Value,
+    draft: &mut Draft,
+) -> ApiResult<Value> {
+    match step {
+        Step::Admin => {
+            let admin = validate::admin_step(data)?;
+            let password_hash = password::hash(admin.password).await?;
+            let detail = json!({ "username": admin.username });
+            draft.admin = Some(AdminDraft {
+                username: admin.username,
+                password_hash,
+            });
+            Ok(detail)
+        }
+        Step::Cell => {
+            let cell = validate::cell_step(data, "")?;
+            let detail = json!({ "name": cell.name, "domain": cell.domain });
+            draft.cell = Some(cell);
+            Ok(detail)
+        }
+        Step::Dns => {
+            draft.dns = Some(validate::dns_step(data, "")?);
+            Ok(json!({}))
+        }
+        Step::Review => Err(ApiError::bad_request(
+            "review_step",
+            "the review step is confirmed with POST /api/setup/complete",
+        )),
+    }
+}
+
+pub async fn post_step(
+    State(app): State<AppState>,
+    audit: AuditCtx,
+    Json(body): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    audit.set_actor(SETUP_ACTOR);
+    let state = app.db.call(|conn| store::load(conn)).await?;
+    let refuse = |err: ApiError| audit.refuse(&app.db, "setup", "", json!({}), err);
+    if state.completed_at.is_some() {
+        return Err(refuse(already_complete()).await);
+    }
+    let mut problems = validate::Problems::default();
+    let Some(map) = validate::object(&body, &["step", "data"], &mut problems, "") else {
+        return Err(refuse(problems.into_error("")).await);
+    };
+    let step = match map.get("step") {
+        None => state.current_step,
+        Some(Value::String(s)) => match Step::parse(s) {
+            Some(step) => step,
+            None => {
+                return Err(refuse(ApiError::invalid(
+                    "step",
+                    "must be admin, cell, dns or review",
+                ))
+                .await)
+            }
+        },
+        Some(_) => return Err(refuse(ApiError::invalid("step", "must be a string")).await),
+    };
+    if step > state.current_step {
+        let err = ApiError::conflict(
+            "step_out_of_order",
+            format!("the wizard is on the {} step", state.current_step.as_str()),
+        );
+        return Err(refuse(err).await);
+    }
+    let data = map.get("data").cloned().unwrap_or(Value::Null);
+    let mut draft = state.draft;
+    let detail = match validated_step(step, &data, &mut draft).await {
+        Ok(detail) => detail,
+        Err(err) => {
+            return Err(audit
+                .refuse(&app.db, "setup", step.as_str(), json!({}), err)
+                .await)
+        }
+    };
+    let next = step.next();
+    audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = "setup".into();
+            entry.target_id = step.as_str().into();
+            entry.detail = detail;
+            // Re-read inside the transaction: a completion that raced this request wins.
+            if store::is_complete(tx)? {
+                return Err(already_complete());
+            }
+            store::save(tx, next, &draft)
+        })
+        .await?;
+    Ok(Json(
+        json!({ "step": step, "accepted": true, "current_step": next }),
+    ))
+}
+
+pub async fn complete(
+    State(app): State<AppState>,
+    audit: AuditCtx,
+    session: Session,
+) -> ApiResult<Json<Value>> {
+    audit.set_actor(SETUP_ACTOR);
+    let user = audit
+        .transact(&app.db, |tx, entry| {
+            entry.target_type = "setup".into();
+            entry.target_id = "complete".into();
+            let state = store::load(tx)?;
+            if state.completed_at.is_none() && state.current_step != Step::Review {
+                return Err(ApiError::conflict(
+                    "setup_incomplete",
+                    "every wizard step must be submitted first",
+                ));
+            }
+            let user = store::complete(tx, &state.draft)?;
+            entry.actor = Some(user.username.clone());
+            entry.detail = json!({ "admin": user.username });
+            Ok(user)
+        })
+        .await?;
+    // The wizard ends signed in as the new admin, with a fresh session id.
+    let session_error = crate::auth::routes_session_error;
+    session.cycle_id().await.map_err(session_error)?;
+    session
+        .insert(USER_ID_KEY, &user.id)
+        .await
+        .map_err(session_error)?;
+    session
+        .insert(LOGIN_AT_KEY, crate::time::now().unix_timestamp())
+        .await
+        .map_err(session_error)?;
+    let csrf = random_token();
+    session
+        .insert(CSRF_KEY, &csrf)
+        .await
+        .map_err(session_error)?;
+    let reconcile = app.clone();
+    tokio::spawn(async move { reconcile.drivers.reconcile_all(&reconcile.db).await });
+    Ok(Json(
+        json!({ "complete": true, "user": user, "csrf_token": csrf }),
+    ))
+}

@@ -1,0 +1,206 @@
+//! Where the wizard stands, its draft, and the cell's settings once it has completed.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use super::validate::{CellSettings, DnsSettings};
+use crate::auth::store::{self as users, Role, User};
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    Admin,
+    Cell,
+    Dns,
+    Review,
+}
+
+pub const STEPS: [Step; 4] = [Step::Admin, Step::Cell, Step::Dns, Step::Review];
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Admin => "admin",
+            Step::Cell => "cell",
+            Step::Dns => "dns",
+            Step::Review => "review",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Step> {
+        STEPS.into_iter().find(|step| step.as_str() == s)
+    }
+
+    pub fn next(self) -> Step {
+        match self {
+            Step::Admin => Step::Cell,
+            Step::Cell => Step::Dns,
+            Step::Dns | Step::Review => Step::Review,
+        }
+    }
+}
+
+/// The admin account as the draft keeps it: the password is already hashed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminDraft {
+    pub username: String,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Draft {
+    pub admin: Option<AdminDraft>,
+    pub cell: Option<CellSettings>,
+    pub dns: Option<DnsSettings>,
+}
+
+pub struct SetupState {
+    pub current_step: Step,
+    pub draft: Draft,
+    pub completed_at: Option<String>,
+}
+
+pub fn load(conn: &Connection) -> Result<SetupState, ApiError> {
+    let (step, draft, completed_at): (String, String, Option<String>) = conn.query_row(
+        "SELECT current_step, draft, completed_at FROM setup_state WHERE id = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    Ok(SetupState {
+        current_step: Step::parse(&step).unwrap_or(Step::Admin),
+        draft: serde_json::from_str(&draft).unwrap_or_default(),
+        completed_at,
+    })
+}
+
+pub fn save(conn: &Connection, step: Step, draft: &Draft) -> Result<(), ApiError> {
+    let draft = serde_json::to_string(draft).map_err(|e| ApiError::Internal(e.into()))?;
+    conn.execute(
+        "UPDATE setup_state SET current_step = ?1, draft = ?2 WHERE id = 1",
+        params![step.as_str(), draft],
+    )?;
+    Ok(())
+}
+
+pub fn is_complete(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT completed_at IS NOT NULL FROM setup_state WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+}
+
+pub fn already_complete() -> ApiError {
+    ApiError::conflict("setup_complete", "setup has already been completed")
+}
+
+/// Finishes the wizard inside the caller's transaction: the admin user, the cell's settings,
+/// and the completion mark, all or nothing.
+pub fn complete(conn: &Connection, draft: &Draft) -> Result<User, ApiError> {
+    if is_complete(conn)? {
+        return Err(already_complete());
+    }
+    let (Some(admin), Some(cell), Some(dns)) = (&draft.admin, &draft.cell, &draft.dns) else {
+        return Err(ApiError::conflict(
+            "setup_incomplete",
+            "every wizard step must be submitted first",
+        ));
+    };
+    let user = users::create(conn, &admin.username, Role::Admin, &admin.password_hash)?;
+    write_cell_config(conn, cell, dns)?;
+    // The draft held the admin's password hash; it is in the users table now.
+    conn.execute(
+        "UPDATE setup_state SET current_step = 'review', draft = '{}', completed_at = ?1 WHERE id = 1",
+        [crate::time::now_rfc3339()],
+    )?;
+    Ok(user)
+}
+
+/// The cell's settings as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellConfig {
+    pub cell: CellSettings,
+    pub dns: DnsSettings,
+    pub updated_at: String,
+}
+
+pub fn write_cell_config(
+    conn: &Connection,
+    cell: &CellSettings,
+    dns: &DnsSettings,
+) -> Result<(), ApiError> {
+    let upstreams =
+        serde_json::to_string(&dns.upstreams).map_err(|e| ApiError::Internal(e.into()))?;
+    conn.execute(
+        "INSERT INTO cell_config (id, name, domain, public_endpoint, wireguard_port, subnet_v4, subnet_v6,
+                                  dns_upstreams, split_horizon, updated_at)
+         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT(id) DO UPDATE SET name = ?1, domain = ?2, public_endpoint = ?3, wireguard_port = ?4,
+             subnet_v4 = ?5, subnet_v6 = ?6, dns_upstreams = ?7, split_horizon = ?8, updated_at = ?9",
+        params![
+            cell.name,
+            cell.domain,
+            cell.public_endpoint,
+            cell.wireguard_port,
+            cell.subnet_v4.to_string(),
+            cell.subnet_v6.to_string(),
+            upstreams,
+            dns.split_horizon,
+            crate::time::now_rfc3339()
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn read_cell_config(conn: &Connection) -> Result<Option<CellConfig>, ApiError> {
+    let row = conn
+        .query_row(
+            "SELECT name, domain, public_endpoint, wireguard_port, subnet_v4, subnet_v6, dns_upstreams,
+                    split_horizon, updated_at
+             FROM cell_config WHERE id = 1",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u16>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, bool>(7)?,
+                    r.get::<_, String>(8)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((
+        name,
+        domain,
+        public_endpoint,
+        wireguard_port,
+        v4,
+        v6,
+        upstreams,
+        split_horizon,
+        updated_at,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    let corrupt =
+        |what: &str| ApiError::Internal(anyhow::anyhow!("stored cell config: bad {what}"));
+    Ok(Some(CellConfig {
+        cell: CellSettings {
+            name,
+            domain,
+            public_endpoint,
+            wireguard_port,
+            subnet_v4: v4.parse().map_err(|_| corrupt("subnet_v4"))?,
+            subnet_v6: v6.parse().map_err(|_| corrupt("subnet_v6"))?,
+        },
+        dns: DnsSettings {
+            upstreams: serde_json::from_str(&upstreams).map_err(|_| corrupt("dns_upstreams"))?,
+            split_horizon,
+        },
+        updated_at,
+    }))
+}

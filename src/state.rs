@@ -1,0 +1,55 @@
+//! The state every handler shares: the store, the settings, the drivers and the throttle.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::auth::throttle::LoginThrottle;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::driver::Drivers;
+use crate::error::ApiError;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub settings: Arc<Settings>,
+    pub drivers: Drivers,
+    pub throttle: Arc<LoginThrottle>,
+    pub started: Instant,
+    setup_done: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(db: Db, settings: Settings, drivers: Drivers) -> Self {
+        let throttle = LoginThrottle::new(
+            settings.login_failures_per_user,
+            settings.login_failures_per_address,
+        );
+        AppState {
+            db,
+            settings: Arc::new(settings),
+            drivers,
+            throttle: Arc::new(throttle),
+            started: Instant::now(),
+            setup_done: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Whether the wizard has completed. Once true it stays true, so only the first requests
+    /// (and those made while setup is pending, which `picd setup` may finish offline) read the
+    /// database.
+    pub async fn setup_complete(&self) -> Result<bool, ApiError> {
+        if self.setup_done.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let done = self
+            .db
+            .call(|conn| Ok(crate::setup::store::is_complete(conn)?))
+            .await?;
+        if done {
+            self.setup_done.store(true, Ordering::Release);
+        }
+        Ok(done)
+    }
+}
