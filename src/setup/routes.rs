@@ -131,6 +131,10 @@ pub async fn post_step(
     let Some(map) = validate::object(&body, &["step", "data"], &mut problems, "") else {
         return Err(refuse(problems.into_error("")).await);
     };
+    // An unknown key (a typo such as "date" for "data") must be refused, not ignored.
+    if let Err(err) = problems.into_result(()) {
+        return Err(refuse(err).await);
+    }
     let step = match map.get("step") {
         None => state.current_step,
         Some(Value::String(s)) => match Step::parse(s) {

@@ -1,0 +1,65 @@
+//! The fixtures: the wizard's answers (as the issue's answers-file example has them) and the
+//! users the tests sign in as.
+
+use serde_json::{json, Value};
+
+/// Name of the session cookie (src/app.rs).
+pub const SESSION_COOKIE: &str = "picd_session";
+/// The default request body limit (64 KiB).
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+// The wizard's answers, as the issue's answers-file example has them.
+pub const ADMIN_USER: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+pub const CELL_NAME: &str = "home";
+pub const CELL_DOMAIN: &str = "home.example";
+pub const PUBLIC_ENDPOINT: &str = "203.0.113.10";
+pub const WIREGUARD_PORT: u16 = 51820;
+pub const SUBNET_V4: &str = "10.77.0.0/24";
+pub const SUBNET_V6: &str = "fd77:77::/64";
+pub const DNS_UPSTREAMS: [&str; 2] = ["9.9.9.9", "2620:fe::fe"];
+pub const SPLIT_HORIZON: bool = true;
+
+/// A peer-role user, inserted straight into the store (there is no peer API yet).
+pub const PEER_USER: &str = "alice";
+pub const PEER_PASSWORD: &str = "alice has a long password";
+
+pub fn admin_step() -> Value {
+    json!({ "username": ADMIN_USER, "password": ADMIN_PASSWORD })
+}
+
+pub fn cell_step() -> Value {
+    json!({
+        "name": CELL_NAME,
+        "domain": CELL_DOMAIN,
+        "public_endpoint": PUBLIC_ENDPOINT,
+        "wireguard_port": WIREGUARD_PORT,
+        "subnet_v4": SUBNET_V4,
+        "subnet_v6": SUBNET_V6,
+    })
+}
+
+pub fn dns_step() -> Value {
+    json!({ "upstreams": DNS_UPSTREAMS, "split_horizon": SPLIT_HORIZON })
+}
+
+/// The answers file for `picd setup --answers`, with the same values as the wizard fixtures.
+pub fn answers_toml() -> String {
+    format!(
+        r#"[admin]
+username = "{ADMIN_USER}"
+password = "{ADMIN_PASSWORD}"
+[cell]
+name = "{CELL_NAME}"
+domain = "{CELL_DOMAIN}"
+public_endpoint = "{PUBLIC_ENDPOINT}"
+wireguard_port = {WIREGUARD_PORT}
+subnet_v4 = "{SUBNET_V4}"
+subnet_v6 = "{SUBNET_V6}"
+[dns]
+upstreams = ["{}", "{}"]
+split_horizon = {SPLIT_HORIZON}
+"#,
+        DNS_UPSTREAMS[0], DNS_UPSTREAMS[1]
+    )
+}

@@ -1,0 +1,181 @@
+// The admin app: header (cell, user, password, log out) and a hash router over the views.
+// Each view module exports mount(root, params, ctx) -> { update?(params), destroy?() }.
+
+import { api, ApiError } from "./api.js";
+import { brandMark, busy } from "./dom.js";
+import { clearErrors, markInvalid, setAlert, showErrors } from "./forms.js";
+import * as audit from "./audit.js";
+import * as settings from "./settings.js";
+import * as status from "./status.js";
+
+const ROUTES = {
+  status: { title: "Status", view: status },
+  audit: { title: "Audit log", view: audit },
+  settings: { title: "Settings", view: settings },
+};
+const FLASH_SECONDS = 8;
+
+const main = document.getElementById("main");
+const viewRoot = document.getElementById("view");
+const flashRegion = document.getElementById("flash");
+let flashTimer = null;
+let active = null;
+let cellName = "";
+
+document.getElementById("brand").prepend(brandMark());
+
+/** What views may do to the page around them. */
+const ctx = {
+  setCell(cell) {
+    if (!cell) return;
+    cellName = cell.name;
+    document.getElementById("cell-name").textContent = cell.name;
+    document.getElementById("cell-domain").textContent = cell.domain;
+    setTitle();
+  },
+  flash(text) {
+    clearTimeout(flashTimer);
+    flashRegion.textContent = text;
+    flashTimer = setTimeout(() => (flashRegion.textContent = ""), FLASH_SECONDS * 1000);
+  },
+};
+
+function setTitle() {
+  const route = active && ROUTES[active.name];
+  document.title = [route && route.title, cellName || "picd"].filter(Boolean).join(" · ");
+}
+
+function parseHash() {
+  const raw = window.location.hash.replace(/^#\/?/, "");
+  const [name, query = ""] = raw.split("?");
+  return { name, params: new URLSearchParams(query) };
+}
+
+function route(initial = false) {
+  const { name, params } = parseHash();
+  if (!ROUTES[name]) {
+    window.location.replace("#/status");
+    return;
+  }
+  for (const link of document.querySelectorAll(".nav a")) {
+    if (link.dataset.route === name) {
+      link.setAttribute("aria-current", "page");
+    } else {
+      link.removeAttribute("aria-current");
+    }
+  }
+  // Paging or filtering the same view keeps it (and the focus inside it).
+  if (active && active.name === name && active.instance.update) {
+    active.instance.update(params);
+    return;
+  }
+  if (active && active.instance.destroy) {
+    active.instance.destroy();
+  }
+  flashRegion.textContent = "";
+  viewRoot.replaceChildren();
+  active = { name, instance: ROUTES[name].view.mount(viewRoot, params, ctx) || {} };
+  setTitle();
+  if (!initial) {
+    main.focus({ preventScroll: true });
+    window.scrollTo(0, 0);
+  }
+}
+
+/** The account menu closes like a menu: on Escape, on a click elsewhere, after a choice. */
+function userMenu() {
+  const menu = document.getElementById("user-menu");
+  document.addEventListener("click", (event) => {
+    if (menu.open && (!menu.contains(event.target) || event.target.closest(".menu-item"))) {
+      menu.open = false;
+    }
+  });
+  menu.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && menu.open) {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+    }
+  });
+}
+
+function passwordDialog() {
+  const dialog = document.getElementById("password-dialog");
+  const form = document.getElementById("password-form");
+  const alert = document.getElementById("password-alert");
+  const submit = document.getElementById("password-submit");
+  const current = document.getElementById("current-password");
+  const next = document.getElementById("new-password");
+  const confirm = document.getElementById("confirm-password");
+
+  document.getElementById("change-password").addEventListener("click", () => {
+    form.reset();
+    clearErrors(form, alert);
+    dialog.showModal();
+    current.focus();
+  });
+  document.getElementById("password-cancel").addEventListener("click", () => dialog.close());
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form, alert);
+    if (next.value !== confirm.value) {
+      markInvalid(confirm, "does not match the new password").focus();
+      return;
+    }
+    await busy(submit, async () => {
+      try {
+        const answer = await api("/api/auth/change-password", {
+          method: "POST",
+          body: { current_password: current.value, new_password: next.value },
+        });
+        dialog.close();
+        const others = answer.other_sessions_ended;
+        ctx.flash(`Password changed.${others ? ` ${others} other session(s) were signed out.` : ""}`);
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        if (error.status === 429) {
+          setAlert(alert, `Too many wrong passwords. Try again in ${error.retryAfter || 60} seconds.`);
+        } else {
+          if (error.fields.current_password) {
+            error.fields.current_password = "is not correct";
+          }
+          showErrors(form, error, alert);
+        }
+      }
+    });
+  });
+}
+
+function logoutButton() {
+  const button = document.getElementById("logout");
+  button.addEventListener("click", () =>
+    busy(button, async () => {
+      try {
+        await api("/api/auth/logout", { method: "POST", redirect: false });
+      } catch {
+        // Signed out already, or picd is gone: either way the login page is where to go.
+      }
+      window.location.assign("/login");
+    }),
+  );
+}
+
+async function start() {
+  const me = await api("/api/auth/me");
+  document.getElementById("user-name").textContent = me.user.username;
+  document.getElementById("user-initial").textContent = me.user.username.slice(0, 1);
+  document.getElementById("menu-user").textContent = me.user.username;
+  document.querySelector("#user-menu summary").setAttribute("aria-label", `Account menu, signed in as ${me.user.username}`);
+  userMenu();
+  passwordDialog();
+  logoutButton();
+  window.addEventListener("hashchange", () => route());
+  route(true);
+  try {
+    const config = await api("/api/config");
+    ctx.setCell(config.cell);
+  } catch {
+    // The views report their own errors; the header keeps its placeholder.
+  }
+}
+
+start();
