@@ -16,7 +16,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::auth::session_store::SqliteSessionStore;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{audit, auth, client, health, setup, web};
+use crate::{audit, auth, client, health, setup, vault, web};
 
 pub const SESSION_COOKIE: &str = "picd_session";
 
@@ -55,6 +55,38 @@ pub fn router(app: AppState) -> Router {
         .route("/api/audit", get(audit::routes::list))
         .route("/api/audit/export", get(audit::routes::export))
         .route("/api/audit/verify", get(audit::routes::verify))
+        // Vault and API keys
+        .route(
+            "/api/vault/age-public-key",
+            get(vault::routes::age_public_key),
+        )
+        .route("/api/vault/ca.crt", get(vault::routes::ca_certificate))
+        .route(
+            "/api/vault/certs",
+            get(vault::routes::list_certs).post(vault::routes::issue_cert),
+        )
+        .route(
+            "/api/vault/certs/{id}/revoke",
+            post(vault::routes::revoke_cert),
+        )
+        .route("/api/vault/crl", get(vault::routes::crl))
+        .route(
+            "/api/vault/trust-keys",
+            get(vault::routes::list_trust_keys).post(vault::routes::add_trust_key),
+        )
+        .route(
+            "/api/vault/trust-keys/{id}",
+            axum::routing::delete(vault::routes::delete_trust_key),
+        )
+        .route(
+            "/api/keys",
+            get(auth::key_routes::list).post(auth::key_routes::create),
+        )
+        .route(
+            "/api/keys/{id}",
+            axum::routing::delete(auth::key_routes::revoke),
+        )
+        .route("/api/keys/{id}/rotate", post(auth::key_routes::rotate))
         // Pages
         .route("/", get(web::index))
         .route("/setup", get(web::setup))

@@ -17,6 +17,7 @@ mod serve;
 mod setup;
 mod state;
 mod time;
+mod vault;
 mod web;
 
 use std::process::ExitCode;

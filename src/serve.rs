@@ -13,12 +13,19 @@ use crate::state::AppState;
 const SESSION_SWEEP: Duration = Duration::from_secs(600);
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    // One picd per state directory: a second one (or `picd vault rekey`) would fight over
+    // the vault identity and the interfaces.
+    let _lock = crate::cli::lock_state_dir(&settings.state_dir)?;
     let db = Db::open(&settings.database_path())?;
+    let vault = db
+        .call_blocking(|conn| Ok(crate::vault::Vault::open(&settings.state_dir, conn)))
+        .map_err(|e| anyhow::anyhow!("{e}"))??;
+    ensure_ca(&db, &vault).await?;
     let drivers = crate::health::probes::default_drivers(&settings);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
-    let app = AppState::new(db, settings, drivers);
+    let app = AppState::new(db, vault, settings, drivers);
     tracing::info!(
         listen = %listener.local_addr()?,
         state_dir = %app.settings.state_dir.display(),
@@ -35,6 +42,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     tracing::info!("picd stopped");
     Ok(())
+}
+
+/// A cell set up before it had a CA gets one at start-up.
+async fn ensure_ca(db: &Db, vault: &crate::vault::Vault) -> anyhow::Result<()> {
+    let vault = vault.clone();
+    db.write(move |tx| {
+        let Some(config) = crate::setup::store::read_cell_config(tx)? else {
+            return Ok(());
+        };
+        if crate::vault::ca::ensure_ca(tx, &vault, &config.cell.name)? {
+            tracing::info!("created the cell's root CA");
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("creating the cell's CA: {e}"))
 }
 
 async fn run_session_sweeper(app: AppState) -> anyhow::Result<()> {

@@ -4,11 +4,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::auth::api_keys::KeyRateLimiter;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::driver::Drivers;
 use crate::error::ApiError;
+use crate::vault::Vault;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -16,12 +18,14 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub drivers: Drivers,
     pub throttle: Arc<LoginThrottle>,
+    pub key_limiter: Arc<KeyRateLimiter>,
+    pub vault: Vault,
     pub started: Instant,
     setup_done: Arc<AtomicBool>,
 }
 
 impl AppState {
-    pub fn new(db: Db, settings: Settings, drivers: Drivers) -> Self {
+    pub fn new(db: Db, vault: Vault, settings: Settings, drivers: Drivers) -> Self {
         let throttle = LoginThrottle::new(
             settings.login_failures_per_user,
             settings.login_failures_per_address,
@@ -31,6 +35,8 @@ impl AppState {
             settings: Arc::new(settings),
             drivers,
             throttle: Arc::new(throttle),
+            key_limiter: Arc::new(KeyRateLimiter::new()),
+            vault,
             started: Instant::now(),
             setup_done: Arc::new(AtomicBool::new(false)),
         }

@@ -3,7 +3,9 @@
 //! and whether the role may use the path; handlers state what they need with the `AdminUser`,
 //! `PeerUser` and `AnyUser` extractors.
 
+pub mod api_keys;
 mod guard;
+pub mod key_routes;
 pub mod password;
 pub mod routes;
 pub mod session_store;
@@ -26,8 +28,10 @@ pub const CSRF_KEY: &str = "csrf";
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     pub user: User,
-    /// Unix time of the login, for the absolute session lifetime.
+    /// Unix time of the login, for the absolute session lifetime (0 for API keys).
     pub login_at: i64,
+    /// Set when the request was authenticated by an API key instead of a session.
+    pub api_key: Option<api_keys::ApiKey>,
 }
 
 fn current(parts: &Parts) -> Result<CurrentUser, ApiError> {

@@ -116,6 +116,9 @@ pub async fn logout(
 }
 
 pub async fn me(AnyUser(me): AnyUser, State(app): State<AppState>) -> Json<Value> {
+    if let Some(key) = me.api_key {
+        return Json(json!({ "api_key": key }));
+    }
     let expires = me.login_at + app.settings.session_absolute_hours as i64 * 3600;
     let expires = time::OffsetDateTime::from_unix_timestamp(expires)
         .map(crate::time::format_rfc3339)

@@ -186,8 +186,9 @@ pub async fn complete(
     session: Session,
 ) -> ApiResult<Json<Value>> {
     audit.set_actor(SETUP_ACTOR);
+    let vault = app.vault.clone();
     let user = audit
-        .transact(&app.db, |tx, entry| {
+        .transact(&app.db, move |tx, entry| {
             entry.target_type = "setup".into();
             entry.target_id = "complete".into();
             let state = store::load(tx)?;
@@ -197,7 +198,7 @@ pub async fn complete(
                     "every wizard step must be submitted first",
                 ));
             }
-            let user = store::complete(tx, &state.draft)?;
+            let user = store::complete(tx, &state.draft, &vault)?;
             entry.actor = Some(user.username.clone());
             entry.detail = json!({ "admin": user.username });
             Ok(user)
