@@ -18,6 +18,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         include_str!("../migrations/0001_foundation.sql"),
     ),
     (2, "vault", include_str!("../migrations/0002_vault.sql")),
+    (3, "peers", include_str!("../migrations/0003_peers.sql")),
 ];
 
 /// Idle connections kept for reuse; more may be open while requests are in flight.

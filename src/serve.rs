@@ -1,6 +1,7 @@
 //! `picd serve`: open the store, start the drivers and background loops, answer HTTP. Every
 //! long-running task is joined in one `select!`: if one ends, picd ends, and systemd restarts it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,11 +22,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .call_blocking(|conn| Ok(crate::vault::Vault::open(&settings.state_dir, conn)))
         .map_err(|e| anyhow::anyhow!("{e}"))??;
     ensure_ca(&db, &vault).await?;
-    let drivers = crate::health::probes::default_drivers(&settings);
+    let wireguard = Arc::new(crate::wireguard::driver::WireGuardDriver::new(
+        &settings,
+        db.clone(),
+        vault.clone(),
+    ));
+    let drivers = crate::health::probes::default_drivers(&settings, wireguard.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
-    let app = AppState::new(db, vault, settings, drivers);
+    let app = AppState::new(db, vault, settings, drivers, wireguard);
     tracing::info!(
         listen = %listener.local_addr()?,
         state_dir = %app.settings.state_dir.display(),
@@ -39,6 +45,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         served = crate::app::serve(listener, app.clone(), shutdown_signal()) => served.context("HTTP server")?,
         ended = crate::health::run_health_checks(app.clone()) => ended.context("health checks ended")?,
         ended = run_session_sweeper(app.clone()) => ended.context("session sweeper ended")?,
+        ended = run_reconciler(app.clone()) => ended.context("reconciler ended")?,
     }
     tracing::info!("picd stopped");
     Ok(())
@@ -58,6 +65,17 @@ async fn ensure_ca(db: &Db, vault: &crate::vault::Vault) -> anyhow::Result<()> {
     })
     .await
     .map_err(|e| anyhow::anyhow!("creating the cell's CA: {e}"))
+}
+
+/// Re-applies every driver's desired state periodically: retires expired peers and repairs
+/// whatever was changed behind picd's back.
+async fn run_reconciler(app: AppState) -> anyhow::Result<()> {
+    let period = Duration::from_secs(app.settings.reconcile_interval_seconds.max(1));
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        interval.tick().await;
+        app.drivers.reconcile_all(&app.db).await;
+    }
 }
 
 async fn run_session_sweeper(app: AppState) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@ use crate::db::Db;
 use crate::driver::Drivers;
 use crate::error::ApiError;
 use crate::vault::Vault;
+use crate::wireguard::driver::WireGuardDriver;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -20,12 +21,19 @@ pub struct AppState {
     pub throttle: Arc<LoginThrottle>,
     pub key_limiter: Arc<KeyRateLimiter>,
     pub vault: Vault,
+    pub wireguard: Arc<WireGuardDriver>,
     pub started: Instant,
     setup_done: Arc<AtomicBool>,
 }
 
 impl AppState {
-    pub fn new(db: Db, vault: Vault, settings: Settings, drivers: Drivers) -> Self {
+    pub fn new(
+        db: Db,
+        vault: Vault,
+        settings: Settings,
+        drivers: Drivers,
+        wireguard: Arc<WireGuardDriver>,
+    ) -> Self {
         let throttle = LoginThrottle::new(
             settings.login_failures_per_user,
             settings.login_failures_per_address,
@@ -37,6 +45,7 @@ impl AppState {
             throttle: Arc::new(throttle),
             key_limiter: Arc::new(KeyRateLimiter::new()),
             vault,
+            wireguard,
             started: Instant::now(),
             setup_done: Arc::new(AtomicBool::new(false)),
         }

@@ -23,8 +23,6 @@ use crate::db::Db;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 
-pub use chain::{StoredEntry, VerifyReport};
-
 /// Per-request audit state shared between the layer, the auth layer and the handler.
 #[derive(Clone)]
 pub struct AuditSlot(Arc<Mutex<SlotState>>);

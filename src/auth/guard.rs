@@ -51,6 +51,14 @@ async fn authorize(
     if !path.starts_with("/api/") || path.starts_with("/api/setup/") {
         return Ok(());
     }
+    // Redeeming an invitation signs a peer in for the first time: the token is the credential.
+    if path == "/api/invite/accept" {
+        return app
+            .setup_complete()
+            .await?
+            .then_some(())
+            .ok_or_else(|| ApiError::forbidden("setup_required", "finish the setup wizard first"));
+    }
     if !app.setup_complete().await? {
         return Err(ApiError::forbidden(
             "setup_required",

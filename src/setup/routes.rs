@@ -8,8 +8,7 @@ use tower_sessions::Session;
 use super::store::{self, already_complete, AdminDraft, Draft, Step, STEPS};
 use super::validate;
 use crate::audit::AuditCtx;
-use crate::auth::session_store::USER_ID_KEY;
-use crate::auth::{password, random_token, CSRF_KEY, LOGIN_AT_KEY};
+use crate::auth::password;
 use crate::error::{ApiError, ApiResult, Json, Query};
 use crate::state::AppState;
 
@@ -204,22 +203,8 @@ pub async fn complete(
             Ok(user)
         })
         .await?;
-    // The wizard ends signed in as the new admin, with a fresh session id.
-    let session_error = crate::auth::routes_session_error;
-    session.cycle_id().await.map_err(session_error)?;
-    session
-        .insert(USER_ID_KEY, &user.id)
-        .await
-        .map_err(session_error)?;
-    session
-        .insert(LOGIN_AT_KEY, crate::time::now().unix_timestamp())
-        .await
-        .map_err(session_error)?;
-    let csrf = random_token();
-    session
-        .insert(CSRF_KEY, &csrf)
-        .await
-        .map_err(session_error)?;
+    // The wizard ends signed in as the new admin.
+    let csrf = crate::auth::start_session(&session, &user.id).await?;
     let reconcile = app.clone();
     tokio::spawn(async move { reconcile.drivers.reconcile_all(&reconcile.db).await });
     Ok(Json(

@@ -111,6 +111,7 @@ pub fn complete(
     let user = users::create(conn, &admin.username, Role::Admin, &admin.password_hash)?;
     write_cell_config(conn, cell, dns)?;
     crate::vault::ca::ensure_ca(conn, vault, &cell.name)?;
+    crate::wireguard::ensure_server_key(conn, vault)?;
     // The draft held the admin's password hash; it is in the users table now.
     conn.execute(
         "UPDATE setup_state SET current_step = 'review', draft = '{}', completed_at = ?1 WHERE id = 1",

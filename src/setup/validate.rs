@@ -19,6 +19,10 @@ impl Problems {
         self.0.push((field.to_string(), message.into()));
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The collected problems as an error (for paths where a field was missing or wrong).
     pub fn into_error(self, prefix: &str) -> ApiError {
         match self.into_result(()) {
