@@ -179,6 +179,15 @@ pub struct AdminStep {
     pub password: String,
 }
 
+impl std::fmt::Debug for AdminStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.debug_struct("AdminStep")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
 pub fn admin_step(value: &Value) -> Result<AdminStep, ApiError> {
     let mut problems = Problems::default();
     let mut step = AdminStep {
