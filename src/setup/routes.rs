@@ -161,7 +161,19 @@ pub async fn post_step(
                 .await)
         }
     };
-    let next = step.next();
+    // Fixing an earlier step does not send the wizard back through steps already filled in:
+    // it moves on to the first step still missing (or stays where it was, if further on).
+    let first_missing = STEPS
+        .into_iter()
+        .filter(|s| *s > step)
+        .find(|s| match s {
+            Step::Admin => draft.admin.is_none(),
+            Step::Cell => draft.cell.is_none(),
+            Step::Dns => draft.dns.is_none(),
+            Step::Review => true,
+        })
+        .unwrap_or(Step::Review);
+    let next = first_missing.min(state.current_step.max(step.next()));
     audit
         .transact(&app.db, move |tx, entry| {
             entry.target_type = "setup".into();
