@@ -16,7 +16,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::auth::session_store::SqliteSessionStore;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{audit, auth, client, health, setup, web};
+use crate::{audit, auth, client, health, peers, setup, vault, web, wireguard};
 
 pub const SESSION_COOKIE: &str = "picd_session";
 
@@ -55,6 +55,67 @@ pub fn router(app: AppState) -> Router {
         .route("/api/audit", get(audit::routes::list))
         .route("/api/audit/export", get(audit::routes::export))
         .route("/api/audit/verify", get(audit::routes::verify))
+        // WireGuard and peers
+        .route("/api/wireguard/status", get(wireguard::routes::status))
+        .route(
+            "/api/peers",
+            get(peers::routes::list).post(peers::routes::create),
+        )
+        .route(
+            "/api/peers/{name}",
+            get(peers::routes::get)
+                .put(peers::routes::update)
+                .delete(peers::routes::delete),
+        )
+        .route("/api/peers/{name}/config", get(peers::routes::config))
+        .route("/api/peers/{name}/qr", get(peers::routes::qr))
+        .route("/api/peers/{name}/invite", post(peers::portal::invite))
+        .route(
+            "/api/peers/{name}/service-credentials",
+            get(peers::routes::service_credentials),
+        )
+        .route("/api/invite/accept", post(peers::portal::accept_invite))
+        // Peer portal
+        .route("/api/peer/me", get(peers::portal::me))
+        .route("/api/peer/config", get(peers::portal::config))
+        .route("/api/peer/qr", get(peers::portal::qr))
+        .route("/api/peer/rotate-keys", post(peers::portal::rotate_keys))
+        .route(
+            "/api/peer/service-credentials",
+            get(peers::portal::service_credentials),
+        )
+        // Vault and API keys
+        .route(
+            "/api/vault/age-public-key",
+            get(vault::routes::age_public_key),
+        )
+        .route("/api/vault/ca.crt", get(vault::routes::ca_certificate))
+        .route(
+            "/api/vault/certs",
+            get(vault::routes::list_certs).post(vault::routes::issue_cert),
+        )
+        .route(
+            "/api/vault/certs/{id}/revoke",
+            post(vault::routes::revoke_cert),
+        )
+        .route("/api/vault/crl", get(vault::routes::crl))
+        .route(
+            "/api/vault/trust-keys",
+            get(vault::routes::list_trust_keys).post(vault::routes::add_trust_key),
+        )
+        .route(
+            "/api/vault/trust-keys/{id}",
+            axum::routing::delete(vault::routes::delete_trust_key),
+        )
+        .route(
+            "/api/keys",
+            get(auth::key_routes::list).post(auth::key_routes::create),
+        )
+        .route(
+            "/api/keys/{id}",
+            axum::routing::delete(auth::key_routes::revoke),
+        )
+        .route("/api/keys/{id}/rotate", post(auth::key_routes::rotate))
         // Pages
         .route("/", get(web::index))
         .route("/setup", get(web::setup))

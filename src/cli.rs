@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The vault
+    Vault {
+        #[command(subcommand)]
+        command: VaultCommand,
+    },
     /// Administration
     Admin {
         #[command(subcommand)]
@@ -63,6 +68,12 @@ enum Command {
 enum AuditCommand {
     /// Verify the hash chain of the audit log, offline; exits 1 when it does not hold
     Verify,
+}
+
+#[derive(Subcommand, Debug)]
+enum VaultCommand {
+    /// Replace the vault identity and re-encrypt every secret (stop picd first)
+    Rekey,
 }
 
 #[derive(Subcommand, Debug)]
@@ -134,7 +145,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Setup { answers } => {
             prepare_state_dir(&settings.state_dir)?;
             let db = Db::open(&settings.database_path())?;
-            let admin = runtime()?.block_on(crate::setup::answers::run(&db, &answers))?;
+            let vault = open_vault(&db, &settings.state_dir)?;
+            let admin = runtime()?.block_on(crate::setup::answers::run(&db, &vault, &answers))?;
             println!("setup complete; admin user: {admin}");
             Ok(ExitCode::SUCCESS)
         }
@@ -153,6 +165,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => audit_verify(&settings.database_path()),
+        Command::Vault {
+            command: VaultCommand::Rekey,
+        } => {
+            let _lock = lock_state_dir(&settings.state_dir)?;
+            let mut conn = rusqlite::Connection::open(settings.database_path())?;
+            crate::db::migrate(&mut conn)?;
+            let (count, public_key) = crate::vault::rekey(&settings.state_dir, &mut conn)?;
+            println!("re-encrypted {count} secret(s); new vault public key: {public_key}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Admin {
             command: AdminCommand::ResetPassword { user },
         } => {
@@ -178,6 +200,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!(crate::setup::answers::describe(&e)))?;
             println!("password of {username} reset; {ended} session(s) ended");
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn open_vault(db: &Db, state_dir: &Path) -> anyhow::Result<crate::vault::Vault> {
+    db.call_blocking(|conn| Ok(crate::vault::Vault::open(state_dir, conn)))
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+}
+
+/// Takes the state directory's lock for as long as the returned file lives; refuses when a
+/// running picd holds it.
+pub fn lock_state_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    prepare_state_dir(dir)?;
+    let path = dir.join("picd.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!(
+                "{} is in use by a running picd; stop it first",
+                dir.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
         }
     }
 }

@@ -57,6 +57,22 @@ pub struct Settings {
     pub docker_socket: PathBuf,
     /// Seconds between health checks recorded for /api/health/history.
     pub health_interval_seconds: u64,
+    /// The WireGuard interface picd manages.
+    pub wireguard_interface: String,
+    /// `auto` (kernel WireGuard when the kernel has it, else picd's own userspace
+    /// implementation), `kernel`, `userspace`, or `off`.
+    pub wireguard_mode: WireGuardMode,
+    /// Seconds between full reconciles of every driver (also retires expired peers).
+    pub reconcile_interval_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WireGuardMode {
+    Auto,
+    Kernel,
+    Userspace,
+    Off,
 }
 
 impl Default for Settings {
@@ -79,6 +95,9 @@ impl Default for Settings {
             caddy_admin: "127.0.0.1:2019".into(),
             docker_socket: PathBuf::from("/var/run/docker.sock"),
             health_interval_seconds: 30,
+            wireguard_interface: "picd0".into(),
+            wireguard_mode: WireGuardMode::Auto,
+            reconcile_interval_seconds: 60,
         }
     }
 }
@@ -118,6 +137,14 @@ impl Settings {
         }
         if self.session_idle_minutes == 0 || self.session_absolute_hours == 0 {
             bail!("session lifetimes must be positive");
+        }
+        let ifname = &self.wireguard_interface;
+        let ifname_ok = (1..=15).contains(&ifname.len())
+            && ifname
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        if !ifname_ok {
+            bail!("wireguard_interface must be 1 to 15 of letters, digits, '_', '-', '.'");
         }
         if self.login_failures_per_user == 0 || self.login_failures_per_address == 0 {
             bail!("login failure bounds must be positive");

@@ -11,11 +11,15 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use crate::error::ApiError;
 
 /// Migrations, in order. A landed migration is never edited: add a new one.
-const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/0001_foundation.sql"),
+    ),
+    (2, "vault", include_str!("../migrations/0002_vault.sql")),
+    (3, "peers", include_str!("../migrations/0003_peers.sql")),
+];
 
 /// Idle connections kept for reuse; more may be open while requests are in flight.
 const MAX_IDLE_CONNECTIONS: usize = 8;

@@ -13,11 +13,14 @@ mod db;
 mod driver;
 mod error;
 mod health;
+mod peers;
 mod serve;
 mod setup;
 mod state;
 mod time;
+mod vault;
 mod web;
+mod wireguard;
 
 use std::process::ExitCode;
 

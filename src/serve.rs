@@ -1,6 +1,7 @@
 //! `picd serve`: open the store, start the drivers and background loops, answer HTTP. Every
 //! long-running task is joined in one `select!`: if one ends, picd ends, and systemd restarts it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,12 +14,24 @@ use crate::state::AppState;
 const SESSION_SWEEP: Duration = Duration::from_secs(600);
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    // One picd per state directory: a second one (or `picd vault rekey`) would fight over
+    // the vault identity and the interfaces.
+    let _lock = crate::cli::lock_state_dir(&settings.state_dir)?;
     let db = Db::open(&settings.database_path())?;
-    let drivers = crate::health::probes::default_drivers(&settings);
+    let vault = db
+        .call_blocking(|conn| Ok(crate::vault::Vault::open(&settings.state_dir, conn)))
+        .map_err(|e| anyhow::anyhow!("{e}"))??;
+    ensure_ca(&db, &vault).await?;
+    let wireguard = Arc::new(crate::wireguard::driver::WireGuardDriver::new(
+        &settings,
+        db.clone(),
+        vault.clone(),
+    ));
+    let drivers = crate::health::probes::default_drivers(&settings, wireguard.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
-    let app = AppState::new(db, settings, drivers);
+    let app = AppState::new(db, vault, settings, drivers, wireguard);
     tracing::info!(
         listen = %listener.local_addr()?,
         state_dir = %app.settings.state_dir.display(),
@@ -32,9 +45,37 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         served = crate::app::serve(listener, app.clone(), shutdown_signal()) => served.context("HTTP server")?,
         ended = crate::health::run_health_checks(app.clone()) => ended.context("health checks ended")?,
         ended = run_session_sweeper(app.clone()) => ended.context("session sweeper ended")?,
+        ended = run_reconciler(app.clone()) => ended.context("reconciler ended")?,
     }
     tracing::info!("picd stopped");
     Ok(())
+}
+
+/// A cell set up before it had a CA gets one at start-up.
+async fn ensure_ca(db: &Db, vault: &crate::vault::Vault) -> anyhow::Result<()> {
+    let vault = vault.clone();
+    db.write(move |tx| {
+        let Some(config) = crate::setup::store::read_cell_config(tx)? else {
+            return Ok(());
+        };
+        if crate::vault::ca::ensure_ca(tx, &vault, &config.cell.name)? {
+            tracing::info!("created the cell's root CA");
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("creating the cell's CA: {e}"))
+}
+
+/// Re-applies every driver's desired state periodically: retires expired peers and repairs
+/// whatever was changed behind picd's back.
+async fn run_reconciler(app: AppState) -> anyhow::Result<()> {
+    let period = Duration::from_secs(app.settings.reconcile_interval_seconds.max(1));
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        interval.tick().await;
+        app.drivers.reconcile_all(&app.db).await;
+    }
 }
 
 async fn run_session_sweeper(app: AppState) -> anyhow::Result<()> {

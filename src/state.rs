@@ -4,11 +4,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::auth::api_keys::KeyRateLimiter;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::driver::Drivers;
 use crate::error::ApiError;
+use crate::vault::Vault;
+use crate::wireguard::driver::WireGuardDriver;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -16,12 +19,21 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub drivers: Drivers,
     pub throttle: Arc<LoginThrottle>,
+    pub key_limiter: Arc<KeyRateLimiter>,
+    pub vault: Vault,
+    pub wireguard: Arc<WireGuardDriver>,
     pub started: Instant,
     setup_done: Arc<AtomicBool>,
 }
 
 impl AppState {
-    pub fn new(db: Db, settings: Settings, drivers: Drivers) -> Self {
+    pub fn new(
+        db: Db,
+        vault: Vault,
+        settings: Settings,
+        drivers: Drivers,
+        wireguard: Arc<WireGuardDriver>,
+    ) -> Self {
         let throttle = LoginThrottle::new(
             settings.login_failures_per_user,
             settings.login_failures_per_address,
@@ -31,6 +43,9 @@ impl AppState {
             settings: Arc::new(settings),
             drivers,
             throttle: Arc::new(throttle),
+            key_limiter: Arc::new(KeyRateLimiter::new()),
+            vault,
+            wireguard,
             started: Instant::now(),
             setup_done: Arc::new(AtomicBool::new(false)),
         }

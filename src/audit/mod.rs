@@ -23,8 +23,6 @@ use crate::db::Db;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 
-pub use chain::{StoredEntry, VerifyReport};
-
 /// Per-request audit state shared between the layer, the auth layer and the handler.
 #[derive(Clone)]
 pub struct AuditSlot(Arc<Mutex<SlotState>>);
@@ -262,15 +260,14 @@ fn is_mutating(method: &Method) -> bool {
 
 /// The layer that guarantees one entry per mutating request: it hands the request an
 /// `AuditSlot`, and if nothing recorded an entry by the time the response is ready, it records
-/// one from the response's status and error code.
+/// one from the response's status and error code. Refused reads by signed-in users are
+/// recorded too.
 pub async fn record_unaudited(
     State(app): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    if !is_mutating(req.method()) {
-        return next.run(req).await;
-    }
+    let mutating = is_mutating(req.method());
     let slot = AuditSlot::new();
     req.extensions_mut().insert(slot.clone());
     let ctx = AuditCtx {
@@ -287,10 +284,13 @@ pub async fn record_unaudited(
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let response = next.run(req).await;
-    if slot.is_recorded() {
+    let status = response.status();
+    // Reads are not audited, except a signed-in user reaching for what is not theirs (a peer
+    // on an admin route, a key outside its scopes): that attempt is worth a record.
+    let denied_read = !mutating && status == StatusCode::FORBIDDEN && slot.actor() != "anonymous";
+    if slot.is_recorded() || !(mutating || denied_read) {
         return response;
     }
-    let status = response.status();
     let code = response.extensions().get::<ErrorCode>().map(|c| c.0);
     if status.is_success() {
         tracing::warn!(%method, %path, "a mutating handler returned without an audit entry");
@@ -358,6 +358,7 @@ fn route_action(method: &Method, matched: Option<&str>, path: &str) -> RouteActi
         Method::POST => Some("create"),
         Method::PUT | Method::PATCH => Some("update"),
         Method::DELETE => Some("delete"),
+        Method::GET | Method::HEAD => Some("read"),
         _ => None,
     };
     let mut action = words.join(".");

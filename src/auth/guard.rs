@@ -1,14 +1,16 @@
-//! The `authenticate` layer: the setup gate, who is asking, which role may use which path,
-//! and the CSRF check. Centralised so that no route can forget a check.
+//! The `authenticate` layer: the setup gate, who is asking (a session or an API key), which
+//! role or scope may use which path, the CSRF check and the per-key rate limit. Centralised
+//! so that no route can forget a check.
 
 use axum::extract::{Request, State};
-use axum::http::Method;
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
-use super::{store, CurrentUser, Role, CSRF_KEY, LOGIN_AT_KEY};
+use super::api_keys::{self, RateLimitState};
+use super::{store, CurrentUser, Role, User, CSRF_KEY, LOGIN_AT_KEY};
 use crate::audit::AuditSlot;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -19,23 +21,52 @@ pub async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
-    match authorize(&app, &session, &mut req).await {
+    let mut limit = None;
+    let outcome = authorize(&app, &session, &mut req, &mut limit).await;
+    let mut response = match outcome {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
+    };
+    if let Some(state) = limit {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            ("x-ratelimit-limit", u64::from(state.limit)),
+            ("x-ratelimit-remaining", u64::from(state.remaining)),
+            ("x-ratelimit-reset", state.reset_secs),
+        ] {
+            headers.insert(name, HeaderValue::from(value));
+        }
     }
+    response
 }
 
-async fn authorize(app: &AppState, session: &Session, req: &mut Request) -> Result<(), ApiError> {
+async fn authorize(
+    app: &AppState,
+    session: &Session,
+    req: &mut Request,
+    limit: &mut Option<RateLimitState>,
+) -> Result<(), ApiError> {
     let path = req.uri().path().to_string();
     // Pages, assets and /health are public; the pages themselves call the API.
     if !path.starts_with("/api/") || path.starts_with("/api/setup/") {
         return Ok(());
+    }
+    // Redeeming an invitation signs a peer in for the first time: the token is the credential.
+    if path == "/api/invite/accept" {
+        return app
+            .setup_complete()
+            .await?
+            .then_some(())
+            .ok_or_else(|| ApiError::forbidden("setup_required", "finish the setup wizard first"));
     }
     if !app.setup_complete().await? {
         return Err(ApiError::forbidden(
             "setup_required",
             "finish the setup wizard first",
         ));
+    }
+    if let Some(token) = api_key_token(req.headers()) {
+        return authorize_key(app, req, &path, &token, limit).await;
     }
     let user = load_user(app, session).await?;
     if let Some(user) = &user {
@@ -75,6 +106,82 @@ async fn authorize(app: &AppState, session: &Session, req: &mut Request) -> Resu
     Ok(())
 }
 
+/// The token of `Authorization: Bearer <token>` or `X-API-Key: <token>`.
+fn api_key_token(headers: &HeaderMap) -> Option<String> {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    let header = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    bearer.or(header).map(|t| t.trim().to_string())
+}
+
+/// API-key requests: no cookie is involved, so no CSRF check; the key's scopes decide, and
+/// a key never reaches the session endpoints or the peers' portal.
+async fn authorize_key(
+    app: &AppState,
+    req: &mut Request,
+    path: &str,
+    token: &str,
+    limit: &mut Option<RateLimitState>,
+) -> Result<(), ApiError> {
+    let invalid = || ApiError::Unauthorized;
+    if !token.starts_with(api_keys::TOKEN_PREFIX) || token.len() > 128 {
+        return Err(invalid());
+    }
+    let token = token.to_string();
+    let key = app
+        .db
+        .call(move |conn| Ok(api_keys::find_by_token(conn, &token)?))
+        .await?
+        .ok_or_else(invalid)?;
+    if key.is_expired() {
+        return Err(invalid());
+    }
+    if let Some(slot) = req.extensions().get::<AuditSlot>() {
+        slot.set_actor(format!("key:{}", key.name));
+    }
+    match app.key_limiter.hit(&key.id, key.rate_limit_per_minute) {
+        Ok(state) => *limit = Some(state),
+        Err(state) => {
+            *limit = Some(state);
+            return Err(ApiError::RateLimited {
+                retry_after: state.reset_secs,
+            });
+        }
+    }
+    let session_only =
+        path.starts_with("/api/auth/") && !(path == "/api/auth/me" && req.method() == Method::GET);
+    if path.starts_with("/api/peer/") || session_only {
+        return Err(ApiError::forbidden(
+            "api_key_not_allowed",
+            "API keys cannot use this route",
+        ));
+    }
+    if !key.allows(req.method(), path) {
+        return Err(ApiError::forbidden(
+            "insufficient_scope",
+            "the API key's scopes do not allow this",
+        ));
+    }
+    let user = User {
+        id: key.id.clone(),
+        username: format!("key:{}", key.name),
+        role: Role::Admin,
+        created_at: key.created_at.clone(),
+        password_changed_at: key.created_at.clone(),
+    };
+    req.extensions_mut().insert(CurrentUser {
+        user,
+        login_at: 0,
+        api_key: Some(key),
+    });
+    Ok(())
+}
+
 /// The session's user, or None. A session past its absolute lifetime, or whose user is gone,
 /// is destroyed here.
 async fn load_user(app: &AppState, session: &Session) -> Result<Option<CurrentUser>, ApiError> {
@@ -91,7 +198,7 @@ async fn load_user(app: &AppState, session: &Session) -> Result<Option<CurrentUs
         .map_err(session_error)?
         .unwrap_or(0);
     let age = crate::time::now().unix_timestamp() - login_at;
-    if age > app.settings.session_absolute_hours as i64 * 3600 {
+    if age > i64::from(app.settings.session_absolute_hours) * 3600 {
         session.flush().await.map_err(session_error)?;
         return Err(ApiError::SessionExpired);
     }
@@ -100,7 +207,11 @@ async fn load_user(app: &AppState, session: &Session) -> Result<Option<CurrentUs
         .call(move |conn| Ok(store::get(conn, &user_id)?))
         .await?;
     match user {
-        Some(user) => Ok(Some(CurrentUser { user, login_at })),
+        Some(user) => Ok(Some(CurrentUser {
+            user,
+            login_at,
+            api_key: None,
+        })),
         None => {
             session.flush().await.map_err(session_error)?;
             Ok(None)

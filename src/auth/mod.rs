@@ -3,7 +3,9 @@
 //! and whether the role may use the path; handlers state what they need with the `AdminUser`,
 //! `PeerUser` and `AnyUser` extractors.
 
+pub mod api_keys;
 mod guard;
+pub mod key_routes;
 pub mod password;
 pub mod routes;
 pub mod session_store;
@@ -13,7 +15,7 @@ pub mod throttle;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-pub use guard::{authenticate, session_error as routes_session_error};
+pub use guard::authenticate;
 pub use store::{Role, User};
 
 use crate::error::ApiError;
@@ -26,8 +28,10 @@ pub const CSRF_KEY: &str = "csrf";
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     pub user: User,
-    /// Unix time of the login, for the absolute session lifetime.
+    /// Unix time of the login, for the absolute session lifetime (0 for API keys).
     pub login_at: i64,
+    /// Set when the request was authenticated by an API key instead of a session.
+    pub api_key: Option<api_keys::ApiKey>,
 }
 
 fn current(parts: &Parts) -> Result<CurrentUser, ApiError> {
@@ -77,6 +81,29 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerUser {
         }
         Ok(PeerUser(user))
     }
+}
+
+/// Starts a signed-in session for `user_id` with a new session id (an id planted before login
+/// is worthless afterwards) and a new CSRF token, which is returned.
+pub async fn start_session(
+    session: &tower_sessions::Session,
+    user_id: &str,
+) -> Result<String, ApiError> {
+    session.cycle_id().await.map_err(guard::session_error)?;
+    session
+        .insert(session_store::USER_ID_KEY, user_id)
+        .await
+        .map_err(guard::session_error)?;
+    session
+        .insert(LOGIN_AT_KEY, crate::time::now().unix_timestamp())
+        .await
+        .map_err(guard::session_error)?;
+    let csrf = random_token();
+    session
+        .insert(CSRF_KEY, &csrf)
+        .await
+        .map_err(guard::session_error)?;
+    Ok(csrf)
 }
 
 /// A fresh random token (256 bits, URL-safe base64) for CSRF.

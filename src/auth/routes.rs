@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 use tower_sessions::Session;
 
 use super::guard::session_error;
-use super::session_store::{delete_user_sessions, USER_ID_KEY};
-use super::{password, random_token, store, AdminUser, AnyUser, CSRF_KEY, LOGIN_AT_KEY};
+use super::session_store::delete_user_sessions;
+use super::{password, random_token, store, AdminUser, AnyUser, CSRF_KEY};
 use crate::audit::AuditCtx;
 use crate::client::ClientInfo;
 use crate::error::{ApiError, ApiResult, Json};
@@ -70,21 +70,7 @@ pub async fn login(
             .await);
     };
     app.throttle.record_success(&username);
-    // A new session id at login: an id planted before login (session fixation) is worthless.
-    session.cycle_id().await.map_err(session_error)?;
-    session
-        .insert(USER_ID_KEY, &user.id)
-        .await
-        .map_err(session_error)?;
-    session
-        .insert(LOGIN_AT_KEY, crate::time::now().unix_timestamp())
-        .await
-        .map_err(session_error)?;
-    let csrf = random_token();
-    session
-        .insert(CSRF_KEY, &csrf)
-        .await
-        .map_err(session_error)?;
+    let csrf = super::start_session(&session, &user.id).await?;
     audit.set_actor(user.username.clone());
     let (user_id, role) = (user.id.clone(), user.role);
     audit
@@ -116,6 +102,9 @@ pub async fn logout(
 }
 
 pub async fn me(AnyUser(me): AnyUser, State(app): State<AppState>) -> Json<Value> {
+    if let Some(key) = me.api_key {
+        return Json(json!({ "api_key": key }));
+    }
     let expires = me.login_at + app.settings.session_absolute_hours as i64 * 3600;
     let expires = time::OffsetDateTime::from_unix_timestamp(expires)
         .map(crate::time::format_rfc3339)

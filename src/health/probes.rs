@@ -17,9 +17,9 @@ use crate::driver::{Driver, DriverError, Drivers, SubsystemStatus};
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The drivers of this build, in /api/status order.
-pub fn default_drivers(settings: &Settings) -> Drivers {
+pub fn default_drivers(settings: &Settings, wireguard: Arc<dyn Driver>) -> Drivers {
     Drivers::new(vec![
-        Arc::new(Probe::WireGuard),
+        wireguard,
         Arc::new(Probe::Dns),
         Arc::new(Probe::Caddy(settings.caddy_admin.clone())),
         Arc::new(Probe::Nftables),

@@ -12,7 +12,7 @@ use crate::db::Db;
 use crate::error::ApiError;
 
 /// Runs every step from the file, then completes setup in one transaction.
-pub async fn run(db: &Db, path: &Path) -> anyhow::Result<String> {
+pub async fn run(db: &Db, vault: &crate::vault::Vault, path: &Path) -> anyhow::Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let table: toml::Table =
@@ -37,13 +37,14 @@ pub async fn run(db: &Db, path: &Path) -> anyhow::Result<String> {
         }
     }
     let audit = crate::audit::cli_ctx("cli");
+    let vault = vault.clone();
     let user = db
         .call(move |conn| {
             audit.transact_blocking(conn, |tx, entry| {
                 entry.action = "setup.complete".into();
                 entry.target_type = "setup".into();
                 entry.target_id = "complete".into();
-                let user = store::complete(tx, &draft)?;
+                let user = store::complete(tx, &draft, &vault)?;
                 entry.detail = json!({ "admin": user.username, "source": "answers file" });
                 Ok(user)
             })

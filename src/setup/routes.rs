@@ -8,8 +8,7 @@ use tower_sessions::Session;
 use super::store::{self, already_complete, AdminDraft, Draft, Step, STEPS};
 use super::validate;
 use crate::audit::AuditCtx;
-use crate::auth::session_store::USER_ID_KEY;
-use crate::auth::{password, random_token, CSRF_KEY, LOGIN_AT_KEY};
+use crate::auth::password;
 use crate::error::{ApiError, ApiResult, Json, Query};
 use crate::state::AppState;
 
@@ -166,7 +165,19 @@ pub async fn post_step(
                 .await)
         }
     };
-    let next = step.next();
+    // Fixing an earlier step does not send the wizard back through steps already filled in:
+    // it moves on to the first step still missing (or stays where it was, if further on).
+    let first_missing = STEPS
+        .into_iter()
+        .filter(|s| *s > step)
+        .find(|s| match s {
+            Step::Admin => draft.admin.is_none(),
+            Step::Cell => draft.cell.is_none(),
+            Step::Dns => draft.dns.is_none(),
+            Step::Review => true,
+        })
+        .unwrap_or(Step::Review);
+    let next = first_missing.min(state.current_step.max(step.next()));
     audit
         .transact(&app.db, move |tx, entry| {
             entry.target_type = "setup".into();
@@ -190,8 +201,9 @@ pub async fn complete(
     session: Session,
 ) -> ApiResult<Json<Value>> {
     audit.set_actor(SETUP_ACTOR);
+    let vault = app.vault.clone();
     let user = audit
-        .transact(&app.db, |tx, entry| {
+        .transact(&app.db, move |tx, entry| {
             entry.target_type = "setup".into();
             entry.target_id = "complete".into();
             let state = store::load(tx)?;
@@ -201,28 +213,14 @@ pub async fn complete(
                     "every wizard step must be submitted first",
                 ));
             }
-            let user = store::complete(tx, &state.draft)?;
+            let user = store::complete(tx, &state.draft, &vault)?;
             entry.actor = Some(user.username.clone());
             entry.detail = json!({ "admin": user.username });
             Ok(user)
         })
         .await?;
-    // The wizard ends signed in as the new admin, with a fresh session id.
-    let session_error = crate::auth::routes_session_error;
-    session.cycle_id().await.map_err(session_error)?;
-    session
-        .insert(USER_ID_KEY, &user.id)
-        .await
-        .map_err(session_error)?;
-    session
-        .insert(LOGIN_AT_KEY, crate::time::now().unix_timestamp())
-        .await
-        .map_err(session_error)?;
-    let csrf = random_token();
-    session
-        .insert(CSRF_KEY, &csrf)
-        .await
-        .map_err(session_error)?;
+    // The wizard ends signed in as the new admin.
+    let csrf = crate::auth::start_session(&session, &user.id).await?;
     let reconcile = app.clone();
     tokio::spawn(async move { reconcile.drivers.reconcile_all(&reconcile.db).await });
     Ok(Json(

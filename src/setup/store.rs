@@ -93,8 +93,12 @@ pub fn already_complete() -> ApiError {
 }
 
 /// Finishes the wizard inside the caller's transaction: the admin user, the cell's settings,
-/// and the completion mark, all or nothing.
-pub fn complete(conn: &Connection, draft: &Draft) -> Result<User, ApiError> {
+/// the cell's root CA and the completion mark, all or nothing.
+pub fn complete(
+    conn: &Connection,
+    draft: &Draft,
+    vault: &crate::vault::Vault,
+) -> Result<User, ApiError> {
     if is_complete(conn)? {
         return Err(already_complete());
     }
@@ -106,6 +110,8 @@ pub fn complete(conn: &Connection, draft: &Draft) -> Result<User, ApiError> {
     };
     let user = users::create(conn, &admin.username, Role::Admin, &admin.password_hash)?;
     write_cell_config(conn, cell, dns)?;
+    crate::vault::ca::ensure_ca(conn, vault, &cell.name)?;
+    crate::wireguard::ensure_server_key(conn, vault)?;
     // The draft held the admin's password hash; it is in the users table now.
     conn.execute(
         "UPDATE setup_state SET current_step = 'review', draft = '{}', completed_at = ?1 WHERE id = 1",

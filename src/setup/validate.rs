@@ -19,6 +19,10 @@ impl Problems {
         self.0.push((field.to_string(), message.into()));
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The collected problems as an error (for paths where a field was missing or wrong).
     pub fn into_error(self, prefix: &str) -> ApiError {
         match self.into_result(()) {
@@ -173,6 +177,15 @@ fn subnet_v6(value: &str) -> Result<Ipv6Net, String> {
 pub struct AdminStep {
     pub username: String,
     pub password: String,
+}
+
+impl std::fmt::Debug for AdminStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.debug_struct("AdminStep")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 pub fn admin_step(value: &Value) -> Result<AdminStep, ApiError> {

@@ -1,0 +1,342 @@
+//! The WireGuard driver: makes the interface match the desired peers. The interface is the
+//! kernel's where the kernel has WireGuard, else picd's own userspace one (it lives as long as
+//! picd). Peers are added, changed and removed one by one, so a change to one peer never
+//! disturbs the others' sessions and never rebuilds the interface.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use defguard_wireguard_rs::host::Host;
+use defguard_wireguard_rs::key::Key;
+use defguard_wireguard_rs::peer::Peer;
+use defguard_wireguard_rs::{
+    InterfaceConfiguration, Kernel, Userspace, WGApi, WireguardInterfaceApi,
+};
+
+use super::{Desired, DesiredPeer};
+use crate::config::WireGuardMode;
+use crate::db::Db;
+use crate::driver::{Driver, DriverError, DriverState, SubsystemStatus};
+use crate::vault::Vault;
+
+const NAME: &str = "wireguard";
+
+enum Api {
+    Kernel(WGApi<Kernel>),
+    Userspace(WGApi<Userspace>),
+}
+
+impl Api {
+    fn get(&self) -> &dyn WireguardInterfaceApi {
+        match self {
+            Api::Kernel(api) => api,
+            Api::Userspace(api) => api,
+        }
+    }
+}
+
+/// How this machine can run WireGuard, decided once at start-up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Kernel,
+    Userspace,
+}
+
+struct Inner {
+    api: Option<Api>,
+    /// Key, port and addresses the interface was built with.
+    built_as: Option<(String, u16, Vec<String>)>,
+    last_error: Option<String>,
+}
+
+pub struct WireGuardDriver {
+    ifname: String,
+    mode: Result<Mode, String>,
+    vault: Vault,
+    db: Db,
+    inner: Arc<Mutex<Inner>>,
+}
+
+fn decide_mode(setting: WireGuardMode) -> Result<Mode, String> {
+    if setting == WireGuardMode::Off {
+        return Err("WireGuard is turned off in the settings (wireguard_mode = off)".into());
+    }
+    if !crate::health::probes::has_net_admin() {
+        return Err("picd lacks CAP_NET_ADMIN, so it cannot manage a WireGuard interface".into());
+    }
+    let kernel = Path::new("/sys/module/wireguard").exists();
+    let tun = Path::new("/dev/net/tun").exists();
+    match setting {
+        WireGuardMode::Kernel if kernel => Ok(Mode::Kernel),
+        WireGuardMode::Kernel => {
+            Err("wireguard_mode = kernel but the kernel has no WireGuard module".into())
+        }
+        WireGuardMode::Userspace if tun => Ok(Mode::Userspace),
+        WireGuardMode::Auto if kernel => Ok(Mode::Kernel),
+        WireGuardMode::Auto | WireGuardMode::Userspace if tun => Ok(Mode::Userspace),
+        _ => Err("neither the kernel's WireGuard module nor /dev/net/tun is available".into()),
+    }
+}
+
+fn to_peer(desired: &DesiredPeer) -> Peer {
+    let mut peer = Peer::new(desired.public_key.clone());
+    peer.preshared_key = desired.preshared_key.clone();
+    peer.allowed_ips = desired.allowed_ips.clone();
+    peer
+}
+
+/// Whether the interface's peer already matches what is desired.
+fn matches(current: &Peer, desired: &DesiredPeer) -> bool {
+    let mut a: Vec<String> = current
+        .allowed_ips
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
+    let mut b: Vec<String> = desired
+        .allowed_ips
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
+    a.sort();
+    b.sort();
+    a == b && current.preshared_key == desired.preshared_key
+}
+
+fn wg_error(e: impl std::fmt::Display) -> DriverError {
+    DriverError::Failed(NAME, e.to_string())
+}
+
+impl WireGuardDriver {
+    pub fn new(settings: &crate::config::Settings, db: Db, vault: Vault) -> Self {
+        WireGuardDriver {
+            ifname: settings.wireguard_interface.clone(),
+            mode: decide_mode(settings.wireguard_mode),
+            vault,
+            db,
+            inner: Arc::new(Mutex::new(Inner {
+                api: None,
+                built_as: None,
+                last_error: None,
+            })),
+        }
+    }
+
+    fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
+        inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Builds the interface (or rebuilds it when the cell's key, port or addresses changed).
+    fn build(&self, inner: &mut Inner, mode: Mode, desired: &Desired) -> Result<(), DriverError> {
+        if let Some(api) = inner.api.take() {
+            // Only reached when the cell's own key, port or subnets changed.
+            if let Err(e) = api.get().remove_interface() {
+                tracing::debug!(error = %e, "removing the old interface (DNS clean-up errors are harmless)");
+            }
+        }
+        let mut api = match mode {
+            Mode::Kernel => {
+                Api::Kernel(WGApi::<Kernel>::new(self.ifname.clone()).map_err(wg_error)?)
+            }
+            Mode::Userspace => {
+                Api::Userspace(WGApi::<Userspace>::new(self.ifname.clone()).map_err(wg_error)?)
+            }
+        };
+        match &mut api {
+            Api::Kernel(a) => a.create_interface().map_err(wg_error)?,
+            Api::Userspace(a) => a.create_interface().map_err(wg_error)?,
+        }
+        let config = InterfaceConfiguration {
+            name: self.ifname.clone(),
+            prvkey: desired.private_key.to_string(),
+            addresses: desired.addresses.clone(),
+            port: desired.port,
+            peers: desired.peers.iter().map(to_peer).collect(),
+            mtu: None,
+            fwmark: None,
+        };
+        api.get().configure_interface(&config).map_err(wg_error)?;
+        inner.api = Some(api);
+        inner.built_as = Some(desired.interface_identity());
+        tracing::info!(interface = %self.ifname, peers = desired.peers.len(), "WireGuard interface up");
+        Ok(())
+    }
+
+    /// Applies the desired state; runs on a blocking thread.
+    fn apply(&self, mode: Mode, desired: &Desired) -> Result<(), DriverError> {
+        let mut inner = Self::lock(&self.inner);
+        if inner.api.is_none() || inner.built_as.as_ref() != Some(&desired.interface_identity()) {
+            return self.build(&mut inner, mode, desired);
+        }
+        let api = inner.api.as_ref().expect("checked above").get();
+        let host: Host = api.read_interface_data().map_err(wg_error)?;
+        let wanted: HashMap<&Key, &DesiredPeer> =
+            desired.peers.iter().map(|p| (&p.public_key, p)).collect();
+        for key in host.peers.keys() {
+            if !wanted.contains_key(key) {
+                api.remove_peer(key).map_err(wg_error)?;
+            }
+        }
+        for peer in &desired.peers {
+            match host.peers.get(&peer.public_key) {
+                Some(current) if matches(current, peer) => {}
+                _ => api.configure_peer(&to_peer(peer)).map_err(wg_error)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The fast path after one peer changed: remove its old key (if it had another one) and
+    /// apply its desired entry, without reading the whole interface.
+    pub async fn apply_peer(&self, name: &str, old_key: Option<String>) {
+        if self.mode.is_err() {
+            return;
+        }
+        let (db, vault, inner, name) = (
+            self.db.clone(),
+            self.vault.clone(),
+            Arc::clone(&self.inner),
+            name.to_string(),
+        );
+        let desired = db
+            .call(move |conn| crate::peers::store::desired_peer(conn, &vault, &name))
+            .await;
+        let applied = tokio::task::spawn_blocking(move || {
+            let mut guard = Self::lock(&inner);
+            let Some(api) = guard.api.as_ref() else {
+                return Err("interface not built yet".to_string());
+            };
+            let api = api.get();
+            let desired = desired.map_err(|e| e.to_string())?;
+            let new_key = desired.as_ref().map(|p| p.public_key.to_string());
+            if let Some(old) = old_key
+                .filter(|old| Some(old) != new_key.as_ref())
+                .and_then(|k| super::parse_key(&k))
+            {
+                api.remove_peer(&old).map_err(|e| e.to_string())?;
+            }
+            let result = match desired {
+                Some(peer) => api
+                    .configure_peer(&to_peer(&peer))
+                    .map_err(|e| e.to_string()),
+                None => Ok(()),
+            };
+            guard.last_error = result.as_ref().err().cloned();
+            result
+        })
+        .await;
+        match applied {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "applying a peer change; the next reconcile retries")
+            }
+            Err(e) => tracing::error!(error = %e, "peer change task failed"),
+        }
+    }
+
+    /// Removes a deleted peer's key from the interface at once.
+    pub async fn remove_key(&self, public_key: &str) {
+        let Some(key) = super::parse_key(public_key) else {
+            return;
+        };
+        let inner = Arc::clone(&self.inner);
+        let _ = tokio::task::spawn_blocking(move || {
+            let guard = Self::lock(&inner);
+            if let Some(api) = guard.api.as_ref() {
+                if let Err(e) = api.get().remove_peer(&key) {
+                    tracing::warn!(error = %e, "removing a peer; the next reconcile retries");
+                }
+            }
+        })
+        .await;
+    }
+
+    /// The interface's live data: per peer the latest handshake, traffic and endpoint.
+    pub async fn interface_data(&self) -> Result<Host, String> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let guard = Self::lock(&inner);
+            match guard.api.as_ref() {
+                Some(api) => api.get().read_interface_data().map_err(|e| e.to_string()),
+                None => Err(guard
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "interface not built".into())),
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    pub async fn status_summary(&self) -> SubsystemStatus {
+        self.status().await
+    }
+
+    pub fn interface_name(&self) -> &str {
+        &self.ifname
+    }
+
+    pub fn mode_name(&self) -> &'static str {
+        match self.mode {
+            Ok(Mode::Kernel) => "kernel",
+            Ok(Mode::Userspace) => "userspace",
+            Err(_) => "unavailable",
+        }
+    }
+}
+
+#[async_trait]
+impl Driver for WireGuardDriver {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn reconcile(&self, db: &Db) -> Result<(), DriverError> {
+        let mode = self
+            .mode
+            .clone()
+            .map_err(|reason| DriverError::Unavailable(NAME, reason))?;
+        let vault = self.vault.clone();
+        let desired = db
+            .call(move |conn| super::desired(conn, &vault))
+            .await
+            .map_err(|e| DriverError::Failed(NAME, e.to_string()))?;
+        let Some(desired) = desired else {
+            return Ok(());
+        };
+        // The interface calls block (netlink, the userspace socket); keep them off the
+        // runtime's other tasks.
+        let result = tokio::task::block_in_place(|| self.apply(mode, &desired));
+        Self::lock(&self.inner).last_error = result.as_ref().err().map(ToString::to_string);
+        result
+    }
+
+    async fn status(&self) -> SubsystemStatus {
+        let reason = match &self.mode {
+            Err(reason) => return SubsystemStatus::unavailable(NAME, reason.clone()),
+            Ok(_) => {
+                let inner = Self::lock(&self.inner);
+                match (&inner.api, &inner.last_error) {
+                    (_, Some(error)) => {
+                        return SubsystemStatus {
+                            name: NAME,
+                            state: DriverState::Degraded,
+                            reason: Some(error.clone()),
+                        }
+                    }
+                    (None, None) => {
+                        return SubsystemStatus::unavailable(
+                            NAME,
+                            "the interface is not up yet (setup pending?)",
+                        )
+                    }
+                    (Some(_), None) => {
+                        format!("{} interface {} is up", self.mode_name(), self.ifname)
+                    }
+                }
+            }
+        };
+        SubsystemStatus::ok(NAME, Some(reason))
+    }
+}
