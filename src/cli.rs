@@ -152,8 +152,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => {
             prepare_state_dir(&settings.state_dir)?;
-            let mut conn = rusqlite::Connection::open(settings.database_path())?;
-            let applied = crate::db::migrate(&mut conn)?;
+            // Opened the way serve opens it (WAL, busy timeout): a running picd is waited for.
+            let db = Db::open_without_migrating(&settings.database_path())?;
+            let applied = db
+                .call_blocking(|conn| Ok(crate::db::migrate(conn)))
+                .map_err(|e| anyhow::anyhow!("{e}"))??;
             if applied.is_empty() {
                 println!("database is up to date");
             }

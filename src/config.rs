@@ -187,12 +187,6 @@ fn apply_env(table: &mut toml::Table, var: impl Fn(&str) -> Option<String>) -> a
     Ok(())
 }
 
-/// The table of keys for the README: key, default, meaning.
-pub fn describe() -> Vec<(String, String)> {
-    let table = toml::Table::try_from(Settings::default()).unwrap_or_default();
-    table.into_iter().map(|(k, v)| (k, v.to_string())).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,8 +48,15 @@ impl Db {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    /// Opens the database with picd's settings but applies no migration.
+    pub fn open_without_migrating(path: &Path) -> anyhow::Result<Db> {
+        let conn = open_connection(path)?;
+        Ok(Db {
+            inner: Arc::new(DbInner {
+                path: path.to_path_buf(),
+                idle: Mutex::new(vec![conn]),
+            }),
+        })
     }
 
     fn checkout(&self) -> rusqlite::Result<Connection> {

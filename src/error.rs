@@ -43,6 +43,8 @@ pub enum ApiError {
     #[error("too many requests, retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
     #[error("{subsystem} is unavailable: {reason}")]
+    /// A subsystem the request needs cannot act (its driver reports why in /api/status).
+    #[allow(dead_code)]
     Unavailable {
         subsystem: &'static str,
         reason: String,

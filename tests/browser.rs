@@ -110,6 +110,8 @@ async fn launch(state_dir: &Path, picd_log: &Path) -> Result<(Processes, String,
         .args(["serve", "--state-dir"])
         .arg(state_dir)
         .args(["--listen", &format!("127.0.0.1:{picd_port}")])
+        // No WireGuard interface in the machine's own namespace from a UI test.
+        .env("PICD_WIREGUARD_MODE", "off")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(picd_log)?)
         .spawn()

@@ -122,10 +122,6 @@ impl<S: Send + Sync> FromRequestParts<S> for AuditCtx {
 }
 
 impl AuditCtx {
-    pub fn actor(&self) -> String {
-        self.slot.actor()
-    }
-
     pub fn set_actor(&self, actor: impl Into<String>) {
         self.slot.set_actor(actor);
     }

@@ -45,8 +45,8 @@ fn current(parts: &Parts) -> Result<CurrentUser, ApiError> {
 /// Any signed-in user, admin or peer.
 pub struct AnyUser(pub CurrentUser);
 
-/// A signed-in admin.
-pub struct AdminUser(pub CurrentUser);
+/// A signed-in admin (or an API key whose scopes the guard has checked).
+pub struct AdminUser(#[allow(dead_code)] pub CurrentUser);
 
 /// A signed-in peer.
 pub struct PeerUser(pub CurrentUser);

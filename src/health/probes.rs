@@ -1,7 +1,7 @@
 //! Drivers for the subsystems whose desired state picd does not manage yet: each finds out
 //! whether its component can be driven on this machine (the Docker socket answers, Caddy's
-//! admin API answers, nft works, the capability and device WireGuard needs are there) and
-//! reports that truthfully in /api/status. Domains replace these with their real drivers.
+//! admin API answers, nft works) and reports that truthfully in /api/status. Domains replace
+//! these with their real drivers.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,7 +28,6 @@ pub fn default_drivers(settings: &Settings, wireguard: Arc<dyn Driver>) -> Drive
 }
 
 pub enum Probe {
-    WireGuard,
     Dns,
     Caddy(String),
     Nftables,
@@ -39,7 +38,6 @@ pub enum Probe {
 impl Driver for Probe {
     fn name(&self) -> &'static str {
         match self {
-            Probe::WireGuard => "wireguard",
             Probe::Dns => "dns",
             Probe::Caddy(_) => "caddy",
             Probe::Nftables => "nftables",
@@ -63,9 +61,6 @@ impl Driver for Probe {
     async fn status(&self) -> SubsystemStatus {
         let name = self.name();
         let result = match self {
-            Probe::WireGuard => wireguard_capability().map(|how| {
-                format!("{how} available; no WireGuard driver in this build, so no interface is managed")
-            }).and_then(Err),
             Probe::Dns => Err("the embedded DNS server is not part of this build".to_string()),
             Probe::Caddy(addr) => caddy(addr).await,
             Probe::Nftables => nftables().await,
@@ -89,19 +84,6 @@ pub fn has_net_admin() -> bool {
                 .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
         .is_some_and(|caps| caps & (1 << CAP_NET_ADMIN) != 0)
-}
-
-fn wireguard_capability() -> Result<&'static str, String> {
-    if !has_net_admin() {
-        return Err("picd lacks CAP_NET_ADMIN, so it cannot create a WireGuard interface".into());
-    }
-    if Path::new("/sys/module/wireguard").exists() {
-        Ok("kernel WireGuard")
-    } else if Path::new("/dev/net/tun").exists() {
-        Ok("userspace WireGuard (/dev/net/tun)")
-    } else {
-        Err("neither the kernel's WireGuard module nor /dev/net/tun is present".into())
-    }
 }
 
 /// One HTTP/1.0 GET over an already-connected stream; Ok with the status line on 2xx.

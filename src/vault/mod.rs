@@ -9,7 +9,7 @@ pub mod routes;
 pub mod store;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -161,11 +161,6 @@ pub fn rekey(state_dir: &Path, conn: &mut Connection) -> anyhow::Result<(usize, 
         .map_err(|e| anyhow::anyhow!("rekey failed, nothing changed: {e}"))?;
     identity::install_pending(state_dir).context("installing the new identity")?;
     Ok((count, new.public_key()))
-}
-
-/// The identity file's path, for messages.
-pub fn identity_path(state_dir: &Path) -> PathBuf {
-    identity::path(state_dir)
 }
 
 /// Reads a whole small file (used for identity files).

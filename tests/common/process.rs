@@ -217,6 +217,8 @@ fn free_port() -> u16 {
 }
 
 /// The picd binary with no `PICD_*` variable inherited from the test's environment.
+/// WireGuard is off: CI runs as root, and a test picd must not build an interface in the
+/// machine's own namespace (the WireGuard tests run picd inside namespaces they create).
 fn clean_command() -> Command {
     let mut command = Command::new(PICD);
     for (key, _) in std::env::vars_os() {
@@ -224,6 +226,7 @@ fn clean_command() -> Command {
             command.env_remove(key);
         }
     }
+    command.env("PICD_WIREGUARD_MODE", "off");
     command
 }
 
