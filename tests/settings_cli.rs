@@ -110,7 +110,11 @@ async fn migrate_creates_the_schema_once() {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(migrations, [(1, "foundation".to_string())]);
+        // Every migration once, in order, starting with the foundation.
+        let versions: Vec<i64> = migrations.iter().map(|(v, _)| *v).collect();
+        let expected: Vec<i64> = (1..=migrations.len() as i64).collect();
+        assert_eq!(versions, expected, "{migrations:?}");
+        assert_eq!(migrations[0].1, "foundation");
         for table in [
             "users",
             "sessions",

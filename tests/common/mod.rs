@@ -8,6 +8,7 @@
 
 mod client;
 mod fixtures;
+pub mod keys;
 mod process;
 mod requests;
 mod store;

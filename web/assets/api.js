@@ -26,13 +26,17 @@ export function rememberCsrfToken(token) {
   }
 }
 
-/** The server exempts /api/auth/* and /api/setup/* (they run before a session has a token). */
+/**
+ * The server exempts /api/auth/*, /api/setup/* and /api/invite/accept: they run before a
+ * session (and so its token) exists.
+ */
 function needsCsrf(method, path) {
   return (
     !["GET", "HEAD", "OPTIONS"].includes(method) &&
     path.startsWith("/api/") &&
     !path.startsWith("/api/auth/") &&
-    !path.startsWith("/api/setup/")
+    !path.startsWith("/api/setup/") &&
+    path !== "/api/invite/accept"
   );
 }
 

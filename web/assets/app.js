@@ -1,15 +1,23 @@
 // The admin app: header (cell, user, password, log out) and a hash router over the views.
-// Each view module exports mount(root, params, ctx) -> { update?(params), destroy?() }.
+// Each view module exports mount(root, params, ctx, id) -> { update?(params), destroy?() };
+// `id` is what follows the section in a detail route (#/peers/<id>).
 
 import { api, ApiError } from "./api.js";
 import { brandMark, busy } from "./dom.js";
 import { clearErrors, markInvalid, setAlert, showErrors } from "./forms.js";
 import * as audit from "./audit.js";
+import * as peer from "./peer.js";
+import * as peers from "./peers.js";
 import * as settings from "./settings.js";
 import * as status from "./status.js";
+import * as vault from "./vault.js";
 
+// A key ending in "/" is a section's detail route: "peers/" serves #/peers/<id>.
 const ROUTES = {
   status: { title: "Status", view: status },
+  peers: { title: "Peers", view: peers },
+  "peers/": { title: "Peer", view: peer },
+  vault: { title: "Vault", view: vault },
   audit: { title: "Audit log", view: audit },
   settings: { title: "Settings", view: settings },
 };
@@ -19,6 +27,7 @@ const main = document.getElementById("main");
 const viewRoot = document.getElementById("view");
 const flashRegion = document.getElementById("flash");
 let flashTimer = null;
+let pendingFlash = "";
 let active = null;
 let cellName = "";
 
@@ -38,44 +47,75 @@ const ctx = {
     flashRegion.textContent = text;
     flashTimer = setTimeout(() => (flashRegion.textContent = ""), FLASH_SECONDS * 1000);
   },
+  /** Names the current view in the window title (a detail view names its item). */
+  setTitle(text) {
+    if (active) active.title = text;
+    setTitle();
+  },
+  /** Goes to another view and shows `text` there (a route change clears the flash). */
+  navigate(hash, text) {
+    pendingFlash = text || "";
+    window.location.hash = hash;
+  },
 };
 
 function setTitle() {
   const route = active && ROUTES[active.name];
-  document.title = [route && route.title, cellName || "picd"].filter(Boolean).join(" · ");
+  const title = (active && active.title) || (route && route.title);
+  document.title = [title, cellName || "picd"].filter(Boolean).join(" · ");
 }
 
 function parseHash() {
   const raw = window.location.hash.replace(/^#\/?/, "");
-  const [name, query = ""] = raw.split("?");
-  return { name, params: new URLSearchParams(query) };
+  const [path, query = ""] = raw.split("?");
+  const [section, ...rest] = path.split("/");
+  const params = new URLSearchParams(query);
+  if (rest.length && rest.join("/")) {
+    let id = rest.join("/");
+    try {
+      id = decodeURIComponent(id);
+    } catch {
+      // A malformed escape stays as typed; the view reports the item as not found.
+    }
+    return { name: `${section}/`, section, id, params };
+  }
+  return { name: section, section, id: null, params };
 }
 
 function route(initial = false) {
-  const { name, params } = parseHash();
+  const { name, section, id, params } = parseHash();
   if (!ROUTES[name]) {
     window.location.replace("#/status");
     return;
   }
   for (const link of document.querySelectorAll(".nav a")) {
-    if (link.dataset.route === name) {
+    if (link.dataset.route === section) {
       link.setAttribute("aria-current", "page");
     } else {
       link.removeAttribute("aria-current");
     }
   }
   // Paging or filtering the same view keeps it (and the focus inside it).
-  if (active && active.name === name && active.instance.update) {
+  if (active && active.name === name && active.id === id && active.instance.update) {
     active.instance.update(params);
     return;
   }
   if (active && active.instance.destroy) {
     active.instance.destroy();
   }
+  // A dialog a view opened belongs to that view.
+  for (const dialog of document.querySelectorAll("dialog[open]")) {
+    dialog.close();
+  }
   flashRegion.textContent = "";
+  if (pendingFlash) {
+    ctx.flash(pendingFlash);
+    pendingFlash = "";
+  }
   viewRoot.replaceChildren();
-  active = { name, instance: ROUTES[name].view.mount(viewRoot, params, ctx) || {} };
+  active = { name, id, title: null, instance: {} };
   setTitle();
+  active.instance = ROUTES[name].view.mount(viewRoot, params, ctx, id) || {};
   if (!initial) {
     main.focus({ preventScroll: true });
     window.scrollTo(0, 0);
@@ -161,6 +201,11 @@ function logoutButton() {
 
 async function start() {
   const me = await api("/api/auth/me");
+  // Peers have their own page; the admin app would only answer them with 403s.
+  if (me.user && me.user.role === "peer") {
+    window.location.replace("/portal");
+    return;
+  }
   document.getElementById("user-name").textContent = me.user.username;
   document.getElementById("user-initial").textContent = me.user.username.slice(0, 1);
   document.getElementById("menu-user").textContent = me.user.username;

@@ -4,7 +4,16 @@
 
 import { api, ApiError, queryString } from "./api.js";
 import { busy, formatTime, h, replace } from "./dom.js";
-import { alertRegion, clearErrors, errorLine, field, setAlert, showErrors } from "./forms.js";
+import {
+  alertRegion,
+  clearErrors,
+  errorLine,
+  field,
+  fromLocalInput,
+  setAlert,
+  showErrors,
+  toLocalInput,
+} from "./forms.js";
 import { badge } from "./status.js";
 
 const TEXT_FILTERS = [
@@ -21,20 +30,6 @@ const RESULTS = ["success", "failure", "denied"];
 const RESULT_LABELS = { success: "Success", failure: "Failure", denied: "Denied" };
 const PAGE_SIZES = [25, 50, 100, 200];
 const DEFAULT_PAGE_SIZE = 50;
-
-/** RFC 3339 (as the hash and the API carry it) to a datetime-local value, in local time. */
-function toLocalInput(iso) {
-  const date = new Date(iso);
-  if (!iso || Number.isNaN(date.getTime())) return "";
-  const pad = (n) => String(n).padStart(2, "0");
-  const day = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
-  return `${day}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
-}
-
-function fromLocalInput(value) {
-  const date = new Date(value);
-  return value && !Number.isNaN(date.getTime()) ? date.toISOString() : "";
-}
 
 function filterForm(onApply, onClear) {
   const inputs = {};

@@ -94,6 +94,32 @@ export function formatDuration(totalSeconds) {
   return `${s} s`;
 }
 
+const BYTE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
+
+/** 1536 -> "1.5 KiB": traffic counters as people read them. */
+export function formatBytes(bytes) {
+  let value = Math.max(0, Number(bytes) || 0);
+  let unit = 0;
+  while (value >= 1024 && unit < BYTE_UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  const digits = unit === 0 || value >= 100 ? 0 : 1;
+  return `${value.toFixed(digits)} ${BYTE_UNITS[unit]}`;
+}
+
+/** How long ago an RFC 3339 time was: "just now", "4 min ago", "3 h ago", "2 d ago". */
+export function formatAgo(iso, now = Date.now()) {
+  const time = new Date(iso).getTime();
+  if (!iso || Number.isNaN(time)) return "—";
+  const seconds = Math.max(0, Math.floor((now - time) / 1000));
+  if (seconds < 60) return "just now";
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  if (seconds < 30 * 86400) return `${Math.floor(seconds / 86400)} d ago`;
+  return formatTime(iso);
+}
+
 /** Marks a button busy (spinner, disabled) while `work` runs. */
 export async function busy(button, work) {
   button.disabled = true;

@@ -31,6 +31,106 @@ export function field({ id, name, label, type = "text", hint, placeholder, autoc
   );
 }
 
+/** A checkbox with its label, hint and error line. */
+export function checkbox({ id, name, label, hint, checked = false, value }) {
+  const input = h("input", {
+    id,
+    name: id,
+    type: "checkbox",
+    value,
+    "data-field": name,
+    "data-label": label,
+    "aria-describedby": [hint ? `${id}-hint` : null, `${id}-error`].filter(Boolean).join(" "),
+  });
+  input.checked = checked;
+  return h(
+    "div",
+    { class: "check" },
+    input,
+    h(
+      "div",
+      {},
+      h("label", { for: id }, label),
+      hint ? h("p", { class: "hint", id: `${id}-hint` }, hint) : null,
+      errorLine(id),
+    ),
+  );
+}
+
+/**
+ * One choice of a few (radio buttons) in a fieldset that carries the field name, so an error
+ * on the field lands under the group. `options` are { value, label, hint? }.
+ */
+export function choices({ id, name, label, options, value }) {
+  return h(
+    "fieldset",
+    { id, class: "choices", "data-field": name, "data-label": label, "aria-describedby": `${id}-error` },
+    h("legend", {}, label),
+    options.map((option) => {
+      const optionId = `${id}-${option.value}`;
+      const input = h("input", {
+        id: optionId,
+        type: "radio",
+        name: id,
+        value: option.value,
+        "aria-describedby": option.hint ? `${optionId}-hint` : null,
+      });
+      input.checked = option.value === value;
+      return h(
+        "div",
+        { class: "check" },
+        input,
+        h(
+          "div",
+          {},
+          h("label", { for: optionId }, option.label),
+          option.hint ? h("p", { class: "hint", id: `${optionId}-hint` }, option.hint) : null,
+        ),
+      );
+    }),
+    errorLine(id),
+  );
+}
+
+/** The value of the checked radio button inside `root`, or "". */
+export function checkedValue(root) {
+  const checked = root.querySelector("input[type=radio]:checked");
+  return checked ? checked.value : "";
+}
+
+/** RFC 3339 (as the API carries it) to a datetime-local value, in local time. */
+export function toLocalInput(iso) {
+  const date = new Date(iso);
+  if (!iso || Number.isNaN(date.getTime())) return "";
+  const pad = (n) => String(n).padStart(2, "0");
+  const day = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+  return `${day}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+/** A datetime-local value (local time) to RFC 3339 in UTC; "" when empty or unreadable. */
+export function fromLocalInput(value) {
+  const date = new Date(value);
+  return value && !Number.isNaN(date.getTime()) ? date.toISOString() : "";
+}
+
+/**
+ * List inputs typed into one box ("names", "ips"): the API names each item ("names[2]"); the
+ * messages are gathered under the box, whose data-field is the list's name.
+ */
+export function foldListErrors(error, lists) {
+  const fields = {};
+  for (const [name, message] of Object.entries(error.fields || {})) {
+    const list = lists.find((l) => name === l || name.startsWith(`${l}[`));
+    if (list) {
+      fields[list] = fields[list] ? `${fields[list]}; ${message}` : message;
+    } else {
+      fields[name] = message;
+    }
+  }
+  error.fields = fields;
+  return error;
+}
+
 /** The error line of the control with this id; showErrors finds it by `${id}-error`. */
 export function errorLine(id) {
   return h("p", { class: "field-error", id: `${id}-error`, hidden: true });
