@@ -120,6 +120,8 @@ pub fn router(app: AppState) -> Router {
         .route("/", get(web::index))
         .route("/setup", get(web::setup))
         .route("/login", get(web::login))
+        .route("/portal", get(web::portal))
+        .route("/portal/invite", get(web::invite))
         .route("/assets/{*path}", get(web::assets))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });

@@ -47,6 +47,16 @@ pub async fn login() -> Response {
     asset("login.html")
 }
 
+/// The peers' self-service portal.
+pub async fn portal() -> Response {
+    asset("portal.html")
+}
+
+/// Where an invited peer sets its password; the token stays in the URL's fragment.
+pub async fn invite() -> Response {
+    asset("invite.html")
+}
+
 pub async fn assets(Path(path): Path<String>) -> Response {
     if path.contains("..") {
         return (

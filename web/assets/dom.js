@@ -44,6 +44,29 @@ export function replace(element, ...children) {
   append(element, children);
 }
 
+/**
+ * A table that turns into one card per row on a phone (the .entries styles): `rows` are <tr>
+ * whose cells come from `cell`, which labels each for that layout.
+ */
+export function dataTable({ id, caption, headings, rows }) {
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { class: "entries", id },
+      h("caption", { class: "visually-hidden" }, caption),
+      h("thead", {}, h("tr", {}, headings.map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rows),
+    ),
+  );
+}
+
+/** A table cell labelled for the phone layout of dataTable. */
+export function cell(label, attrs, ...content) {
+  return h("td", { "data-label": label, ...attrs }, ...content);
+}
+
 /** The picd mark: a cell (hexagon) around a dot. Drawn with attributes, no style. */
 export function brandMark() {
   const ns = "http://www.w3.org/2000/svg";

@@ -1,4 +1,4 @@
-// The sign-in page: POST /api/auth/login, then the admin app.
+// The sign-in page: POST /api/auth/login, then the admin app (or, for a peer, its portal).
 
 import { api, ApiError } from "./api.js";
 import { brandMark } from "./dom.js";
@@ -13,6 +13,11 @@ const password = document.getElementById("password");
 document.getElementById("brand").prepend(brandMark());
 
 let throttledUntil = 0;
+
+/** Where a signed-in user belongs: peers have their portal, the owner the admin app. */
+function home(user) {
+  return user && user.role === "peer" ? "/portal" : "/";
+}
 
 /** After a 429 the button stays disabled, counting down, until the server will listen again. */
 function throttle(seconds) {
@@ -49,12 +54,12 @@ async function signIn(event) {
   submit.disabled = true;
   submit.setAttribute("aria-busy", "true");
   try {
-    await api("/api/auth/login", {
+    const answer = await api("/api/auth/login", {
       method: "POST",
       body: { username: username.value.trim(), password: password.value },
       redirect: false,
     });
-    window.location.assign("/");
+    window.location.assign(home(answer.user));
     return;
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
@@ -83,8 +88,8 @@ async function start() {
       window.location.replace("/setup");
       return;
     }
-    await api("/api/auth/me", { redirect: false });
-    window.location.replace("/");
+    const me = await api("/api/auth/me", { redirect: false });
+    window.location.replace(home(me.user));
     return;
   } catch (error) {
     if (error instanceof ApiError && error.status === 0) {

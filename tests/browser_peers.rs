@@ -1,0 +1,861 @@
+//! Peers, the peer portal and the vault in a real headless Chromium: an admin adds a peer
+//! through the form (a field error first) and sees its QR code at once, edits, disables and
+//! deletes peers, invites one to the portal; the invited peer sets a password, lands on the
+//! portal, sees its QR code, rotates its keys and changes its password; signing in as a peer
+//! leads to the portal. The admin issues and revokes a certificate, trusts another cell's key,
+//! and creates and rotates an API key whose token is shown once and works. Screenshots land in
+//! target/screenshots/.
+
+#[path = "common/webdriver.rs"]
+mod webdriver;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::{json, Value};
+use webdriver::{WebDriver, WAIT};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const INSTALL_HINT: &str = "run packaging/install-test-deps as root \
+     (or: apt-get install -y chromium chromium-driver)";
+
+const ADMIN: &str = "owner";
+const ADMIN_PASSWORD: &str = "quiet harbour lantern 42";
+const ANSWERS: &str = r#"[admin]
+username = "owner"
+password = "quiet harbour lantern 42"
+[cell]
+name = "home"
+domain = "home.example"
+public_endpoint = "vpn.home.example"
+wireguard_port = 51820
+subnet_v4 = "10.77.0.0/24"
+subnet_v6 = "fd77:77::/64"
+[dns]
+upstreams = ["9.9.9.9", "2620:fe::fe"]
+split_horizon = true
+"#;
+
+/// Not a DNS label: the form must show the API's message next to the name input.
+const BAD_PEER_NAME: &str = "Alice_Phone";
+const PEER: &str = "alice-phone";
+/// The first host addresses after the cell's own.
+const PEER_V4: &str = "10.77.0.2";
+const PEER_V6: &str = "fd77:77::2";
+/// A peer that brings its own key pair (so it has no QR code), and is deleted again.
+const BYO_PEER: &str = "bob-laptop";
+const BYO_PUBLIC_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+const PEER_PASSWORD: &str = "copper kettle meadow 7";
+/// What the peer changes its password to on the portal.
+const PEER_NEW_PASSWORD: &str = "silver kettle harbour 8";
+const NEW_KEEPALIVE: &str = "30";
+
+const CERT_NAMES: &str = "files.home.example, *.home.example";
+const CERT_IP: &str = "10.77.0.1";
+const TRUSTED_CELL: &str = "parents-cell";
+const API_KEY_NAME: &str = "backup-script";
+
+/// Kills what the test started, also when it fails; unless the test passed, prints picd's log.
+struct Processes {
+    children: Vec<(&'static str, Child)>,
+    picd_log: PathBuf,
+    passed: bool,
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for (_, child) in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if !self.passed {
+            let log = std::fs::read_to_string(&self.picd_log).unwrap_or_default();
+            eprintln!("---- picd log ----\n{log}");
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+/// The picd binary with no inherited `PICD_*` variable, and no WireGuard interface in the
+/// machine's own namespace: the desired state is still recorded, which is what the UI shows.
+fn picd_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_picd"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PICD_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("PICD_WIREGUARD_MODE", "off");
+    command
+}
+
+/// Polls `url` until it answers with success, or the child exits, or time runs out.
+async fn wait_until_up(name: &str, url: &str, child: &mut Child) -> Result<()> {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            bail!("{name} exited early with {status}");
+        }
+        if let Ok(response) = http.get(url).send().await {
+            if response.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{name} did not answer at {url} within 30 s")
+}
+
+/// Completes setup from an answers file (no wizard), then starts picd and chromedriver on
+/// free ports; returns the guard and both base URLs once each answers.
+async fn launch(state_dir: &Path, picd_log: &Path) -> Result<(Processes, String, String)> {
+    let answers = state_dir.with_extension("answers.toml");
+    std::fs::write(&answers, ANSWERS)?;
+    let setup = picd_command()
+        .arg("setup")
+        .arg("--answers")
+        .arg(&answers)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .output()
+        .context("running picd setup --answers")?;
+    ensure!(
+        setup.status.success(),
+        "picd setup failed: {}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+
+    let mut processes = Processes {
+        children: Vec::new(),
+        picd_log: picd_log.to_path_buf(),
+        passed: false,
+    };
+    let picd_port = free_port();
+    let picd = picd_command()
+        .args(["serve", "--state-dir"])
+        .arg(state_dir)
+        .args(["--listen", &format!("127.0.0.1:{picd_port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(picd_log)?)
+        .spawn()
+        .context("starting picd")?;
+    processes.children.push(("picd", picd));
+    let driver_port = free_port();
+    let chromedriver = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={driver_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {CHROMEDRIVER}: {INSTALL_HINT}"))?;
+    processes.children.push(("chromedriver", chromedriver));
+
+    let base = format!("http://127.0.0.1:{picd_port}");
+    let driver = format!("http://127.0.0.1:{driver_port}");
+    for (name, child) in processes.children.iter_mut() {
+        let url = match *name {
+            "picd" => format!("{base}/health"),
+            _ => format!("{driver}/status"),
+        };
+        wait_until_up(name, &url, child).await?;
+    }
+    Ok((processes, base, driver))
+}
+
+async fn open_browser(driver: &str, profile_dir: &Path) -> Result<WebDriver> {
+    WebDriver::start(
+        driver,
+        json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run",
+                    format!("--user-data-dir={}", profile_dir.display()),
+                    "--window-size=1280,900",
+                ],
+            },
+            // Console messages, so CSP refusals and script errors fail the test.
+            "goog:loggingPrefs": { "browser": "ALL" },
+        }),
+    )
+    .await
+    .with_context(|| format!("starting a Chromium session: {INSTALL_HINT}"))
+}
+
+fn screenshot_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots")
+}
+
+async fn shot(browser: &WebDriver, name: &str) -> Result<()> {
+    let path = screenshot_dir().join(format!("{name}.png"));
+    browser.screenshot(&path).await?;
+    println!("screenshot: {}", path.display());
+    Ok(())
+}
+
+/// Clicks the element matching `css` once it is displayed. Lists refresh themselves, so an
+/// element found a moment ago may have been replaced: then it is looked up again.
+async fn click(browser: &WebDriver, css: &str) -> Result<()> {
+    let mut attempts = 3;
+    loop {
+        let element = browser.wait_for(css).await?;
+        match browser.click(&element).await {
+            Err(e) if attempts > 1 && e.to_string().contains("stale element") => attempts -= 1,
+            other => return other,
+        }
+    }
+}
+
+/// Scrolls the element to the top of the viewport (under the sticky header), for a screenshot.
+async fn scroll_to(browser: &WebDriver, css: &str) -> Result<()> {
+    browser
+        .execute(
+            "document.querySelector(arguments[0]).scrollIntoView({ block: 'start' });",
+            json!([css]),
+        )
+        .await
+        .map(drop)
+}
+
+/// A screenshot of the whole page at `width`: the window grows to the page's height for it,
+/// then returns to the desktop size.
+async fn full_page_shot(browser: &WebDriver, name: &str, width: u32) -> Result<()> {
+    browser.set_window_size(width, 900).await?;
+    let height = browser
+        .execute("return document.documentElement.scrollHeight;", json!([]))
+        .await?
+        .as_u64()
+        .unwrap_or(900);
+    browser
+        .set_window_size(width, (height as u32 + 140).clamp(900, 6000))
+        .await?;
+    browser.execute("window.scrollTo(0, 0);", json!([])).await?;
+    // The resize re-lays the page out; give it a frame before the picture.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    shot(browser, name).await?;
+    browser.set_window_size(1280, 900).await
+}
+
+/// Polls a script (a function body returning a value) until it returns something truthy;
+/// returns that value.
+async fn wait_js(browser: &WebDriver, what: &str, script: &str, args: Value) -> Result<Value> {
+    let deadline = Instant::now() + WAIT;
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        last = browser.execute(script, args.clone()).await?;
+        let truthy = match &last {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
+            Value::String(s) => !s.is_empty(),
+            _ => true,
+        };
+        if truthy {
+            return Ok(last);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!(
+        "timed out waiting for {what} (last: {last})\n  page text:\n{}",
+        browser.page_text().await
+    )
+}
+
+/// Waits until the <img> matching `css` has loaded a picture; returns its natural width.
+async fn wait_image(browser: &WebDriver, css: &str) -> Result<u64> {
+    let width = wait_js(
+        browser,
+        &format!("{css} to load"),
+        "const img = document.querySelector(arguments[0]);
+         return img && img.complete ? img.naturalWidth : 0;",
+        json!([css]),
+    )
+    .await?;
+    Ok(width.as_u64().unwrap_or(0))
+}
+
+/// The current value of an input or textarea, once it is non-empty.
+async fn input_value(browser: &WebDriver, css: &str) -> Result<String> {
+    let value = wait_js(
+        browser,
+        &format!("a value in {css}"),
+        "const el = document.querySelector(arguments[0]); return el ? el.value : '';",
+        json!([css]),
+    )
+    .await?;
+    Ok(value.as_str().unwrap_or_default().to_string())
+}
+
+async fn text_of(browser: &WebDriver, css: &str) -> Result<String> {
+    let mut attempts = 3;
+    loop {
+        let element = browser.wait_for(css).await?;
+        match browser.text(&element).await {
+            Err(e) if attempts > 1 && e.to_string().contains("stale element") => attempts -= 1,
+            other => return other,
+        }
+    }
+}
+
+async fn log_in(browser: &WebDriver, base: &str, user: &str, password: &str) -> Result<()> {
+    browser.goto(&format!("{base}/login")).await?;
+    browser.fill("#username", user).await?;
+    browser.fill("#password", password).await?;
+    click(browser, "#login-submit").await
+}
+
+async fn log_out(browser: &WebDriver, menu: bool) -> Result<()> {
+    if menu {
+        click(browser, "#user-menu summary").await?;
+    }
+    click(browser, "#logout").await?;
+    browser
+        .wait_for_url("/login", |u| u.ends_with("/login"))
+        .await
+        .map(drop)
+}
+
+#[tokio::test]
+async fn peers_portal_and_vault_work_in_chromium() -> Result<()> {
+    for tool in [CHROMIUM, CHROMEDRIVER] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is missing; the browser test needs Chromium and chromedriver: {INSTALL_HINT}"
+        );
+    }
+    let root = tempfile::tempdir()?;
+    let state_dir = root.path().join("state");
+    let profile_dir = tempfile::tempdir()?;
+    let (mut processes, base, driver) = launch(&state_dir, &root.path().join("picd.log")).await?;
+    // Declared after `processes`, so dropped first: the session ends before chromedriver dies.
+    let browser = open_browser(&driver, profile_dir.path()).await?;
+
+    log_in(&browser, &base, ADMIN, ADMIN_PASSWORD).await?;
+    browser
+        .wait_for_url("the admin app", |u| u.starts_with(&format!("{base}/#")))
+        .await?;
+    add_peers(&browser).await?;
+    let invitation = peer_detail(&browser, &base).await?;
+    delete_peer(&browser, &base).await?;
+    portal(&browser, &base, &invitation).await?;
+    peer_login_goes_to_portal(&browser, &base).await?;
+
+    log_in(&browser, &base, ADMIN, ADMIN_PASSWORD).await?;
+    browser
+        .wait_for_url("the admin app", |u| u.starts_with(&format!("{base}/#")))
+        .await?;
+    vault_certificates(&browser, &base).await?;
+    vault_trust_keys(&browser).await?;
+    vault_api_keys(&browser, &base).await?;
+
+    check_console(&browser).await?;
+    browser.quit().await?;
+    processes.passed = true;
+    Ok(())
+}
+
+/// The add form: a refused name shown next to its input, then a peer whose QR code appears at
+/// once, and a second one with its own public key (no QR code, split tunnel).
+async fn add_peers(browser: &WebDriver) -> Result<()> {
+    click(browser, ".nav a[data-route=peers]").await?;
+    // With no peers yet, the form is open from the start.
+    browser.wait_for("#peer-add-form").await?;
+    browser.wait_for_text("#peers-list", "No peers yet").await?;
+
+    browser.fill("#peer-name", BAD_PEER_NAME).await?;
+    click(browser, "#peer-add-submit").await?;
+    let message = browser
+        .wait_for_text("#peer-name-error", "lowercase DNS label")
+        .await?;
+    ensure!(
+        message.starts_with("Name must be"),
+        "inline message: {message}"
+    );
+    let name = browser.find("#peer-name").await?;
+    ensure!(
+        browser.attribute(&name, "aria-invalid").await? == Some("true".into()),
+        "the bad name is marked invalid"
+    );
+    browser
+        .wait_for_text("#peer-add-alert", "correct the field")
+        .await?;
+
+    browser.fill("#peer-name", PEER).await?;
+    click(browser, "#peer-add-submit").await?;
+    browser.wait_for("#peer-added").await?;
+    let width = wait_image(browser, "#peer-added-qr").await?;
+    ensure!(width > 100, "the QR code has a real size: {width}px");
+    let src = browser
+        .attribute(&browser.find("#peer-added-qr").await?, "src")
+        .await?
+        .unwrap_or_default();
+    ensure!(
+        src == format!("/api/peers/{PEER}/qr"),
+        "QR from the API: {src}"
+    );
+    let download = browser
+        .attribute(&browser.find("#peer-added-download").await?, "href")
+        .await?
+        .unwrap_or_default();
+    ensure!(
+        download == format!("/api/peers/{PEER}/config"),
+        "config download: {download}"
+    );
+    let panel = text_of(browser, "#peer-added").await?;
+    for expected in [PEER_V4, PEER_V6, "private key", "Download config"] {
+        ensure!(
+            panel.contains(expected),
+            "added panel lacks {expected}: {panel}"
+        );
+    }
+    // The list behind it already shows the new peer.
+    browser.wait_for_text("#peers-table tbody", PEER).await?;
+    shot(browser, "peer-add-qr").await?;
+
+    // A second peer: split tunnel and the device's own public key, so there is no QR code.
+    click(browser, "#peer-add-another").await?;
+    browser.fill("#peer-name", BYO_PEER).await?;
+    click(browser, "#peer-tunnel-split").await?;
+    browser.fill("#peer-public-key", BYO_PUBLIC_KEY).await?;
+    click(browser, "#peer-add-submit").await?;
+    let panel = browser
+        .wait_for_text("#peer-added", "brought its own key pair")
+        .await?;
+    ensure!(
+        browser.find_all("#peer-added-qr").await?.is_empty(),
+        "no QR code without a private key: {panel}"
+    );
+    click(browser, "#peer-added-done").await?;
+
+    // Adding reloads the list behind the panel; wait for the second peer to be in it.
+    browser
+        .wait_for_text("#peers-table tbody", BYO_PEER)
+        .await?;
+    let rows = browser.find_all("#peers-table tbody tr").await?;
+    ensure!(rows.len() == 2, "two peers listed, saw {}", rows.len());
+    let row = text_of(browser, &format!("#peers-table tr[data-peer={PEER}]")).await?;
+    // WireGuard is off in this test: the state is unknown rather than offline.
+    for expected in [
+        PEER_V4,
+        PEER_V6,
+        "Unknown",
+        "Full tunnel",
+        "No live data",
+        "Never",
+    ] {
+        ensure!(row.contains(expected), "peer row lacks {expected}: {row}");
+    }
+    let row = text_of(browser, &format!("#peers-table tr[data-peer={BYO_PEER}]")).await?;
+    ensure!(row.contains("Split tunnel"), "second peer row: {row}");
+    browser
+        .wait_for_text("#peers-summary", "2 peers, 0 online")
+        .await?;
+    shot(browser, "peers").await?;
+    browser.set_window_size(390, 844).await?;
+    browser.wait_for("#peers-table").await?;
+    shot(browser, "peers-mobile").await?;
+    browser.set_window_size(1280, 900).await
+}
+
+/// The detail page: facts, QR code, disable and enable, an edit, and an invitation link,
+/// which is returned.
+async fn peer_detail(browser: &WebDriver, base: &str) -> Result<String> {
+    click(browser, &format!("#peer-link-{PEER}")).await?;
+    browser
+        .wait_for_url("the peer's page", |u| {
+            u.ends_with(&format!("#/peers/{PEER}"))
+        })
+        .await?;
+    let details = browser.wait_for_text("#peer-details", PEER_V4).await?;
+    for expected in [
+        PEER_V6,
+        "Made by the cell",
+        "Full tunnel",
+        "0.0.0.0/0",
+        "25 s",
+    ] {
+        ensure!(
+            details.contains(expected),
+            "details lack {expected}: {details}"
+        );
+    }
+    browser.wait_for_text("#peer-live", "No live data").await?;
+    wait_image(browser, "#peer-qr").await?;
+    browser
+        .wait_for_text(".nav a[aria-current=page]", "Peers")
+        .await?;
+
+    click(browser, "#peer-toggle").await?;
+    browser.wait_for_text("#peer-badges", "Disabled").await?;
+    browser.wait_for_text("#flash", "is disabled").await?;
+    browser.wait_for_text("#peer-toggle", "Enable").await?;
+    click(browser, "#peer-toggle").await?;
+    browser.wait_for_text("#peer-badges", "Unknown").await?;
+
+    browser.fill("#peer-edit-keepalive", NEW_KEEPALIVE).await?;
+    click(browser, "#peer-edit-submit").await?;
+    browser
+        .wait_for_text("#peer-details", &format!("{NEW_KEEPALIVE} s"))
+        .await?;
+    // The QR code is reloaded with the new keepalive in its config.
+    wait_image(browser, "#peer-qr").await?;
+
+    click(browser, "#peer-invite-submit").await?;
+    let link = input_value(browser, "#peer-invite-link").await?;
+    ensure!(
+        link.starts_with(&format!("{base}/portal/invite#")) && link.len() > base.len() + 40,
+        "invitation link: {link}"
+    );
+    browser
+        .wait_for_text("#peer-portal", "Shown only once")
+        .await?;
+    full_page_shot(browser, "peer-detail", 1280).await?;
+    full_page_shot(browser, "peer-detail-mobile", 390).await?;
+    Ok(link)
+}
+
+/// Deleting asks first; Cancel keeps the peer, confirming removes it and returns to the list.
+async fn delete_peer(browser: &WebDriver, base: &str) -> Result<()> {
+    browser.goto(&format!("{base}/#/peers/{BYO_PEER}")).await?;
+    browser
+        .wait_for_text("#peer-details", "The device's own")
+        .await?;
+    click(browser, "#peer-delete").await?;
+    browser
+        .wait_for_text("#peer-delete-dialog", "cannot be undone")
+        .await?;
+    click(browser, "#peer-delete-dialog-cancel").await?;
+    ensure!(
+        browser.find_all("#peer-delete-dialog").await?.is_empty(),
+        "Cancel closes the dialog"
+    );
+    click(browser, "#peer-delete").await?;
+    click(browser, "#peer-delete-dialog-confirm").await?;
+    browser
+        .wait_for_url("the peers list", |u| u.ends_with("#/peers"))
+        .await?;
+    browser
+        .wait_for_text("#flash", &format!("{BYO_PEER} was deleted"))
+        .await?;
+    browser.wait_for_text("#peers-table", PEER).await?;
+    ensure!(
+        browser.find_all("#peers-table tbody tr").await?.len() == 1,
+        "one peer left"
+    );
+    Ok(())
+}
+
+/// The invited peer sets a password, lands on the portal, sees its QR code and rotates its
+/// keys: the public key changes and a new QR code is shown.
+async fn portal(browser: &WebDriver, base: &str, invitation: &str) -> Result<()> {
+    // The admin signs out; the invitation is opened as a stranger would.
+    browser.goto(&format!("{base}/#/status")).await?;
+    log_out(browser, true).await?;
+    browser.goto(invitation).await?;
+    browser.fill("#invite-password", PEER_PASSWORD).await?;
+    browser
+        .fill("#invite-confirm", "something else entirely")
+        .await?;
+    click(browser, "#invite-submit").await?;
+    browser
+        .wait_for_text("#invite-confirm-error", "does not match")
+        .await?;
+    browser.fill("#invite-confirm", PEER_PASSWORD).await?;
+    click(browser, "#invite-submit").await?;
+    browser
+        .wait_for_url("the portal", |u| u == format!("{base}/portal"))
+        .await?;
+
+    browser.wait_for_text("#portal-facts", PEER_V4).await?;
+    browser.wait_for_text("#portal-user", PEER).await?;
+    let width = wait_image(browser, "#portal-qr").await?;
+    ensure!(
+        width > 100,
+        "the portal's QR code has a real size: {width}px"
+    );
+    let download = browser
+        .attribute(&browser.find("#portal-download").await?, "href")
+        .await?
+        .unwrap_or_default();
+    ensure!(
+        download == "/api/peer/config",
+        "portal download: {download}"
+    );
+    shot(browser, "portal").await?;
+
+    // The invitation is used up: opening it again is refused.
+    browser.goto(invitation).await?;
+    browser.fill("#invite-password", PEER_PASSWORD).await?;
+    browser.fill("#invite-confirm", PEER_PASSWORD).await?;
+    click(browser, "#invite-submit").await?;
+    browser
+        .wait_for_text("#invite-alert", "already used or expired")
+        .await?;
+
+    browser.goto(&format!("{base}/portal")).await?;
+    let old_key = text_of(browser, "#portal-public-key").await?;
+    wait_image(browser, "#portal-qr").await?;
+    click(browser, "#portal-rotate").await?;
+    browser
+        .wait_for_text("#portal-rotate-dialog", "stops working")
+        .await?;
+    click(browser, "#portal-rotate-dialog-confirm").await?;
+    browser
+        .wait_for_text("#portal-rotate-result", "New keys are ready")
+        .await?;
+    let new_key = text_of(browser, "#portal-public-key").await?;
+    ensure!(
+        new_key != old_key && new_key.len() == 44,
+        "the public key changed: {old_key} -> {new_key}"
+    );
+    wait_js(
+        browser,
+        "the new QR code",
+        "const img = document.getElementById('portal-qr');
+         return img.src.startsWith('data:image/png') && img.complete && img.naturalWidth > 100;",
+        json!([]),
+    )
+    .await?;
+    full_page_shot(browser, "portal-rotated", 1280).await?;
+
+    // The password: a wrong current one is named, the right one changes it.
+    browser
+        .fill("#portal-current-password", "not my password at all")
+        .await?;
+    browser
+        .fill("#portal-new-password", PEER_NEW_PASSWORD)
+        .await?;
+    browser
+        .fill("#portal-confirm-password", PEER_NEW_PASSWORD)
+        .await?;
+    click(browser, "#portal-password-submit").await?;
+    browser
+        .wait_for_text("#portal-current-password-error", "is not correct")
+        .await?;
+    browser
+        .fill("#portal-current-password", PEER_PASSWORD)
+        .await?;
+    click(browser, "#portal-password-submit").await?;
+    browser
+        .wait_for_text("#portal-password-alert", "Password changed")
+        .await?;
+
+    browser.set_window_size(390, 844).await?;
+    browser.goto(&format!("{base}/portal")).await?;
+    wait_image(browser, "#portal-qr").await?;
+    shot(browser, "portal-mobile").await?;
+    browser.set_window_size(1280, 900).await?;
+    log_out(browser, false).await
+}
+
+/// A peer signing in on the login page goes to the portal; the admin app sends it there too.
+async fn peer_login_goes_to_portal(browser: &WebDriver, base: &str) -> Result<()> {
+    log_in(browser, base, PEER, PEER_NEW_PASSWORD).await?;
+    browser
+        .wait_for_url("the portal", |u| u == format!("{base}/portal"))
+        .await?;
+    browser.wait_for("#portal-facts").await?;
+    browser.goto(&format!("{base}/#/peers")).await?;
+    browser
+        .wait_for_url("the portal", |u| u == format!("{base}/portal"))
+        .await?;
+    browser.wait_for("#portal-facts").await?;
+    log_out(browser, false).await
+}
+
+/// The CA, a refused and then an issued certificate (its key shown once), and revocation.
+async fn vault_certificates(browser: &WebDriver, base: &str) -> Result<()> {
+    click(browser, ".nav a[data-route=vault]").await?;
+    let age = input_value(browser, "#vault-age-key").await?;
+    ensure!(age.starts_with("age1"), "age public key: {age}");
+    for (css, href) in [
+        ("#vault-ca-download", "/api/vault/ca.crt"),
+        ("#vault-crl-pem", "/api/vault/crl"),
+        ("#vault-crl-der", "/api/vault/crl?format=der"),
+    ] {
+        let found = browser
+            .attribute(&browser.find(css).await?, "href")
+            .await?
+            .unwrap_or_default();
+        ensure!(found == href, "{css} links to {found}");
+    }
+    browser
+        .wait_for_text("#certs-list", "No certificates")
+        .await?;
+
+    browser.fill("#cert-names", "not a name!").await?;
+    click(browser, "#cert-issue-submit").await?;
+    browser
+        .wait_for_text("#cert-names-error", "is not a host name")
+        .await?;
+
+    browser.fill("#cert-names", CERT_NAMES).await?;
+    browser.fill("#cert-ips", CERT_IP).await?;
+    click(browser, "#cert-issue-submit").await?;
+    let key = input_value(browser, "#cert-issued-key").await?;
+    ensure!(key.contains("PRIVATE KEY-----"), "private key PEM: {key}");
+    let cert = input_value(browser, "#cert-issued-cert").await?;
+    ensure!(
+        cert.starts_with("-----BEGIN CERTIFICATE-----"),
+        "certificate PEM"
+    );
+    browser.wait_for("#cert-issued-key-copy").await?;
+    let row = browser
+        .wait_for_text("#certs-table tbody", "files.home.example")
+        .await?;
+    ensure!(
+        row.contains(CERT_IP) && row.contains("Valid"),
+        "cert row: {row}"
+    );
+    full_page_shot(browser, "vault", 1280).await?;
+    full_page_shot(browser, "vault-mobile", 390).await?;
+
+    // Shown once: after Done, and after a reload, the key is nowhere on the page.
+    click(browser, "#cert-issued-done").await?;
+    ensure!(
+        browser.find_all("#cert-issued-key").await?.is_empty(),
+        "Done removes the key"
+    );
+    browser.goto(&format!("{base}/#/status")).await?;
+    browser.goto(&format!("{base}/#/vault")).await?;
+    browser
+        .wait_for_text("#certs-table tbody", "files.home.example")
+        .await?;
+    ensure!(
+        !browser.page_text().await.contains("PRIVATE KEY"),
+        "the private key does not come back"
+    );
+
+    click(browser, "#certs-table button[data-action=revoke]").await?;
+    click(browser, "#cert-revoke-reason option[value=superseded]").await?;
+    click(browser, "#cert-revoke-dialog-confirm").await?;
+    let row = browser
+        .wait_for_text("#certs-table tbody", "Revoked")
+        .await?;
+    ensure!(row.contains("Superseded"), "revocation reason shown: {row}");
+    Ok(())
+}
+
+async fn vault_trust_keys(browser: &WebDriver) -> Result<()> {
+    browser.fill("#trust-name", TRUSTED_CELL).await?;
+    click(browser, "#trust-kind option[value=wireguard]").await?;
+    browser.fill("#trust-key", "not a key").await?;
+    click(browser, "#trust-add-submit").await?;
+    browser
+        .wait_for_text("#trust-key-error", "is not a WireGuard public key")
+        .await?;
+    browser.fill("#trust-key", BYO_PUBLIC_KEY).await?;
+    click(browser, "#trust-add-submit").await?;
+    let row = browser
+        .wait_for_text("#trust-table tbody", TRUSTED_CELL)
+        .await?;
+    ensure!(row.contains(BYO_PUBLIC_KEY), "trusted key row: {row}");
+    click(browser, "#trust-table button[data-action=remove]").await?;
+    click(browser, "#trust-remove-dialog-confirm").await?;
+    browser
+        .wait_for_text("#trust-list", "trusts no other cell")
+        .await?;
+    Ok(())
+}
+
+/// An API key: created with a token shown once that works at once; rotated, the old token is
+/// refused and the new one works.
+async fn vault_api_keys(browser: &WebDriver, base: &str) -> Result<()> {
+    browser.fill("#key-name", API_KEY_NAME).await?;
+    click(browser, "#key-create-submit").await?;
+    browser
+        .wait_for_text("#key-scopes-error", "at least one scope")
+        .await?;
+    click(browser, "#key-scope-read-only").await?;
+    click(browser, "#key-create-submit").await?;
+    let token = input_value(browser, "#key-token").await?;
+    ensure!(token.starts_with("picd_"), "token: {token}");
+    let row = browser
+        .wait_for_text("#keys-table tbody", API_KEY_NAME)
+        .await?;
+    ensure!(
+        row.contains("read-only") && row.contains("60/min") && row.contains(&token[..13]),
+        "key row: {row}"
+    );
+    ensure!(!row.contains(&token), "the list never shows the token");
+    ensure!(get_peers(base, &token).await? == 200, "the new token works");
+    scroll_to(browser, "#keys").await?;
+    shot(browser, "vault-keys").await?;
+
+    click(browser, "#keys-table button[data-action=rotate]").await?;
+    click(browser, "#key-rotate-dialog-confirm").await?;
+    let rotated = wait_js(
+        browser,
+        "the rotated token",
+        "const el = document.getElementById('key-token');
+         return el && el.value !== arguments[0] ? el.value : '';",
+        json!([token]),
+    )
+    .await?;
+    let rotated = rotated.as_str().unwrap_or_default().to_string();
+    ensure!(rotated.starts_with("picd_"), "rotated token: {rotated}");
+    ensure!(
+        get_peers(base, &token).await? == 401,
+        "the old token is refused"
+    );
+    ensure!(
+        get_peers(base, &rotated).await? == 200,
+        "the rotated token works"
+    );
+
+    click(browser, "#key-token-done").await?;
+    ensure!(
+        !browser.page_text().await.contains(&rotated),
+        "the token is gone once dismissed"
+    );
+    click(browser, "#keys-table button[data-action=revoke]").await?;
+    click(browser, "#key-revoke-dialog-confirm").await?;
+    browser.wait_for_text("#keys-list", "No API keys").await?;
+    ensure!(
+        get_peers(base, &rotated).await? == 401,
+        "a revoked token is refused"
+    );
+    Ok(())
+}
+
+/// GET /api/peers with an API key; the status code.
+async fn get_peers(base: &str, token: &str) -> Result<u16> {
+    let response = reqwest::Client::new()
+        .get(format!("{base}/api/peers"))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    Ok(response.status().as_u16())
+}
+
+/// No script errors and no CSP refusals. Failed requests the test provoked on purpose (the
+/// refused name, key, certificate and the used invitation) are logged by Chromium too and
+/// are expected.
+async fn check_console(browser: &WebDriver) -> Result<()> {
+    let problems: Vec<String> = browser
+        .console_messages()
+        .await?
+        .into_iter()
+        .filter(|m| m.starts_with("SEVERE") || m.contains("Content Security Policy"))
+        .filter(|m| !m.contains("Failed to load resource"))
+        .collect();
+    ensure!(
+        problems.is_empty(),
+        "browser console errors:\n{}",
+        problems.join("\n")
+    );
+    Ok(())
+}
