@@ -96,6 +96,7 @@ fn picd_command() -> Command {
         }
     }
     command.env("PICD_WIREGUARD_MODE", "off");
+    command.env("PICD_DNS_LISTEN", "");
     command
 }
 
