@@ -79,6 +79,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/peer/me", get(peers::portal::me))
         .route("/api/peer/config", get(peers::portal::config))
         .route("/api/peer/qr", get(peers::portal::qr))
+        .route("/api/peer/ca.crt", get(vault::routes::peer_ca_certificate))
         .route("/api/peer/rotate-keys", post(peers::portal::rotate_keys))
         .route(
             "/api/peer/service-credentials",

@@ -30,6 +30,18 @@ pub async fn age_public_key(_admin: AdminUser, State(app): State<AppState>) -> J
 }
 
 pub async fn ca_certificate(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Response> {
+    ca_download(&app).await
+}
+
+/// The same download for peers: their devices install it to trust the cell's services.
+pub async fn peer_ca_certificate(
+    _peer: crate::auth::PeerUser,
+    State(app): State<AppState>,
+) -> ApiResult<Response> {
+    ca_download(&app).await
+}
+
+async fn ca_download(app: &AppState) -> ApiResult<Response> {
     let pem = app
         .db
         .call(|conn| ca::ca_pem(conn))
