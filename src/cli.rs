@@ -171,6 +171,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Vault {
             command: VaultCommand::Rekey,
         } => {
+            // A mistyped --state-dir must not quietly become a new cell with a new vault
+            // (and a "re-encrypted 1 secret(s)" that the operator takes for success).
+            let identity = settings.state_dir.join("vault.key");
+            anyhow::ensure!(
+                identity.exists(),
+                "no vault identity at {}: is --state-dir right?",
+                identity.display()
+            );
             let _lock = lock_state_dir(&settings.state_dir)?;
             let mut conn = rusqlite::Connection::open(settings.database_path())?;
             crate::db::migrate(&mut conn)?;

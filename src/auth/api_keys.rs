@@ -178,7 +178,8 @@ pub fn find_by_token(conn: &Connection, token: &str) -> rusqlite::Result<Option<
         ))?
         .query_row([token_hash(token)], from_row)
         .optional()?;
-    if let Some(key) = &key {
+    // A refused (expired) key's attempt is not a use.
+    if let Some(key) = key.as_ref().filter(|k| !k.is_expired()) {
         let stale = key
             .last_used_at
             .as_deref()
