@@ -46,6 +46,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ended = crate::health::run_health_checks(app.clone()) => ended.context("health checks ended")?,
         ended = run_session_sweeper(app.clone()) => ended.context("session sweeper ended")?,
         ended = run_reconciler(app.clone()) => ended.context("reconciler ended")?,
+        ended = app.wireguard.clone().run_device_watchdog() => ended.context("WireGuard")?,
     }
     tracing::info!("picd stopped");
     Ok(())

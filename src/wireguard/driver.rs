@@ -22,6 +22,10 @@ use crate::driver::{Driver, DriverError, DriverState, SubsystemStatus};
 use crate::vault::Vault;
 
 const NAME: &str = "wireguard";
+const DEVICE_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+const DEVICE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+/// Consecutive failed probes before the device counts as stopped.
+const DEVICE_PROBE_FAILURES: u32 = 2;
 
 enum Api {
     Kernel(WGApi<Kernel>),
@@ -275,6 +279,48 @@ impl WireGuardDriver {
 
     pub fn interface_name(&self) -> &str {
         &self.ifname
+    }
+
+    /// Whether picd's own userspace device still answers on its control socket. Checked
+    /// without the driver's lock, with short timeouts, so a dead device cannot stall it.
+    fn userspace_device_alive(&self) -> bool {
+        use std::io::{Read, Write};
+        let path = format!("/var/run/wireguard/{}.sock", self.ifname);
+        let probe = || -> std::io::Result<bool> {
+            let mut socket = std::os::unix::net::UnixStream::connect(&path)?;
+            socket.set_read_timeout(Some(DEVICE_PROBE_TIMEOUT))?;
+            socket.set_write_timeout(Some(DEVICE_PROBE_TIMEOUT))?;
+            socket.write_all(b"get=1\n\n")?;
+            let mut first = [0u8; 16];
+            Ok(socket.read(&mut first)? > 0)
+        };
+        probe().unwrap_or(false)
+    }
+
+    /// Watches picd's userspace WireGuard device. The embedded implementation takes SIGTERM and
+    /// SIGINT for itself (it blocks them and reads them from a signalfd), so a termination
+    /// signal may stop the device instead of reaching picd. A device that stopped is picd's cue
+    /// to stop too: returning ends picd, as a signal would have.
+    pub async fn run_device_watchdog(self: Arc<Self>) -> anyhow::Result<()> {
+        let mut interval = tokio::time::interval(DEVICE_PROBE_INTERVAL);
+        let mut failures = 0;
+        loop {
+            interval.tick().await;
+            let up = self.mode == Ok(Mode::Userspace) && Self::lock(&self.inner).api.is_some();
+            if !up {
+                failures = 0;
+                continue;
+            }
+            let this = Arc::clone(&self);
+            let alive = tokio::task::spawn_blocking(move || this.userspace_device_alive()).await.unwrap_or(false);
+            failures = if alive { 0 } else { failures + 1 };
+            if failures >= DEVICE_PROBE_FAILURES {
+                anyhow::bail!(
+                    "the userspace WireGuard device {} stopped (a termination signal, or a failure)",
+                    self.ifname
+                );
+            }
+        }
     }
 
     pub fn mode_name(&self) -> &'static str {

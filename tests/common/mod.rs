@@ -9,6 +9,7 @@
 mod client;
 mod fixtures;
 pub mod keys;
+pub mod netns;
 mod process;
 mod requests;
 mod store;
