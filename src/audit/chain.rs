@@ -150,7 +150,7 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<VerifyReport> {
     while let Some(row) = rows.next()? {
         checked += 1;
         let seq: i64 = row.get(0)?;
-        let text = |i: usize| row.get_ref(i).and_then(|v| Ok(v.as_str().unwrap_or("")));
+        let text = |i: usize| row.get_ref(i).map(|v| v.as_str().unwrap_or(""));
         let prev_hash = text(9)?;
         let hash = text(10)?;
         if seq != expected_seq {

@@ -84,7 +84,9 @@ fn certificate_name(name: &str) -> Result<String, String> {
     } else {
         dns_label(rest).is_ok()
     };
-    if ok && !(lower.starts_with("*.") && !rest.contains('.')) {
+    // A wildcard needs a domain under it: `*.example.com`, never `*.com`.
+    let bare_wildcard = lower.starts_with("*.") && !rest.contains('.');
+    if ok && !bare_wildcard {
         Ok(lower)
     } else {
         Err(format!("'{name}' is not a host name (or *.domain)"))
