@@ -1,0 +1,37 @@
+-- wrk script for bench/api_mutation.sh: PUT /api/config with a session cookie and the CSRF
+-- token, alternating two bodies so that every request really changes the config (and so
+-- writes the change and its audit entry in one durable transaction).
+--
+-- wrk has no fixed-rate mode; each connection pauses DELAY_MS after every response, so with
+-- C connections the offered rate is about C * 1000 / (DELAY_MS + latency) requests/s.
+
+local delay_ms = tonumber(os.getenv("DELAY_MS") or "0")
+local bodies = { os.getenv("BODY_A"), os.getenv("BODY_B") }
+local sent = 0
+
+wrk.method = "PUT"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-CSRF-Token"] = os.getenv("CSRF")
+wrk.headers["Cookie"] = os.getenv("COOKIE")
+
+request = function()
+    sent = sent + 1
+    return wrk.format(nil, "/api/config", nil, bodies[sent % 2 + 1])
+end
+
+if delay_ms > 0 then
+    delay = function()
+        return delay_ms
+    end
+end
+
+done = function(summary, latency, requests)
+    local seconds = summary.duration / 1e6
+    io.write(string.format(
+        "RESULT requests=%d seconds=%.2f rate=%.1f non2xx=%d socket_errors=%d " ..
+        "p50_us=%d p90_us=%d p99_us=%d p999_us=%d max_us=%d mean_us=%.0f\n",
+        summary.requests, seconds, summary.requests / seconds, summary.errors.status,
+        summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+        latency:percentile(50), latency:percentile(90), latency:percentile(99),
+        latency:percentile(99.9), latency.max, latency.mean))
+end
