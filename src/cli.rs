@@ -247,9 +247,11 @@ pub fn lock_state_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
 
 /// Verifies the chain straight from the database file, read-only, without picd running.
 fn audit_verify(path: &Path) -> anyhow::Result<ExitCode> {
-    let conn =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .with_context(|| format!("opening {}", path.display()))?;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {}", path.display()))?;
     let report = crate::audit::chain::verify(&conn)?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(if report.valid {

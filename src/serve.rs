@@ -38,8 +38,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         "picd is listening"
     );
     // A restart re-applies every driver's desired state.
-    let startup = app.clone();
-    tokio::spawn(async move { startup.drivers.reconcile_all(&startup.db).await });
+    app.request_reconcile();
 
     tokio::select! {
         served = crate::app::serve(listener, app.clone(), shutdown_signal()) => served.context("HTTP server")?,
@@ -68,13 +67,18 @@ async fn ensure_ca(db: &Db, vault: &crate::vault::Vault) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("creating the cell's CA: {e}"))
 }
 
-/// Re-applies every driver's desired state periodically: retires expired peers and repairs
-/// whatever was changed behind picd's back.
+/// Re-applies every driver's desired state periodically (retiring expired peers and
+/// repairing whatever was changed behind picd's back) and whenever a change asks for it.
 async fn run_reconciler(app: AppState) -> anyhow::Result<()> {
     let period = Duration::from_secs(app.settings.reconcile_interval_seconds.max(1));
     let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
-        interval.tick().await;
+        // A request that arrives while a pass runs is kept (Notify stores one permit), so
+        // changes made during a pass get a pass of their own, and a burst gets just one.
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = app.reconcile_requested() => {}
+        }
         app.drivers.reconcile_all(&app.db).await;
     }
 }

@@ -23,6 +23,8 @@ pub struct AppState {
     pub vault: Vault,
     pub wireguard: Arc<WireGuardDriver>,
     pub started: Instant,
+    /// Wakes the reconciler; requests coalesce, so a burst of changes costs one pass.
+    reconcile_wanted: Arc<tokio::sync::Notify>,
     setup_done: Arc<AtomicBool>,
 }
 
@@ -47,8 +49,19 @@ impl AppState {
             vault,
             wireguard,
             started: Instant::now(),
+            reconcile_wanted: Arc::new(tokio::sync::Notify::new()),
             setup_done: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Asks for a full reconcile of every driver soon (after a change of the cell's settings).
+    pub fn request_reconcile(&self) {
+        self.reconcile_wanted.notify_one();
+    }
+
+    /// Resolves when a reconcile was requested.
+    pub async fn reconcile_requested(&self) {
+        self.reconcile_wanted.notified().await;
     }
 
     /// Whether the wizard has completed. Once true it stays true, so only the first requests

@@ -207,17 +207,42 @@ async fn load_user(app: &AppState, session: &Session) -> Result<Option<CurrentUs
         .call(move |conn| Ok(store::get(conn, &user_id)?))
         .await?;
     match user {
-        Some(user) => Ok(Some(CurrentUser {
-            user,
-            login_at,
-            api_key: None,
-        })),
+        Some(user) => {
+            keep_alive(session).await?;
+            Ok(Some(CurrentUser {
+                user,
+                login_at,
+                api_key: None,
+            }))
+        }
         None => {
             session.flush().await.map_err(session_error)?;
             Ok(None)
         }
     }
 }
+
+/// The idle timeout slides with activity: a session is saved (and its expiry moved) when it
+/// was last marked active a minute or more ago, not on every request, so activity costs at
+/// most one write a minute.
+async fn keep_alive(session: &Session) -> Result<(), ApiError> {
+    let now = crate::time::now().unix_timestamp();
+    let seen: i64 = session
+        .get(SEEN_AT_KEY)
+        .await
+        .map_err(session_error)?
+        .unwrap_or(0);
+    if now - seen >= SEEN_AT_GRANULARITY_SECS {
+        session
+            .insert(SEEN_AT_KEY, now)
+            .await
+            .map_err(session_error)?;
+    }
+    Ok(())
+}
+
+const SEEN_AT_KEY: &str = "seen_at";
+const SEEN_AT_GRANULARITY_SECS: i64 = 60;
 
 async fn check_csrf(session: &Session, given: Option<Vec<u8>>) -> Result<(), ApiError> {
     let expected: Option<String> = session.get(CSRF_KEY).await.map_err(session_error)?;

@@ -106,7 +106,6 @@ pub async fn put(
             Ok(())
         })
         .await?;
-    let reconcile = app.clone();
-    tokio::spawn(async move { reconcile.drivers.reconcile_all(&reconcile.db).await });
+    app.request_reconcile();
     Ok(Json(current(&app).await?))
 }

@@ -221,8 +221,7 @@ pub async fn complete(
         .await?;
     // The wizard ends signed in as the new admin.
     let csrf = crate::auth::start_session(&session, &user.id).await?;
-    let reconcile = app.clone();
-    tokio::spawn(async move { reconcile.drivers.reconcile_all(&reconcile.db).await });
+    app.request_reconcile();
     Ok(Json(
         json!({ "complete": true, "user": user, "csrf_token": csrf }),
     ))

@@ -312,7 +312,9 @@ impl WireGuardDriver {
                 continue;
             }
             let this = Arc::clone(&self);
-            let alive = tokio::task::spawn_blocking(move || this.userspace_device_alive()).await.unwrap_or(false);
+            let alive = tokio::task::spawn_blocking(move || this.userspace_device_alive())
+                .await
+                .unwrap_or(false);
             failures = if alive { 0 } else { failures + 1 };
             if failures >= DEVICE_PROBE_FAILURES {
                 anyhow::bail!(
