@@ -299,8 +299,9 @@ impl WireGuardDriver {
 
     /// Watches picd's userspace WireGuard device. The embedded implementation takes SIGTERM and
     /// SIGINT for itself (it blocks them and reads them from a signalfd), so a termination
-    /// signal may stop the device instead of reaching picd. A device that stopped is picd's cue
-    /// to stop too: returning ends picd, as a signal would have.
+    /// signal may stop the device instead of reaching picd. The device stops only on such a
+    /// signal, so a device that stopped is picd's cue to stop too: returning ends picd, as the
+    /// signal would have.
     pub async fn run_device_watchdog(self: Arc<Self>) -> anyhow::Result<()> {
         let mut interval = tokio::time::interval(DEVICE_PROBE_INTERVAL);
         let mut failures = 0;
@@ -317,10 +318,8 @@ impl WireGuardDriver {
                 .unwrap_or(false);
             failures = if alive { 0 } else { failures + 1 };
             if failures >= DEVICE_PROBE_FAILURES {
-                anyhow::bail!(
-                    "the userspace WireGuard device {} stopped (a termination signal, or a failure)",
-                    self.ifname
-                );
+                tracing::info!(interface = %self.ifname, "the userspace WireGuard device stopped on a termination signal");
+                return Ok(());
             }
         }
     }
