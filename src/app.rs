@@ -16,7 +16,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::auth::session_store::SqliteSessionStore;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{audit, auth, client, health, peers, setup, vault, web, wireguard};
+use crate::{audit, auth, client, health, logs, peers, setup, vault, web, wireguard};
 
 pub const SESSION_COOKIE: &str = "picd_session";
 
@@ -84,6 +84,13 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/api/peer/service-credentials",
             get(peers::portal::service_credentials),
+        )
+        // Logs
+        .route("/api/logs", get(logs::routes::recent))
+        .route("/api/logs/search", get(logs::routes::search))
+        .route(
+            "/api/logs/verbosity",
+            get(logs::routes::verbosity).put(logs::routes::set_verbosity),
         )
         // Vault and API keys
         .route(

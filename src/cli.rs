@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::config::{LogFormat, Settings, DEV_STATE_DIR};
+use crate::config::{Settings, DEV_STATE_DIR};
 use crate::db::Db;
 
 #[derive(Parser, Debug)]
@@ -113,15 +113,7 @@ fn prepare_state_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn init_logging(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match settings.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    crate::logs::init(settings);
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -13,6 +13,7 @@ mod db;
 mod driver;
 mod error;
 mod health;
+mod logs;
 mod peers;
 mod serve;
 mod setup;

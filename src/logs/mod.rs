@@ -1,0 +1,156 @@
+//! picd's own logs: written to standard error (the journal, under systemd; JSON with
+//! `log_format = "json"`), and the most recent lines kept in memory for /api/logs, with the
+//! verbosity changeable at run time.
+
+pub mod routes;
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::sync::{Mutex, OnceLock};
+
+use serde::Serialize;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::reload;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+use crate::config::{LogFormat, Settings};
+
+/// Lines kept for /api/logs.
+const KEPT_LINES: usize = 5000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    pub time: String,
+    pub level: String,
+    /// The part of picd that logged it (`dns`, `wireguard`, `http`, ...).
+    pub service: String,
+    pub message: String,
+}
+
+struct Logs {
+    lines: Mutex<VecDeque<LogLine>>,
+    filter: reload::Handle<EnvFilter, Registry>,
+    current: Mutex<String>,
+}
+
+static LOGS: OnceLock<Logs> = OnceLock::new();
+
+/// The service a log target belongs to: `picd::dns::server` -> `dns`; other crates by name.
+fn service_of(target: &str) -> String {
+    let mut parts = target.split("::");
+    match (parts.next(), parts.next()) {
+        (Some("picd"), Some(module)) => module.to_string(),
+        (Some("tower_http"), _) => "http".into(),
+        (Some(first), _) => first.to_string(),
+        (None, _) => "picd".into(),
+    }
+}
+
+struct Collect(String);
+
+impl Visit for Collect {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        } else {
+            let _ = write!(self.0, " {}={value}", field.name());
+        }
+    }
+}
+
+/// Keeps each event (that passed the filter) in the ring buffer.
+struct Keep;
+
+impl<S: Subscriber> Layer<S> for Keep {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let Some(logs) = LOGS.get() else { return };
+        let mut collect = Collect(String::new());
+        event.record(&mut collect);
+        let line = LogLine {
+            time: crate::time::now_rfc3339(),
+            level: event.metadata().level().to_string().to_lowercase(),
+            service: service_of(event.metadata().target()),
+            message: collect.0,
+        };
+        let mut lines = logs.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if lines.len() >= KEPT_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+}
+
+/// Sets up logging for the process (once).
+pub fn init(settings: &Settings) {
+    let wanted = settings.log_level.clone();
+    let filter = EnvFilter::try_new(&wanted).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let output = match settings.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let _ = LOGS.set(Logs {
+        lines: Mutex::new(VecDeque::new()),
+        filter: handle,
+        current: Mutex::new(wanted),
+    });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
+        .with(Keep)
+        .try_init();
+}
+
+/// The newest `count` lines, optionally of one service and containing `text`, oldest first.
+pub fn recent(count: usize, service: Option<&str>, text: Option<&str>) -> Vec<LogLine> {
+    let Some(logs) = LOGS.get() else {
+        return Vec::new();
+    };
+    let text = text.map(str::to_lowercase);
+    let lines = logs.lines.lock().unwrap_or_else(|e| e.into_inner());
+    let mut found: Vec<LogLine> = lines
+        .iter()
+        .rev()
+        .filter(|l| service.is_none_or(|s| l.service == s))
+        .filter(|l| {
+            text.as_ref()
+                .is_none_or(|t| l.message.to_lowercase().contains(t.as_str()))
+        })
+        .take(count)
+        .cloned()
+        .collect();
+    found.reverse();
+    found
+}
+
+/// The current filter, e.g. `info` or `info,picd::dns=debug`.
+pub fn verbosity() -> String {
+    LOGS.get()
+        .map(|l| l.current.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        .unwrap_or_default()
+}
+
+/// Replaces the filter; a filter that does not parse is refused and the old one kept.
+pub fn set_verbosity(filter: &str) -> Result<(), String> {
+    let logs = LOGS.get().ok_or("logging is not set up")?;
+    let parsed = EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+    logs.filter.reload(parsed).map_err(|e| e.to_string())?;
+    *logs.current.lock().unwrap_or_else(|e| e.into_inner()) = filter.to_string();
+    Ok(())
+}
