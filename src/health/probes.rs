@@ -45,17 +45,10 @@ impl Driver for Probe {
         }
     }
 
-    /// Nothing is desired of these subsystems yet; reconciling checks that each could be
-    /// driven, so start-up logs say which cannot.
     async fn reconcile(&self, _db: &Db) -> Result<(), DriverError> {
-        let status = self.status().await;
-        match status.state {
-            crate::driver::DriverState::Unavailable => Err(DriverError::Unavailable(
-                self.name(),
-                status.reason.unwrap_or_default(),
-            )),
-            _ => Ok(()),
-        }
+        // Nothing is desired of these subsystems yet, so there is nothing to apply; their state
+        // is probed when /api/status asks (probing here would spawn `nft` on every change).
+        Ok(())
     }
 
     async fn status(&self) -> SubsystemStatus {
