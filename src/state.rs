@@ -8,6 +8,7 @@ use crate::auth::api_keys::KeyRateLimiter;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::dns::driver::DnsDriver;
 use crate::driver::Drivers;
 use crate::error::ApiError;
 use crate::vault::Vault;
@@ -22,6 +23,7 @@ pub struct AppState {
     pub key_limiter: Arc<KeyRateLimiter>,
     pub vault: Vault,
     pub wireguard: Arc<WireGuardDriver>,
+    pub dns: Arc<DnsDriver>,
     pub started: Instant,
     setup_done: Arc<AtomicBool>,
 }
@@ -33,6 +35,7 @@ impl AppState {
         settings: Settings,
         drivers: Drivers,
         wireguard: Arc<WireGuardDriver>,
+        dns: Arc<DnsDriver>,
     ) -> Self {
         let throttle = LoginThrottle::new(
             settings.login_failures_per_user,
@@ -46,9 +49,20 @@ impl AppState {
             key_limiter: Arc::new(KeyRateLimiter::new()),
             vault,
             wireguard,
+            dns,
             started: Instant::now(),
             setup_done: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Rebuilds the DNS snapshot in the background after names changed.
+    pub fn refresh_dns(&self) {
+        let app = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::driver::Driver::reconcile(app.dns.as_ref(), &app.db).await {
+                tracing::warn!(error = %e, "DNS refresh");
+            }
+        });
     }
 
     /// Whether the wizard has completed. Once true it stays true, so only the first requests

@@ -47,9 +47,9 @@ impl DnsDriver {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The addresses actually bound (ports resolved), for tests and status.
-    pub fn bound(&self) -> Vec<SocketAddr> {
-        self.lock().bound.clone()
+    /// The snapshot being served.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.snapshot.load_full()
     }
 
     fn bind_missing(&self) {

@@ -6,9 +6,13 @@
 pub mod answer;
 pub mod driver;
 pub mod forward;
+mod input;
+pub mod routes;
 pub mod server;
 pub mod snapshot;
+pub mod standalone;
 pub mod store;
+pub mod tools;
 pub mod transfer;
 pub mod zone;
 pub mod zonefile;

@@ -136,11 +136,7 @@ pub fn build(conn: &Connection) -> Result<Snapshot, ApiError> {
     let (internal_subnets, upstreams) = match &config {
         Some(c) => (
             vec![IpNet::V4(c.cell.subnet_v4), IpNet::V6(c.cell.subnet_v6)],
-            c.dns
-                .upstreams
-                .iter()
-                .map(|ip| SocketAddr::new(*ip, 53))
-                .collect(),
+            c.dns.upstreams.iter().map(|u| u.0).collect(),
         ),
         None => (Vec::new(), Vec::new()),
     };

@@ -213,3 +213,11 @@ pub fn parse_secondary(text: &str) -> Option<std::net::SocketAddr> {
             .map(|ip| std::net::SocketAddr::new(ip, 53))
     })
 }
+
+/// Peers' names live in the cell's zone: when one comes or goes, the zone's serial moves.
+pub fn bump_cell_serial(conn: &Connection) -> Result<(), ApiError> {
+    if let Some(zone) = ensure_cell_zone(conn)? {
+        bump_serial(conn, &zone)?;
+    }
+    Ok(())
+}
