@@ -112,6 +112,7 @@ async fn launch(state_dir: &Path, picd_log: &Path) -> Result<(Processes, String,
         .args(["--listen", &format!("127.0.0.1:{picd_port}")])
         // No WireGuard interface in the machine's own namespace from a UI test.
         .env("PICD_WIREGUARD_MODE", "off")
+        .env("PICD_DNS_LISTEN", "")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(picd_log)?)
         .spawn()

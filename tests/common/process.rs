@@ -227,6 +227,8 @@ fn clean_command() -> Command {
         }
     }
     command.env("PICD_WIREGUARD_MODE", "off");
+    // Nor a DNS server on the machine's port 53; DNS tests choose their own address.
+    command.env("PICD_DNS_LISTEN", "");
     command
 }
 
