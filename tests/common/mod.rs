@@ -8,7 +8,6 @@
 
 mod client;
 mod fixtures;
-pub mod keys;
 mod process;
 mod requests;
 mod store;
