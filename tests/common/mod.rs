@@ -7,12 +7,14 @@
 #![allow(dead_code, unused_imports)]
 
 mod client;
+mod dns;
 mod fixtures;
 mod process;
 mod requests;
 mod store;
 
 pub use client::*;
+pub use dns::*;
 pub use fixtures::*;
 pub use process::*;
 pub use requests::*;
