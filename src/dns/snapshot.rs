@@ -29,13 +29,13 @@ const SOA_RETRY: i32 = 900;
 const SOA_EXPIRE: i32 = 1_209_600;
 const SOA_MINIMUM: u32 = 300;
 
-/// The zone's SOA and NS names: `ns.<zone>` and `hostmaster.<zone>`.
-pub fn soa_record(zone: &ZoneRow) -> Result<Record, ApiError> {
+/// The zone's SOA: `ns` (the cell's name server) as the primary, `hostmaster.<zone>` as the
+/// mailbox.
+pub fn soa_record(zone: &ZoneRow, ns: &Name) -> Result<Record, ApiError> {
     let origin = zone.origin()?;
-    let ns = name_under(&origin, "ns")?;
     let mbox = name_under(&origin, "hostmaster")?;
     let soa = SOA::new(
-        ns,
+        ns.clone(),
         mbox,
         zone.serial,
         SOA_REFRESH,
@@ -48,6 +48,18 @@ pub fn soa_record(zone: &ZoneRow) -> Result<Record, ApiError> {
         zone.default_ttl,
         RData::SOA(soa),
     ))
+}
+
+/// The one name server every zone of the cell names: `ns.<cell domain>`, with its address
+/// (the public endpoint) in the cell's zone. Each zone naming its own `ns.<zone>` would leave
+/// that name without an address in every other zone, and `named-checkzone` (like any
+/// secondary loading the export) rejects an in-zone NS without one. Before setup there is no
+/// cell domain and each zone names its own.
+fn name_server(origin: &Name, cell_domain: Option<&str>) -> Result<Name, ApiError> {
+    match cell_domain.map(|d| Name::from_ascii(format!("{d}."))) {
+        Some(Ok(domain)) => name_under(&domain, "ns"),
+        _ => name_under(origin, "ns"),
+    }
 }
 
 fn name_under(origin: &Name, label: &str) -> Result<Name, ApiError> {
@@ -72,12 +84,13 @@ pub fn build(conn: &Connection) -> Result<Snapshot, ApiError> {
     let mut peer_zones = Vec::new();
     for zone in store::zones(conn)? {
         let origin = zone.origin()?;
-        let soa = soa_record(&zone)?;
+        let ns = name_server(&origin, config.as_ref().map(|c| c.cell.domain.as_str()))?;
+        let soa = soa_record(&zone, &ns)?;
         let mut world = Zone::new(origin.clone(), soa);
         world.insert(Record::from_rdata(
             origin.clone(),
             zone.default_ttl,
-            RData::NS(NS(name_under(&origin, "ns")?)),
+            RData::NS(NS(ns.clone())),
         ));
         let mut internal = Vec::new();
         for row in store::records(conn, &zone.name)? {
@@ -98,7 +111,6 @@ pub fn build(conn: &Connection) -> Result<Snapshot, ApiError> {
             // The world finds the cell at its public endpoint when that is an address and the
             // owner has not published other addresses for it.
             if let Ok(ip) = config.cell.public_endpoint.parse::<IpAddr>() {
-                let ns = name_under(&origin, "ns")?;
                 world.insert(address_record(&ns, zone.default_ttl, ip));
                 let apex_type = if ip.is_ipv4() {
                     RecordType::A
