@@ -85,7 +85,7 @@ pub fn split(text: &str) -> Result<Vec<Entry>, ImportError> {
         current.push(' ');
         current.push_str(&cleaned);
         if depth == 0 {
-            let text = current.split_whitespace().collect::<Vec<_>>().join(" ");
+            let text = squeeze_whitespace(&current);
             if !text.is_empty() {
                 entries.push(Entry {
                     line: start,
@@ -106,8 +106,35 @@ pub fn split(text: &str) -> Result<Vec<Entry>, ImportError> {
     Ok(entries)
 }
 
+/// Collapses runs of white space to one space and trims the ends, outside quoted strings only:
+/// `"a  b"` in a TXT record keeps both spaces.
+fn squeeze_whitespace(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_quotes, mut escaped, mut pending_space) = (false, false, false);
+    for ch in text.chars() {
+        if !in_quotes && !escaped && ch.is_whitespace() {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if pending_space {
+            out.push(' ');
+            pending_space = false;
+        }
+        out.push(ch);
+        if escaped {
+            escaped = false;
+        } else if ch == '\\' {
+            escaped = true;
+        } else if ch == '"' {
+            in_quotes = !in_quotes;
+        }
+    }
+    out
+}
+
 /// Parses one record's text in a context. `text` must start with the owner.
 pub fn parse_one(origin: &Name, default_ttl: u32, text: &str) -> Result<Record, String> {
+    let text = expand_at_in_rdata(text, origin);
     let zone = format!("$ORIGIN {origin}\n$TTL {default_ttl}\n{text}\n");
     let (_, sets) = Parser::new(zone, None, Some(origin.clone()))
         .parse()
@@ -122,6 +149,50 @@ pub fn parse_one(origin: &Name, default_ttl: u32, text: &str) -> Result<Record, 
         return Err("more than one record on this line".into());
     }
     Ok(record)
+}
+
+/// Record types whose data holds domain names (where BIND reads `@` as the origin); in other
+/// types, such as TXT, an `@` is just text.
+const NAME_DATA_TYPES: &[&str] = &[
+    "CNAME", "DNAME", "NS", "PTR", "MX", "SRV", "SOA", "NAPTR", "HTTPS", "SVCB", "RP", "AFSDB",
+    "KX",
+];
+
+/// BIND reads `@` in record data as the origin (`www IN CNAME @`); hickory's parser accepts it
+/// only as the owner, so unquoted `@` tokens after the type become the origin's name.
+fn expand_at_in_rdata(text: &str, origin: &Name) -> String {
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    // owner [ttl] [class] type data: the type is the first token after the owner that is
+    // neither a TTL (starts with a digit) nor a class.
+    let Some(type_index) = tokens
+        .iter()
+        .skip(1)
+        .position(|t| {
+            !t.starts_with(|c: char| c.is_ascii_digit())
+                && !["IN", "CH", "HS", "CS"].contains(&t.to_ascii_uppercase().as_str())
+        })
+        .map(|i| i + 1)
+    else {
+        return text.to_string();
+    };
+    if !NAME_DATA_TYPES.contains(&tokens[type_index].to_ascii_uppercase().as_str())
+        || !tokens[type_index + 1..].contains(&"@")
+    {
+        return text.to_string();
+    }
+    let origin = origin.to_string();
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if i > type_index && *t == "@" {
+                origin.as_str()
+            } else {
+                t
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn clean_error(message: &str) -> String {
@@ -290,10 +361,12 @@ fn relative(name: &Name, origin: &Name) -> String {
         return "@".into();
     }
     if origin.zone_of(name) {
-        let keep = name.num_labels() - origin.num_labels();
+        // Count labels by iterating: `num_labels` leaves out a leading `*` (RFC 4034's
+        // label count), which would cut `*.apps` down to `*`.
+        let keep = name.iter().count() - origin.iter().count();
         let labels: Vec<String> = name
             .iter()
-            .take(keep as usize)
+            .take(keep)
             .map(|l| String::from_utf8_lossy(l).into_owned())
             .collect();
         return labels.join(".");
@@ -351,6 +424,40 @@ mod tests {
         assert_eq!(imported.records.len(), 2);
         let lines: Vec<usize> = imported.errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, [2, 3, 4]);
+    }
+
+    #[test]
+    fn at_in_name_data_is_the_origin_and_text_keeps_its_spaces() {
+        let zone =
+            "$ORIGIN sub.example.com.\nwww IN CNAME @\n@ IN MX 10 @\nt IN TXT \"@  two  spaces\"\n";
+        let imported = import(zone, &origin(), 3600).unwrap();
+        assert!(imported.errors.is_empty(), "{:?}", imported.errors);
+        let data: Vec<String> = imported
+            .records
+            .iter()
+            .map(|(_, r)| rdata_text(&r.data))
+            .collect();
+        assert_eq!(
+            data,
+            [
+                "sub.example.com.",
+                "10 sub.example.com.",
+                "\"@  two  spaces\""
+            ]
+        );
+    }
+
+    #[test]
+    fn wildcards_below_the_apex_export_whole() {
+        let soa = parse_one(
+            &origin(),
+            3600,
+            "@ IN SOA ns1 hostmaster 1 3600 900 1209600 300",
+        )
+        .unwrap();
+        let wildcard = parse_one(&origin(), 300, "*.apps IN A 192.0.2.1").unwrap();
+        let text = export(&origin(), 3600, &soa, std::iter::once(&wildcard));
+        assert!(text.contains("\n*.apps\t300\tIN\tA\t192.0.2.1\n"), "{text}");
     }
 
     #[test]
