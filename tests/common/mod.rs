@@ -1,7 +1,8 @@
 //! Shared helpers of the integration tests: a real `picd` process on a free port with its own
 //! state directory (`Picd`), an HTTP client with a cookie jar that knows the API's habits
 //! (`TestClient`), the wizard's fixtures, the command line, and direct access to the SQLite
-//! file for checking (and tampering with) stored state.
+//! file for checking (and tampering with) stored state; and for DNS (`dns`), the real tools
+//! and servers the DNS tests ask and run.
 
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code, unused_imports)]
