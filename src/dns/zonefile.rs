@@ -134,7 +134,28 @@ fn squeeze_whitespace(text: &str) -> String {
 
 /// Parses one record's text in a context. `text` must start with the owner.
 pub fn parse_one(origin: &Name, default_ttl: u32, text: &str) -> Result<Record, String> {
-    let text = expand_at_in_rdata(text, origin);
+    let record = parse_text(origin, default_ttl, text)?;
+    // What is stored must survive the export: hickory accepts some data its own presentation
+    // cannot express (a CAA value ending in a quote), and a zone file with such a line would
+    // fail `named-checkzone` and every secondary. Refuse those here, once.
+    let written = format!(
+        "{} {} IN {} {}",
+        record.name,
+        record.ttl,
+        record.record_type(),
+        rdata_text(&record.data)
+    );
+    match parse_text(origin, default_ttl, &written) {
+        Ok(again) if again == record => Ok(record),
+        _ => Err(format!(
+            "this {} data cannot be written back to a zone file",
+            record.record_type()
+        )),
+    }
+}
+
+fn parse_text(origin: &Name, default_ttl: u32, text: &str) -> Result<Record, String> {
+    let text = expand_at_in_rdata(&decode_decimal_escapes(text)?, origin);
     let zone = format!("$ORIGIN {origin}\n$TTL {default_ttl}\n{text}\n");
     let (_, sets) = Parser::new(zone, None, Some(origin.clone()))
         .parse()
@@ -149,6 +170,63 @@ pub fn parse_one(origin: &Name, default_ttl: u32, text: &str) -> Result<Record, 
         return Err("more than one record on this line".into());
     }
     Ok(record)
+}
+
+/// Rewrites RFC 1035 `\DDD` escapes (a byte in decimal) into forms hickory-proto 0.26 reads
+/// right: its lexer turns `\DDD` into the character `(D1 << 16) + (D2 << 8) + D3`, so `\027`
+/// became U+0207 and an export with escapes did not import back. An ASCII byte becomes `\X`
+/// (a letter or digit stays bare, a control byte raw: the lexer refuses `\` before those);
+/// bytes from 128 up must spell UTF-8 together and become those characters, since a record's
+/// text reaches the parser as a `str`.
+fn decode_decimal_escapes(text: &str) -> Result<String, String> {
+    if !text.contains('\\') {
+        return Ok(text.to_string());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut high: Vec<u8> = Vec::new();
+    let mut chars = text.chars().peekable();
+    let flush = |high: &mut Vec<u8>, out: &mut String| -> Result<(), String> {
+        if !high.is_empty() {
+            let decoded = std::str::from_utf8(high)
+                .map_err(|_| "\\DDD escapes above 127 must spell UTF-8 text".to_string())?;
+            out.push_str(decoded);
+            high.clear();
+        }
+        Ok(())
+    };
+    while let Some(ch) = chars.next() {
+        if ch != '\\' {
+            flush(&mut high, &mut out)?;
+            out.push(ch);
+            continue;
+        }
+        let digits: String = chars.clone().take(3).collect();
+        if digits.len() == 3 && digits.chars().all(|c| c.is_ascii_digit()) {
+            let value: u32 = digits.parse().map_err(|_| "bad escape".to_string())?;
+            let byte = u8::try_from(value).map_err(|_| format!("\\{digits} is not a byte"))?;
+            for _ in 0..3 {
+                chars.next();
+            }
+            if byte >= 0x80 {
+                high.push(byte);
+                continue;
+            }
+            flush(&mut high, &mut out)?;
+            let c = char::from(byte);
+            if !c.is_ascii_alphanumeric() && !c.is_ascii_control() {
+                out.push('\\');
+            }
+            out.push(c);
+            continue;
+        }
+        flush(&mut high, &mut out)?;
+        out.push('\\');
+        if let Some(next) = chars.next() {
+            out.push(next);
+        }
+    }
+    flush(&mut high, &mut out)?;
+    Ok(out)
 }
 
 /// Record types whose data holds domain names (where BIND reads `@` as the origin); in other
@@ -363,13 +441,12 @@ fn relative(name: &Name, origin: &Name) -> String {
     if origin.zone_of(name) {
         // Count labels by iterating: `num_labels` leaves out a leading `*` (RFC 4034's
         // label count), which would cut `*.apps` down to `*`.
+        // A relative name built from the labels prints with hickory's escapes (`a\.b`).
         let keep = name.iter().count() - origin.iter().count();
-        let labels: Vec<String> = name
-            .iter()
-            .take(keep)
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect();
-        return labels.join(".");
+        if let Ok(mut relative) = Name::from_labels(name.iter().take(keep)) {
+            relative.set_fqdn(false);
+            return relative.to_string();
+        }
     }
     name.to_string()
 }
@@ -445,6 +522,34 @@ mod tests {
                 "\"@  two  spaces\""
             ]
         );
+    }
+
+    #[test]
+    fn decimal_escapes_read_as_bytes() {
+        let txt = |text: &str| match parse_one(&origin(), 60, text).map(|r| r.data) {
+            Ok(RData::TXT(t)) => Ok(t.txt_data.iter().map(|s| s.to_vec()).collect::<Vec<_>>()),
+            other => Err(format!("{other:?}")),
+        };
+        assert_eq!(txt(r#"t IN TXT "a\027b""#).unwrap(), [b"a\x1bb".to_vec()]);
+        assert_eq!(
+            txt(r#"t IN TXT "caf\195\169" "\034q\034""#).unwrap(),
+            ["café".as_bytes().to_vec(), b"\"q\"".to_vec()]
+        );
+        assert_eq!(
+            txt(r#"t IN TXT "back\\123""#).unwrap(),
+            [b"back\\123".to_vec()]
+        );
+        assert!(txt(r#"t IN TXT "\255""#).is_err(), "not UTF-8");
+        assert!(txt(r#"t IN TXT "\999""#).is_err());
+        // An escaped dot stays inside its label.
+        let name = parse_one(&origin(), 60, r"a\046b IN A 192.0.2.1")
+            .unwrap()
+            .name;
+        assert_eq!(name.iter().next(), Some(&b"a.b"[..]));
+        // And the export's escapes come back as the same bytes.
+        let record = parse_one(&origin(), 60, r#"t IN TXT "tab\009 caf\195\169 \"q\"""#).unwrap();
+        let line = format!("t 60 IN TXT {}", rdata_text(&record.data));
+        assert_eq!(parse_one(&origin(), 60, &line).unwrap(), record, "{line}");
     }
 
     #[test]
