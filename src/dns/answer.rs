@@ -8,8 +8,7 @@ use std::net::IpAddr;
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
-use super::snapshot::Snapshot;
-use super::zone::{Lookup, View, MAX_CNAME_CHAIN};
+use super::zone::{Lookup, Snapshot, View, MAX_CNAME_CHAIN};
 
 /// The UDP payload size picd advertises (the DNS flag day 2020 value, safe from fragmentation).
 pub const EDNS_PAYLOAD: u16 = 1232;
@@ -70,7 +69,7 @@ fn header_error(bytes: &[u8], code: ResponseCode) -> Outcome {
     }
     let mut out = bytes[..12].to_vec();
     out[2] = 0x80 | (bytes[2] & 0x79); // QR, keep opcode and RD
-    out[3] = u8::from(code.low());
+    out[3] = code.low();
     out[4..12].fill(0);
     Outcome::Reply(out)
 }
@@ -184,6 +183,7 @@ pub fn answer_from_view(view: &View, question: &Query, response: &mut Message) -
                 return true;
             }
             Lookup::Cname(cname) => {
+                let cname = *cname;
                 let target = match &cname.data {
                     hickory_proto::rr::RData::CNAME(c) => c.0.clone(),
                     _ => return true,

@@ -1,8 +1,8 @@
-//! The server's in-memory picture: both views' zones, which clients are peers, and where
-//! recursion goes. Rebuilt from the store after every change and swapped in atomically, so a
-//! query always sees one consistent state.
+//! Building the server's in-memory picture (`Snapshot`) from the store: both views' zones,
+//! which clients are peers, and where recursion goes. Rebuilt after every change and swapped
+//! in atomically, so a query always sees one consistent state.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -13,16 +13,7 @@ use super::store::{self, ZoneRow};
 use super::zone::{View, Zone};
 use crate::error::ApiError;
 
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    pub peers: View,
-    pub world: View,
-    pub internal_subnets: Vec<IpNet>,
-    pub upstreams: Vec<SocketAddr>,
-    pub recursion: bool,
-    /// Secondaries allowed to transfer the public zones.
-    pub transfer_allow: Vec<IpAddr>,
-}
+pub use super::zone::Snapshot;
 
 const SOA_REFRESH: i32 = 3600;
 const SOA_RETRY: i32 = 900;

@@ -1,8 +1,12 @@
 //! A zone held in memory for answering: records by owner name and type, the names that exist
 //! only because something below them does (empty non-terminals), and the lookup of RFC 1034
-//! section 4.3.2 with wildcards (RFC 4592).
+//! section 4.3.2 with wildcards (RFC 4592); the views of zones and the snapshot the server
+//! answers from. Nothing here touches the store, so the fuzz targets compile it on its own.
 
 use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
@@ -22,8 +26,8 @@ pub struct Zone {
 pub enum Lookup {
     /// The records (owner already set to the query name for wildcard answers).
     Records(Vec<Record>),
-    /// The name is an alias: follow the CNAME.
-    Cname(Record),
+    /// The name is an alias: follow the CNAME (boxed: a record is large beside a Vec).
+    Cname(Box<Record>),
     /// The name exists but has no records of this type.
     NoData,
     /// The name does not exist.
@@ -59,7 +63,7 @@ impl Zone {
             .or_default()
             .entry(record.record_type())
             .or_default();
-        if !rrset.iter().any(|r| &r.data == &record.data) {
+        if !rrset.iter().any(|r| r.data == record.data) {
             rrset.push(record);
         }
     }
@@ -142,7 +146,7 @@ impl Zone {
             return Lookup::Records(rename(records));
         }
         if let Some(cname) = types.get(&RecordType::CNAME).and_then(|r| r.first()) {
-            return Lookup::Cname(rename(std::slice::from_ref(cname)).remove(0));
+            return Lookup::Cname(Box::new(rename(std::slice::from_ref(cname)).remove(0)));
         }
         Lookup::NoData
     }
@@ -210,4 +214,17 @@ impl View {
     pub fn zones(&self) -> &[Zone] {
         &self.zones
     }
+}
+
+/// The server's in-memory picture: both views' zones, which clients are peers, and where
+/// recursion goes (built by `snapshot::build` from the store, swapped in atomically).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub peers: View,
+    pub world: View,
+    pub internal_subnets: Vec<IpNet>,
+    pub upstreams: Vec<SocketAddr>,
+    pub recursion: bool,
+    /// Secondaries allowed to transfer the public zones.
+    pub transfer_allow: Vec<IpAddr>,
 }
