@@ -83,19 +83,24 @@ async fn peers_and_the_world_see_their_own_views() {
             for (who, peer) in [("loopback", from_loopback), ("subnet", from_subnet)] {
                 let how = format!("{how} from {who}");
                 let a = peer(tool, "bob.home.example", "A", &[transport]);
-                assert_eq!(a.data("A"), [bob_v4.clone()], "{how}:\n{}", a.text);
+                assert_eq!(a.data("A"), [bob_v4.as_str()], "{how}:\n{}", a.text);
                 assert!(a.has_flag("aa"), "{how}");
                 let aaaa = peer(tool, "bob.home.example", "AAAA", &[transport]);
-                assert_eq!(aaaa.data("AAAA"), [bob_v6.clone()], "{how}:\n{}", aaaa.text);
+                assert_eq!(
+                    aaaa.data("AAAA"),
+                    [bob_v6.as_str()],
+                    "{how}:\n{}",
+                    aaaa.text
+                );
                 let nas = peer(tool, "nas.home.example", "A", &[transport]);
                 assert_eq!(nas.data("A"), [INTERNAL_ADDRESS], "{how}:\n{}", nas.text);
                 let www = peer(tool, "www.home.example", "A", &[transport]);
                 assert_eq!(www.data("A"), [PUBLIC_ADDRESS], "{how}");
                 // The cell itself at its WireGuard addresses, not its public endpoint.
                 let apex = peer(tool, "home.example", "A", &[transport]);
-                assert_eq!(apex.data("A"), [cell_v4.clone()], "{how}:\n{}", apex.text);
+                assert_eq!(apex.data("A"), [cell_v4.as_str()], "{how}:\n{}", apex.text);
                 let apex6 = peer(tool, "home.example", "AAAA", &[transport]);
-                assert_eq!(apex6.data("AAAA"), [cell_v6.clone()], "{how}");
+                assert_eq!(apex6.data("AAAA"), [cell_v6.as_str()], "{how}");
             }
 
             let how = format!("{how} from the world");
