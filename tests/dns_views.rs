@@ -13,8 +13,12 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-/// An address inside the fixtures' subnet_v4 (10.77.0.0/24) that no peer is given.
-const PEER_SUBNET_CLIENT: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 250);
+/// An address inside the fixtures' subnet_v4 (10.77.0.0/24) that no peer of this test is
+/// given (peers get the lowest free ones), different per process so that two runs side by
+/// side do not claim the same host route.
+fn peer_subnet_client() -> Ipv4Addr {
+    Ipv4Addr::new(10, 77, 0, 128 + (std::process::id() % 120) as u8)
+}
 type Asker<'a> = dyn Fn(Tool, &str, &str, &[&str]) -> Reply + 'a;
 const INTERNAL_ADDRESS: &str = "10.77.0.50";
 const PUBLIC_ADDRESS: &str = "192.0.2.80";
@@ -36,7 +40,8 @@ async fn cell_wireguard_addresses(cell: &DnsCell, peer: &str) -> (String, String
 async fn peers_and_the_world_see_their_own_views() {
     let world = Netns::create();
     let cell = DnsCell::start_on(&[IpAddr::V4(world.host_addr)]).await;
-    world.add_address(PEER_SUBNET_CLIENT);
+    let subnet_client = peer_subnet_client();
+    world.add_address(subnet_client);
     // The root side of the veth pair, where the namespace's clients ask; and loopback.
     let server = cell.dns_at(IpAddr::V4(world.host_addr));
     let loopback = cell.dns();
@@ -71,7 +76,7 @@ async fn peers_and_the_world_see_their_own_views() {
         ask(tool, None, loopback, name, rtype, opts)
     };
     let from_subnet: &Asker = &|tool: Tool, name: &str, rtype: &str, opts: &[&str]| {
-        world.ask(tool, server, Some(PEER_SUBNET_CLIENT), name, rtype, opts)
+        world.ask(tool, server, Some(subnet_client), name, rtype, opts)
     };
     let from_world: &Asker = &|tool: Tool, name: &str, rtype: &str, opts: &[&str]| {
         world.ask(tool, server, None, name, rtype, opts)

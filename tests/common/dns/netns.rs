@@ -33,6 +33,26 @@ fn ip_cmd(args: &[&str]) {
     );
 }
 
+/// A /30 in 198.18.0.0/15 that no interface of the machine uses (another test run, of this
+/// checkout or another, may hold one): starting from the process and the counter.
+fn free_pair(pid: u32, n: u32) -> (Ipv4Addr, Ipv4Addr) {
+    let out = run_bounded(
+        Command::new(require_tool("ip")).args(["-o", "-4", "addr", "show"]),
+        Duration::from_secs(10),
+    );
+    let used = String::from_utf8_lossy(&out.stdout).into_owned();
+    let start = (pid % 512) * 64 + n;
+    for i in 0..(512 * 64) {
+        let slot = (start + i) % (512 * 64);
+        let base = u32::from(Ipv4Addr::new(198, 18, 0, 0)) + slot * 4;
+        let (host, ns) = (Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2));
+        if !used.contains(&format!("inet {host}/")) && !used.contains(&format!("inet {ns}/")) {
+            return (host, ns);
+        }
+    }
+    panic!("no free /30 in 198.18.0.0/15");
+}
+
 impl Netns {
     pub fn create() -> Netns {
         require_root();
@@ -42,11 +62,7 @@ impl Netns {
         let name = format!("picd-dns-{pid}-{n}");
         let host_if = format!("pdv{}x{n}h", pid % 100_000);
         let ns_if = format!("pdv{}x{n}n", pid % 100_000);
-        // A /30 per namespace: third octet from the process, fourth from the counter.
-        let third = (pid % 256) as u8;
-        let base = (n as u8) * 4;
-        let host_addr = Ipv4Addr::new(198, 18, third, base + 1);
-        let ns_addr = Ipv4Addr::new(198, 18, third, base + 2);
+        let (host_addr, ns_addr) = free_pair(pid, n);
         let netns = Netns {
             name: name.clone(),
             host_if: host_if.clone(),
