@@ -206,6 +206,13 @@ pub fn answer_from_view(view: &View, question: &Query, response: &mut Message) -
                 response.authorities.push(zone.negative_soa());
                 return true;
             }
+            Lookup::Referral { ns, glue } => {
+                // Not authoritative for what lies below the cut (a CNAME before it stays).
+                response.metadata.authoritative = !response.answers.is_empty();
+                response.authorities.extend(ns);
+                response.additionals.extend(glue);
+                return true;
+            }
             Lookup::NxDomain => {
                 // After a CNAME the answer is still NOERROR for the alias (RFC 6604 keeps the
                 // final rcode); a missing target is NXDOMAIN like any missing name.

@@ -19,6 +19,8 @@ pub struct Zone {
     pub soa: Record,
     nodes: HashMap<LowerName, HashMap<RecordType, Vec<Record>>>,
     non_terminals: HashSet<LowerName>,
+    /// Names below the origin with NS records: delegations, whose data the zone does not own.
+    cuts: HashSet<LowerName>,
 }
 
 /// What a zone says about one name and type.
@@ -32,6 +34,9 @@ pub enum Lookup {
     NoData,
     /// The name does not exist.
     NxDomain,
+    /// The name is at or below a delegation: a referral to the child zone's servers, with
+    /// the addresses of those inside this zone (glue).
+    Referral { ns: Vec<Record>, glue: Vec<Record> },
 }
 
 impl Zone {
@@ -41,6 +46,7 @@ impl Zone {
             soa: soa.clone(),
             nodes: HashMap::new(),
             non_terminals: HashSet::new(),
+            cuts: HashSet::new(),
         };
         zone.insert(soa);
         zone
@@ -56,6 +62,9 @@ impl Zone {
         while self.origin.zone_of(&ancestor) && ancestor != self.origin {
             self.non_terminals.insert(ancestor.clone());
             ancestor = ancestor.base_name();
+        }
+        if record.record_type() == RecordType::NS && owner != self.origin {
+            self.cuts.insert(owner.clone());
         }
         let rrset = self
             .nodes
@@ -155,6 +164,9 @@ impl Zone {
     /// as their owner.
     pub fn lookup(&self, qname: &Name, qtype: RecordType) -> Lookup {
         let lower = LowerName::new(qname);
+        if let Some(referral) = self.referral(&lower, qtype) {
+            return referral;
+        }
         if let Some(types) = self.nodes.get(&lower) {
             // Answers carry the owner name in the query's case.
             return Self::from_node(types, qtype, Some(qname));
@@ -179,6 +191,41 @@ impl Zone {
             ancestor = ancestor.base_name();
         }
         Lookup::NxDomain
+    }
+
+    /// RFC 1034 4.3.2 step 3b: a name at or below a zone cut belongs to the child zone; the
+    /// answer is a referral from the topmost cut above it. (DS at the cut itself is the
+    /// parent's.) Zones without delegations skip the walk.
+    fn referral(&self, name: &LowerName, qtype: RecordType) -> Option<Lookup> {
+        if self.cuts.is_empty() {
+            return None;
+        }
+        let mut topmost = None;
+        let mut current = name.clone();
+        while current != self.origin && self.origin.zone_of(&current) {
+            if self.cuts.contains(&current) && !(&current == name && qtype == RecordType::DS) {
+                topmost = Some(current.clone());
+            }
+            current = current.base_name();
+        }
+        let cut = topmost?;
+        let ns = self.nodes.get(&cut)?.get(&RecordType::NS)?.clone();
+        let glue = ns
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::NS(target) => self.nodes.get(&LowerName::new(&target.0)),
+                _ => None,
+            })
+            .flat_map(|types| {
+                [RecordType::A, RecordType::AAAA]
+                    .iter()
+                    .filter_map(|t| types.get(t))
+                    .flatten()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        Some(Lookup::Referral { ns, glue })
     }
 
     /// The SOA for the authority section of a negative answer: its TTL is the smaller of the
