@@ -16,7 +16,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::auth::session_store::SqliteSessionStore;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{audit, auth, client, health, logs, peers, setup, vault, web, wireguard};
+use crate::{audit, auth, client, dns, health, logs, peers, setup, vault, web, wireguard};
 
 pub const SESSION_COOKIE: &str = "picd_session";
 
@@ -91,6 +91,43 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/api/logs/verbosity",
             get(logs::routes::verbosity).put(logs::routes::set_verbosity),
+        )
+        // DNS
+        .route(
+            "/api/dns/zones",
+            get(dns::routes::zones).post(dns::routes::create_zone),
+        )
+        .route(
+            "/api/dns/zones/{zone}",
+            axum::routing::delete(dns::routes::delete_zone),
+        )
+        .route(
+            "/api/dns/zones/{zone}/records",
+            get(dns::routes::records).post(dns::routes::add_record),
+        )
+        .route(
+            "/api/dns/zones/{zone}/records/{id}",
+            axum::routing::put(dns::routes::update_record).delete(dns::routes::delete_record),
+        )
+        .route("/api/dns/zones/{zone}/bulk", post(dns::routes::bulk))
+        .route("/api/dns/zones/{zone}/import", post(dns::tools::import))
+        .route("/api/dns/zones/{zone}/export", get(dns::tools::export))
+        .route("/api/dns/search", get(dns::routes::search))
+        .route("/api/dns/reload", post(dns::tools::reload))
+        .route("/api/dns/ddns/refresh", post(dns::tools::ddns_refresh))
+        .route("/api/dns/acme/present", post(dns::tools::acme_present))
+        .route("/api/dns/acme/cleanup", post(dns::tools::acme_cleanup))
+        .route(
+            "/api/dns/acme/cleanup-stale",
+            post(dns::tools::acme_cleanup_stale),
+        )
+        .route(
+            "/api/dns/secondaries",
+            get(dns::tools::secondaries).post(dns::tools::add_secondary),
+        )
+        .route(
+            "/api/dns/secondaries/{address}",
+            axum::routing::delete(dns::tools::delete_secondary),
         )
         // Vault and API keys
         .route(

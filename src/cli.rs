@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The DNS server
+    Dns {
+        #[command(subcommand)]
+        command: DnsCommand,
+    },
     /// The vault
     Vault {
         #[command(subcommand)]
@@ -68,6 +73,20 @@ enum Command {
 enum AuditCommand {
     /// Verify the hash chain of the audit log, offline; exits 1 when it does not hold
     Verify,
+}
+
+#[derive(Subcommand, Debug)]
+enum DnsCommand {
+    /// Serve one BIND zone file authoritatively (no database, no setup): to check a zone
+    /// before importing it, and for benchmarks
+    Serve {
+        #[arg(long, value_name = "FILE")]
+        zone_file: PathBuf,
+        #[arg(long, value_name = "NAME")]
+        origin: String,
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: SocketAddr,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -160,6 +179,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => audit_verify(&settings.database_path()),
+        Command::Dns {
+            command:
+                DnsCommand::Serve {
+                    zone_file,
+                    origin,
+                    listen,
+                },
+        } => {
+            init_logging(&settings);
+            runtime()?.block_on(crate::dns::standalone::serve(&zone_file, &origin, listen))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Vault {
             command: VaultCommand::Rekey,
         } => {

@@ -62,6 +62,8 @@ pub struct Settings {
     /// `auto` (kernel WireGuard when the kernel has it, else picd's own userspace
     /// implementation), `kernel`, `userspace`, or `off`.
     pub wireguard_mode: WireGuardMode,
+    /// Addresses the DNS server listens on (UDP and TCP); an empty list turns it off.
+    pub dns_listen: Vec<SocketAddr>,
     /// Seconds between full reconciles of every driver (also retires expired peers).
     pub reconcile_interval_seconds: u64,
 }
@@ -98,6 +100,7 @@ impl Default for Settings {
             wireguard_interface: "picd0".into(),
             wireguard_mode: WireGuardMode::Auto,
             reconcile_interval_seconds: 60,
+            dns_listen: vec!["[::]:53".parse().expect("literal")],
         }
     }
 }

@@ -10,6 +10,7 @@ mod cli;
 mod client;
 mod config;
 mod db;
+mod dns;
 mod driver;
 mod error;
 mod health;

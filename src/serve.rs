@@ -27,11 +27,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         db.clone(),
         vault.clone(),
     ));
-    let drivers = crate::health::probes::default_drivers(&settings, wireguard.clone());
+    let dns = Arc::new(crate::dns::driver::DnsDriver::new(
+        settings.dns_listen.clone(),
+    ));
+    let drivers = crate::health::probes::default_drivers(&settings, wireguard.clone(), dns.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
-    let app = AppState::new(db, vault, settings, drivers, wireguard);
+    let app = AppState::new(db, vault, settings, drivers, wireguard, dns);
     tracing::info!(
         listen = %listener.local_addr()?,
         state_dir = %app.settings.state_dir.display(),

@@ -8,6 +8,7 @@ use crate::auth::api_keys::KeyRateLimiter;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::dns::driver::DnsDriver;
 use crate::driver::Drivers;
 use crate::error::ApiError;
 use crate::vault::Vault;
@@ -22,9 +23,11 @@ pub struct AppState {
     pub key_limiter: Arc<KeyRateLimiter>,
     pub vault: Vault,
     pub wireguard: Arc<WireGuardDriver>,
+    pub dns: Arc<DnsDriver>,
     pub started: Instant,
     /// Wakes the reconciler; requests coalesce, so a burst of changes costs one pass.
     reconcile_wanted: Arc<tokio::sync::Notify>,
+    dns_refresh_pending: Arc<AtomicBool>,
     setup_done: Arc<AtomicBool>,
 }
 
@@ -35,6 +38,7 @@ impl AppState {
         settings: Settings,
         drivers: Drivers,
         wireguard: Arc<WireGuardDriver>,
+        dns: Arc<DnsDriver>,
     ) -> Self {
         let throttle = LoginThrottle::new(
             settings.login_failures_per_user,
@@ -48,8 +52,10 @@ impl AppState {
             key_limiter: Arc::new(KeyRateLimiter::new()),
             vault,
             wireguard,
+            dns,
             started: Instant::now(),
             reconcile_wanted: Arc::new(tokio::sync::Notify::new()),
+            dns_refresh_pending: Arc::new(AtomicBool::new(false)),
             setup_done: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -62,6 +68,22 @@ impl AppState {
     /// Resolves when a reconcile was requested.
     pub async fn reconcile_requested(&self) {
         self.reconcile_wanted.notified().await;
+    }
+
+    /// Rebuilds the DNS snapshot in the background after names or records changed. Requests
+    /// coalesce: while one rebuild is waiting to start, more requests add nothing (the
+    /// rebuild reads the store after the flag is cleared, so it sees every committed change).
+    pub fn refresh_dns(&self) {
+        if self.dns_refresh_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let app = self.clone();
+        tokio::spawn(async move {
+            app.dns_refresh_pending.store(false, Ordering::Release);
+            if let Err(e) = crate::driver::Driver::reconcile(app.dns.as_ref(), &app.db).await {
+                tracing::warn!(error = %e, "DNS refresh");
+            }
+        });
     }
 
     /// Whether the wizard has completed. Once true it stays true, so only the first requests

@@ -17,10 +17,14 @@ use crate::driver::{Driver, DriverError, Drivers, SubsystemStatus};
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The drivers of this build, in /api/status order.
-pub fn default_drivers(settings: &Settings, wireguard: Arc<dyn Driver>) -> Drivers {
+pub fn default_drivers(
+    settings: &Settings,
+    wireguard: Arc<dyn Driver>,
+    dns: Arc<dyn Driver>,
+) -> Drivers {
     Drivers::new(vec![
         wireguard,
-        Arc::new(Probe::Dns),
+        dns,
         Arc::new(Probe::Caddy(settings.caddy_admin.clone())),
         Arc::new(Probe::Nftables),
         Arc::new(Probe::Docker(settings.docker_socket.clone())),
@@ -28,7 +32,6 @@ pub fn default_drivers(settings: &Settings, wireguard: Arc<dyn Driver>) -> Drive
 }
 
 pub enum Probe {
-    Dns,
     Caddy(String),
     Nftables,
     Docker(PathBuf),
@@ -38,7 +41,6 @@ pub enum Probe {
 impl Driver for Probe {
     fn name(&self) -> &'static str {
         match self {
-            Probe::Dns => "dns",
             Probe::Caddy(_) => "caddy",
             Probe::Nftables => "nftables",
             Probe::Docker(_) => "docker",
@@ -54,7 +56,6 @@ impl Driver for Probe {
     async fn status(&self) -> SubsystemStatus {
         let name = self.name();
         let result = match self {
-            Probe::Dns => Err("the embedded DNS server is not part of this build".to_string()),
             Probe::Caddy(addr) => caddy(addr).await,
             Probe::Nftables => nftables().await,
             Probe::Docker(socket) => docker(socket).await,

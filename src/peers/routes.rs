@@ -215,6 +215,7 @@ pub async fn create(
                 updated_at: now,
             };
             store::insert(tx, &peer)?;
+            crate::dns::store::bump_cell_serial(tx)?;
             if let Some(hash) = &portal_hash {
                 let user = users::create(tx, &name, Role::Peer, hash)?;
                 store::set_user(tx, &name, &user.id)?;
@@ -228,6 +229,7 @@ pub async fn create(
         })
         .await?;
     app.wireguard.apply_peer(&peer.name, None).await;
+    app.refresh_dns();
     Ok((StatusCode::CREATED, Json(json!(peer))).into_response())
 }
 
@@ -325,6 +327,7 @@ pub async fn delete(
             let peer = store::require(tx, &name)?;
             let user_id = store::user_id(tx, &name)?;
             store::delete(tx, &name)?;
+            crate::dns::store::bump_cell_serial(tx)?;
             if let Some(user_id) = user_id {
                 tx.execute("DELETE FROM users WHERE id = ?1", [user_id])?;
             }
@@ -338,6 +341,7 @@ pub async fn delete(
         })
         .await?;
     app.wireguard.remove_key(&peer.public_key).await;
+    app.refresh_dns();
     Ok(Json(json!({ "deleted": peer.name })))
 }
 

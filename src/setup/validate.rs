@@ -303,10 +303,51 @@ pub fn cell_step(value: &Value, prefix: &str) -> Result<CellSettings, ApiError> 
     }
 }
 
+/// An upstream resolver: an address, on port 53 unless one is given (`ip:port`,
+/// `[v6]:port`). Shown as the plain address when the port is 53.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upstream(pub std::net::SocketAddr);
+
+impl Upstream {
+    pub fn parse(text: &str) -> Option<Upstream> {
+        let text = text.trim();
+        let addr = text.parse::<std::net::SocketAddr>().ok().or_else(|| {
+            text.parse::<IpAddr>()
+                .ok()
+                .map(|ip| std::net::SocketAddr::new(ip, 53))
+        })?;
+        (!addr.ip().is_unspecified() && !addr.ip().is_multicast() && addr.port() != 0)
+            .then_some(Upstream(addr))
+    }
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.port() == 53 {
+            write!(f, "{}", self.0.ip())
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+impl Serialize for Upstream {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Upstream {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Upstream::parse(&text).ok_or_else(|| serde::de::Error::custom("not a resolver address"))
+    }
+}
+
 /// The DNS step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DnsSettings {
-    pub upstreams: Vec<IpAddr>,
+    pub upstreams: Vec<Upstream>,
     pub split_horizon: bool,
 }
 
@@ -323,13 +364,11 @@ pub fn dns_step(value: &Value, prefix: &str) -> Result<DnsSettings, ApiError> {
         match map.get("upstreams") {
             Some(Value::Array(items)) if (1..=MAX_UPSTREAMS).contains(&items.len()) => {
                 for (i, item) in items.iter().enumerate() {
-                    match item.as_str().map(|s| s.trim().parse::<IpAddr>()) {
-                        Some(Ok(ip)) if !ip.is_unspecified() && !ip.is_multicast() => {
-                            settings.upstreams.push(ip)
-                        }
-                        _ => p.add(
+                    match item.as_str().and_then(Upstream::parse) {
+                        Some(upstream) => settings.upstreams.push(upstream),
+                        None => p.add(
                             &format!("{prefix}upstreams[{i}]"),
-                            "must be an IP address of a DNS resolver",
+                            "must be a DNS resolver's IP address (optionally ip:port)",
                         ),
                     }
                 }

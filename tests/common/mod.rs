@@ -1,12 +1,14 @@
 //! Shared helpers of the integration tests: a real `picd` process on a free port with its own
 //! state directory (`Picd`), an HTTP client with a cookie jar that knows the API's habits
 //! (`TestClient`), the wizard's fixtures, the command line, and direct access to the SQLite
-//! file for checking (and tampering with) stored state.
+//! file for checking (and tampering with) stored state; and for DNS (`dns`), the real tools
+//! and servers the DNS tests ask and run.
 
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code, unused_imports)]
 
 mod client;
+mod dns;
 mod fixtures;
 pub mod keys;
 pub mod netns;
@@ -15,6 +17,7 @@ mod requests;
 mod store;
 
 pub use client::*;
+pub use dns::*;
 pub use fixtures::*;
 pub use process::*;
 pub use requests::*;

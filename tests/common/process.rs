@@ -36,6 +36,16 @@ pub struct PicdOptions {
     pub state_dir: Option<PathBuf>,
 }
 
+impl PicdOptions {
+    /// Runs picd's DNS server on these socket addresses (`PICD_DNS_LISTEN`, comma-separated);
+    /// by default a test picd serves no DNS at all.
+    pub fn with_dns_listen(mut self, addresses: &str) -> Self {
+        self.env
+            .push(("PICD_DNS_LISTEN".to_string(), addresses.to_string()));
+        self
+    }
+}
+
 /// A running `picd serve` with its own temporary state directory; killed on drop.
 pub struct Picd {
     child: Option<Child>,
@@ -219,7 +229,7 @@ fn free_port() -> u16 {
 /// The picd binary with no `PICD_*` variable inherited from the test's environment.
 /// WireGuard is off: CI runs as root, and a test picd must not build an interface in the
 /// machine's own namespace (the WireGuard tests run picd inside namespaces they create).
-fn clean_command() -> Command {
+pub fn clean_command() -> Command {
     let mut command = Command::new(PICD);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PICD_") {

@@ -1,0 +1,166 @@
+//! The DNS driver: rebuilds the server's snapshot from the store and swaps it in, binds the
+//! listening sockets (retrying on every reconcile until it can), and sends NOTIFY to the
+//! secondaries when a public zone's serial moved.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+
+use super::server::{self, Shared};
+use super::snapshot::{self, Snapshot};
+use crate::db::Db;
+use crate::driver::{Driver, DriverError, DriverState, SubsystemStatus};
+
+const NAME: &str = "dns";
+
+pub struct DnsDriver {
+    shared: Arc<Shared>,
+    listen: Vec<SocketAddr>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    bound: Vec<SocketAddr>,
+    bind_errors: Vec<String>,
+    serials: HashMap<String, u32>,
+    last_error: Option<String>,
+}
+
+impl DnsDriver {
+    pub fn new(listen: Vec<SocketAddr>) -> Self {
+        DnsDriver {
+            shared: Arc::new(Shared {
+                snapshot: ArcSwap::from_pointee(Snapshot::default()),
+                forwarder: Default::default(),
+                runtime: tokio::runtime::Handle::current(),
+            }),
+            listen,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The snapshot being served.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.snapshot.load_full()
+    }
+
+    fn bind_missing(&self) {
+        let mut state = self.lock();
+        state.bind_errors.clear();
+        for addr in &self.listen {
+            let already = state
+                .bound
+                .iter()
+                .any(|b| b.ip() == addr.ip() && (addr.port() == 0 || b.port() == addr.port()));
+            if already {
+                continue;
+            }
+            match server::start(Arc::clone(&self.shared), *addr) {
+                Ok(bound) => {
+                    tracing::info!(%bound, "DNS server listening (UDP and TCP)");
+                    state.bound.push(bound);
+                }
+                Err(e) => state
+                    .bind_errors
+                    .push(format!("cannot listen on {addr}: {e}")),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Driver for DnsDriver {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn reconcile(&self, db: &Db) -> Result<(), DriverError> {
+        let built = db
+            .call(|conn| {
+                super::store::ensure_cell_zone(conn)?;
+                snapshot::build(conn)
+            })
+            .await;
+        let snapshot = match built {
+            Ok(s) => s,
+            Err(e) => {
+                self.lock().last_error = Some(e.to_string());
+                return Err(DriverError::Failed(NAME, e.to_string()));
+            }
+        };
+        let mut changed = Vec::new();
+        {
+            let mut state = self.lock();
+            state.last_error = None;
+            for zone in snapshot.world.zones() {
+                let serial = match &zone.soa.data {
+                    hickory_proto::rr::RData::SOA(soa) => soa.serial,
+                    _ => 0,
+                };
+                let origin = zone.soa.name.to_string();
+                if state
+                    .serials
+                    .insert(origin, serial)
+                    .is_some_and(|old| old != serial)
+                {
+                    changed.push(zone.soa.name.clone());
+                }
+            }
+        }
+        let secondaries: Vec<SocketAddr> = db
+            .call(|conn| Ok(super::store::secondaries(conn)?))
+            .await
+            .unwrap_or_default();
+        self.shared.snapshot.store(Arc::new(snapshot));
+        for zone in changed {
+            tokio::spawn(super::transfer::notify(zone, secondaries.clone()));
+        }
+        tokio::task::block_in_place(|| self.bind_missing());
+        let state = self.lock();
+        match (state.bound.is_empty(), state.bind_errors.first()) {
+            (true, Some(e)) => Err(DriverError::Unavailable(NAME, e.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    async fn status(&self) -> SubsystemStatus {
+        let state = self.lock();
+        if self.listen.is_empty() {
+            return SubsystemStatus::unavailable(NAME, "no dns_listen address is configured");
+        }
+        if let Some(error) = &state.last_error {
+            return SubsystemStatus {
+                name: NAME,
+                state: DriverState::Degraded,
+                reason: Some(error.clone()),
+            };
+        }
+        let zones = self.shared.snapshot.load().world.zones().len();
+        let bound: Vec<String> = state.bound.iter().map(ToString::to_string).collect();
+        match (bound.is_empty(), state.bind_errors.is_empty()) {
+            (true, true) => SubsystemStatus::unavailable(NAME, "not started yet"),
+            (true, false) => SubsystemStatus::unavailable(NAME, state.bind_errors.join("; ")),
+            (false, true) => SubsystemStatus::ok(
+                NAME,
+                Some(format!("serving {zones} zone(s) on {}", bound.join(", "))),
+            ),
+            (false, false) => SubsystemStatus {
+                name: NAME,
+                state: DriverState::Degraded,
+                reason: Some(format!(
+                    "serving on {}; {}",
+                    bound.join(", "),
+                    state.bind_errors.join("; ")
+                )),
+            },
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The embedded DNS server: authoritative for the cell's zones, split horizon (peers see
+//! internal names, the world sees public ones), recursive for peers through the configured
+//! upstream resolvers. Zones and records live in SQLite; the server answers from an in-memory
+//! snapshot that is rebuilt and swapped atomically after every change.
+
+pub mod answer;
+pub mod driver;
+pub mod forward;
+mod input;
+pub mod routes;
+pub mod server;
+pub mod snapshot;
+pub mod standalone;
+pub mod store;
+pub mod tools;
+pub mod transfer;
+pub mod zone;
+pub mod zonefile;

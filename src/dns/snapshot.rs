@@ -1,0 +1,165 @@
+//! Building the server's in-memory picture (`Snapshot`) from the store: both views' zones,
+//! which clients are peers, and where recursion goes. Rebuilt after every change and swapped
+//! in atomically, so a query always sees one consistent state.
+
+use std::net::IpAddr;
+
+use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use ipnet::IpNet;
+use rusqlite::Connection;
+
+use super::store::{self, ZoneRow};
+use super::zone::{View, Zone};
+use crate::error::ApiError;
+
+pub use super::zone::Snapshot;
+
+const SOA_REFRESH: i32 = 3600;
+const SOA_RETRY: i32 = 900;
+const SOA_EXPIRE: i32 = 1_209_600;
+const SOA_MINIMUM: u32 = 300;
+
+/// The zone's SOA: `ns` (the cell's name server) as the primary, `hostmaster.<zone>` as the
+/// mailbox.
+pub fn soa_record(zone: &ZoneRow, ns: &Name) -> Result<Record, ApiError> {
+    let origin = zone.origin()?;
+    let mbox = name_under(&origin, "hostmaster")?;
+    let soa = SOA::new(
+        ns.clone(),
+        mbox,
+        zone.serial,
+        SOA_REFRESH,
+        SOA_RETRY,
+        SOA_EXPIRE,
+        SOA_MINIMUM,
+    );
+    Ok(Record::from_rdata(
+        origin,
+        zone.default_ttl,
+        RData::SOA(soa),
+    ))
+}
+
+/// The one name server every zone of the cell names: `ns.<cell domain>`, with its address
+/// (the public endpoint) in the cell's zone. Each zone naming its own `ns.<zone>` would leave
+/// that name without an address in every other zone, and `named-checkzone` (like any
+/// secondary loading the export) rejects an in-zone NS without one. Before setup there is no
+/// cell domain and each zone names its own.
+fn name_server(origin: &Name, cell_domain: Option<&str>) -> Result<Name, ApiError> {
+    match cell_domain.map(|d| Name::from_ascii(format!("{d}."))) {
+        Some(Ok(domain)) => name_under(&domain, "ns"),
+        _ => name_under(origin, "ns"),
+    }
+}
+
+fn name_under(origin: &Name, label: &str) -> Result<Name, ApiError> {
+    origin
+        .prepend_label(label)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("zone name: {e}")))
+}
+
+fn address_record(name: &Name, ttl: u32, ip: IpAddr) -> Record {
+    match ip {
+        IpAddr::V4(v4) => Record::from_rdata(name.clone(), ttl, RData::A(A(v4))),
+        IpAddr::V6(v6) => Record::from_rdata(name.clone(), ttl, RData::AAAA(AAAA(v6))),
+    }
+}
+
+/// Builds the snapshot from the store: every zone's public records for the world; for peers
+/// (when split horizon is on) also the internal records, the peers' names and the cell's own
+/// name at its WireGuard addresses.
+pub fn build(conn: &Connection) -> Result<Snapshot, ApiError> {
+    let config = crate::setup::store::read_cell_config(conn)?;
+    let mut world_zones = Vec::new();
+    let mut peer_zones = Vec::new();
+    for zone in store::zones(conn)? {
+        let origin = zone.origin()?;
+        let ns = name_server(&origin, config.as_ref().map(|c| c.cell.domain.as_str()))?;
+        let soa = soa_record(&zone, &ns)?;
+        let mut world = Zone::new(origin.clone(), soa);
+        world.insert(Record::from_rdata(
+            origin.clone(),
+            zone.default_ttl,
+            RData::NS(NS(ns.clone())),
+        ));
+        let mut internal = Vec::new();
+        for row in store::records(conn, &zone.name)? {
+            let Ok(record) = row.to_record() else {
+                tracing::warn!(zone = %zone.name, id = %row.id, "skipping a stored record that no longer parses");
+                continue;
+            };
+            if row.view == "internal" {
+                internal.push(record);
+            } else {
+                world.insert(record);
+            }
+        }
+        let is_cell_zone = config
+            .as_ref()
+            .is_some_and(|c| format!("{}.", c.cell.domain) == zone.name);
+        if let (true, Some(config)) = (is_cell_zone, &config) {
+            // The world finds the cell at its public endpoint when that is an address and the
+            // owner has not published other addresses for it.
+            if let Ok(ip) = config.cell.public_endpoint.parse::<IpAddr>() {
+                world.insert(address_record(&ns, zone.default_ttl, ip));
+                let apex_type = if ip.is_ipv4() {
+                    RecordType::A
+                } else {
+                    RecordType::AAAA
+                };
+                if !world.has(&origin, apex_type) {
+                    world.insert(address_record(&origin, zone.default_ttl, ip));
+                }
+            }
+        }
+        let mut peers = world.clone();
+        if config.as_ref().is_some_and(|c| c.dns.split_horizon) {
+            for record in internal {
+                peers.insert(record);
+            }
+            if let (true, Some(config)) = (is_cell_zone, &config) {
+                let (v4, v6) = crate::wireguard::cell_addresses(&config.cell);
+                peers.replace_addresses(&origin, &[v4, v6], zone.default_ttl);
+                for peer in crate::peers::store::list(conn)? {
+                    let Ok(name) = name_under(&origin, &peer.name) else {
+                        continue;
+                    };
+                    let addrs: Vec<IpAddr> = [&peer.address_v4, &peer.address_v6]
+                        .iter()
+                        .filter_map(|a| a.parse().ok())
+                        .collect();
+                    peers.replace_addresses(&name, &addrs, zone.default_ttl);
+                }
+            }
+        }
+        world_zones.push(world);
+        peer_zones.push(peers);
+    }
+    let (internal_subnets, upstreams) = match &config {
+        Some(c) => (
+            vec![IpNet::V4(c.cell.subnet_v4), IpNet::V6(c.cell.subnet_v6)],
+            c.dns.upstreams.iter().map(|u| u.0).collect(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    Ok(Snapshot {
+        peers: View::new(peer_zones),
+        world: View::new(world_zones),
+        internal_subnets,
+        upstreams,
+        recursion: true,
+        transfer_allow: store::transfer_allow(conn)?,
+    })
+}
+
+/// A snapshot serving one zone to everyone, without recursion (`picd dns serve`).
+pub fn standalone(zone: Zone) -> Snapshot {
+    let view = View::new(vec![zone]);
+    Snapshot {
+        peers: view.clone(),
+        world: view,
+        recursion: false,
+        ..Snapshot::default()
+    }
+}
