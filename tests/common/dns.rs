@@ -17,37 +17,12 @@ pub use netns::*;
 pub use servers::*;
 
 /// Where a missing tool or privilege is fixed.
-pub const INSTALL_STEP: &str = "packaging/install-test-deps";
+pub use super::tools::{require_tool, require_tools, INSTALL_STEP};
 /// How long a change made through the API may take to reach the DNS server (the snapshot is
 /// rebuilt in the background after the response).
 pub const PROPAGATION: Duration = Duration::from_secs(10);
 /// How long a started DNS server (picd, standalone, knotd) may take to answer.
 pub(crate) const SERVER_START: Duration = Duration::from_secs(20);
-
-/// The full path of a tool, or a failure naming the install step. Never a silent pass.
-pub fn require_tool(tool: &str) -> PathBuf {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let dirs = path
-        .split(':')
-        .map(PathBuf::from)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
-    for dir in dirs {
-        let candidate = dir.join(tool);
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "{tool} is missing: run {INSTALL_STEP} (Debian packages: knot knot-dnsutils \
-         bind9-dnsutils bind9-utils dnsperf nsd)"
-    );
-}
-
-pub fn require_tools(tools: &[&str]) {
-    for tool in tools {
-        require_tool(tool);
-    }
-}
 
 /// Network namespaces need root; a test that needs them fails without it.
 pub fn require_root() {

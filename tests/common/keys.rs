@@ -15,23 +15,9 @@ use super::client::{json_of, TestClient};
 use super::process::{stderr_of, Picd, PICD};
 
 /// What installs the tools these tests run.
-pub const INSTALL_STEP: &str = "packaging/install-test-deps";
+pub use super::tools::{require_tools, INSTALL_STEP};
 /// How long a `picd serve` that must refuse to start may take to exit.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Fails the test, naming the install step, when one of `tools` is not on PATH.
-pub fn require_tools(tools: &[&str]) {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|tool| !std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "missing test tools {missing:?}: run `{INSTALL_STEP}` (as root) to install them"
-    );
-}
 
 /// Runs an external tool with `stdin` as its input; a tool that cannot be started fails the
 /// test with the install step.

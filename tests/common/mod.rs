@@ -15,6 +15,7 @@ pub mod netns;
 mod process;
 mod requests;
 mod store;
+mod tools;
 
 pub use client::*;
 pub use dns::*;
@@ -22,6 +23,7 @@ pub use fixtures::*;
 pub use process::*;
 pub use requests::*;
 pub use store::*;
+pub use tools::*;
 
 /// A started picd whose wizard is complete, and the admin's signed-in client.
 pub async fn picd_with_admin() -> (Picd, TestClient) {

@@ -29,7 +29,7 @@ pub use peers::*;
 pub use system::*;
 
 /// What installs every tool these tests need.
-pub const INSTALL_STEP: &str = "packaging/install-test-deps";
+pub use super::tools::{require_tools, INSTALL_STEP};
 /// The port picd listens on inside its namespace (nothing else listens there).
 const API_PORT: u16 = 3000;
 /// Bounds of the waits: start-up on a loaded 2-core machine, a clean stop, a tool's socket.

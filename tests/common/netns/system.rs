@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::INSTALL_STEP;
+use super::{require_tools, INSTALL_STEP};
 
 /// How often `eventually` checks again.
 const POLL: Duration = Duration::from_millis(200);
@@ -25,22 +25,6 @@ pub fn require_root_and_tools(tools: &[&str]) {
          run {INSTALL_STEP} as root, then the tests as root"
     );
     require_tools(tools);
-}
-
-/// Fails the test, naming the install step, when one of `tools` is not installed.
-pub fn require_tools(tools: &[&str]) {
-    let mut dirs: Vec<PathBuf> =
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
-    dirs.extend(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from));
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|t| !dirs.iter().any(|d| d.join(t).is_file()))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "missing test tools {missing:?}: run {INSTALL_STEP} (as root) first"
-    );
 }
 
 /// Runs a command line (words split on whitespace) to completion; panics with its output
