@@ -135,6 +135,36 @@ fn init_logging(settings: &Settings) {
     crate::logs::init(settings);
 }
 
+/// glibc raises its mmap threshold after the first large free, so the 19 MiB an argon2id hash
+/// borrows at every login then stays in the heap for good, doubling picd's idle footprint.
+/// A fixed threshold (a glibc tunable, read only at process start) hands such blocks back
+/// at once. systemd/picd.service sets it; otherwise `serve` re-executes itself once with it.
+fn fix_malloc_threshold() {
+    const TUNABLE: &str = "glibc.malloc.mmap_threshold";
+    if !cfg!(target_env = "gnu") {
+        return;
+    }
+    let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    if current.contains(TUNABLE) {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let tunables = if current.is_empty() {
+        format!("{TUNABLE}=131072")
+    } else {
+        format!("{current}:{TUNABLE}=131072")
+    };
+    use std::os::unix::process::CommandExt;
+    // exec only returns when it failed; picd then simply runs with glibc's defaults.
+    let error = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("GLIBC_TUNABLES", tunables)
+        .exec();
+    eprintln!("picd: running with glibc's default malloc settings ({error})");
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -145,6 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut settings = settings(&args)?;
     match args.command {
         Command::Serve { listen } => {
+            fix_malloc_threshold();
             if let Some(listen) = listen {
                 settings.listen = listen;
             }

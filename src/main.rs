@@ -28,11 +28,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc returns freed memory to the system: glibc's allocator keeps the 19 MiB that an
-/// argon2id hash borrows for every login, which would double picd's idle footprint.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let args = cli::Args::parse();
     match cli::run(args) {
