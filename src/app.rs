@@ -16,7 +16,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::auth::session_store::SqliteSessionStore;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{audit, auth, client, health, peers, setup, vault, web, wireguard};
+use crate::{audit, auth, caddy, client, health, peers, setup, vault, web, wireguard};
 
 pub const SESSION_COOKIE: &str = "picd_session";
 
@@ -84,6 +84,17 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/api/peer/service-credentials",
             get(peers::portal::service_credentials),
+        )
+        // Caddy and TLS
+        .route("/api/caddy/cert-status", get(caddy::routes::cert_status))
+        .route("/api/caddy/cert-renew", post(caddy::routes::cert_renew))
+        .route(
+            "/api/caddy/routes",
+            get(caddy::routes::routes).post(caddy::routes::add_route),
+        )
+        .route(
+            "/api/caddy/routes/{host}",
+            axum::routing::delete(caddy::routes::delete_route),
         )
         // Vault and API keys
         .route(

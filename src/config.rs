@@ -62,8 +62,23 @@ pub struct Settings {
     /// `auto` (kernel WireGuard when the kernel has it, else picd's own userspace
     /// implementation), `kernel`, `userspace`, or `off`.
     pub wireguard_mode: WireGuardMode,
+    /// Where Caddy serves the cell over https (and http, for redirects and ACME).
+    pub caddy_https_listen: String,
+    pub caddy_http_listen: String,
+    /// `internal`: certificates from the cell's own CA (devices install its root);
+    /// `acme`: public certificates from Let's Encrypt for a real domain.
+    pub tls_mode: TlsMode,
+    /// Contact address for the ACME account (acme mode).
+    pub acme_email: String,
     /// Seconds between full reconciles of every driver (also retires expired peers).
     pub reconcile_interval_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    Internal,
+    Acme,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +113,10 @@ impl Default for Settings {
             wireguard_interface: "picd0".into(),
             wireguard_mode: WireGuardMode::Auto,
             reconcile_interval_seconds: 60,
+            caddy_https_listen: ":443".into(),
+            caddy_http_listen: ":80".into(),
+            tls_mode: TlsMode::Internal,
+            acme_email: String::new(),
         }
     }
 }

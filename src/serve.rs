@@ -27,11 +27,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         db.clone(),
         vault.clone(),
     ));
-    let drivers = crate::health::probes::default_drivers(&settings, wireguard.clone());
+    let caddy = Arc::new(crate::caddy::driver::CaddyDriver::new(
+        Arc::new(settings.clone()),
+        vault.clone(),
+    ));
+    let drivers =
+        crate::health::probes::default_drivers(&settings, wireguard.clone(), caddy.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
-    let app = AppState::new(db, vault, settings, drivers, wireguard);
+    let app = AppState::new(db, vault, settings, drivers, wireguard, caddy);
     tracing::info!(
         listen = %listener.local_addr()?,
         state_dir = %app.settings.state_dir.display(),

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::auth::api_keys::KeyRateLimiter;
 use crate::auth::throttle::LoginThrottle;
+use crate::caddy::driver::CaddyDriver;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::driver::Drivers;
@@ -22,6 +23,7 @@ pub struct AppState {
     pub key_limiter: Arc<KeyRateLimiter>,
     pub vault: Vault,
     pub wireguard: Arc<WireGuardDriver>,
+    pub caddy: Arc<CaddyDriver>,
     pub started: Instant,
     /// Wakes the reconciler; requests coalesce, so a burst of changes costs one pass.
     reconcile_wanted: Arc<tokio::sync::Notify>,
@@ -35,6 +37,7 @@ impl AppState {
         settings: Settings,
         drivers: Drivers,
         wireguard: Arc<WireGuardDriver>,
+        caddy: Arc<CaddyDriver>,
     ) -> Self {
         let throttle = LoginThrottle::new(
             settings.login_failures_per_user,
@@ -48,6 +51,7 @@ impl AppState {
             key_limiter: Arc::new(KeyRateLimiter::new()),
             vault,
             wireguard,
+            caddy,
             started: Instant::now(),
             reconcile_wanted: Arc::new(tokio::sync::Notify::new()),
             setup_done: Arc::new(AtomicBool::new(false)),

@@ -1,6 +1,6 @@
 //! Drivers for the subsystems whose desired state picd does not manage yet: each finds out
-//! whether its component can be driven on this machine (the Docker socket answers, Caddy's
-//! admin API answers, nft works) and reports that truthfully in /api/status. Domains replace
+//! whether its component can be driven on this machine (the Docker socket answers, nft
+//! works) and reports that truthfully in /api/status. Domains replace
 //! these with their real drivers.
 
 use std::path::{Path, PathBuf};
@@ -17,11 +17,15 @@ use crate::driver::{Driver, DriverError, Drivers, SubsystemStatus};
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The drivers of this build, in /api/status order.
-pub fn default_drivers(settings: &Settings, wireguard: Arc<dyn Driver>) -> Drivers {
+pub fn default_drivers(
+    settings: &Settings,
+    wireguard: Arc<dyn Driver>,
+    caddy: Arc<dyn Driver>,
+) -> Drivers {
     Drivers::new(vec![
         wireguard,
         Arc::new(Probe::Dns),
-        Arc::new(Probe::Caddy(settings.caddy_admin.clone())),
+        caddy,
         Arc::new(Probe::Nftables),
         Arc::new(Probe::Docker(settings.docker_socket.clone())),
     ])
@@ -29,7 +33,6 @@ pub fn default_drivers(settings: &Settings, wireguard: Arc<dyn Driver>) -> Drive
 
 pub enum Probe {
     Dns,
-    Caddy(String),
     Nftables,
     Docker(PathBuf),
 }
@@ -39,7 +42,6 @@ impl Driver for Probe {
     fn name(&self) -> &'static str {
         match self {
             Probe::Dns => "dns",
-            Probe::Caddy(_) => "caddy",
             Probe::Nftables => "nftables",
             Probe::Docker(_) => "docker",
         }
@@ -62,7 +64,6 @@ impl Driver for Probe {
         let name = self.name();
         let result = match self {
             Probe::Dns => Err("the embedded DNS server is not part of this build".to_string()),
-            Probe::Caddy(addr) => caddy(addr).await,
             Probe::Nftables => nftables().await,
             Probe::Docker(socket) => docker(socket).await,
         };
@@ -107,20 +108,6 @@ async fn http_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     match line.split_whitespace().nth(1) {
         Some(code) if code.starts_with('2') => Ok(line),
         _ => Err(format!("unexpected answer: {line}")),
-    }
-}
-
-async fn caddy(addr: &str) -> Result<String, String> {
-    let attempt = async {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| e.to_string())?;
-        http_get(stream, addr, "/config/").await
-    };
-    match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
-        Ok(Ok(_)) => Ok(format!("admin API answers at {addr}")),
-        Ok(Err(e)) => Err(format!("Caddy's admin API at {addr} does not answer: {e}")),
-        Err(_) => Err(format!("Caddy's admin API at {addr} timed out")),
     }
 }
 
