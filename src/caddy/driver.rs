@@ -40,6 +40,29 @@ pub fn desired_sites(conn: &Connection, settings: &Settings) -> Result<Vec<Site>
     Ok(sites)
 }
 
+/// The host names the certificate must cover: every site's, sorted, once each.
+fn certificate_hosts(sites: &[Site]) -> Vec<String> {
+    let mut hosts: Vec<String> = sites.iter().map(|s| s.host.clone()).collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// Issues a new certificate for the current sites now, whatever the one in force
+/// (POST /api/caddy/cert-renew); the caller's transaction holds its audit entry too.
+pub fn renew_certificate(
+    conn: &Connection,
+    vault: &Vault,
+    settings: &Settings,
+) -> Result<Vec<String>, ApiError> {
+    let hosts = certificate_hosts(&desired_sites(conn, settings)?);
+    if hosts.is_empty() {
+        return Err(ApiError::not_found("cell config"));
+    }
+    ensure_certificate(conn, vault, &hosts, true)?;
+    Ok(hosts)
+}
+
 /// The certificate for `hosts` from the cell's CA, issued again when the host list changed,
 /// when it nears expiry, or when `force` is set (cert-renew).
 pub fn ensure_certificate(
@@ -89,11 +112,7 @@ impl CaddyDriver {
     }
 
     /// The config to load (None before setup).
-    pub async fn desired_config(
-        &self,
-        db: &Db,
-        force_renew: bool,
-    ) -> Result<Option<serde_json::Value>, ApiError> {
+    pub async fn desired_config(&self, db: &Db) -> Result<Option<serde_json::Value>, ApiError> {
         let (settings, vault) = (Arc::clone(&self.settings), self.vault.clone());
         db.write(move |tx| {
             let sites = desired_sites(tx, &settings)?;
@@ -103,10 +122,8 @@ impl CaddyDriver {
             if settings.tls_mode == TlsMode::Acme {
                 return Ok(Some(config::build(&settings, &sites, None)));
             }
-            let mut hosts: Vec<String> = sites.iter().map(|s| s.host.clone()).collect();
-            hosts.sort();
-            hosts.dedup();
-            let (cert_pem, key_pem) = ensure_certificate(tx, &vault, &hosts, force_renew)?;
+            let hosts = certificate_hosts(&sites);
+            let (cert_pem, key_pem) = ensure_certificate(tx, &vault, &hosts, false)?;
             let key = zeroize::Zeroizing::new(key_pem);
             Ok(Some(config::build(
                 &settings,
@@ -120,10 +137,10 @@ impl CaddyDriver {
         .await
     }
 
-    /// Applies the desired config; `force_renew` issues a new certificate first.
-    pub async fn apply(&self, db: &Db, force_renew: bool) -> Result<(), DriverError> {
+    /// Loads the desired config into Caddy unless Caddy already runs exactly that.
+    pub async fn apply(&self, db: &Db) -> Result<(), DriverError> {
         let desired = self
-            .desired_config(db, force_renew)
+            .desired_config(db)
             .await
             .map_err(|e| DriverError::Failed(NAME, e.to_string()))?;
         let Some(desired) = desired else {
@@ -131,7 +148,7 @@ impl CaddyDriver {
         };
         let addr = &self.settings.caddy_admin;
         let result = match admin::running_config(addr).await {
-            Ok(running) if running == desired && !force_renew => Ok(()),
+            Ok(running) if running == desired => Ok(()),
             Ok(_) => admin::load(addr, &desired)
                 .await
                 .map_err(|e| DriverError::Failed(NAME, e)),
@@ -149,7 +166,7 @@ impl Driver for CaddyDriver {
     }
 
     async fn reconcile(&self, db: &Db) -> Result<(), DriverError> {
-        self.apply(db, false).await
+        self.apply(db).await
     }
 
     async fn status(&self) -> SubsystemStatus {

@@ -1,5 +1,7 @@
 //! /api/caddy: TLS certificate status and renewal, and the extra sites Caddy proxies.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -53,24 +55,39 @@ pub async fn cert_status(_admin: AdminUser, State(app): State<AppState>) -> ApiR
     })))
 }
 
+/// Issues Caddy a new certificate from the cell's CA now (internal TLS). The new certificate
+/// is stored with its audit entry in one transaction, then loaded into Caddy; when Caddy
+/// cannot take it the answer is 503, and Caddy gets it as soon as it is back.
 pub async fn cert_renew(
     _admin: AdminUser,
     State(app): State<AppState>,
     audit: AuditCtx,
 ) -> ApiResult<Json<Value>> {
+    if app.settings.tls_mode == TlsMode::Acme {
+        let err = ApiError::conflict(
+            "acme_managed",
+            "in acme mode Caddy obtains and renews the certificates itself",
+        );
+        return Err(audit
+            .refuse(&app.db, "certificate", "caddy", json!({}), err)
+            .await);
+    }
+    let (settings, vault) = (Arc::clone(&app.settings), app.vault.clone());
     audit
-        .transact(&app.db, |_tx, entry| {
+        .transact(&app.db, move |tx, entry| {
             entry.target_type = "certificate".into();
             entry.target_id = "caddy".into();
+            let hosts = super::driver::renew_certificate(tx, &vault, &settings)?;
+            entry.detail = json!({ "hosts": hosts });
             Ok(())
         })
         .await?;
     app.caddy
-        .apply(&app.db, true)
+        .apply(&app.db)
         .await
         .map_err(|e| ApiError::Unavailable {
             subsystem: "caddy",
-            reason: e.to_string(),
+            reason: format!("{e}; Caddy gets the new certificate when it is back"),
         })?;
     cert_status(AdminUser::trusted(), State(app)).await
 }
