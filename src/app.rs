@@ -16,7 +16,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::auth::session_store::SqliteSessionStore;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{audit, auth, client, dns, health, logs, peers, setup, vault, web, wireguard};
+use crate::{audit, auth, caddy, client, dns, health, logs, peers, setup, vault, web, wireguard};
 
 pub const SESSION_COOKIE: &str = "picd_session";
 
@@ -128,6 +128,17 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/api/dns/secondaries/{address}",
             axum::routing::delete(dns::tools::delete_secondary),
+        )
+        // Caddy and TLS
+        .route("/api/caddy/cert-status", get(caddy::routes::cert_status))
+        .route("/api/caddy/cert-renew", post(caddy::routes::cert_renew))
+        .route(
+            "/api/caddy/routes",
+            get(caddy::routes::routes).post(caddy::routes::add_route),
+        )
+        .route(
+            "/api/caddy/routes/{host}",
+            axum::routing::delete(caddy::routes::delete_route),
         )
         // Vault and API keys
         .route(

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (2, "vault", include_str!("../migrations/0002_vault.sql")),
     (3, "peers", include_str!("../migrations/0003_peers.sql")),
     (4, "dns", include_str!("../migrations/0004_dns.sql")),
+    (5, "caddy", include_str!("../migrations/0005_caddy.sql")),
 ];
 
 /// Idle connections kept for reuse; more may be open while requests are in flight.

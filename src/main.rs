@@ -6,6 +6,7 @@
 mod app;
 mod audit;
 mod auth;
+mod caddy;
 mod cli;
 mod client;
 mod config;

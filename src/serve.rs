@@ -30,11 +30,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let dns = Arc::new(crate::dns::driver::DnsDriver::new(
         settings.dns_listen.clone(),
     ));
-    let drivers = crate::health::probes::default_drivers(&settings, wireguard.clone(), dns.clone());
+    let caddy = Arc::new(crate::caddy::driver::CaddyDriver::new(
+        Arc::new(settings.clone()),
+        vault.clone(),
+    ));
+    let drivers = crate::health::probes::default_drivers(
+        &settings,
+        wireguard.clone(),
+        dns.clone(),
+        caddy.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
-    let app = AppState::new(db, vault, settings, drivers, wireguard, dns);
+    let app = AppState::new(db, vault, settings, drivers, wireguard, dns, caddy);
     tracing::info!(
         listen = %listener.local_addr()?,
         state_dir = %app.settings.state_dir.display(),

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::auth::api_keys::KeyRateLimiter;
 use crate::auth::throttle::LoginThrottle;
+use crate::caddy::driver::CaddyDriver;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::dns::driver::DnsDriver;
@@ -24,6 +25,7 @@ pub struct AppState {
     pub vault: Vault,
     pub wireguard: Arc<WireGuardDriver>,
     pub dns: Arc<DnsDriver>,
+    pub caddy: Arc<CaddyDriver>,
     pub started: Instant,
     /// Wakes the reconciler; requests coalesce, so a burst of changes costs one pass.
     reconcile_wanted: Arc<tokio::sync::Notify>,
@@ -39,6 +41,7 @@ impl AppState {
         drivers: Drivers,
         wireguard: Arc<WireGuardDriver>,
         dns: Arc<DnsDriver>,
+        caddy: Arc<CaddyDriver>,
     ) -> Self {
         let throttle = LoginThrottle::new(
             settings.login_failures_per_user,
@@ -53,6 +56,7 @@ impl AppState {
             vault,
             wireguard,
             dns,
+            caddy,
             started: Instant::now(),
             reconcile_wanted: Arc::new(tokio::sync::Notify::new()),
             dns_refresh_pending: Arc::new(AtomicBool::new(false)),

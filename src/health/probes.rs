@@ -1,6 +1,6 @@
 //! Drivers for the subsystems whose desired state picd does not manage yet: each finds out
-//! whether its component can be driven on this machine (the Docker socket answers, Caddy's
-//! admin API answers, nft works) and reports that truthfully in /api/status. Domains replace
+//! whether its component can be driven on this machine (the Docker socket answers, nft
+//! works) and reports that truthfully in /api/status. Domains replace
 //! these with their real drivers.
 
 use std::path::{Path, PathBuf};
@@ -21,18 +21,18 @@ pub fn default_drivers(
     settings: &Settings,
     wireguard: Arc<dyn Driver>,
     dns: Arc<dyn Driver>,
+    caddy: Arc<dyn Driver>,
 ) -> Drivers {
     Drivers::new(vec![
         wireguard,
         dns,
-        Arc::new(Probe::Caddy(settings.caddy_admin.clone())),
+        caddy,
         Arc::new(Probe::Nftables),
         Arc::new(Probe::Docker(settings.docker_socket.clone())),
     ])
 }
 
 pub enum Probe {
-    Caddy(String),
     Nftables,
     Docker(PathBuf),
 }
@@ -41,7 +41,6 @@ pub enum Probe {
 impl Driver for Probe {
     fn name(&self) -> &'static str {
         match self {
-            Probe::Caddy(_) => "caddy",
             Probe::Nftables => "nftables",
             Probe::Docker(_) => "docker",
         }
@@ -56,7 +55,6 @@ impl Driver for Probe {
     async fn status(&self) -> SubsystemStatus {
         let name = self.name();
         let result = match self {
-            Probe::Caddy(addr) => caddy(addr).await,
             Probe::Nftables => nftables().await,
             Probe::Docker(socket) => docker(socket).await,
         };
@@ -101,20 +99,6 @@ async fn http_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     match line.split_whitespace().nth(1) {
         Some(code) if code.starts_with('2') => Ok(line),
         _ => Err(format!("unexpected answer: {line}")),
-    }
-}
-
-async fn caddy(addr: &str) -> Result<String, String> {
-    let attempt = async {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| e.to_string())?;
-        http_get(stream, addr, "/config/").await
-    };
-    match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
-        Ok(Ok(_)) => Ok(format!("admin API answers at {addr}")),
-        Ok(Err(e)) => Err(format!("Caddy's admin API at {addr} does not answer: {e}")),
-        Err(_) => Err(format!("Caddy's admin API at {addr} timed out")),
     }
 }
 

@@ -7,6 +7,7 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod caddy;
 mod client;
 mod dns;
 mod fixtures;

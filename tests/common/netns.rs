@@ -23,8 +23,10 @@ use super::fixtures::*;
 use super::process::PICD;
 use reqwest::StatusCode;
 
+mod client_ns;
 mod peers;
 mod system;
+pub use client_ns::*;
 pub use peers::*;
 pub use system::*;
 

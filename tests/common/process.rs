@@ -219,7 +219,8 @@ impl Drop for Picd {
     }
 }
 
-fn free_port() -> u16 {
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -239,8 +240,15 @@ pub fn clean_command() -> Command {
     command.env("PICD_WIREGUARD_MODE", "off");
     // Nor a DNS server on the machine's port 53; DNS tests choose their own address.
     command.env("PICD_DNS_LISTEN", "");
+    // Nor a Caddy it did not start: a Caddy of the machine's own on the default admin port
+    // would otherwise get the test cell's config. Nothing listens on port 1, so the caddy
+    // subsystem is `unavailable`; the Caddy tests name the admin API of the Caddy they start.
+    command.env("PICD_CADDY_ADMIN", NO_CADDY_ADMIN);
     command
 }
+
+/// Where test picds look for Caddy's admin API unless a test says otherwise.
+pub const NO_CADDY_ADMIN: &str = "127.0.0.1:1";
 
 /// Runs a picd subcommand to completion, with `stdin` as its standard input.
 pub fn picd_cli(args: &[&str], stdin: Option<&str>) -> Output {

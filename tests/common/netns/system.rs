@@ -74,13 +74,13 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
 
 /// A /24 of 10.213.0.0/16 held by this test process: a file created exclusively under the
 /// temporary directory names the owner's pid; a lease whose owner is gone is taken over.
-pub(super) struct Lease {
-    pub(super) octet: u8,
+pub struct Lease {
+    pub octet: u8,
     file: PathBuf,
 }
 
 impl Lease {
-    pub(super) fn take(start: u32) -> Lease {
+    pub fn take(start: u32) -> Lease {
         let dir = std::env::temp_dir().join("picd-netlab");
         std::fs::create_dir_all(&dir).expect("lease directory");
         let in_use = run("ip -4 -o addr show");

@@ -1,0 +1,372 @@
+//! Real Caddy in front of a real picd (`CaddyCell`): Caddy starts empty with only its admin
+//! API on a free loopback port, picd is pointed at that API and loads its config, and the
+//! test talks to the cell over https with `curl --cacert` (the cell's CA) and `--resolve`, as a
+//! browser that trusts the CA would; `Backend` is a tiny web server to route to. Everything
+//! started here is stopped by its own handle when dropped.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use super::client::TestClient;
+use super::fixtures::*;
+use super::netns::{eventually, require_tools};
+use super::process::{free_port, Picd, PicdOptions};
+
+/// How long Caddy gets to open its admin API, and picd to push its config into it.
+pub const CADDY_TIMEOUT: Duration = Duration::from_secs(20);
+/// One curl through Caddy, connection and answer.
+const CURL_TIMEOUT_SECONDS: &str = "10";
+
+/// Fails the test, naming the install step, unless Caddy and the client tools are installed.
+pub fn require_caddy_tools() {
+    require_tools(&["caddy", "curl", "openssl"]);
+}
+
+/// `caddy run` with an empty config (only the admin API) and its own XDG directories, so that
+/// nothing lands in the machine's trust store or in root's home.
+pub struct Caddy {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    /// The admin API, host:port on loopback.
+    pub admin: String,
+}
+
+impl Caddy {
+    pub fn start() -> Caddy {
+        require_caddy_tools();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let admin = format!("127.0.0.1:{}", free_port());
+        // Caddy's local CA is not involved (picd loads the cell's certificate), but if it ever
+        // is, it must not install its root into the machine's trust store.
+        let config = json!({
+            "admin": { "listen": admin },
+            "apps": { "pki": { "certificate_authorities": { "local": { "install_trust": false } } } }
+        });
+        std::fs::write(dir.path().join("caddy.json"), config.to_string()).expect("caddy.json");
+        let mut caddy = Caddy {
+            child: None,
+            dir,
+            admin,
+        };
+        caddy.spawn();
+        caddy
+    }
+
+    /// Starts Caddy again from its empty config file (after `stop`).
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "Caddy is already running");
+        let dir = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("caddy.log"))
+            .expect("caddy.log");
+        let child = Command::new("caddy")
+            .arg("run")
+            .arg("--config")
+            .arg(dir.join("caddy.json"))
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env("HOME", dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawning caddy");
+        self.child = Some(child);
+        let up = eventually(CADDY_TIMEOUT, || self.config().is_some());
+        assert!(up, "Caddy's admin API did not answer; log:\n{}", self.log());
+    }
+
+    /// Stops Caddy (SIGTERM, then the hard way) and waits for it.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        if !eventually(Duration::from_secs(10), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        }) {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+    }
+
+    /// Caddy's running config (`Null` when empty); None when the admin API does not answer.
+    pub fn config(&self) -> Option<Value> {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "5", "-f"])
+            .arg(format!("http://{}/config/", self.admin))
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("caddy.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Caddy {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What curl got: the status line's code (0 when no answer), headers and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+    pub error: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        self.headers.lines().find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with(&prefix)
+                .then(|| l[prefix.len()..].trim())
+        })
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A picd set up by the wizard, behind a Caddy that serves it at `CELL_DOMAIN` on `https`.
+pub struct CaddyCell {
+    pub caddy: Caddy,
+    pub picd: Picd,
+    pub admin: TestClient,
+    /// Where Caddy serves https and http: `ip` and a free port each.
+    pub ip: String,
+    pub https_port: u16,
+    pub http_port: u16,
+    /// The cell's CA certificate (PEM), as GET /api/vault/ca.crt gave it.
+    pub ca_file: PathBuf,
+}
+
+impl CaddyCell {
+    /// Caddy listens on `ip` (127.0.0.1, or an address of the root namespace); picd reconciles
+    /// every second so that a Caddy restarted empty is repaired quickly.
+    pub async fn start(ip: &str) -> CaddyCell {
+        let caddy = Caddy::start();
+        let (https_port, http_port) = (free_port_on(ip), free_port_on(ip));
+        let env = [
+            ("PICD_CADDY_ADMIN", caddy.admin.clone()),
+            ("PICD_CADDY_HTTPS_LISTEN", format!("{ip}:{https_port}")),
+            ("PICD_CADDY_HTTP_LISTEN", format!("{ip}:{http_port}")),
+            ("PICD_RECONCILE_INTERVAL_SECONDS", "1".to_string()),
+        ];
+        let options = PicdOptions {
+            env: env.map(|(k, v)| (k.to_string(), v)).to_vec(),
+            ..PicdOptions::default()
+        };
+        let (picd, admin) = super::picd_with_admin_using(options).await;
+        let resp = admin.get("/api/vault/ca.crt").await;
+        assert_eq!(resp.status(), StatusCode::OK, "GET /api/vault/ca.crt");
+        let ca_file = picd.root().join("cell-ca.crt");
+        std::fs::write(&ca_file, resp.text().await.expect("CA PEM")).expect("CA file");
+        let cell = CaddyCell {
+            caddy,
+            picd,
+            admin,
+            ip: ip.to_string(),
+            https_port,
+            http_port,
+            ca_file,
+        };
+        cell.expect_served(CELL_DOMAIN, "/health", 200);
+        cell
+    }
+
+    /// `curl` to `https://host:port/path` through Caddy, trusting only the cell's CA; `prefix`
+    /// runs it elsewhere (e.g. `ip netns exec NS`), `extra` adds arguments.
+    pub fn curl_in(&self, prefix: &[&str], host: &str, path: &str, extra: &[&str]) -> Answer {
+        let resolve = format!("{host}:{}:{}", self.https_port, self.ip);
+        let url = format!("https://{host}:{}{path}", self.https_port);
+        let ca = self.ca_file.to_string_lossy().into_owned();
+        let mut args: Vec<&str> = prefix.to_vec();
+        args.extend(["curl", "-sS", "--max-time", CURL_TIMEOUT_SECONDS, "-D", "-"]);
+        args.extend(["--cacert", &ca, "--resolve", &resolve]);
+        args.extend(extra);
+        args.push(&url);
+        curl(&args)
+    }
+
+    pub fn curl(&self, host: &str, path: &str, extra: &[&str]) -> Answer {
+        self.curl_in(&[], host, path, extra)
+    }
+
+    /// Plain http to Caddy's http listener.
+    pub fn curl_http(&self, host: &str, path: &str) -> Answer {
+        let resolve = format!("{host}:{}:{}", self.http_port, self.ip);
+        let url = format!("http://{host}:{}{path}", self.http_port);
+        curl(
+            &["curl", "-sS", "--max-time", CURL_TIMEOUT_SECONDS, "-D", "-"]
+                .into_iter()
+                .chain(["--resolve", &resolve, &url])
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// Waits until `host` answers `path` with `status` through Caddy; fails the test with the
+    /// last answer and both logs otherwise.
+    pub fn expect_served(&self, host: &str, path: &str, status: u16) -> Answer {
+        let deadline = Instant::now() + CADDY_TIMEOUT;
+        loop {
+            let answer = self.curl(host, path, &[]);
+            if answer.status == status {
+                return answer;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "https://{host}{path} through Caddy: wanted {status}, last {answer:?}\n\
+                     --- picd ---\n{}\n--- caddy ---\n{}",
+                    self.picd.log(),
+                    self.caddy.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits until `host` is no longer served with a certificate from the cell's CA.
+    pub fn expect_not_served(&self, host: &str) {
+        let gone = eventually(CADDY_TIMEOUT, || self.curl(host, "/", &[]).status == 0);
+        assert!(
+            gone,
+            "{host} is still served: {:?}",
+            self.curl(host, "/", &[])
+        );
+    }
+
+    /// The serial and issuer of the certificate Caddy serves for `host`.
+    pub fn served_certificate(&self, host: &str) -> (String, String) {
+        let connect = format!("{}:{}", self.ip, self.https_port);
+        let hello = Command::new("openssl")
+            .args(["s_client", "-connect", &connect, "-servername", host])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .expect("openssl s_client");
+        let mut x509 = Command::new("openssl")
+            .args(["x509", "-noout", "-serial", "-issuer"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("openssl x509");
+        use std::io::Write;
+        let _ = x509.stdin.take().expect("stdin").write_all(&hello.stdout);
+        let out = x509.wait_with_output().expect("openssl x509");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in the served certificate: {text}"))
+                .trim()
+                .to_string()
+        };
+        (field("serial="), field("issuer="))
+    }
+}
+
+/// Runs curl (`args[0]` is the program) with `-D -`: headers, then the body, on stdout.
+pub fn curl(args: &[&str]) -> Answer {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = headers
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Answer {
+        status,
+        headers: headers.to_string(),
+        body: body.to_string(),
+        error: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A port free on `ip` right now.
+fn free_port_on(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("a free port on {ip}: {e}"))
+        .port()
+}
+
+/// The page the test backend serves.
+pub const BACKEND_PAGE: &str = "hello from the test backend\n";
+
+/// `python3 -m http.server` on a free loopback port, serving `BACKEND_PAGE`; killed on drop.
+pub struct Backend {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub upstream: String,
+}
+
+impl Backend {
+    pub fn start() -> Backend {
+        require_tools(&["python3"]);
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(dir.path().join("index.html"), BACKEND_PAGE).expect("index.html");
+        let port = free_port().to_string();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port,
+                "--directory",
+            ])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning python3 -m http.server");
+        let upstream = format!("127.0.0.1:{port}");
+        let up = eventually(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(&upstream).is_ok()
+        });
+        assert!(up, "the test backend did not listen on {upstream}");
+        Backend {
+            child,
+            _dir: dir,
+            upstream,
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

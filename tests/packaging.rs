@@ -1,0 +1,262 @@
+//! The appliance: the base Caddyfile is valid, `packaging/build-deb` builds a Debian package
+//! with the binary, the settings (a conffile), the Caddyfile, the unit and the maintainer
+//! scripts that create and remove the system user; the unit passes `systemd-analyze verify`
+//! and is rated 3.0 or better by `systemd-analyze security`; and the package installs in a
+//! clean Debian root made by debootstrap.
+//!
+//! The package is built from this test run's own (debug) picd binary through build-deb's
+//! `PICD_BINARY`, not from a second, release build of the whole dependency tree, which would
+//! take minutes on CI; build-deb without it does the release build.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use common::netns::{require_root_and_tools, require_tools};
+use common::PICD;
+
+/// The worst exposure `systemd-analyze security` may give the unit (0 is best, 10 worst).
+const MAX_EXPOSURE: f64 = 3.0;
+/// The package's files that matter, as `dpkg-deb -c` and `dpkg -L` name them.
+const PACKAGE_FILES: [&str; 4] = [
+    "/usr/bin/picd",
+    "/etc/picd/picd.toml",
+    "/usr/share/picd/Caddyfile",
+    "/lib/systemd/system/picd.service",
+];
+const UNIT: &str = "picd.service";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn output(command: &mut Command) -> Output {
+    let what = format!("{command:?}");
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(command: &mut Command) -> String {
+    String::from_utf8_lossy(&output(command).stdout).into_owned()
+}
+
+/// The package, built once per test run, and its contents extracted beside it.
+struct Package {
+    deb: PathBuf,
+    root: PathBuf,
+}
+
+fn package() -> &'static Package {
+    static PACKAGE: OnceLock<Package> = OnceLock::new();
+    PACKAGE.get_or_init(|| {
+        require_tools(&["dpkg-deb", "strip"]);
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("debian");
+        let _ = std::fs::remove_dir_all(&dir);
+        let built = stdout(
+            Command::new(repo().join("packaging/build-deb"))
+                .env("PICD_BINARY", PICD)
+                .env("PICD_DEB_DIR", &dir)
+                .env("PICD_DEB_COMPRESSION", "gzip"),
+        );
+        let deb = PathBuf::from(built.lines().last().expect("the package's path").trim());
+        let root = dir.join("root");
+        output(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
+        Package { deb, root }
+    })
+}
+
+#[test]
+fn the_base_caddyfile_is_valid_and_keeps_the_admin_api_local() {
+    require_tools(&["caddy"]);
+    // Caddy's local CA writes its files under XDG_DATA_HOME: a temporary one, and
+    // `skip_install_trust` in the Caddyfile keeps it out of the machine's trust store.
+    let xdg = tempfile::tempdir().expect("temporary directory");
+    let caddy = |args: &[&str]| {
+        let mut command = Command::new("caddy");
+        command
+            .args(args)
+            .current_dir(repo())
+            .env("XDG_DATA_HOME", xdg.path().join("data"))
+            .env("XDG_CONFIG_HOME", xdg.path().join("config"))
+            .env("HOME", xdg.path());
+        command
+    };
+    output(&mut caddy(&[
+        "validate",
+        "--config",
+        "Caddyfile",
+        "--adapter",
+        "caddyfile",
+    ]));
+    let formatted = stdout(&mut caddy(&["fmt", "Caddyfile"]));
+    let file = std::fs::read_to_string(repo().join("Caddyfile")).expect("Caddyfile");
+    assert_eq!(
+        formatted.trim_end(),
+        file.trim_end(),
+        "run `caddy fmt --overwrite Caddyfile`"
+    );
+
+    let adapted = stdout(&mut caddy(&["adapt", "--config", "Caddyfile"]));
+    let json: serde_json::Value = serde_json::from_str(&adapted).expect("adapted JSON");
+    assert_eq!(json["admin"]["listen"], "localhost:2019", "{json}");
+    assert!(adapted.contains(r#""dial":"127.0.0.1:3000""#), "{adapted}");
+    assert!(adapted.contains("Strict-Transport-Security"), "{adapted}");
+}
+
+#[test]
+fn the_package_holds_the_files_the_metadata_and_the_user_scripts() {
+    let package = package();
+    let listing = stdout(Command::new("dpkg-deb").arg("-c").arg(&package.deb));
+    for file in PACKAGE_FILES {
+        assert!(
+            listing.contains(&format!(".{file}\n")),
+            "{file} not in:\n{listing}"
+        );
+    }
+    assert!(
+        !listing.contains("./etc/caddy/Caddyfile\n"),
+        "the package must not take over the caddy package's Caddyfile:\n{listing}"
+    );
+    let field = |name: &str| {
+        stdout(
+            Command::new("dpkg-deb")
+                .arg("-f")
+                .arg(&package.deb)
+                .arg(name),
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(field("Package"), "picd");
+    assert_eq!(field("Version"), format!("{}-1", env!("CARGO_PKG_VERSION")));
+    let depends = field("Depends");
+    for dependency in ["caddy", "wireguard-tools", "nftables", "adduser", "libc6"] {
+        assert!(depends.contains(dependency), "Depends: {depends}");
+    }
+    let info = stdout(Command::new("dpkg").arg("-I").arg(&package.deb));
+    for script in ["conffiles", "postinst", "postrm", "prerm"] {
+        assert!(info.contains(script), "no {script} in:\n{info}");
+    }
+
+    let control = package.root.join("DEBIAN");
+    output(
+        Command::new("dpkg-deb")
+            .arg("-e")
+            .arg(&package.deb)
+            .arg(&control),
+    );
+    let read = |name: &str| std::fs::read_to_string(control.join(name)).expect(name);
+    assert_eq!(read("conffiles").trim(), "/etc/picd/picd.toml");
+    let postinst = read("postinst");
+    assert!(
+        postinst.contains("adduser --quiet --system --group --home /var/lib/picd"),
+        "{postinst}"
+    );
+    let postrm = read("postrm");
+    assert!(
+        postrm.contains("purge)") && postrm.contains("deluser"),
+        "{postrm}"
+    );
+    for script in ["postinst", "postrm", "prerm"] {
+        output(Command::new("sh").arg("-n").arg(control.join(script)));
+    }
+    let version = stdout(Command::new(package.root.join("usr/bin/picd")).arg("--version"));
+    assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+}
+
+/// A root for systemd-analyze: the package's files plus the machine's target units, which
+/// the unit's dependencies (multi-user.target, network-online.target, sysinit.target) name.
+fn unit_root() -> &'static Path {
+    static TARGETS_COPIED: OnceLock<()> = OnceLock::new();
+    require_tools(&["systemd-analyze"]);
+    let package = package();
+    TARGETS_COPIED.get_or_init(|| {
+        let units = package.root.join("lib/systemd/system");
+        for entry in std::fs::read_dir("/lib/systemd/system").expect("/lib/systemd/system") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "target") {
+                let target = units.join(path.file_name().expect("name"));
+                std::fs::copy(&path, target).expect("copying a target unit");
+            }
+        }
+    });
+    &package.root
+}
+
+#[test]
+fn the_installed_unit_passes_systemd_analyze_verify() {
+    let root = unit_root();
+    let out = output(
+        Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(format!("--root={}", root.display()))
+            .arg(UNIT),
+    );
+    // Unknown keys and other mistakes are warnings on standard error, not failures.
+    let warnings = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warnings.trim().is_empty(),
+        "systemd-analyze verify:\n{warnings}"
+    );
+}
+
+#[test]
+fn systemd_analyze_security_rates_the_unit_3_or_better() {
+    let root = unit_root();
+    let report = stdout(
+        Command::new("systemd-analyze")
+            .args(["security", "--offline=yes", "--no-pager"])
+            .arg(format!("--root={}", root.display()))
+            .arg(UNIT),
+    );
+    let overall = report
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no overall rating in:\n{report}"));
+    let figure: f64 = overall
+        .rsplit(':')
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no figure in {overall:?}"));
+    eprintln!("systemd-analyze security: {}", overall.trim());
+    assert!(figure <= MAX_EXPOSURE, "{overall}\n{report}");
+}
+
+#[test]
+fn the_package_installs_in_a_clean_debian_root() {
+    require_root_and_tools(&["debootstrap", "chroot", "findmnt", "timeout"]);
+    let package = package();
+    // The script bounds each step; this bounds the whole (debootstrap, apt, purge).
+    let out = Command::new("timeout")
+        .arg("600")
+        .arg(repo().join("packaging/test-install-in-chroot"))
+        .arg(&package.deb)
+        .stdin(Stdio::null())
+        .output()
+        .expect("packaging/test-install-in-chroot");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "install in a clean root failed:\n{log}"
+    );
+    for file in PACKAGE_FILES {
+        assert!(
+            log.contains(&format!("    {file}\n")),
+            "dpkg -L lacks {file}:\n{log}"
+        );
+    }
+    assert!(log.contains("test-install-in-chroot: OK"), "{log}");
+}
