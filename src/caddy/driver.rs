@@ -139,6 +139,17 @@ impl CaddyDriver {
 
     /// Loads the desired config into Caddy unless Caddy already runs exactly that.
     pub async fn apply(&self, db: &Db) -> Result<(), DriverError> {
+        let addr = &self.settings.caddy_admin;
+        // Nothing to do (no certificate to issue) while Caddy is not there; the desired state
+        // waits in the store and applies when it answers again.
+        let running = match admin::running_config(addr).await {
+            Ok(running) => running,
+            Err(e) => {
+                let error = DriverError::Unavailable(NAME, e);
+                self.set_error(Some(error.to_string()));
+                return Err(error);
+            }
+        };
         let desired = self
             .desired_config(db)
             .await
@@ -146,13 +157,12 @@ impl CaddyDriver {
         let Some(desired) = desired else {
             return Ok(());
         };
-        let addr = &self.settings.caddy_admin;
-        let result = match admin::running_config(addr).await {
-            Ok(running) if running == desired => Ok(()),
-            Ok(_) => admin::load(addr, &desired)
+        let result = if running == desired {
+            Ok(())
+        } else {
+            admin::load(addr, &desired)
                 .await
-                .map_err(|e| DriverError::Failed(NAME, e)),
-            Err(e) => Err(DriverError::Unavailable(NAME, e)),
+                .map_err(|e| DriverError::Failed(NAME, e))
         };
         self.set_error(result.as_ref().err().map(ToString::to_string));
         result
