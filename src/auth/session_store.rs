@@ -34,6 +34,22 @@ fn id_hash(id: &Id) -> String {
     hex::encode(Sha256::digest(id.to_string().as_bytes()))
 }
 
+/// A record as its row: the id's hash, the user (its own column), the data, the expiry.
+fn row_of(record: &Record) -> session_store::Result<(String, Option<String>, String, i64)> {
+    let data = serde_json::to_string(&record.data).map_err(backend)?;
+    let user_id = record
+        .data
+        .get(USER_ID_KEY)
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    Ok((
+        id_hash(&record.id),
+        user_id,
+        data,
+        record.expiry_date.unix_timestamp(),
+    ))
+}
+
 fn backend(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
 }
@@ -44,14 +60,7 @@ impl SessionStore for SqliteSessionStore {
         // A fresh id that collides with a live one would hand one user another's session:
         // insert without replacing, and draw a new id on conflict.
         loop {
-            let key = id_hash(&record.id);
-            let data = serde_json::to_string(&record.data).map_err(backend)?;
-            let user_id = record
-                .data
-                .get(USER_ID_KEY)
-                .and_then(|v| v.as_str())
-                .map(str::to_string);
-            let expires = record.expiry_date.unix_timestamp();
+            let (key, user_id, data, expires) = row_of(record)?;
             let inserted = self
                 .db
                 .call(move |conn| {
@@ -71,14 +80,7 @@ impl SessionStore for SqliteSessionStore {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let key = id_hash(&record.id);
-        let data = serde_json::to_string(&record.data).map_err(backend)?;
-        let user_id = record
-            .data
-            .get(USER_ID_KEY)
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
-        let expires = record.expiry_date.unix_timestamp();
+        let (key, user_id, data, expires) = row_of(record)?;
         self.db
             .call(move |conn| {
                 conn.execute(
