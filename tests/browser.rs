@@ -113,6 +113,7 @@ async fn launch(state_dir: &Path, picd_log: &Path) -> Result<(Processes, String,
         // No WireGuard interface in the machine's own namespace from a UI test.
         .env("PICD_WIREGUARD_MODE", "off")
         .env("PICD_DNS_LISTEN", "")
+        .env("PICD_CADDY_ADMIN", "127.0.0.1:1")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(picd_log)?)
         .spawn()

@@ -97,6 +97,7 @@ fn picd_command() -> Command {
     }
     command.env("PICD_WIREGUARD_MODE", "off");
     command.env("PICD_DNS_LISTEN", "");
+    command.env("PICD_CADDY_ADMIN", "127.0.0.1:1");
     command
 }
 

@@ -6,6 +6,7 @@ import { api, ApiError } from "./api.js";
 import { brandMark, busy } from "./dom.js";
 import { clearErrors, markInvalid, setAlert, showErrors } from "./forms.js";
 import * as audit from "./audit.js";
+import * as dns from "./dns.js";
 import * as peer from "./peer.js";
 import * as peers from "./peers.js";
 import * as settings from "./settings.js";
@@ -18,6 +19,7 @@ const ROUTES = {
   peers: { title: "Peers", view: peers },
   "peers/": { title: "Peer", view: peer },
   vault: { title: "Vault", view: vault },
+  dns: { title: "DNS", view: dns },
   audit: { title: "Audit log", view: audit },
   settings: { title: "Settings", view: settings },
 };
