@@ -216,7 +216,6 @@ async fn click(browser: &WebDriver, css: &str) -> Result<()> {
     }
 }
 
-
 /// A screenshot of the whole page at `width`: the window grows to the page's height for it,
 /// then returns to the desktop size.
 async fn full_page_shot(browser: &WebDriver, name: &str, width: u32) -> Result<()> {
@@ -261,8 +260,6 @@ async fn wait_js(browser: &WebDriver, what: &str, script: &str, args: Value) -> 
     )
 }
 
-
-
 async fn text_of(browser: &WebDriver, css: &str) -> Result<String> {
     let mut attempts = 3;
     loop {
@@ -301,7 +298,9 @@ async fn dns_page_works_in_chromium() -> Result<()> {
         .wait_for_url("the admin app", |u| u.starts_with(&format!("{base}/#")))
         .await?;
     click(&browser, ".nav a[data-route=dns]").await?;
-    browser.wait_for_url("the DNS page", |u| u.contains("#/dns")).await?;
+    browser
+        .wait_for_url("the DNS page", |u| u.contains("#/dns"))
+        .await?;
     browser.wait_for_text("#dns-zone-info", "Serial").await?;
     let zone = wait_js(
         &browser,
@@ -368,7 +367,9 @@ async fn add_records(browser: &WebDriver) -> Result<()> {
     // A TTL that is not a number is refused before any request.
     browser.fill("#dns-ttl", "soon").await?;
     click(browser, "#dns-add-submit").await?;
-    browser.wait_for_text("#dns-ttl-error", "whole number").await?;
+    browser
+        .wait_for_text("#dns-ttl-error", "whole number")
+        .await?;
 
     browser.fill("#dns-ttl", "600").await?;
     browser.fill("#dns-data", HOST_IP).await?;
@@ -397,7 +398,9 @@ async fn search_and_edit(browser: &WebDriver, base: &str) -> Result<()> {
     browser
         .wait_for_url("the search in the hash", |u| u.contains("q=10.77.0.20"))
         .await?;
-    browser.wait_for_text("#dns-summary", "1 record matches").await?;
+    browser
+        .wait_for_text("#dns-summary", "1 record matches")
+        .await?;
     let row = format!("#dns-records-table tr[data-name='{HOST}.{ZONE}']");
     browser.wait_for_text(&row, HOST_IP).await?;
 
@@ -469,7 +472,10 @@ async fn delete_record(browser: &WebDriver) -> Result<()> {
         browser.find_all("#dns-delete-dialog").await?.is_empty(),
         "Cancel closes the dialog"
     );
-    ensure!(!browser.find_all(&row).await?.is_empty(), "Cancel keeps the record");
+    ensure!(
+        !browser.find_all(&row).await?.is_empty(),
+        "Cancel keeps the record"
+    );
     click(browser, &format!("{row} button[id^=dns-delete-]")).await?;
     click(browser, "#dns-delete-dialog-confirm").await?;
     browser.wait_for_text("#flash", "was deleted").await?;
