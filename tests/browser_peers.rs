@@ -9,36 +9,15 @@
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use anyhow::{bail, ensure, Context, Result};
-use serde_json::{json, Value};
-use webdriver::{WebDriver, WAIT};
+use anyhow::{ensure, Result};
+use serde_json::json;
+use webdriver::WebDriver;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const INSTALL_HINT: &str = "run packaging/install-test-deps as root \
-     (or: apt-get install -y chromium chromium-driver)";
-
-const ADMIN: &str = "owner";
-const ADMIN_PASSWORD: &str = "quiet harbour lantern 42";
-const ANSWERS: &str = r#"[admin]
-username = "owner"
-password = "quiet harbour lantern 42"
-[cell]
-name = "home"
-domain = "home.example"
-public_endpoint = "vpn.home.example"
-wireguard_port = 51820
-subnet_v4 = "10.77.0.0/24"
-subnet_v6 = "fd77:77::/64"
-[dns]
-upstreams = ["9.9.9.9", "2620:fe::fe"]
-split_horizon = true
-"#;
+#[path = "common/browser.rs"]
+mod harness;
+use harness::*;
 
 /// Not a DNS label: the form must show the API's message next to the name input.
 const BAD_PEER_NAME: &str = "Alice_Phone";
@@ -60,167 +39,6 @@ const TRUSTED_CELL: &str = "parents-cell";
 const API_KEY_NAME: &str = "backup-script";
 
 /// Kills what the test started, also when it fails; unless the test passed, prints picd's log.
-struct Processes {
-    children: Vec<(&'static str, Child)>,
-    picd_log: PathBuf,
-    passed: bool,
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for (_, child) in self.children.iter_mut().rev() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if !self.passed {
-            let log = std::fs::read_to_string(&self.picd_log).unwrap_or_default();
-            eprintln!("---- picd log ----\n{log}");
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
-}
-
-/// The picd binary with no inherited `PICD_*` variable, and no WireGuard interface in the
-/// machine's own namespace: the desired state is still recorded, which is what the UI shows.
-fn picd_command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_picd"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PICD_") {
-            command.env_remove(key);
-        }
-    }
-    command.env("PICD_WIREGUARD_MODE", "off");
-    command.env("PICD_DNS_LISTEN", "");
-    command.env("PICD_CADDY_ADMIN", "127.0.0.1:1");
-    command
-}
-
-/// Polls `url` until it answers with success, or the child exits, or time runs out.
-async fn wait_until_up(name: &str, url: &str, child: &mut Child) -> Result<()> {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait()? {
-            bail!("{name} exited early with {status}");
-        }
-        if let Ok(response) = http.get(url).send().await {
-            if response.status().is_success() {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("{name} did not answer at {url} within 30 s")
-}
-
-/// Completes setup from an answers file (no wizard), then starts picd and chromedriver on
-/// free ports; returns the guard and both base URLs once each answers.
-async fn launch(state_dir: &Path, picd_log: &Path) -> Result<(Processes, String, String)> {
-    let answers = state_dir.with_extension("answers.toml");
-    std::fs::write(&answers, ANSWERS)?;
-    let setup = picd_command()
-        .arg("setup")
-        .arg("--answers")
-        .arg(&answers)
-        .arg("--state-dir")
-        .arg(state_dir)
-        .output()
-        .context("running picd setup --answers")?;
-    ensure!(
-        setup.status.success(),
-        "picd setup failed: {}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
-
-    let mut processes = Processes {
-        children: Vec::new(),
-        picd_log: picd_log.to_path_buf(),
-        passed: false,
-    };
-    let picd_port = free_port();
-    let picd = picd_command()
-        .args(["serve", "--state-dir"])
-        .arg(state_dir)
-        .args(["--listen", &format!("127.0.0.1:{picd_port}")])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(picd_log)?)
-        .spawn()
-        .context("starting picd")?;
-    processes.children.push(("picd", picd));
-    let driver_port = free_port();
-    let chromedriver = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={driver_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {CHROMEDRIVER}: {INSTALL_HINT}"))?;
-    processes.children.push(("chromedriver", chromedriver));
-
-    let base = format!("http://127.0.0.1:{picd_port}");
-    let driver = format!("http://127.0.0.1:{driver_port}");
-    for (name, child) in processes.children.iter_mut() {
-        let url = match *name {
-            "picd" => format!("{base}/health"),
-            _ => format!("{driver}/status"),
-        };
-        wait_until_up(name, &url, child).await?;
-    }
-    Ok((processes, base, driver))
-}
-
-async fn open_browser(driver: &str, profile_dir: &Path) -> Result<WebDriver> {
-    WebDriver::start(
-        driver,
-        json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run",
-                    format!("--user-data-dir={}", profile_dir.display()),
-                    "--window-size=1280,900",
-                ],
-            },
-            // Console messages, so CSP refusals and script errors fail the test.
-            "goog:loggingPrefs": { "browser": "ALL" },
-        }),
-    )
-    .await
-    .with_context(|| format!("starting a Chromium session: {INSTALL_HINT}"))
-}
-
-fn screenshot_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots")
-}
-
-async fn shot(browser: &WebDriver, name: &str) -> Result<()> {
-    let path = screenshot_dir().join(format!("{name}.png"));
-    browser.screenshot(&path).await?;
-    println!("screenshot: {}", path.display());
-    Ok(())
-}
-
-/// Clicks the element matching `css` once it is displayed. Lists refresh themselves, so an
-/// element found a moment ago may have been replaced: then it is looked up again.
-async fn click(browser: &WebDriver, css: &str) -> Result<()> {
-    let mut attempts = 3;
-    loop {
-        let element = browser.wait_for(css).await?;
-        match browser.click(&element).await {
-            Err(e) if attempts > 1 && e.to_string().contains("stale element") => attempts -= 1,
-            other => return other,
-        }
-    }
-}
-
 /// Scrolls the element to the top of the viewport (under the sticky header), for a screenshot.
 async fn scroll_to(browser: &WebDriver, css: &str) -> Result<()> {
     browser
@@ -234,48 +52,6 @@ async fn scroll_to(browser: &WebDriver, css: &str) -> Result<()> {
 
 /// A screenshot of the whole page at `width`: the window grows to the page's height for it,
 /// then returns to the desktop size.
-async fn full_page_shot(browser: &WebDriver, name: &str, width: u32) -> Result<()> {
-    browser.set_window_size(width, 900).await?;
-    let height = browser
-        .execute("return document.documentElement.scrollHeight;", json!([]))
-        .await?
-        .as_u64()
-        .unwrap_or(900);
-    browser
-        .set_window_size(width, (height as u32 + 140).clamp(900, 6000))
-        .await?;
-    browser.execute("window.scrollTo(0, 0);", json!([])).await?;
-    // The resize re-lays the page out; give it a frame before the picture.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    shot(browser, name).await?;
-    browser.set_window_size(1280, 900).await
-}
-
-/// Polls a script (a function body returning a value) until it returns something truthy;
-/// returns that value.
-async fn wait_js(browser: &WebDriver, what: &str, script: &str, args: Value) -> Result<Value> {
-    let deadline = Instant::now() + WAIT;
-    let mut last = Value::Null;
-    while Instant::now() < deadline {
-        last = browser.execute(script, args.clone()).await?;
-        let truthy = match &last {
-            Value::Null => false,
-            Value::Bool(b) => *b,
-            Value::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
-            Value::String(s) => !s.is_empty(),
-            _ => true,
-        };
-        if truthy {
-            return Ok(last);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!(
-        "timed out waiting for {what} (last: {last})\n  page text:\n{}",
-        browser.page_text().await
-    )
-}
-
 /// Waits until the <img> matching `css` has loaded a picture; returns its natural width.
 async fn wait_image(browser: &WebDriver, css: &str) -> Result<u64> {
     let width = wait_js(
@@ -299,24 +75,6 @@ async fn input_value(browser: &WebDriver, css: &str) -> Result<String> {
     )
     .await?;
     Ok(value.as_str().unwrap_or_default().to_string())
-}
-
-async fn text_of(browser: &WebDriver, css: &str) -> Result<String> {
-    let mut attempts = 3;
-    loop {
-        let element = browser.wait_for(css).await?;
-        match browser.text(&element).await {
-            Err(e) if attempts > 1 && e.to_string().contains("stale element") => attempts -= 1,
-            other => return other,
-        }
-    }
-}
-
-async fn log_in(browser: &WebDriver, base: &str, user: &str, password: &str) -> Result<()> {
-    browser.goto(&format!("{base}/login")).await?;
-    browser.fill("#username", user).await?;
-    browser.fill("#password", password).await?;
-    click(browser, "#login-submit").await
 }
 
 async fn log_out(browser: &WebDriver, menu: bool) -> Result<()> {
