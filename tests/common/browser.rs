@@ -225,6 +225,12 @@ pub async fn full_page_shot(browser: &WebDriver, name: &str, width: u32) -> Resu
 
 /// Polls a script (a function body returning a value) until it returns something truthy;
 /// returns that value.
+/// Waits until nothing on the page matches `css`.
+pub async fn wait_gone(browser: &WebDriver, css: &str, what: &str) -> Result<()> {
+    let script = "return document.querySelector(arguments[0]) === null;";
+    wait_js(browser, what, script, json!([css])).await.map(drop)
+}
+
 pub async fn wait_js(browser: &WebDriver, what: &str, script: &str, args: Value) -> Result<Value> {
     let deadline = Instant::now() + WAIT;
     let mut last = Value::Null;
@@ -264,4 +270,23 @@ pub async fn log_in(browser: &WebDriver, base: &str, user: &str, password: &str)
     browser.fill("#username", user).await?;
     browser.fill("#password", password).await?;
     click(browser, "#login-submit").await
+}
+
+/// No script errors and no CSP refusals. Failed requests the test provoked on purpose (the
+/// refused name, key, certificate and the used invitation) are logged by Chromium too and
+/// are expected.
+pub async fn check_console(browser: &WebDriver) -> Result<()> {
+    let problems: Vec<String> = browser
+        .console_messages()
+        .await?
+        .into_iter()
+        .filter(|m| m.starts_with("SEVERE") || m.contains("Content Security Policy"))
+        .filter(|m| !m.contains("Failed to load resource"))
+        .collect();
+    ensure!(
+        problems.is_empty(),
+        "browser console errors:\n{}",
+        problems.join("\n")
+    );
+    Ok(())
 }
