@@ -67,20 +67,8 @@ pub struct Settings {
     /// Where Caddy serves the cell over https (and http, for redirects and ACME).
     pub caddy_https_listen: String,
     pub caddy_http_listen: String,
-    /// `internal`: certificates from the cell's own CA (devices install its root);
-    /// `acme`: public certificates from Let's Encrypt for a real domain.
-    pub tls_mode: TlsMode,
-    /// Contact address for the ACME account (acme mode).
-    pub acme_email: String,
     /// Seconds between full reconciles of every driver (also retires expired peers).
     pub reconcile_interval_seconds: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    Internal,
-    Acme,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,8 +106,6 @@ impl Default for Settings {
             dns_listen: vec!["[::]:53".parse().expect("literal")],
             caddy_https_listen: ":443".into(),
             caddy_http_listen: ":80".into(),
-            tls_mode: TlsMode::Internal,
-            acme_email: String::new(),
         }
     }
 }

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (3, "peers", include_str!("../migrations/0003_peers.sql")),
     (4, "dns", include_str!("../migrations/0004_dns.sql")),
     (5, "caddy", include_str!("../migrations/0005_caddy.sql")),
+    (6, "tls", include_str!("../migrations/0006_tls.sql")),
 ];
 
 /// Idle connections kept for reuse; more may be open while requests are in flight.

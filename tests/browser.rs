@@ -250,9 +250,30 @@ async fn walk_the_wizard(browser: &WebDriver, base: &str) -> Result<()> {
     shot(browser, "wizard-dns").await?;
     click(browser, "#dns-submit").await?;
 
-    // Review shows everything; Back returns to DNS with the values kept, then on again.
+    // TLS: the cell's own CA is proposed. Let's Encrypt is refused for a private domain, on
+    // the field, with the ACME fields shown; back to the cell's CA.
+    browser.wait_for("#tls-form").await?;
+    ensure!(
+        browser.find_all("#tls-mode-internal:checked").await?.len() == 1,
+        "the cell's own CA is proposed"
+    );
+    click(browser, "#tls-mode-acme").await?;
+    browser.wait_for("#tls-acme_email").await?;
+    click(browser, "#tls-submit").await?;
+    let message = browser
+        .wait_for_text("#tls-mode-error", "Let's Encrypt")
+        .await?;
+    ensure!(
+        message.contains(CELL_DOMAIN),
+        "the error names the domain: {message}"
+    );
+    shot(browser, "wizard-tls-error").await?;
+    click(browser, "#tls-mode-internal").await?;
+    click(browser, "#tls-submit").await?;
+
+    // Review shows everything; Back returns to TLS and DNS with the values kept, then on.
     let summary = browser.wait_for_text(".summary", CELL_DOMAIN).await?;
-    for expected in [ADMIN, ENDPOINT, SUBNET_V4, EXTRA_UPSTREAM] {
+    for expected in [ADMIN, ENDPOINT, SUBNET_V4, EXTRA_UPSTREAM, "own CA"] {
         ensure!(
             summary.contains(expected),
             "review lacks {expected}: {summary}"
@@ -260,6 +281,8 @@ async fn walk_the_wizard(browser: &WebDriver, base: &str) -> Result<()> {
     }
     shot(browser, "wizard-review").await?;
     click(browser, "#review-back").await?;
+    browser.wait_for("#tls-form").await?;
+    click(browser, "#tls-back").await?;
     browser.wait_for("#dns-form").await?;
     ensure!(
         browser.find_all("#dns-upstreams input").await?.len() == 3,
@@ -308,18 +331,18 @@ async fn check_audit(browser: &WebDriver) -> Result<()> {
         table.contains("setup.step"),
         "wizard steps are logged: {table}"
     );
-    // Three accepted steps, one refused, the DNS step again and the completion, at least.
+    // Four accepted steps, two refused, the DNS step again and the completion, at least.
     let rows = browser.find_all("#audit-entries tbody tr").await?.len();
-    ensure!(rows >= 6, "expected at least 6 entries, saw {rows}");
+    ensure!(rows >= 8, "expected at least 8 entries, saw {rows}");
     click(browser, "#verify-chain").await?;
     browser.wait_for_text("#verify-result", "intact").await?;
     shot(browser, "audit").await?;
 
-    // Filtering by result leaves only the refused cell step, and the CSV link follows.
+    // Filtering by result leaves only the refused cell and TLS steps, and the CSV link follows.
     click(browser, "#audit-result option[value=failure]").await?;
     click(browser, "#audit-filters button[type=submit]").await?;
     browser
-        .wait_for_text("#audit-summary", "of 1 entries")
+        .wait_for_text("#audit-summary", "of 2 entries")
         .await?;
     let row = browser
         .wait_for_text("#audit-entries tbody", "Failure")

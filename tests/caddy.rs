@@ -347,22 +347,3 @@ async fn bad_routes_are_refused_with_json_errors() {
     assert_eq!(error["subsystem"], "caddy", "{error}");
     assert_no_internal_errors(&picd);
 }
-
-#[tokio::test]
-async fn in_acme_mode_caddy_manages_the_certificates() {
-    let options = PicdOptions {
-        env: vec![("PICD_TLS_MODE".into(), "acme".into())],
-        ..PicdOptions::default()
-    };
-    let (_picd, admin) = picd_with_admin_using(options).await;
-    let (status, body) = admin.get_json("/api/caddy/cert-status").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(
-        (body["mode"].as_str(), body["domain"].as_str()),
-        (Some("acme"), Some(CELL_DOMAIN))
-    );
-    let resp = admin
-        .send_json(Method::POST, "/api/caddy/cert-renew", &json!({}))
-        .await;
-    expect_error(resp, StatusCode::CONFLICT, "acme_managed").await;
-}

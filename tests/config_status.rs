@@ -108,10 +108,11 @@ fn stored_config_row(picd: &Picd) -> Vec<String> {
     picd.db()
         .query_row(
             "SELECT name, domain, public_endpoint, wireguard_port, subnet_v4, subnet_v6,
-                    dns_upstreams, split_horizon, updated_at FROM cell_config",
+                    dns_upstreams, split_horizon, updated_at, tls_mode, acme_email, acme_ca
+             FROM cell_config",
             [],
             |r| {
-                (0..9)
+                (0..12)
                     .map(|i| {
                         r.get::<_, rusqlite::types::Value>(i)
                             .map(|v| format!("{v:?}"))
@@ -127,7 +128,7 @@ async fn putting_back_what_get_returns_changes_nothing() {
     let (picd, admin) = picd_with_admin().await;
     let (status, config) = admin.get_json("/api/config").await;
     assert_eq!(status, StatusCode::OK);
-    for key in ["cell", "dns", "setup_completed_at", "updated_at"] {
+    for key in ["cell", "dns", "tls", "setup_completed_at", "updated_at"] {
         assert!(config.get(key).is_some(), "{key} missing: {config}");
     }
     let row = stored_config_row(&picd);
@@ -225,7 +226,7 @@ async fn read_only_fields_are_ignored() {
     assert_eq!(stored_config_row(&picd), row);
 
     // They may also be left out.
-    let bare = json!({ "cell": config["cell"], "dns": config["dns"] });
+    let bare = json!({ "cell": config["cell"], "dns": config["dns"], "tls": config["tls"] });
     let (status, answer) = json_of(admin.send_json(Method::PUT, "/api/config", &bare).await).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer, config);
@@ -285,4 +286,72 @@ async fn health_history_records_the_subsystems_periodically() {
     expect_error(resp, StatusCode::BAD_REQUEST, "validation_failed").await;
     let resp = picd.client().get("/api/health/history").await;
     expect_error(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn the_tls_mode_is_set_through_the_config_and_checked_against_the_domain() {
+    let (picd, admin) = picd_with_admin().await;
+    let (_, before) = admin.get_json("/api/config").await;
+    assert_eq!(
+        before["tls"],
+        json!({ "mode": "internal", "acme_email": "", "acme_ca": "" })
+    );
+    let row = stored_config_row(&picd);
+
+    // Let's Encrypt for home.example is refused, and so is a section of the wrong shape.
+    let mut lets_encrypt = before.clone();
+    lets_encrypt["tls"] = json!({ "mode": "acme", "acme_email": "", "acme_ca": "" });
+    let body = expect_error(
+        admin
+            .send_json(Method::PUT, "/api/config", &lets_encrypt)
+            .await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(field_names(&body), ["tls.mode"]);
+    let mut wrong = before.clone();
+    wrong["tls"] = json!("acme");
+    let body = expect_error(
+        admin.send_json(Method::PUT, "/api/config", &wrong).await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(field_names(&body), ["tls"]);
+    assert_eq!(
+        stored_config_row(&picd),
+        row,
+        "a refused PUT stored nothing"
+    );
+
+    // With a public domain it is accepted, stored and audited.
+    let mut public = before.clone();
+    public["cell"]["domain"] = json!("cell.example.org");
+    public["tls"] = json!({ "mode": "acme", "acme_email": "ops@example.org", "acme_ca": "" });
+    let (status, answer) =
+        json_of(admin.send_json(Method::PUT, "/api/config", &public).await).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["tls"], public["tls"]);
+    let mut fields: Vec<String> =
+        serde_json::from_value(last_audit(&picd.db()).detail["changed"].clone()).unwrap();
+    fields.sort();
+    assert_eq!(fields, ["cell.domain", "tls.acme_email", "tls.mode"]);
+
+    // Caddy now obtains the certificates itself: nothing for picd to renew, and the status
+    // says which CA and that Caddy (not running here) serves none yet.
+    let resp = admin
+        .send_json(Method::POST, "/api/caddy/cert-renew", &json!({}))
+        .await;
+    expect_error(resp, StatusCode::CONFLICT, "acme_managed").await;
+    let (status, cert) = admin.get_json("/api/caddy/cert-status").await;
+    assert_eq!(status, StatusCode::OK, "{cert}");
+    assert_eq!(
+        (&cert["mode"], &cert["domain"], &cert["issued"]),
+        (&json!("acme"), &json!("cell.example.org"), &json!(false))
+    );
+    assert_eq!(
+        cert["acme_ca"],
+        "https://acme-v02.api.letsencrypt.org/directory"
+    );
 }

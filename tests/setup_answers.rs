@@ -103,6 +103,7 @@ async fn a_good_answers_file_completes_setup() {
     assert_eq!(status, StatusCode::OK, "{config}");
     assert_eq!(config["cell"], cell_step());
     assert_eq!(config["dns"], dns_step());
+    assert_eq!(config["tls"], tls_step(), "no [tls]: the cell's own CA");
 
     // A second run finds setup done and changes nothing.
     drop(picd);
@@ -163,6 +164,18 @@ async fn unknown_and_missing_keys_are_refused() {
         (format!("stray = 1\n{}", answers_toml()), "stray"),
         (answers_with("domain", None), "domain"),
         (answers_toml().replace("[dns]\n", "[dnsx]\n"), "dnsx"),
+        // Let's Encrypt never issues for home.example.
+        (
+            format!("{}\n[tls]\nmode = \"acme\"\n", answers_toml()),
+            "[tls] mode",
+        ),
+        (
+            format!(
+                "{}\n[tls]\nmode = \"internal\"\nca = \"x\"\n",
+                answers_toml()
+            ),
+            "ca",
+        ),
         ("this is not toml".to_string(), "TOML"),
     ];
     for (answers, named) in cases {
@@ -175,4 +188,23 @@ async fn unknown_and_missing_keys_are_refused() {
     // The same state then takes a good file: nothing was half-written.
     let out = run_setup_cli(&state, &answers_toml());
     assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+#[tokio::test]
+async fn a_tls_section_chooses_acme_with_its_own_ca() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    let tls = "[tls]\nmode = \"acme\"\nacme_email = \"ops@home.example\"\n\
+               acme_ca = \"https://ca.home.example/acme/directory\"\n";
+    let out = run_setup_cli(&state, &format!("{}\n{tls}", answers_toml()));
+    assert!(out.status.success(), "stderr: {}", stderr_of(&out));
+    let (mode, ca): (String, String) = open_db(&state.join("picd.db"))
+        .query_row("SELECT tls_mode, acme_ca FROM cell_config", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(
+        (mode.as_str(), ca.as_str()),
+        ("acme", "https://ca.home.example/acme/directory")
+    );
 }

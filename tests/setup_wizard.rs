@@ -22,17 +22,6 @@ async fn post_step(client: &TestClient, step: &str, data: Value) -> reqwest::Res
         .await
 }
 
-fn field_names(body: &Value) -> Vec<String> {
-    let mut names: Vec<String> = body["fields"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no fields in {body}"))
-        .keys()
-        .cloned()
-        .collect();
-    names.sort();
-    names
-}
-
 #[tokio::test]
 async fn the_full_wizard_creates_the_admin_and_the_cell() {
     let picd = Picd::start().await;
@@ -42,13 +31,17 @@ async fn the_full_wizard_creates_the_admin_and_the_cell() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["complete"], false);
     assert_eq!(body["current_step"], "admin");
-    assert_eq!(body["steps"], json!(["admin", "cell", "dns", "review"]));
+    assert_eq!(
+        body["steps"],
+        json!(["admin", "cell", "dns", "tls", "review"])
+    );
     assert_eq!(body["completed_steps"], json!([]));
 
     for (step, data, next) in [
         ("admin", admin_step(), "cell"),
         ("cell", cell_step(), "dns"),
-        ("dns", dns_step(), "review"),
+        ("dns", dns_step(), "tls"),
+        ("tls", tls_step(), "review"),
     ] {
         let (status, body) = json_of(post_step(&client, step, data).await).await;
         assert_eq!(status, StatusCode::OK, "{step}: {body}");
@@ -64,7 +57,11 @@ async fn the_full_wizard_creates_the_admin_and_the_cell() {
     assert_eq!(review["data"]["admin"]["username"], ADMIN_USER);
     assert_eq!(review["data"]["cell"], cell_step());
     assert_eq!(review["data"]["dns"], dns_step());
-    assert_eq!(review["completed_steps"], json!(["admin", "cell", "dns"]));
+    assert_eq!(review["data"]["tls"], tls_step());
+    assert_eq!(
+        review["completed_steps"],
+        json!(["admin", "cell", "dns", "tls"])
+    );
 
     let (status, done) = json_of(client.post_json("/api/setup/complete", &json!({})).await).await;
     assert_eq!(status, StatusCode::OK, "{done}");
@@ -112,6 +109,7 @@ async fn the_full_wizard_creates_the_admin_and_the_cell() {
     assert_eq!(
         actions,
         vec![
+            step("setup"),
             step("setup"),
             step("setup"),
             step("setup"),
@@ -321,4 +319,53 @@ async fn setup_step_query_is_validated() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["step"], "admin");
     assert_eq!(body["data"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_tls_step_refuses_lets_encrypt_for_a_private_domain_and_keeps_the_choice() {
+    let picd = Picd::start().await;
+    let client = picd.client();
+    for (step, data) in [
+        ("admin", admin_step()),
+        ("cell", cell_step()),
+        ("dns", dns_step()),
+    ] {
+        assert_eq!(post_step(&client, step, data).await.status(), 200, "{step}");
+    }
+    // home.example is not a public domain: Let's Encrypt would never issue for it.
+    let body = expect_error(
+        post_step(&client, "tls", json!({ "mode": "acme" })).await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(field_names(&body), ["mode"]);
+    let body = expect_error(
+        post_step(
+            &client,
+            "tls",
+            json!({ "mode": "acme", "acme_email": "not an address", "acme_ca": "ftp://ca" }),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(field_names(&body), ["acme_ca", "acme_email"]);
+    assert_eq!(current_step(&client).await, "tls");
+
+    // The cell's own ACME CA may issue for it.
+    let own_ca = json!({
+        "mode": "acme",
+        "acme_email": "ops@home.example",
+        "acme_ca": "https://ca.home.example/acme/directory",
+    });
+    assert_eq!(
+        post_step(&client, "tls", own_ca.clone()).await.status(),
+        200
+    );
+    let (status, done) = json_of(client.post_json("/api/setup/complete", &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let (_, config) = client.get_json("/api/config").await;
+    assert_eq!(config["tls"], own_ca);
 }

@@ -3,7 +3,8 @@
 
 use serde_json::{json, Value};
 
-use crate::config::{Settings, TlsMode};
+use crate::config::Settings;
+use crate::setup::tls::{TlsMode, TlsSettings};
 
 /// One site: a host name and the backend (`host:port`) it is proxied to.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -57,8 +58,46 @@ fn https_redirect_server(settings: &Settings) -> Value {
     })
 }
 
+/// The host of a listen address, empty for all interfaces (`:port`).
+fn host_of(listen: &str) -> &str {
+    listen
+        .rsplit_once(':')
+        .map_or("", |(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+}
+
+/// Caddy's ACME issuer. The HTTP-01 and TLS-ALPN-01 challenges are answered by the servers
+/// picd configures, on their addresses; a port other than 80 or 443 works when the router
+/// forwards the standard port to it.
+fn acme_issuer(settings: &Settings, tls: &TlsSettings) -> Value {
+    let mut issuer = json!({ "module": "acme" });
+    if !tls.acme_email.is_empty() {
+        issuer["email"] = json!(tls.acme_email);
+    }
+    if !tls.acme_ca.is_empty() {
+        issuer["ca"] = json!(tls.acme_ca);
+    }
+    let mut challenges = json!({});
+    if let Some(port) = port_of(&settings.caddy_http_listen) {
+        challenges["http"] = json!({ "alternate_port": port });
+    }
+    if let Some(port) = port_of(&settings.caddy_https_listen) {
+        challenges["tls-alpn"] = json!({ "alternate_port": port });
+    }
+    let host = host_of(&settings.caddy_http_listen);
+    if !host.is_empty() {
+        challenges["bind_host"] = json!(host);
+    }
+    issuer["challenges"] = challenges;
+    issuer
+}
+
 /// The whole config. The admin API stays on the configured local address.
-pub fn build(settings: &Settings, sites: &[Site], cert: Option<LoadedCert<'_>>) -> Value {
+pub fn build(
+    settings: &Settings,
+    tls: &TlsSettings,
+    sites: &[Site],
+    cert: Option<LoadedCert<'_>>,
+) -> Value {
     let hosts: Vec<&str> = sites.iter().map(|s| s.host.as_str()).collect();
     let security_headers = json!({
         "handler": "headers",
@@ -81,26 +120,25 @@ pub fn build(settings: &Settings, sites: &[Site], cert: Option<LoadedCert<'_>>) 
         http["https_port"] = json!(port);
     }
     let mut apps = json!({ "http": http });
-    match (settings.tls_mode, cert) {
+    let automatic_https = match (tls.mode, cert) {
         (TlsMode::Internal, Some(cert)) => {
             apps["tls"] = json!({ "certificates": { "load_pem": [{ "certificate": cert.cert_pem, "key": cert.key_pem, "tags": ["picd-cell-ca"] }] } });
             // The cell's CA signs these; Caddy must not try to obtain others for them.
-            apps["http"]["servers"]["picd"]["automatic_https"] =
-                json!({ "skip_certificates": hosts, "disable_redirects": true });
-            if !settings.caddy_http_listen.is_empty() {
-                apps["http"]["servers"]["picd_http"] = https_redirect_server(settings);
-            }
+            json!({ "skip_certificates": hosts, "disable_redirects": true })
         }
         (TlsMode::Acme, _) => {
-            // Caddy's automatic HTTPS answers HTTP-01 challenges on http_port and redirects
-            // http to https there.
-            let mut issuer = json!({ "module": "acme" });
-            if !settings.acme_email.is_empty() {
-                issuer["email"] = json!(settings.acme_email);
-            }
-            apps["tls"] = json!({ "automation": { "policies": [{ "subjects": hosts, "issuers": [issuer] }] } });
+            apps["tls"] = json!({ "automation": { "policies": [{ "subjects": hosts, "issuers": [acme_issuer(settings, tls)] }] } });
+            // Caddy obtains the certificates; the redirects are picd's own (below), so that
+            // nothing listens beyond the configured addresses.
+            json!({ "disable_redirects": true })
         }
-        (TlsMode::Internal, None) => {}
+        (TlsMode::Internal, None) => Value::Null,
+    };
+    if !automatic_https.is_null() {
+        apps["http"]["servers"]["picd"]["automatic_https"] = automatic_https;
+        if !settings.caddy_http_listen.is_empty() {
+            apps["http"]["servers"]["picd_http"] = https_redirect_server(settings);
+        }
     }
     json!({ "admin": { "listen": settings.caddy_admin }, "apps": apps })
 }
@@ -109,12 +147,18 @@ pub fn build(settings: &Settings, sites: &[Site], cert: Option<LoadedCert<'_>>) 
 mod tests {
     use super::*;
 
-    fn settings(tls_mode: TlsMode) -> Settings {
+    fn settings() -> Settings {
         Settings {
             caddy_https_listen: "127.0.0.1:8443".into(),
             caddy_http_listen: "127.0.0.1:8080".into(),
-            tls_mode,
             ..Settings::default()
+        }
+    }
+
+    fn tls(mode: TlsMode) -> TlsSettings {
+        TlsSettings {
+            mode,
+            ..TlsSettings::default()
         }
     }
 
@@ -131,7 +175,7 @@ mod tests {
             cert_pem: "CERT",
             key_pem: "KEY",
         };
-        let config = build(&settings(TlsMode::Internal), &sites(), Some(cert));
+        let config = build(&settings(), &tls(TlsMode::Internal), &sites(), Some(cert));
         let http = &config["apps"]["http"];
         assert_eq!(http["servers"]["picd"]["listen"][0], "127.0.0.1:8443");
         assert_eq!(http["servers"]["picd_http"]["listen"][0], "127.0.0.1:8080");
@@ -153,7 +197,7 @@ mod tests {
 
     #[test]
     fn the_standard_https_port_is_left_out_of_the_redirect() {
-        let mut s = settings(TlsMode::Internal);
+        let mut s = settings();
         s.caddy_https_listen = ":443".into();
         let location =
             &https_redirect_server(&s)["routes"][0]["handle"][0]["headers"]["Location"][0];
@@ -161,11 +205,39 @@ mod tests {
     }
 
     #[test]
-    fn acme_mode_leaves_certificates_and_redirects_to_caddy() {
-        let config = build(&settings(TlsMode::Acme), &sites(), None);
+    fn acme_mode_lets_caddy_obtain_certificates_answering_challenges_where_configured() {
+        let tls = TlsSettings {
+            mode: TlsMode::Acme,
+            acme_email: "ops@home.example".into(),
+            acme_ca: "https://ca.home.example/acme/directory".into(),
+        };
+        let config = build(&settings(), &tls, &sites(), None);
         let policy = &config["apps"]["tls"]["automation"]["policies"][0];
         assert_eq!(policy["subjects"], json!(["home.example"]));
-        assert!(config["apps"]["http"]["servers"]["picd_http"].is_null());
-        assert_eq!(config["apps"]["http"]["http_port"], 8080);
+        let issuer = &policy["issuers"][0];
+        assert_eq!(issuer["ca"], "https://ca.home.example/acme/directory");
+        assert_eq!(issuer["email"], "ops@home.example");
+        assert_eq!(issuer["challenges"]["http"]["alternate_port"], 8080);
+        assert_eq!(issuer["challenges"]["tls-alpn"]["alternate_port"], 8443);
+        assert_eq!(issuer["challenges"]["bind_host"], "127.0.0.1");
+        let http = &config["apps"]["http"];
+        assert_eq!(http["servers"]["picd_http"]["listen"][0], "127.0.0.1:8080");
+        assert_eq!(
+            http["servers"]["picd"]["automatic_https"],
+            json!({ "disable_redirects": true })
+        );
+    }
+
+    #[test]
+    fn lets_encrypt_is_caddys_default_and_all_interfaces_need_no_bind_host() {
+        let s = Settings {
+            caddy_https_listen: ":443".into(),
+            caddy_http_listen: "[::]:80".into(),
+            ..Settings::default()
+        };
+        let issuer = acme_issuer(&s, &tls(TlsMode::Acme));
+        assert!(issuer.get("ca").is_none() && issuer.get("email").is_none());
+        assert_eq!(issuer["challenges"]["bind_host"], "::");
+        assert_eq!(host_of(":443"), "");
     }
 }

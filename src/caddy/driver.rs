@@ -9,10 +9,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::config::{self, LoadedCert, Site};
 use super::{admin, store};
-use crate::config::{Settings, TlsMode};
+use crate::config::Settings;
 use crate::db::Db;
 use crate::driver::{Driver, DriverError, DriverState, SubsystemStatus};
 use crate::error::ApiError;
+use crate::setup::tls::{TlsMode, TlsSettings};
 use crate::vault::Vault;
 
 const NAME: &str = "caddy";
@@ -38,6 +39,13 @@ pub fn desired_sites(conn: &Connection, settings: &Settings) -> Result<Vec<Site>
     }];
     sites.extend(store::routes(conn)?);
     Ok(sites)
+}
+
+/// How Caddy gets its certificates, as the wizard or /api/config set it.
+pub fn tls_settings(conn: &Connection) -> Result<TlsSettings, ApiError> {
+    Ok(crate::setup::store::read_cell_config(conn)?
+        .map(|c| c.tls)
+        .unwrap_or_default())
 }
 
 /// The host names the certificate must cover: every site's, sorted, once each.
@@ -119,14 +127,16 @@ impl CaddyDriver {
             if sites.is_empty() {
                 return Ok(None);
             }
-            if settings.tls_mode == TlsMode::Acme {
-                return Ok(Some(config::build(&settings, &sites, None)));
+            let tls = tls_settings(tx)?;
+            if tls.mode == TlsMode::Acme {
+                return Ok(Some(config::build(&settings, &tls, &sites, None)));
             }
             let hosts = certificate_hosts(&sites);
             let (cert_pem, key_pem) = ensure_certificate(tx, &vault, &hosts, false)?;
             let key = zeroize::Zeroizing::new(key_pem);
             Ok(Some(config::build(
                 &settings,
+                &tls,
                 &sites,
                 Some(LoadedCert {
                     cert_pem: &cert_pem,

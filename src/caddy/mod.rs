@@ -6,4 +6,5 @@ mod admin;
 pub mod config;
 pub mod driver;
 pub mod routes;
+pub mod served;
 pub mod store;

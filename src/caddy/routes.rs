@@ -12,12 +12,13 @@ use super::config::Site;
 use super::store;
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
-use crate::config::TlsMode;
 use crate::error::{ApiError, ApiResult, Json, Path};
+use crate::setup::tls::{TlsMode, LETS_ENCRYPT};
 use crate::state::AppState;
 
+/// The certificate the cell's domain is served with. Internal mode: the one picd issued
+/// from the cell's CA. Acme mode: the one Caddy obtained, read from Caddy's https side.
 pub async fn cert_status(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
-    let mode = app.settings.tls_mode;
     let (config, cert) = app
         .db
         .call(|conn| {
@@ -32,10 +33,27 @@ pub async fn cert_status(_admin: AdminUser, State(app): State<AppState>) -> ApiR
         .await?;
     let config = config.ok_or_else(|| ApiError::not_found("cell config"))?;
     let domain = config.cell.domain;
-    if mode == TlsMode::Acme {
-        return Ok(Json(
-            json!({ "mode": "acme", "domain": domain, "issuer": "ACME (obtained and renewed by Caddy)" }),
-        ));
+    if config.tls.mode == TlsMode::Acme {
+        let ca = match config.tls.acme_ca.as_str() {
+            "" => LETS_ENCRYPT,
+            ca => ca,
+        };
+        let mut status = json!({ "mode": "acme", "domain": domain, "acme_ca": ca });
+        match super::served::fetch(&app.settings.caddy_https_listen, &domain).await {
+            Ok(served) => {
+                status["issued"] = json!(true);
+                status["issuer"] = json!(served.issuer);
+                status["hosts"] = json!(served.names);
+                status["issued_at"] = json!(served.not_before);
+                status["expires_at"] = json!(served.not_after);
+                status["days_left"] = json!(served.days_left);
+            }
+            Err(reason) => {
+                status["issued"] = json!(false);
+                status["reason"] = json!(reason);
+            }
+        }
+        return Ok(Json(status));
     }
     let Some((hosts, not_after, issued_at)) = cert else {
         return Ok(Json(
@@ -47,6 +65,7 @@ pub async fn cert_status(_admin: AdminUser, State(app): State<AppState>) -> ApiR
     Ok(Json(json!({
         "mode": "internal",
         "domain": domain,
+        "issued": true,
         "hosts": serde_json::from_str::<Value>(&hosts).unwrap_or(Value::Null),
         "issuer": format!("{} cell root CA", config.cell.name),
         "issued_at": issued_at,
@@ -63,7 +82,11 @@ pub async fn cert_renew(
     State(app): State<AppState>,
     audit: AuditCtx,
 ) -> ApiResult<Json<Value>> {
-    if app.settings.tls_mode == TlsMode::Acme {
+    let tls = app
+        .db
+        .call(|conn| super::driver::tls_settings(conn))
+        .await?;
+    if tls.mode == TlsMode::Acme {
         let err = ApiError::conflict(
             "acme_managed",
             "in acme mode Caddy obtains and renews the certificates itself",

@@ -22,16 +22,21 @@ pub async fn run(db: &Db, vault: &crate::vault::Vault, path: &Path) -> anyhow::R
         bail!("the answers file must hold tables")
     };
     for key in sections.keys() {
-        if !["admin", "cell", "dns"].contains(&key.as_str()) {
+        if !["admin", "cell", "dns", "tls"].contains(&key.as_str()) {
             bail!(
-                "{}: unknown section [{key}] (expected [admin], [cell], [dns])",
+                "{}: unknown section [{key}] (expected [admin], [cell], [dns], [tls])",
                 path.display()
             );
         }
     }
     let mut draft = Draft::default();
-    for step in [Step::Admin, Step::Cell, Step::Dns] {
-        let data = sections.get(step.as_str()).cloned().unwrap_or(Value::Null);
+    for step in [Step::Admin, Step::Cell, Step::Dns, Step::Tls] {
+        let data = match sections.get(step.as_str()) {
+            Some(data) => data.clone(),
+            // [tls] may be left out: the cell's own CA, as the wizard proposes.
+            None if step == Step::Tls => json!({ "mode": "internal" }),
+            None => Value::Null,
+        };
         if let Err(err) = validated_step(step, &data, &mut draft).await {
             bail!("[{}] {}", step.as_str(), describe(&err));
         }

@@ -5,6 +5,7 @@ use axum::extract::State;
 use serde_json::{json, Value};
 
 use super::store::{self, CellConfig};
+use super::tls::{self, TlsSettings};
 use super::validate::{self, CellSettings, DnsSettings, Problems};
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
@@ -17,6 +18,7 @@ fn render(config: &CellConfig, completed_at: Option<String>) -> Value {
     json!({
         "cell": config.cell,
         "dns": config.dns,
+        "tls": config.tls,
         "setup_completed_at": completed_at,
         "updated_at": config.updated_at,
     })
@@ -35,8 +37,15 @@ pub async fn get(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Js
     Ok(Json(current(&app).await?))
 }
 
-fn parse(body: &Value) -> Result<(CellSettings, DnsSettings), ApiError> {
-    let mut allowed = vec!["cell", "dns"];
+/// The sections of PUT /api/config, validated.
+struct Sections {
+    cell: CellSettings,
+    dns: DnsSettings,
+    tls: TlsSettings,
+}
+
+fn parse(body: &Value) -> Result<Sections, ApiError> {
+    let mut allowed = vec!["cell", "dns", "tls"];
     allowed.extend_from_slice(READ_ONLY);
     let mut problems = Problems::default();
     let Some(map) = validate::object(body, &allowed, &mut problems, "") else {
@@ -45,7 +54,9 @@ fn parse(body: &Value) -> Result<(CellSettings, DnsSettings), ApiError> {
     let mut fields = Vec::new();
     let cell = validate::cell_step(map.get("cell").unwrap_or(&Value::Null), "cell.");
     let dns = validate::dns_step(map.get("dns").unwrap_or(&Value::Null), "dns.");
-    for result in [cell.as_ref().err(), dns.as_ref().err()]
+    let domain = cell.as_ref().ok().map(|c| c.domain.as_str());
+    let tls = tls::tls_step(map.get("tls").unwrap_or(&Value::Null), "tls.", domain);
+    for result in [cell.as_ref().err(), dns.as_ref().err(), tls.as_ref().err()]
         .into_iter()
         .flatten()
     {
@@ -54,19 +65,19 @@ fn parse(body: &Value) -> Result<(CellSettings, DnsSettings), ApiError> {
         }
     }
     problems.into_result(())?;
-    match (cell, dns) {
-        (Ok(cell), Ok(dns)) => Ok((cell, dns)),
+    match (cell, dns, tls) {
+        (Ok(cell), Ok(dns), Ok(tls)) => Ok(Sections { cell, dns, tls }),
         _ => Err(ApiError::Invalid { fields }),
     }
 }
 
-fn changed_fields(old: &CellConfig, cell: &CellSettings, dns: &DnsSettings) -> Vec<String> {
+fn changed_fields(old: &CellConfig, new: &Sections) -> Vec<String> {
     let (old_v, new_v) = (
-        json!({ "cell": old.cell, "dns": old.dns }),
-        json!({ "cell": cell, "dns": dns }),
+        json!({ "cell": old.cell, "dns": old.dns, "tls": old.tls }),
+        json!({ "cell": new.cell, "dns": new.dns, "tls": new.tls }),
     );
     let mut changed = Vec::new();
-    for section in ["cell", "dns"] {
+    for section in ["cell", "dns", "tls"] {
         if let (Some(a), Some(b)) = (old_v[section].as_object(), new_v[section].as_object()) {
             for (key, value) in b {
                 if a.get(key) != Some(value) {
@@ -84,7 +95,7 @@ pub async fn put(
     audit: AuditCtx,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    let (cell, dns) = match parse(&body) {
+    let new = match parse(&body) {
         Ok(parsed) => parsed,
         Err(err) => {
             return Err(audit
@@ -98,9 +109,9 @@ pub async fn put(
             entry.target_id = "cell".into();
             let old =
                 store::read_cell_config(tx)?.ok_or_else(|| ApiError::not_found("cell config"))?;
-            let changed = changed_fields(&old, &cell, &dns);
+            let changed = changed_fields(&old, &new);
             if !changed.is_empty() {
-                store::write_cell_config(tx, &cell, &dns)?;
+                store::write_cell_config(tx, &new.cell, &new.dns, &new.tls)?;
             }
             entry.detail = json!({ "changed": changed });
             Ok(())

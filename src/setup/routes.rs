@@ -26,6 +26,9 @@ fn completed_steps(draft: &Draft) -> Vec<&'static str> {
     if draft.dns.is_some() {
         done.push("dns");
     }
+    if draft.tls.is_some() {
+        done.push("tls");
+    }
     done
 }
 
@@ -58,7 +61,7 @@ pub async fn get_step(
     let step = match query.step.as_deref() {
         None => state.current_step,
         Some(s) => Step::parse(s)
-            .ok_or_else(|| ApiError::invalid("step", "must be admin, cell, dns or review"))?,
+            .ok_or_else(|| ApiError::invalid("step", "must be admin, cell, dns, tls or review"))?,
     };
     let draft = &state.draft;
     let admin = draft
@@ -69,7 +72,10 @@ pub async fn get_step(
         Step::Admin => admin.unwrap_or(Value::Null),
         Step::Cell => json!(draft.cell),
         Step::Dns => json!(draft.dns),
-        Step::Review => json!({ "admin": admin, "cell": draft.cell, "dns": draft.dns }),
+        Step::Tls => json!(draft.tls),
+        Step::Review => {
+            json!({ "admin": admin, "cell": draft.cell, "dns": draft.dns, "tls": draft.tls })
+        }
     };
     Ok(Json(json!({
         "step": step,
@@ -108,6 +114,13 @@ pub(crate) async fn validated_step(
             draft.dns = Some(validate::dns_step(data, "")?);
             Ok(json!({}))
         }
+        Step::Tls => {
+            let domain = draft.cell.as_ref().map(|c| c.domain.as_str());
+            let tls = super::tls::tls_step(data, "", domain)?;
+            let detail = json!({ "mode": tls.mode });
+            draft.tls = Some(tls);
+            Ok(detail)
+        }
         Step::Review => Err(ApiError::bad_request(
             "review_step",
             "the review step is confirmed with POST /api/setup/complete",
@@ -141,7 +154,7 @@ pub async fn post_step(
             None => {
                 return Err(refuse(ApiError::invalid(
                     "step",
-                    "must be admin, cell, dns or review",
+                    "must be admin, cell, dns, tls or review",
                 ))
                 .await)
             }
@@ -174,6 +187,7 @@ pub async fn post_step(
             Step::Admin => draft.admin.is_none(),
             Step::Cell => draft.cell.is_none(),
             Step::Dns => draft.dns.is_none(),
+            Step::Tls => draft.tls.is_none(),
             Step::Review => true,
         })
         .unwrap_or(Step::Review);

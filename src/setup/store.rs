@@ -3,6 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use super::tls::{TlsMode, TlsSettings};
 use super::validate::{CellSettings, DnsSettings};
 use crate::auth::store::{self as users, Role, User};
 use crate::error::ApiError;
@@ -13,10 +14,11 @@ pub enum Step {
     Admin,
     Cell,
     Dns,
+    Tls,
     Review,
 }
 
-pub const STEPS: [Step; 4] = [Step::Admin, Step::Cell, Step::Dns, Step::Review];
+pub const STEPS: [Step; 5] = [Step::Admin, Step::Cell, Step::Dns, Step::Tls, Step::Review];
 
 impl Step {
     pub fn as_str(self) -> &'static str {
@@ -24,6 +26,7 @@ impl Step {
             Step::Admin => "admin",
             Step::Cell => "cell",
             Step::Dns => "dns",
+            Step::Tls => "tls",
             Step::Review => "review",
         }
     }
@@ -36,7 +39,8 @@ impl Step {
         match self {
             Step::Admin => Step::Cell,
             Step::Cell => Step::Dns,
-            Step::Dns | Step::Review => Step::Review,
+            Step::Dns => Step::Tls,
+            Step::Tls | Step::Review => Step::Review,
         }
     }
 }
@@ -53,6 +57,8 @@ pub struct Draft {
     pub admin: Option<AdminDraft>,
     pub cell: Option<CellSettings>,
     pub dns: Option<DnsSettings>,
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
 }
 
 pub struct SetupState {
@@ -108,8 +114,11 @@ pub fn complete(
             "every wizard step must be submitted first",
         ));
     };
+    // A TLS step from before the domain was changed is checked against the final domain.
+    let tls = draft.tls.clone().unwrap_or_default();
+    super::tls::fits_domain(&tls, &cell.domain).map_err(|m| ApiError::invalid("tls.mode", m))?;
     let user = users::create(conn, &admin.username, Role::Admin, &admin.password_hash)?;
-    write_cell_config(conn, cell, dns)?;
+    write_cell_config(conn, cell, dns, &tls)?;
     crate::vault::ca::ensure_ca(conn, vault, &cell.name)?;
     crate::wireguard::ensure_server_key(conn, vault)?;
     // The draft held the admin's password hash; it is in the users table now.
@@ -125,6 +134,7 @@ pub fn complete(
 pub struct CellConfig {
     pub cell: CellSettings,
     pub dns: DnsSettings,
+    pub tls: TlsSettings,
     pub updated_at: String,
 }
 
@@ -132,15 +142,17 @@ pub fn write_cell_config(
     conn: &Connection,
     cell: &CellSettings,
     dns: &DnsSettings,
+    tls: &TlsSettings,
 ) -> Result<(), ApiError> {
     let upstreams =
         serde_json::to_string(&dns.upstreams).map_err(|e| ApiError::Internal(e.into()))?;
     conn.execute(
         "INSERT INTO cell_config (id, name, domain, public_endpoint, wireguard_port, subnet_v4, subnet_v6,
-                                  dns_upstreams, split_horizon, updated_at)
-         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                                  dns_upstreams, split_horizon, updated_at, tls_mode, acme_email, acme_ca)
+         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT(id) DO UPDATE SET name = ?1, domain = ?2, public_endpoint = ?3, wireguard_port = ?4,
-             subnet_v4 = ?5, subnet_v6 = ?6, dns_upstreams = ?7, split_horizon = ?8, updated_at = ?9",
+             subnet_v4 = ?5, subnet_v6 = ?6, dns_upstreams = ?7, split_horizon = ?8, updated_at = ?9,
+             tls_mode = ?10, acme_email = ?11, acme_ca = ?12",
         params![
             cell.name,
             cell.domain,
@@ -150,63 +162,54 @@ pub fn write_cell_config(
             cell.subnet_v6.to_string(),
             upstreams,
             dns.split_horizon,
-            crate::time::now_rfc3339()
+            crate::time::now_rfc3339(),
+            tls.mode.as_str(),
+            tls.acme_email,
+            tls.acme_ca
         ],
     )?;
     Ok(())
 }
 
 pub fn read_cell_config(conn: &Connection) -> Result<Option<CellConfig>, ApiError> {
-    let row = conn
+    let corrupt = |i: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("stored cell config: bad {what}").into(),
+        )
+    };
+    let config = conn
         .query_row(
             "SELECT name, domain, public_endpoint, wireguard_port, subnet_v4, subnet_v6, dns_upstreams,
-                    split_horizon, updated_at
+                    split_horizon, updated_at, tls_mode, acme_email, acme_ca
              FROM cell_config WHERE id = 1",
             [],
             |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, u16>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, bool>(7)?,
-                    r.get::<_, String>(8)?,
-                ))
+                let text = |i: usize| r.get::<_, String>(i);
+                Ok(CellConfig {
+                    cell: CellSettings {
+                        name: text(0)?,
+                        domain: text(1)?,
+                        public_endpoint: text(2)?,
+                        wireguard_port: r.get(3)?,
+                        subnet_v4: text(4)?.parse().map_err(|_| corrupt(4, "subnet_v4"))?,
+                        subnet_v6: text(5)?.parse().map_err(|_| corrupt(5, "subnet_v6"))?,
+                    },
+                    dns: DnsSettings {
+                        upstreams: serde_json::from_str(&text(6)?)
+                            .map_err(|_| corrupt(6, "dns_upstreams"))?,
+                        split_horizon: r.get(7)?,
+                    },
+                    updated_at: text(8)?,
+                    tls: TlsSettings {
+                        mode: TlsMode::parse(&text(9)?).ok_or_else(|| corrupt(9, "tls_mode"))?,
+                        acme_email: text(10)?,
+                        acme_ca: text(11)?,
+                    },
+                })
             },
         )
         .optional()?;
-    let Some((
-        name,
-        domain,
-        public_endpoint,
-        wireguard_port,
-        v4,
-        v6,
-        upstreams,
-        split_horizon,
-        updated_at,
-    )) = row
-    else {
-        return Ok(None);
-    };
-    let corrupt =
-        |what: &str| ApiError::Internal(anyhow::anyhow!("stored cell config: bad {what}"));
-    Ok(Some(CellConfig {
-        cell: CellSettings {
-            name,
-            domain,
-            public_endpoint,
-            wireguard_port,
-            subnet_v4: v4.parse().map_err(|_| corrupt("subnet_v4"))?,
-            subnet_v6: v6.parse().map_err(|_| corrupt("subnet_v6"))?,
-        },
-        dns: DnsSettings {
-            upstreams: serde_json::from_str(&upstreams).map_err(|_| corrupt("dns_upstreams"))?,
-            split_horizon,
-        },
-        updated_at,
-    }))
+    Ok(config)
 }

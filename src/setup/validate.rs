@@ -59,7 +59,7 @@ pub fn object<'a>(
     Some(map)
 }
 
-fn string(
+pub(crate) fn string(
     map: &Map<String, Value>,
     key: &str,
     problems: &mut Problems,

@@ -27,37 +27,63 @@ pub fn require_caddy_tools() {
     require_tools(&["caddy", "curl", "openssl"]);
 }
 
+/// How to start a test Caddy beyond the defaults.
+#[derive(Default, Clone)]
+pub struct CaddyOptions {
+    /// Extra environment (e.g. `SSL_CERT_FILE` naming the roots Caddy trusts).
+    pub env: Vec<(String, String)>,
+    /// A network namespace to run Caddy in (the test's own); the admin API then listens on
+    /// `admin_ip`, an address of that namespace reachable from the test.
+    pub netns: Option<String>,
+    pub admin_ip: Option<String>,
+    /// Apps to start with (`apps` of Caddy's JSON config); none when Null.
+    pub apps: Value,
+}
+
 /// `caddy run` with an empty config (only the admin API) and its own XDG directories, so that
 /// nothing lands in the machine's trust store or in root's home.
 pub struct Caddy {
     child: Option<Child>,
     dir: tempfile::TempDir,
-    /// The admin API, host:port on loopback.
+    options: CaddyOptions,
+    /// The admin API, host:port.
     pub admin: String,
 }
 
 impl Caddy {
     pub fn start() -> Caddy {
+        Caddy::start_with(CaddyOptions::default())
+    }
+
+    pub fn start_with(options: CaddyOptions) -> Caddy {
         require_caddy_tools();
         let dir = tempfile::tempdir().expect("temporary directory");
-        let admin = format!("127.0.0.1:{}", free_port());
-        // Caddy's local CA is not involved (picd loads the cell's certificate), but if it ever
-        // is, it must not install its root into the machine's trust store.
-        let config = json!({
-            "admin": { "listen": admin },
-            "apps": { "pki": { "certificate_authorities": { "local": { "install_trust": false } } } }
-        });
+        let ip = options.admin_ip.as_deref().unwrap_or("127.0.0.1");
+        let admin = format!("{ip}:{}", free_port());
+        let mut apps = match &options.apps {
+            Value::Null => json!({}),
+            apps => apps.clone(),
+        };
+        // Caddy's local CA must never install its root into the machine's trust store.
+        apps["pki"]["certificate_authorities"]["local"]["install_trust"] = json!(false);
+        let config = json!({ "admin": { "listen": admin }, "apps": apps });
         std::fs::write(dir.path().join("caddy.json"), config.to_string()).expect("caddy.json");
         let mut caddy = Caddy {
             child: None,
             dir,
+            options,
             admin,
         };
         caddy.spawn();
         caddy
     }
 
-    /// Starts Caddy again from its empty config file (after `stop`).
+    /// Caddy's data directory (its local CA's root is under `caddy/pki/authorities/local`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts Caddy again from its config file (after `stop`).
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "Caddy is already running");
         let dir = self.dir.path();
@@ -65,14 +91,23 @@ impl Caddy {
             .create(true)
             .append(true)
             .open(dir.join("caddy.log"))
-            .expect("caddy.log");
-        let child = Command::new("caddy")
+            .expect("log file");
+        let mut command = match &self.options.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "caddy"]);
+                c
+            }
+            None => Command::new("caddy"),
+        };
+        let child = command
             .arg("run")
             .arg("--config")
             .arg(dir.join("caddy.json"))
-            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("XDG_DATA_HOME", self.data_dir())
             .env("XDG_CONFIG_HOME", dir.join("config"))
             .env("HOME", dir)
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -167,8 +202,16 @@ impl CaddyCell {
     /// Caddy listens on `ip` (127.0.0.1, or an address of the root namespace); picd reconciles
     /// every second so that a Caddy restarted empty is repaired quickly.
     pub async fn start(ip: &str) -> CaddyCell {
-        let caddy = Caddy::start();
-        let (https_port, http_port) = (free_port_on(ip), free_port_on(ip));
+        let ports = (free_port_on(ip), free_port_on(ip));
+        CaddyCell::start_with(Caddy::start(), ip, ports).await
+    }
+
+    /// `start` with a given Caddy, and Caddy's https and http ports.
+    pub async fn start_with(
+        caddy: Caddy,
+        ip: &str,
+        (https_port, http_port): (u16, u16),
+    ) -> CaddyCell {
         let env = [
             ("PICD_CADDY_ADMIN", caddy.admin.clone()),
             ("PICD_CADDY_HTTPS_LISTEN", format!("{ip}:{https_port}")),

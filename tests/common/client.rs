@@ -88,6 +88,7 @@ impl TestClient {
             ("admin", admin_step()),
             ("cell", cell_step()),
             ("dns", dns_step()),
+            ("tls", tls_step()),
         ] {
             let (status, body) = json_of(
                 self.post_json("/api/setup/step", &json!({ "step": step, "data": data }))
@@ -145,6 +146,18 @@ pub async fn json_of(resp: Response) -> (StatusCode, Value) {
 }
 
 /// Asserts the API's error shape: the status, and a JSON body with a message and `code`.
+/// The names of the fields a validation error lists, sorted.
+pub fn field_names(body: &Value) -> Vec<String> {
+    let mut names: Vec<String> = body["fields"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no fields in {body}"))
+        .keys()
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}
+
 pub async fn expect_error(resp: Response, status: StatusCode, code: &str) -> Value {
     let what = format!("{} {}", resp.url().path(), resp.url().query().unwrap_or(""));
     let (got, body) = json_of(resp).await;

@@ -43,6 +43,11 @@ pub fn dns_step() -> Value {
     json!({ "upstreams": DNS_UPSTREAMS, "split_horizon": SPLIT_HORIZON })
 }
 
+/// The TLS step as the wizard proposes it: certificates from the cell's own CA.
+pub fn tls_step() -> Value {
+    json!({ "mode": "internal", "acme_email": "", "acme_ca": "" })
+}
+
 /// The answers file for `picd setup --answers`, with the same values as the wizard fixtures.
 pub fn answers_toml() -> String {
     format!(

@@ -3,6 +3,7 @@
 
 import { api, ApiError } from "./api.js";
 import { cellSection, dnsSection } from "./cellform.js";
+import { tlsSection } from "./tlsform.js";
 import { busy, formatTime, h, replace } from "./dom.js";
 import { alertRegion, clearErrors, setAlert, showErrors } from "./forms.js";
 
@@ -24,6 +25,7 @@ function card(titleId, title, ...content) {
 function settingsForm(config, ctx, alert, reload) {
   const cell = cellSection("cell.", "settings-cell-", config.cell);
   const dns = dnsSection("dns.", "settings-dns-", config.dns);
+  const tls = tlsSection("tls.", "settings-tls-", config.tls);
   const meta = h("div", {}, facts(config));
   const save = h("button", { type: "submit", class: "btn btn-primary", id: "settings-save" }, "Save changes");
   const form = h(
@@ -31,6 +33,7 @@ function settingsForm(config, ctx, alert, reload) {
     { id: "settings-form", novalidate: true },
     card("settings-cell-title", "Cell", cell.element),
     card("settings-dns-title", "DNS", dns.element),
+    card("settings-tls-title", "TLS", tls.element),
     card("settings-about-title", "About", meta),
     h(
       "div",
@@ -45,7 +48,7 @@ function settingsForm(config, ctx, alert, reload) {
     clearErrors(form, alert);
     busy(save, async () => {
       try {
-        const saved = await api("/api/config", { method: "PUT", body: { cell: cell.read(), dns: dns.read() } });
+        const saved = await api("/api/config", { method: "PUT", body: { cell: cell.read(), dns: dns.read(), tls: tls.read() } });
         ctx.setCell(saved.cell);
         replace(meta, facts(saved));
         setAlert(alert, "Settings saved.", "ok");
@@ -68,7 +71,7 @@ export function mount(root, _params, ctx) {
     h(
       "div",
       { class: "page-head" },
-      h("div", {}, h("h1", {}, "Settings"), h("p", {}, "The cell's identity and DNS. Saved changes apply right away.")),
+      h("div", {}, h("h1", {}, "Settings"), h("p", {}, "The cell's identity, DNS and certificates. Saved changes apply right away.")),
     ),
     alert,
     body,

@@ -1,9 +1,10 @@
-// The setup wizard: admin account, cell, DNS, review. The server keeps the draft and which
+// The setup wizard: admin account, cell, DNS, TLS, review. The server keeps the draft and which
 // step is next; this page shows one step at a time, prefilled from GET /api/setup/step, and
 // lets the owner go back to any step already reached.
 
 import { api, ApiError, rememberCsrfToken } from "./api.js";
 import { cellSection, dnsSection } from "./cellform.js";
+import { tlsSection } from "./tlsform.js";
 import { brandMark, busy, h, replace } from "./dom.js";
 import { alertRegion, clearErrors, field, markInvalid, setAlert, showErrors } from "./forms.js";
 
@@ -11,6 +12,7 @@ const STEPS = [
   { id: "admin", label: "Account" },
   { id: "cell", label: "Cell" },
   { id: "dns", label: "DNS" },
+  { id: "tls", label: "TLS" },
   { id: "review", label: "Review" },
 ];
 
@@ -209,6 +211,26 @@ function dnsStep(data) {
   });
 }
 
+function tlsStep(data) {
+  const tls = tlsSection("", "tls-", data);
+  return stepPage({
+    step: "tls",
+    title: "Certificates",
+    lead: "Browsers reach the cell over https. Choose where its certificates come from.",
+    body: tls.element,
+    read: tls.read,
+  });
+}
+
+function tlsRows(tls) {
+  if (tls.mode !== "acme") return [["Certificates", "The cell's own CA"]];
+  return [
+    ["Certificates", "ACME"],
+    ["ACME directory", tls.acme_ca || "Let's Encrypt"],
+    ["Contact e-mail", tls.acme_email || "—"],
+  ];
+}
+
 function summary(title, step, rows) {
   return h(
     "div",
@@ -230,7 +252,7 @@ function summary(title, step, rows) {
 }
 
 function reviewStep(data) {
-  const { admin, cell, dns } = data || {};
+  const { admin, cell, dns, tls } = data || {};
   const alert = alertRegion("review-alert");
   const submit = h("button", { type: "button", class: "btn btn-primary", id: "complete-setup" }, "Complete setup");
   submit.addEventListener("click", () =>
@@ -276,11 +298,12 @@ function reviewStep(data) {
           ["Split horizon", dns.split_horizon ? "On" : "Off"],
         ],
       ),
+      summary("TLS", "tls", tls && tlsRows(tls)),
     ),
     h(
       "div",
       { class: "actions" },
-      h("button", { type: "button", class: "btn", id: "review-back", onclick: () => show("dns") }, "Back"),
+      h("button", { type: "button", class: "btn", id: "review-back", onclick: () => show("tls") }, "Back"),
       h("span", { class: "spacer" }),
       submit,
     ),
@@ -288,7 +311,7 @@ function reviewStep(data) {
   return { element, alert };
 }
 
-const VIEWS = { admin: adminStep, cell: cellStep, dns: dnsStep, review: reviewStep };
+const VIEWS = { admin: adminStep, cell: cellStep, dns: dnsStep, tls: tlsStep, review: reviewStep };
 
 async function start() {
   let status;
