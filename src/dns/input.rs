@@ -82,6 +82,22 @@ pub fn record(zone: &ZoneRow, input: &RecordInput) -> Result<(Record, String), A
     Ok((record, view))
 }
 
+/// What a single write also demands of an imported record: a type picd stores and a TTL in
+/// range.
+pub fn check_storable(record: &Record) -> Result<(), String> {
+    let rtype = record.record_type().to_string();
+    if !WRITABLE.contains(&rtype.as_str()) {
+        return Err(format!(
+            "{rtype} records are not stored; types: {}",
+            WRITABLE.join(", ")
+        ));
+    }
+    if !(1..=MAX_TTL).contains(&record.ttl) {
+        return Err(format!("the TTL must be from 1 to {MAX_TTL} seconds"));
+    }
+    Ok(())
+}
+
 /// `@`, a relative name, or an absolute name inside the zone.
 pub fn owner_name(text: &str, origin: &Name) -> Result<Name, String> {
     let text = text.trim();

@@ -73,9 +73,13 @@ pub async fn import(
             let mut errors = parsed.errors;
             let (mut imported, mut skipped) = (0usize, 0usize);
             for (line, record) in parsed.records {
+                let name = record.name.to_lowercase().to_string();
+                if let Err(error) = input::check_storable(&record) {
+                    errors.push(zonefile::ImportError { line, text: format!("{name} {}", record.record_type()), error });
+                    continue;
+                }
                 let existing = store::records(tx, &zone)?;
                 let data = zonefile::rdata_text(&record.data);
-                let name = record.name.to_lowercase().to_string();
                 if existing.iter().any(|r| r.name == name && r.rtype == record.record_type().to_string() && r.data == data && r.view == "public") {
                     skipped += 1;
                     continue;

@@ -158,14 +158,8 @@ pub fn fits_domain(settings: &TlsSettings, domain: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::setup::validate::tests::fields;
     use serde_json::json;
-
-    fn fields(err: ApiError) -> Vec<String> {
-        match err {
-            ApiError::Invalid { fields } => fields.into_iter().map(|(f, _)| f).collect(),
-            other => panic!("expected field errors, got {other:?}"),
-        }
-    }
 
     #[test]
     fn internal_needs_nothing_else_and_acme_fields_are_normalised() {

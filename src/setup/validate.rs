@@ -390,11 +390,12 @@ pub fn dns_step(value: &Value, prefix: &str) -> Result<DnsSettings, ApiError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn fields(err: ApiError) -> Vec<String> {
+    /// The names of the fields a validation error lists, in order.
+    pub(crate) fn fields(err: ApiError) -> Vec<String> {
         match err {
             ApiError::Invalid { fields } => fields.into_iter().map(|(f, _)| f).collect(),
             other => panic!("expected field errors, got {other:?}"),
