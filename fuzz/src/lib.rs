@@ -1,7 +1,7 @@
 //! picd's DNS engine, for the fuzz targets. picd is one binary crate; rather than split it into
 //! a library for fuzzing's sake, this crate compiles the engine's pure modules straight from
 //! picd's sources: `zone.rs` (zones, views, the snapshot), `answer.rs` (one message in, one
-//! answer out) and `zonefile.rs` (BIND import and export). They depend on nothing but
+//! answer out) and `zonefile/` (BIND import and export). They depend on nothing but
 //! hickory-proto, ipnet and serde, so the code fuzzed here is exactly the code picd runs.
 //!
 //! Each check below is what a target asserts for one input: no panic, and answers that are
@@ -20,7 +20,7 @@ pub mod answer;
 #[allow(clippy::len_without_is_empty)]
 #[path = "../../src/dns/zone.rs"]
 pub mod zone;
-#[path = "../../src/dns/zonefile.rs"]
+#[path = "../../src/dns/zonefile/mod.rs"]
 pub mod zonefile;
 
 use answer::{Outcome, Transport};
