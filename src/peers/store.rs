@@ -2,9 +2,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use defguard_wireguard_rs::key::Key;
 use ipnet::{Ipv4Net, Ipv6Net};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use crate::db::conflict_on_unique;
 use crate::error::ApiError;
@@ -214,45 +216,55 @@ pub fn preshared_key_secret(name: &str) -> String {
     format!("peer.{name}.preshared_key")
 }
 
-fn desired_from(
-    conn: &Connection,
-    vault: &Vault,
+/// The public key of a peer that belongs on the interface (active, with a usable key).
+fn on_interface(peer: &PeerRecord) -> Option<Key> {
+    peer.is_active()
+        .then(|| parse_key(&peer.public_key))
+        .flatten()
+}
+
+fn desired_entry(
     peer: &PeerRecord,
-) -> Result<Option<DesiredPeer>, ApiError> {
-    if !peer.is_active() {
-        return Ok(None);
-    }
-    let Some(public_key) = parse_key(&peer.public_key) else {
-        return Ok(None);
-    };
-    let preshared_key = if peer.has_preshared_key {
-        vault
-            .get(conn, &preshared_key_secret(&peer.name))?
-            .and_then(|s| std::str::from_utf8(&s).ok().and_then(parse_key))
-    } else {
-        None
-    };
+    public_key: Key,
+    preshared: Option<Zeroizing<Vec<u8>>>,
+) -> DesiredPeer {
+    let preshared_key = preshared.and_then(|s| std::str::from_utf8(&s).ok().and_then(parse_key));
     let allowed_ips = [&peer.address_v4, &peer.address_v6]
         .iter()
         .filter_map(|a| a.parse::<IpAddr>().ok())
         .map(defguard_wireguard_rs::net::IpAddrMask::host)
         .collect();
-    Ok(Some(DesiredPeer {
+    DesiredPeer {
         public_key,
         preshared_key,
         allowed_ips,
-    }))
+    }
 }
 
-/// Every peer the interface should carry (enabled and not expired).
+/// Every peer the interface should carry (enabled and not expired), their preshared keys
+/// decrypted together.
 pub fn desired_peers(conn: &Connection, vault: &Vault) -> Result<Vec<DesiredPeer>, ApiError> {
-    let mut desired = Vec::new();
-    for peer in list(conn)? {
-        if let Some(d) = desired_from(conn, vault, &peer)? {
-            desired.push(d);
-        }
-    }
-    Ok(desired)
+    let peers: Vec<(PeerRecord, Key)> = list(conn)?
+        .into_iter()
+        .filter_map(|peer| on_interface(&peer).map(|key| (peer, key)))
+        .collect();
+    let secrets: Vec<String> = peers
+        .iter()
+        .filter(|(peer, _)| peer.has_preshared_key)
+        .map(|(peer, _)| preshared_key_secret(&peer.name))
+        .collect();
+    let mut preshared = vault.get_many(conn, &secrets)?.into_iter();
+    Ok(peers
+        .into_iter()
+        .map(|(peer, key)| {
+            let psk = if peer.has_preshared_key {
+                preshared.next().flatten()
+            } else {
+                None
+            };
+            desired_entry(&peer, key, psk)
+        })
+        .collect())
 }
 
 /// One peer's desired entry; None when it should not be on the interface.
@@ -261,8 +273,16 @@ pub fn desired_peer(
     vault: &Vault,
     name: &str,
 ) -> Result<Option<DesiredPeer>, ApiError> {
-    match get(conn, name)? {
-        Some(peer) => desired_from(conn, vault, &peer),
-        None => Ok(None),
-    }
+    let Some(peer) = get(conn, name)? else {
+        return Ok(None);
+    };
+    let Some(public_key) = on_interface(&peer) else {
+        return Ok(None);
+    };
+    let preshared = if peer.has_preshared_key {
+        vault.get(conn, &preshared_key_secret(&peer.name))?
+    } else {
+        None
+    };
+    Ok(Some(desired_entry(&peer, public_key, preshared)))
 }

@@ -39,6 +39,9 @@ impl std::fmt::Debug for Vault {
     }
 }
 
+/// Below this many secrets `get_many` decrypts on the calling thread: spawning costs more.
+const PARALLEL_FROM: usize = 32;
+
 fn vault_error(what: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(anyhow::anyhow!("vault: {what}"))
 }
@@ -126,6 +129,49 @@ impl Vault {
         ciphertext.map(|c| self.decrypt(name, &c)).transpose()
     }
 
+    /// Several secrets at once, in the order of `names` (None where one is missing). Each
+    /// decryption is an X25519 agreement, which dominates a reconcile of many peers, so a
+    /// long list is decrypted on every core.
+    pub fn get_many(
+        &self,
+        conn: &Connection,
+        names: &[String],
+    ) -> Result<Vec<Option<Zeroizing<Vec<u8>>>>, ApiError> {
+        let mut statement =
+            conn.prepare_cached("SELECT ciphertext FROM secrets WHERE name = ?1")?;
+        let ciphertexts = names
+            .iter()
+            .map(|name| statement.query_row([name], |r| r.get(0)).optional())
+            .collect::<Result<Vec<Option<Vec<u8>>>, _>>()?;
+        let decrypt = |names: &[String], ciphertexts: &[Option<Vec<u8>>]| {
+            names
+                .iter()
+                .zip(ciphertexts)
+                .map(|(name, c)| c.as_ref().map(|c| self.decrypt(name, c)).transpose())
+                .collect::<Result<Vec<_>, ApiError>>()
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if names.len() < PARALLEL_FROM || threads == 1 {
+            return decrypt(names, &ciphertexts);
+        }
+        let chunk = names.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = names
+                .chunks(chunk)
+                .zip(ciphertexts.chunks(chunk))
+                .map(|(n, c)| scope.spawn(move || decrypt(n, c)))
+                .collect();
+            let mut plaintexts = Vec::with_capacity(names.len());
+            for worker in workers {
+                let part = worker
+                    .join()
+                    .map_err(|_| vault_error("a decrypting thread panicked"))??;
+                plaintexts.extend(part);
+            }
+            Ok(plaintexts)
+        })
+    }
+
     pub fn delete(&self, conn: &Connection, name: &str) -> Result<bool, ApiError> {
         Ok(conn.execute("DELETE FROM secrets WHERE name = ?1", [name])? > 0)
     }
@@ -168,4 +214,52 @@ fn read_small(path: &Path) -> std::io::Result<Zeroizing<String>> {
     let mut text = Zeroizing::new(String::new());
     std::fs::File::open(path)?.read_to_string(&mut text)?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        conn
+    }
+
+    #[test]
+    fn get_many_keeps_the_order_on_one_thread_and_on_several() {
+        let conn = store();
+        let vault = Vault::from_identity(age::x25519::Identity::generate());
+        for count in [3, PARALLEL_FROM * 3 + 1] {
+            let names: Vec<String> = (0..count).map(|i| format!("test.{count}.{i}")).collect();
+            for (i, name) in names.iter().enumerate().filter(|(i, _)| i % 5 != 0) {
+                vault
+                    .put(&conn, name, format!("secret {i}").as_bytes())
+                    .unwrap();
+            }
+            let plaintexts = vault.get_many(&conn, &names).unwrap();
+            assert_eq!(plaintexts.len(), count);
+            for (i, plaintext) in plaintexts.iter().enumerate() {
+                let expected = (i % 5 != 0).then(|| format!("secret {i}").into_bytes());
+                assert_eq!(
+                    plaintext.as_ref().map(|p| p.to_vec()),
+                    expected,
+                    "{count}: {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn get_many_fails_on_a_secret_of_another_identity() {
+        let conn = store();
+        let names: Vec<String> = (0..PARALLEL_FROM * 2).map(|i| format!("s.{i}")).collect();
+        let vault = Vault::from_identity(age::x25519::Identity::generate());
+        for name in &names {
+            vault.put(&conn, name, b"x").unwrap();
+        }
+        let other = Vault::from_identity(age::x25519::Identity::generate());
+        other.put(&conn, &names[40], b"y").unwrap();
+        assert!(vault.get_many(&conn, &names).is_err());
+    }
 }
