@@ -405,3 +405,23 @@ async fn include_is_refused_and_reads_nothing() {
     assert!(status.is_client_error(), "{status} {body}");
     assert_no_internal_errors(&cell.picd);
 }
+
+#[tokio::test]
+async fn a_host_name_endpoint_is_the_name_server_of_the_cells_zones() {
+    let cell = DnsCell::start().await;
+    let (_, mut config) = cell.admin.get_json("/api/config").await;
+    config["cell"]["public_endpoint"] = json!("vpn.other.org");
+    let (status, body) = cell.send(Method::PUT, "/api/config", &config).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    ask_until(
+        PROPAGATION,
+        "the endpoint as name server",
+        || dig(cell.dns(), CELL_DOMAIN, "NS", &[]),
+        |r| r.data("NS") == ["vpn.other.org."],
+    )
+    .await;
+    // No in-zone name server without an address: secondaries load the export.
+    let exported = export(&cell, CELL_DOMAIN).await;
+    assert!(exported.contains("\tNS\tvpn.other.org."), "{exported}");
+    check_zone(CELL_DOMAIN, &exported);
+}

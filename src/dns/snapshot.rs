@@ -12,6 +12,7 @@ use rusqlite::Connection;
 use super::store::{self, ZoneRow};
 use super::zone::{View, Zone};
 use crate::error::ApiError;
+use crate::setup::validate::CellSettings;
 
 pub use super::zone::Snapshot;
 
@@ -41,15 +42,25 @@ pub fn soa_record(zone: &ZoneRow, ns: &Name) -> Result<Record, ApiError> {
     ))
 }
 
-/// The one name server every zone of the cell names: `ns.<cell domain>`, with its address
-/// (the public endpoint) in the cell's zone. Each zone naming its own `ns.<zone>` would leave
-/// that name without an address in every other zone, and `named-checkzone` (like any
-/// secondary loading the export) rejects an in-zone NS without one. Before setup there is no
-/// cell domain and each zone names its own.
-fn name_server(origin: &Name, cell_domain: Option<&str>) -> Result<Name, ApiError> {
-    match cell_domain.map(|d| Name::from_ascii(format!("{d}."))) {
-        Some(Ok(domain)) => name_under(&domain, "ns"),
-        _ => name_under(origin, "ns"),
+/// The one name server every zone of the cell names. When the public endpoint is an address:
+/// `ns.<cell domain>`, with that address in the cell's zone (each zone naming its own
+/// `ns.<zone>` would leave that name without an address in every other zone, and
+/// `named-checkzone`, like any secondary loading the export, rejects an in-zone NS without
+/// one). When the endpoint is a host name, that name itself: its addresses are kept wherever
+/// the name lives. Before setup there is no cell and each zone names its own.
+fn name_server(origin: &Name, cell: Option<&CellSettings>) -> Result<Name, ApiError> {
+    let Some(cell) = cell else {
+        return name_under(origin, "ns");
+    };
+    let endpoint_is_name = cell.public_endpoint.parse::<IpAddr>().is_err();
+    let name = |text: &str| {
+        Name::from_ascii(format!("{text}."))
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("name server: {e}")))
+    };
+    if endpoint_is_name {
+        name(&cell.public_endpoint)
+    } else {
+        name_under(&name(&cell.domain)?, "ns")
     }
 }
 
@@ -75,7 +86,7 @@ pub fn build(conn: &Connection) -> Result<Snapshot, ApiError> {
     let mut peer_zones = Vec::new();
     for zone in store::zones(conn)? {
         let origin = zone.origin()?;
-        let ns = name_server(&origin, config.as_ref().map(|c| c.cell.domain.as_str()))?;
+        let ns = name_server(&origin, config.as_ref().map(|c| &c.cell))?;
         let soa = soa_record(&zone, &ns)?;
         let mut world = Zone::new(origin.clone(), soa);
         world.insert(Record::from_rdata(
