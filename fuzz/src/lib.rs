@@ -1,14 +1,15 @@
 //! picd's DNS engine, for the fuzz targets. picd is one binary crate; rather than split it into
 //! a library for fuzzing's sake, this crate compiles the engine's pure modules straight from
 //! picd's sources: `zone.rs` (zones, views, the snapshot), `answer.rs` (one message in, one
-//! answer out) and `zonefile/` (BIND import and export). They depend on nothing but
-//! hickory-proto, ipnet and serde, so the code fuzzed here is exactly the code picd runs.
+//! answer out), `cache.rs` (UDP answers encoded once, patched per query) and `zonefile/`
+//! (BIND import and export). They depend on nothing but hickory-proto, ipnet, serde and
+//! foldhash, so the code fuzzed here is exactly the code picd runs.
 //!
 //! Each check below is what a target asserts for one input: no panic, and answers that are
 //! well-formed DNS.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use hickory_proto::op::{Message, MessageType};
 use hickory_proto::rr::{Name, Record, RecordType};
@@ -16,6 +17,8 @@ use hickory_proto::rr::{Name, Record, RecordType};
 // At the crate root, as siblings, the way `super::zone` in answer.rs expects them.
 #[path = "../../src/dns/answer.rs"]
 pub mod answer;
+#[path = "../../src/dns/cache.rs"]
+pub mod cache;
 // A library's public `len` wants an `is_empty`; in picd (a binary) it would be dead code.
 #[allow(clippy::len_without_is_empty)]
 #[path = "../../src/dns/zone.rs"]
@@ -65,9 +68,9 @@ fn build_snapshot() -> Snapshot {
     }
 }
 
-pub fn snapshot() -> &'static Snapshot {
-    static SNAPSHOT: OnceLock<Snapshot> = OnceLock::new();
-    SNAPSHOT.get_or_init(build_snapshot)
+pub fn snapshot() -> &'static Arc<Snapshot> {
+    static SNAPSHOT: OnceLock<Arc<Snapshot>> = OnceLock::new();
+    SNAPSHOT.get_or_init(|| Arc::new(build_snapshot()))
 }
 
 /// A peer on loopback, a peer in the WireGuard subnet (as an IPv4-mapped address too), and
@@ -81,9 +84,12 @@ const CLIENTS: [IpAddr; 4] = [
 
 /// One message from every kind of client over both transports: no panic; every answer is a
 /// response to the same ID that decodes, and fits the transport; only peers are forwarded.
+/// Over UDP the answer cache gives what `handle` gives, for the message and for the same
+/// message asked again with another ID and another case.
 pub fn check_message(bytes: &[u8]) {
     let snapshot = snapshot();
     for client in CLIENTS {
+        check_cache(bytes, client);
         for transport in [Transport::Udp, Transport::Tcp] {
             match answer::handle(snapshot, bytes, client, transport) {
                 Outcome::Reply(reply) => check_reply(bytes, &reply, transport),
@@ -104,6 +110,47 @@ pub fn check_message(bytes: &[u8]) {
             }
         }
     }
+}
+
+fn check_cache(bytes: &[u8], client: IpAddr) {
+    let mut cache = cache::AnswerCache::default();
+    let again = other_id_and_case(bytes);
+    for message in [bytes, &again[..], &again[..]] {
+        let mut reply = Vec::new();
+        let cached = cache.answer(snapshot(), message, client, &mut reply);
+        match (answer::handle(snapshot(), message, client, Transport::Udp), cached) {
+            (Outcome::Reply(expected), cache::Udp::Reply) => assert_eq!(
+                reply, expected,
+                "the cache's answer differs from handle's for {message:?}"
+            ),
+            (Outcome::Forward(_), cache::Udp::Forward(_)) | (Outcome::Drop, cache::Udp::Drop) => {}
+            _ => panic!("the cache and handle disagree on what to do with {message:?}"),
+        }
+    }
+}
+
+/// `bytes` with the ID changed and the letters of the question's name (as far as it is a
+/// plain name) alternately in the other case.
+fn other_id_and_case(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    if out.len() < 12 {
+        return out;
+    }
+    out[0] ^= 0x5a;
+    let mut at = 12;
+    while let Some(&len) = out.get(at) {
+        let len = usize::from(len);
+        if len == 0 || len & 0xc0 != 0 || at + 1 + len > out.len() {
+            break;
+        }
+        for (i, byte) in out[at + 1..at + 1 + len].iter_mut().enumerate() {
+            if i % 2 == 0 && byte.is_ascii_alphabetic() {
+                *byte ^= 0x20;
+            }
+        }
+        at += 1 + len;
+    }
+    out
 }
 
 fn check_reply(query: &[u8], reply: &[u8], transport: Transport) {

@@ -4,6 +4,7 @@
 //! snapshot that is rebuilt and swapped atomically after every change.
 
 pub mod answer;
+pub mod cache;
 pub mod driver;
 pub mod forward;
 mod input;
@@ -14,5 +15,6 @@ pub mod standalone;
 pub mod store;
 pub mod tools;
 pub mod transfer;
+mod udp;
 pub mod zone;
 pub mod zonefile;

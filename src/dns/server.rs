@@ -1,6 +1,6 @@
-//! The DNS sockets. UDP is served by a dedicated thread per socket, off the async runtime, so
-//! the hot path is a plain receive-answer-send loop; only forwarded questions go to the
-//! runtime. TCP (for truncated answers and zone transfers) runs on the runtime.
+//! The DNS sockets. UDP is served by a dedicated thread per socket, off the async runtime
+//! (`udp.rs`: batched receive-answer-send with an answer cache); only forwarded questions go
+//! to the runtime. TCP (for truncated answers and zone transfers) runs on the runtime.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -32,45 +32,13 @@ pub fn start(shared: Arc<Shared>, addr: SocketAddr) -> std::io::Result<SocketAdd
     let udp_shared = Arc::clone(&shared);
     std::thread::Builder::new()
         .name(format!("dns-udp-{bound}"))
-        .spawn(move || serve_udp(&udp_shared, udp))?;
+        .spawn(move || super::udp::serve(&udp_shared, udp))?;
     let tcp = {
         let _guard = shared.runtime.enter();
         TcpListener::from_std(tcp)?
     };
     shared.runtime.spawn(serve_tcp(Arc::clone(&shared), tcp));
     Ok(bound)
-}
-
-fn serve_udp(shared: &Arc<Shared>, socket: std::net::UdpSocket) {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let (n, client) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "DNS receive failed");
-                continue;
-            }
-        };
-        let snapshot = shared.snapshot.load();
-        match answer::handle(&snapshot, &buf[..n], client.ip(), Transport::Udp) {
-            Outcome::Reply(bytes) => {
-                let _ = socket.send_to(&bytes, client);
-            }
-            Outcome::Forward(query) => {
-                let (shared, socket) = (Arc::clone(shared), socket.try_clone());
-                let Ok(socket) = socket else { continue };
-                let upstreams = snapshot.upstreams.clone();
-                shared.runtime.clone().spawn(async move {
-                    let response = shared.forwarder.resolve(&query, &upstreams).await;
-                    if let Outcome::Reply(bytes) = answer::encode(response, &query, Transport::Udp)
-                    {
-                        let _ = socket.send_to(&bytes, client);
-                    }
-                });
-            }
-            Outcome::Drop => {}
-        }
-    }
 }
 
 async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
