@@ -65,6 +65,9 @@ say "paced: $CONNS connections, ${delay_ms} ms pause after each answer, ${DURATI
 paced=$(run_wrk "$DURATION" "$CONNS" "$delay_ms")
 say "$paced"
 after=$(audit_count)
+say "anchor: GET /health with the same connections and pacing, ${DURATION} s..."
+health=$(GET_HEALTH=1 run_wrk "$DURATION" "$CONNS" "$delay_ms")
+say "$health"
 stop_picd
 
 # wrk counts the answers it read; requests still in flight when a run ends (at most one per
@@ -82,13 +85,14 @@ say "anchor: durable SQLite commits (WAL, synchronous=FULL) on the same disk..."
 anchor=$(timeout 300 python3 "$ROOT/bench/sqlite_commit.py" "$WORK/anchor.db" 5000)
 say "$anchor"
 
-python3 - "$closed" "$paced" "$anchor" "$RATE" <<'PY'
+python3 - "$closed" "$paced" "$anchor" "$RATE" "$health" <<'PY'
 import sys
 
 def parse(line):
     return {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
 
 closed, paced, anchor, rate = parse(sys.argv[1]), parse(sys.argv[2]), parse(sys.argv[3]), sys.argv[4]
+health = parse(sys.argv[5])
 ms = lambda us: f"{us / 1000:.2f} ms"
 print(f"PUT /api/config closed loop (1 connection): {closed['rate']:.0f} req/s, "
       f"p50 {ms(closed['p50_us'])}, p99 {ms(closed['p99_us'])}, max {ms(closed['max_us'])}")
@@ -96,5 +100,8 @@ print(f"PUT /api/config paced at {paced['rate']:.0f} req/s (target {rate}): p50 
       f"p90 {ms(paced['p90_us'])}, p99 {ms(paced['p99_us'])}, p99.9 {ms(paced['p999_us'])}, "
       f"max {ms(paced['max_us'])} [target p99 < 2 ms: {'met' if paced['p99_us'] < 2000 else 'NOT met'}]")
 print(f"anchor durable SQLite commit: p50 {ms(anchor['p50_us'])}, p99 {ms(anchor['p99_us'])}")
-print(f"ratio picd p99 / SQLite commit p99: {paced['p99_us'] / anchor['p99_us']:.1f}")
+print(f"anchor GET /health paced the same way at {health['rate']:.0f} req/s: p50 {ms(health['p50_us'])}, "
+      f"p90 {ms(health['p90_us'])}, p99 {ms(health['p99_us'])}")
+print(f"ratio picd p99 / SQLite commit p99: {paced['p99_us'] / anchor['p99_us']:.1f}; "
+      f"p99 / GET /health p99: {paced['p99_us'] / health['p99_us']:.1f}")
 PY

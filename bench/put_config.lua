@@ -2,6 +2,9 @@
 -- token, alternating two bodies so that every request really changes the config (and so
 -- writes the change and its audit entry in one durable transaction).
 --
+-- With GET_HEALTH=1 it sends GET /health instead: the anchor, the same connections and pacing
+-- through the same HTTP stack with no database work.
+--
 -- wrk has no fixed-rate mode; each connection pauses DELAY_MS after every response, so with
 -- C connections the offered rate is about C * 1000 / (DELAY_MS + latency) requests/s.
 
@@ -14,7 +17,12 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-CSRF-Token"] = os.getenv("CSRF")
 wrk.headers["Cookie"] = os.getenv("COOKIE")
 
+local get_health = os.getenv("GET_HEALTH") == "1"
+
 request = function()
+    if get_health then
+        return wrk.format("GET", "/health", {}, nil)
+    end
     sent = sent + 1
     return wrk.format(nil, "/api/config", nil, bodies[sent % 2 + 1])
 end

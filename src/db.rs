@@ -1,5 +1,10 @@
 //! Opening the SQLite store (WAL, foreign keys, busy timeout, durable commits), applying the
-//! numbered migrations, and running database work off the async runtime's worker threads.
+//! numbered migrations, and running database work off the async runtime's worker threads:
+//! reads on a small pool of read-only connections, writes on the one writer thread
+//! (`writer`), which commits them in groups.
+
+mod checkpoint;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -24,10 +29,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (6, "tls", include_str!("../migrations/0006_tls.sql")),
 ];
 
-/// Idle connections kept for reuse; more may be open while requests are in flight.
+/// Idle connections kept for reuse, per pool; more may be open while requests are in flight.
 const MAX_IDLE_CONNECTIONS: usize = 8;
 
-/// A handle on the store: a small pool of connections used from blocking threads.
+/// A handle on the store: the writer thread, and two small pools of connections used from
+/// blocking threads (read-only ones for `call`, writable ones for `call_blocking`).
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<DbInner>,
@@ -35,7 +41,9 @@ pub struct Db {
 
 struct DbInner {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    readers: Mutex<Vec<Connection>>,
+    writable: Mutex<Vec<Connection>>,
+    writer: writer::Writer,
 }
 
 impl Db {
@@ -43,90 +51,134 @@ impl Db {
     pub fn open(path: &Path) -> anyhow::Result<Db> {
         let mut conn = open_connection(path)?;
         migrate(&mut conn).context("applying migrations")?;
-        Ok(Db {
-            inner: Arc::new(DbInner {
-                path: path.to_path_buf(),
-                idle: Mutex::new(vec![conn]),
-            }),
-        })
+        Db::with_connection(path, conn)
     }
 
     /// Opens the database with picd's settings but applies no migration.
     pub fn open_without_migrating(path: &Path) -> anyhow::Result<Db> {
-        let conn = open_connection(path)?;
+        Db::with_connection(path, open_connection(path)?)
+    }
+
+    fn with_connection(path: &Path, conn: Connection) -> anyhow::Result<Db> {
+        let writer = writer::Writer::start(path).context("starting the database writer")?;
         Ok(Db {
             inner: Arc::new(DbInner {
                 path: path.to_path_buf(),
-                idle: Mutex::new(vec![conn]),
+                readers: Mutex::new(Vec::new()),
+                writable: Mutex::new(vec![conn]),
+                writer,
             }),
         })
     }
 
-    fn checkout(&self) -> rusqlite::Result<Connection> {
-        let pooled = self
-            .inner
-            .idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
-        match pooled {
-            Some(conn) => Ok(conn),
-            None => open_connection(&self.inner.path).map_err(|e| {
-                tracing::error!(error = %e, "opening a database connection");
-                rusqlite::Error::InvalidPath(self.inner.path.clone())
-            }),
+    fn pool(&self, read_only: bool) -> &Mutex<Vec<Connection>> {
+        if read_only {
+            &self.inner.readers
+        } else {
+            &self.inner.writable
         }
     }
 
-    fn checkin(&self, conn: Connection) {
-        let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
+    fn checkout(&self, read_only: bool) -> rusqlite::Result<Connection> {
+        let pooled = self
+            .pool(read_only)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        if let Some(conn) = pooled {
+            return Ok(conn);
+        }
+        let conn = open_connection(&self.inner.path).map_err(|e| {
+            tracing::error!(error = %e, "opening a database connection");
+            rusqlite::Error::InvalidPath(self.inner.path.clone())
+        })?;
+        if read_only {
+            conn.pragma_update(None, "query_only", "ON")?;
+        }
+        Ok(conn)
+    }
+
+    fn checkin(&self, conn: Connection, read_only: bool) {
+        let mut idle = self
+            .pool(read_only)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE_CONNECTIONS {
             idle.push(conn);
         }
     }
 
-    /// Runs `f` with a connection on a blocking thread.
+    fn with_pooled<T, F>(&self, read_only: bool, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, ApiError>,
+    {
+        let mut conn = self.checkout(read_only)?;
+        let result = f(&mut conn);
+        // A connection left inside a transaction (a panic mid-way is caught by the runtime)
+        // must not be reused.
+        if conn.is_autocommit() {
+            self.checkin(conn, read_only);
+        }
+        result
+    }
+
+    /// Runs `f`, which only reads, with a connection on a blocking thread. The connection is
+    /// read-only (`query_only`): a write that bypassed the writer would wait on SQLite's busy
+    /// timeout behind it, so it fails instead, and the tests find it.
     pub async fn call<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
     {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.call_blocking(f))
+        tokio::task::spawn_blocking(move || db.with_pooled(true, f))
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("database task failed: {e}")))?
     }
 
-    /// Runs `f` with a connection on the current thread (for the CLI and blocking threads).
+    /// Runs `f` with a writable connection on the current thread: for the CLI, which has the
+    /// store to itself, and for start-up before anything else writes. Serving code writes
+    /// with `write`.
     pub fn call_blocking<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         F: FnOnce(&mut Connection) -> Result<T, ApiError>,
     {
-        let mut conn = self.checkout()?;
-        let result = f(&mut conn);
-        // A connection left inside a transaction (a panic mid-way is caught by the runtime)
-        // must not be reused.
-        if conn.is_autocommit() {
-            self.checkin(conn);
-        }
-        result
+        self.with_pooled(false, f)
     }
 
-    /// Runs `f` inside one write transaction (BEGIN IMMEDIATE, so concurrent writers queue on
-    /// the busy timeout instead of failing on lock upgrade); commits when `f` succeeds.
+    /// Runs `f` on the writer thread inside a write transaction shared with the other writes
+    /// queued at the same time, in a savepoint of its own: when `f` fails (or panics) only its
+    /// changes are rolled back. The answer comes once the transaction is durably committed;
+    /// a value is never handed back for a change that did not reach the disk.
     pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction) -> Result<T, ApiError> + Send + 'static,
     {
-        self.call(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })
-        .await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inner
+            .writer
+            .submit(Box::new(writer::WriteJob::new(f, reply)))?;
+        answer.await.map_err(|_| {
+            ApiError::Internal(anyhow::anyhow!("the database writer dropped a write"))
+        })?
     }
+}
+
+/// Runs `f` in a savepoint of `tx`: when it fails, its changes are rolled back and the rest
+/// of the transaction stays. Savepoints nest, so this also works inside a writer job's own.
+pub fn in_savepoint<T, E, F>(tx: &Transaction<'_>, f: F) -> Result<Result<T, E>, rusqlite::Error>
+where
+    F: FnOnce(&Transaction<'_>) -> Result<T, E>,
+{
+    tx.execute_batch("SAVEPOINT picd_change")?;
+    let result = f(tx);
+    if result.is_ok() {
+        tx.execute_batch("RELEASE picd_change")?;
+    } else {
+        tx.execute_batch("ROLLBACK TO picd_change; RELEASE picd_change")?;
+    }
+    Ok(result)
 }
 
 fn open_connection(path: &Path) -> anyhow::Result<Connection> {
@@ -190,3 +242,6 @@ pub fn conflict_on_unique(err: rusqlite::Error, message: &str) -> ApiError {
         _ => ApiError::Db(err),
     }
 }
+
+#[cfg(test)]
+mod tests;

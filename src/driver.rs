@@ -3,7 +3,8 @@
 //! says how its subsystem is. A driver that cannot act reports `unavailable` with the reason;
 //! it never takes picd down.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -70,15 +71,23 @@ pub trait Driver: Send + Sync + 'static {
     async fn status(&self) -> SubsystemStatus;
 }
 
+/// What went wrong in a driver's reconcile: what failed, and the error.
+type Failure = (&'static str, String);
+
 /// All drivers of the cell, in the order /api/status lists them.
 #[derive(Clone, Default)]
 pub struct Drivers {
     list: Vec<Arc<dyn Driver>>,
+    /// Each driver's failure in the last pass (None: it applied), to log only changes.
+    last_failure: Arc<Mutex<HashMap<&'static str, Option<Failure>>>>,
 }
 
 impl Drivers {
     pub fn new(list: Vec<Arc<dyn Driver>>) -> Self {
-        Drivers { list }
+        Drivers {
+            list,
+            last_failure: Arc::default(),
+        }
     }
 
     /// Every driver's status, asked concurrently; a driver that hangs or panics is reported
@@ -99,22 +108,61 @@ impl Drivers {
         futures_util::future::join_all(checks).await
     }
 
-    /// Reconciles every driver; failures are logged and show in /api/status.
+    /// Reconciles every driver; failures show in /api/status. A failure is logged when it
+    /// starts or changes, not again on every pass while it lasts (a cell without Caddy would
+    /// otherwise log the same line after each change and each periodic pass).
     pub async fn reconcile_all(&self, db: &Db) {
         for driver in &self.list {
             let (driver, db) = (Arc::clone(driver), db.clone());
             let name = driver.name();
             let task = tokio::spawn(async move { driver.reconcile(&db).await });
-            match tokio::time::timeout(RECONCILE_TIMEOUT, task).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => {
-                    tracing::warn!(subsystem = name, error = %e, "reconcile did not apply")
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(subsystem = name, error = %e, "reconcile task failed")
-                }
-                Err(_) => tracing::error!(subsystem = name, "reconcile timed out"),
+            let failure = match tokio::time::timeout(RECONCILE_TIMEOUT, task).await {
+                Ok(Ok(Ok(()))) => None,
+                Ok(Ok(Err(e))) => Some(("reconcile did not apply", e.to_string())),
+                Ok(Err(e)) => Some(("reconcile task failed", e.to_string())),
+                Err(_) => Some(("reconcile timed out", String::new())),
+            };
+            self.note_failure(name, failure);
+        }
+    }
+
+    /// Remembers how `name`'s pass ended; true when that is news worth a log line (a
+    /// failure that started or changed, or the first success after one).
+    fn note_failure(&self, name: &'static str, failure: Option<Failure>) -> bool {
+        let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = last.insert(name, failure.clone());
+        if previous.as_ref() == Some(&failure) {
+            return false;
+        }
+        match failure {
+            None if matches!(previous, Some(Some(_))) => {
+                tracing::info!(subsystem = name, "reconcile applies again");
+                true
+            }
+            None => false,
+            Some((what, error)) => {
+                tracing::warn!(subsystem = name, error = %error, "{what}");
+                true
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lasting_failure_is_logged_once_and_its_end_once() {
+        let drivers = Drivers::default();
+        let down = || Some(("reconcile did not apply", "caddy is unavailable".to_string()));
+        assert!(!drivers.note_failure("caddy", None), "a first success is no news");
+        assert!(drivers.note_failure("caddy", down()), "a failure that starts is logged");
+        assert!(!drivers.note_failure("caddy", down()), "the same failure again is not");
+        let other = Some(("reconcile timed out", String::new()));
+        assert!(drivers.note_failure("caddy", other), "a failure that changes is logged");
+        assert!(drivers.note_failure("dns", down()), "each driver is followed on its own");
+        assert!(drivers.note_failure("caddy", None), "the end of a failure is logged");
+        assert!(!drivers.note_failure("caddy", None));
     }
 }

@@ -12,6 +12,8 @@ use crate::state::AppState;
 
 /// How often expired sessions are swept from the store.
 const SESSION_SWEEP: Duration = Duration::from_secs(600);
+/// The least time between the end of one reconcile pass and the start of the next.
+const RECONCILE_SPACING: Duration = Duration::from_millis(50);
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // One picd per state directory: a second one (or `picd vault rekey`) would fight over
@@ -63,7 +65,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A cell set up before it had a CA gets one at start-up.
+/// A cell set up before it had a CA or a WireGuard key gets them at start-up (the readers
+/// that need them do not write).
 async fn ensure_ca(db: &Db, vault: &crate::vault::Vault) -> anyhow::Result<()> {
     let vault = vault.clone();
     db.write(move |tx| {
@@ -73,6 +76,7 @@ async fn ensure_ca(db: &Db, vault: &crate::vault::Vault) -> anyhow::Result<()> {
         if crate::vault::ca::ensure_ca(tx, &vault, &config.cell.name)? {
             tracing::info!("created the cell's root CA");
         }
+        crate::wireguard::ensure_server_key(tx, &vault)?;
         Ok(())
     })
     .await
@@ -92,6 +96,9 @@ async fn run_reconciler(app: AppState) -> anyhow::Result<()> {
             _ = app.reconcile_requested() => {}
         }
         app.drivers.reconcile_all(&app.db).await;
+        // A burst of changes (a script, a bulk import) is applied by a pass every
+        // RECONCILE_SPACING rather than one pass per change; a lone change is applied at once.
+        tokio::time::sleep(RECONCILE_SPACING).await;
     }
 }
 
@@ -101,7 +108,7 @@ async fn run_session_sweeper(app: AppState) -> anyhow::Result<()> {
         interval.tick().await;
         match app
             .db
-            .call(|conn| Ok(crate::auth::session_store::delete_expired(conn)?))
+            .write(|tx| Ok(crate::auth::session_store::delete_expired(tx)?))
             .await
         {
             Ok(0) => {}

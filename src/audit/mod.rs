@@ -135,14 +135,29 @@ impl AuditCtx {
         F: FnOnce(&Transaction<'_>, &mut Entry) -> ApiResult<T> + Send + 'static,
     {
         let ctx = self.clone();
-        let result = db
-            .call(move |conn| Ok(ctx.transact_blocking(conn, f)))
-            .await?;
+        // The outer result says whether the entry was written (the write is kept), the inner
+        // one is the handler's.
+        let result = db.write(move |tx| ctx.change_and_entry(tx, f)).await?;
+        self.slot.mark_recorded();
         result
     }
 
-    /// `transact` for callers that already are on a blocking thread (the CLI).
+    /// `transact` for the CLI, which has the store to itself and no writer thread to share.
     pub fn transact_blocking<T, F>(&self, conn: &mut rusqlite::Connection, f: F) -> ApiResult<T>
+    where
+        F: FnOnce(&Transaction<'_>, &mut Entry) -> ApiResult<T>,
+    {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let result = self.change_and_entry(&tx, f)?;
+        tx.commit()?;
+        self.slot.mark_recorded();
+        result
+    }
+
+    /// Runs `f` in a savepoint of `tx` and appends the entry: a success entry beside its
+    /// change, or, when `f` failed, a failure entry alone (the savepoint rolled the change
+    /// back). Errs only when the entry itself could not be written.
+    fn change_and_entry<T, F>(&self, tx: &Transaction<'_>, f: F) -> Result<ApiResult<T>, ApiError>
     where
         F: FnOnce(&Transaction<'_>, &mut Entry) -> ApiResult<T>,
     {
@@ -153,24 +168,17 @@ impl AuditCtx {
             target_id: self.defaults.target_id.clone(),
             detail: json!({}),
         };
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        match f(&tx, &mut entry) {
+        match crate::db::in_savepoint(tx, |tx| f(tx, &mut entry))? {
             Ok(value) => {
-                self.append(&tx, &entry, "success")?;
-                tx.commit()?;
-                self.slot.mark_recorded();
-                Ok(value)
+                self.append(tx, &entry, "success")?;
+                Ok(Ok(value))
             }
             Err(err) => {
-                drop(tx);
                 if let Value::Object(map) = &mut entry.detail {
                     map.insert("error".into(), json!(err.code()));
                 }
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                self.append(&tx, &entry, result_for(err.status()))?;
-                tx.commit()?;
-                self.slot.mark_recorded();
-                Err(err)
+                self.append(tx, &entry, result_for(err.status()))?;
+                Ok(Err(err))
             }
         }
     }
@@ -185,34 +193,33 @@ impl AuditCtx {
         detail: Value,
         err: ApiError,
     ) -> ApiError {
-        let (target_type, target_id) = (target_type.to_string(), target_id.to_string());
-        let code = err.code();
-        let status = err.status();
-        let ctx = self.clone();
-        let written = db
-            .call(move |conn| {
-                let mut detail = detail;
-                if let Value::Object(map) = &mut detail {
-                    map.insert("error".into(), json!(code));
-                }
-                let entry = Entry {
-                    actor: None,
-                    action: ctx.defaults.action.clone(),
-                    target_type,
-                    target_id,
-                    detail,
-                };
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                ctx.append(&tx, &entry, result_for(status))?;
-                tx.commit()?;
-                ctx.slot.mark_recorded();
-                Ok(())
-            })
-            .await;
-        if let Err(e) = written {
-            tracing::error!(error = %e, "could not write the audit entry of a refused request");
+        let mut detail = detail;
+        if let Value::Object(map) = &mut detail {
+            map.insert("error".into(), json!(err.code()));
         }
+        let entry = Entry {
+            actor: None,
+            action: self.defaults.action.clone(),
+            target_type: target_type.to_string(),
+            target_id: target_id.to_string(),
+            detail,
+        };
+        self.record(db, entry, result_for(err.status())).await;
         err
+    }
+
+    /// Writes `entry` alone, for a request that changed nothing.
+    async fn record(&self, db: &Db, entry: Entry, result: &'static str) {
+        let ctx = self.clone();
+        match db
+            .write(move |tx| Ok(ctx.append(tx, &entry, result)?))
+            .await
+        {
+            Ok(_) => self.slot.mark_recorded(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not write the audit entry of a refused request")
+            }
+        }
     }
 
     fn append(&self, tx: &Transaction<'_>, entry: &Entry, result: &str) -> rusqlite::Result<i64> {
@@ -300,18 +307,7 @@ pub async fn record_unaudited(
         target_id: ctx.defaults.target_id.clone(),
         detail,
     };
-    let write = app
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            ctx.append(&tx, &entry, result_for(status))?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await;
-    if let Err(e) = write {
-        tracing::error!(error = %e, "could not write the audit entry of a refused request");
-    }
+    ctx.record(&app.db, entry, result_for(status)).await;
     response
 }
 

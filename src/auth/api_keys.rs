@@ -170,29 +170,33 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<ApiKey>> {
     .collect()
 }
 
-/// The key a token belongs to, refreshing its last use when that is stale.
+/// The key a token belongs to. A read: the caller records the use with `touch_last_used`
+/// when `needs_last_used_touch` says so.
 pub fn find_by_token(conn: &Connection, token: &str) -> rusqlite::Result<Option<ApiKey>> {
-    let key = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE token_hash = ?1"
-        ))?
-        .query_row([token_hash(token)], from_row)
-        .optional()?;
-    // A refused (expired) key's attempt is not a use.
-    if let Some(key) = key.as_ref().filter(|k| !k.is_expired()) {
-        let stale = key
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE token_hash = ?1"
+    ))?
+    .query_row([token_hash(token)], from_row)
+    .optional()
+}
+
+/// Whether the key's last use is stale enough to be written again. A refused (expired)
+/// key's attempt is not a use.
+pub fn needs_last_used_touch(key: &ApiKey) -> bool {
+    !key.is_expired()
+        && key
             .last_used_at
             .as_deref()
             .and_then(crate::time::parse_rfc3339)
-            .is_none_or(|t| (crate::time::now() - t).whole_seconds() >= LAST_USED_GRANULARITY_SECS);
-        if stale {
-            conn.execute(
-                "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2",
-                params![crate::time::now_rfc3339(), key.id],
-            )?;
-        }
-    }
-    Ok(key)
+            .is_none_or(|t| (crate::time::now() - t).whole_seconds() >= LAST_USED_GRANULARITY_SECS)
+}
+
+pub fn touch_last_used(conn: &Connection, id: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2",
+        params![crate::time::now_rfc3339(), id],
+    )?;
+    Ok(())
 }
 
 /// Fixed one-minute windows per key.

@@ -138,6 +138,12 @@ async fn authorize_key(
         .call(move |conn| Ok(api_keys::find_by_token(conn, &token)?))
         .await?
         .ok_or_else(invalid)?;
+    if api_keys::needs_last_used_touch(&key) {
+        let id = key.id.clone();
+        app.db
+            .write(move |tx| Ok(api_keys::touch_last_used(tx, &id)?))
+            .await?;
+    }
     if key.is_expired() {
         return Err(invalid());
     }

@@ -63,8 +63,8 @@ impl SessionStore for SqliteSessionStore {
             let (key, user_id, data, expires) = row_of(record)?;
             let inserted = self
                 .db
-                .call(move |conn| {
-                    Ok(conn.execute(
+                .write(move |tx| {
+                    Ok(tx.execute(
                         "INSERT OR IGNORE INTO sessions (id_hash, user_id, data, expires_at)
                          VALUES (?1, ?2, ?3, ?4)",
                         params![key, user_id, data, expires],
@@ -82,8 +82,8 @@ impl SessionStore for SqliteSessionStore {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let (key, user_id, data, expires) = row_of(record)?;
         self.db
-            .call(move |conn| {
-                conn.execute(
+            .write(move |tx| {
+                tx.execute(
                     "INSERT INTO sessions (id_hash, user_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT(id_hash) DO UPDATE SET user_id = ?2, data = ?3, expires_at = ?4",
                     params![key, user_id, data, expires],
@@ -123,8 +123,8 @@ impl SessionStore for SqliteSessionStore {
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         let key = id_hash(id);
         self.db
-            .call(move |conn| {
-                conn.execute("DELETE FROM sessions WHERE id_hash = ?1", [key])?;
+            .write(move |tx| {
+                tx.execute("DELETE FROM sessions WHERE id_hash = ?1", [key])?;
                 Ok(())
             })
             .await

@@ -83,12 +83,19 @@ impl Driver for DnsDriver {
     }
 
     async fn reconcile(&self, db: &Db) -> Result<(), DriverError> {
-        let built = db
-            .call(|conn| {
-                super::store::ensure_cell_zone(conn)?;
-                snapshot::build(conn)
-            })
-            .await;
+        let built = async {
+            // A new domain needs its zone; the check is a read, so a reconcile writes only
+            // when there is something to create.
+            if db
+                .call(|conn| super::store::cell_zone_missing(conn))
+                .await?
+            {
+                db.write(|tx| super::store::ensure_cell_zone(tx).map(|_| ()))
+                    .await?;
+            }
+            db.call(|conn| snapshot::build(conn)).await
+        }
+        .await;
         let snapshot = match built {
             Ok(s) => s,
             Err(e) => {

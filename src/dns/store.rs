@@ -142,6 +142,14 @@ pub fn ensure_cell_zone(conn: &Connection) -> Result<Option<String>, ApiError> {
     Ok(Some(name))
 }
 
+/// Whether the cell has a domain but no zone for it yet (`ensure_cell_zone` would create it).
+pub fn cell_zone_missing(conn: &Connection) -> Result<bool, ApiError> {
+    let Some(config) = crate::setup::store::read_cell_config(conn)? else {
+        return Ok(false);
+    };
+    Ok(zone(conn, &format!("{}.", config.cell.domain))?.is_none())
+}
+
 pub fn records(conn: &Connection, zone: &str) -> rusqlite::Result<Vec<RecordRow>> {
     conn.prepare_cached(&format!(
         "SELECT {RECORD_COLUMNS} FROM dns_records WHERE zone = ?1 ORDER BY name, type, data"

@@ -35,12 +35,12 @@ pub async fn run_health_checks(app: AppState) -> anyhow::Result<()> {
         let subsystems = json!(statuses).to_string();
         let written = app
             .db
-            .call(move |conn| {
-                conn.execute(
+            .write(move |tx| {
+                tx.execute(
                     "INSERT INTO health_history (time, overall, subsystems) VALUES (?1, ?2, ?3)",
                     rusqlite::params![crate::time::now_rfc3339(), overall, subsystems],
                 )?;
-                conn.execute(
+                tx.execute(
                     "DELETE FROM health_history WHERE id <= (SELECT MAX(id) FROM health_history) - ?1",
                     [HISTORY_ROWS],
                 )?;

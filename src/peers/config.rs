@@ -20,7 +20,8 @@ pub fn render(conn: &Connection, vault: &Vault, peer: &PeerRecord) -> Result<Str
     let cell = crate::setup::store::read_cell_config(conn)?
         .ok_or_else(|| ApiError::not_found("cell config"))?
         .cell;
-    let server_key = crate::wireguard::ensure_server_key(conn, vault)?;
+    let server_key = crate::wireguard::server_public_key(conn)?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("WireGuard server key missing")))?;
     let (dns_v4, dns_v6) = crate::wireguard::cell_addresses(&cell);
     let private_key = match peer.key_source.as_str() {
         "generated" => vault.get(conn, &store::private_key_secret(&peer.name))?,

@@ -43,16 +43,14 @@ pub async fn run(db: &Db, vault: &crate::vault::Vault, path: &Path) -> anyhow::R
     }
     let audit = crate::audit::cli_ctx("cli");
     let vault = vault.clone();
-    let user = db
-        .call(move |conn| {
-            audit.transact_blocking(conn, |tx, entry| {
-                entry.action = "setup.complete".into();
-                entry.target_type = "setup".into();
-                entry.target_id = "complete".into();
-                let user = store::complete(tx, &draft, &vault)?;
-                entry.detail = json!({ "admin": user.username, "source": "answers file" });
-                Ok(user)
-            })
+    let user = audit
+        .transact(db, move |tx, entry| {
+            entry.action = "setup.complete".into();
+            entry.target_type = "setup".into();
+            entry.target_id = "complete".into();
+            let user = store::complete(tx, &draft, &vault)?;
+            entry.detail = json!({ "admin": user.username, "source": "answers file" });
+            Ok(user)
         })
         .await
         .map_err(|e| anyhow::anyhow!(describe(&e)))?;

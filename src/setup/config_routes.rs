@@ -24,17 +24,14 @@ fn render(config: &CellConfig, completed_at: Option<String>) -> Value {
     })
 }
 
-async fn current(app: &AppState) -> ApiResult<Value> {
-    let (config, state) = app
-        .db
-        .call(|conn| Ok((store::read_cell_config(conn)?, store::load(conn)?)))
-        .await?;
-    let config = config.ok_or_else(|| ApiError::not_found("cell config"))?;
-    Ok(render(&config, state.completed_at))
+fn current_in(conn: &rusqlite::Connection) -> ApiResult<Value> {
+    let config =
+        store::read_cell_config(conn)?.ok_or_else(|| ApiError::not_found("cell config"))?;
+    Ok(render(&config, store::load(conn)?.completed_at))
 }
 
 pub async fn get(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
-    Ok(Json(current(&app).await?))
+    Ok(Json(app.db.call(|conn| current_in(conn)).await?))
 }
 
 /// The sections of PUT /api/config, validated.
@@ -103,7 +100,7 @@ pub async fn put(
                 .await)
         }
     };
-    audit
+    let updated = audit
         .transact(&app.db, move |tx, entry| {
             entry.target_type = "config".into();
             entry.target_id = "cell".into();
@@ -114,9 +111,11 @@ pub async fn put(
                 store::write_cell_config(tx, &new.cell, &new.dns, &new.tls)?;
             }
             entry.detail = json!({ "changed": changed });
-            Ok(())
+            // The answer is read in the same transaction: it is what was committed, and the
+            // request needs no second trip to the store.
+            current_in(tx)
         })
         .await?;
     app.request_reconcile();
-    Ok(Json(current(&app).await?))
+    Ok(Json(updated))
 }

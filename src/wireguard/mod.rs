@@ -95,7 +95,7 @@ pub fn desired(conn: &Connection, vault: &Vault) -> Result<Option<Desired>, ApiE
     let Some(config) = crate::setup::store::read_cell_config(conn)? else {
         return Ok(None);
     };
-    ensure_server_key(conn, vault)?;
+    // The key is made at setup (or at start-up for an older cell), never here: this is a read.
     let secret = vault
         .get(conn, SERVER_KEY)?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("WireGuard key missing")))?;
