@@ -31,6 +31,8 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
 
 /// Idle connections kept for reuse, per pool; more may be open while requests are in flight.
 const MAX_IDLE_CONNECTIONS: usize = 8;
+/// A read connection's page cache, in KiB as SQLite's negative `cache_size` counts it.
+const READER_CACHE_KIB: i64 = -256;
 
 /// A handle on the store: the writer thread, and two small pools of connections used from
 /// blocking threads (read-only ones for `call`, writable ones for `call_blocking`).
@@ -94,6 +96,9 @@ impl Db {
         })?;
         if read_only {
             conn.pragma_update(None, "query_only", "ON")?;
+            // Readers come and go with the load; a small page cache each (the kernel's page
+            // cache holds the file anyway) keeps a burst from leaving megabytes behind.
+            conn.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
         }
         Ok(conn)
     }

@@ -155,14 +155,37 @@ mod tests {
     #[test]
     fn a_lasting_failure_is_logged_once_and_its_end_once() {
         let drivers = Drivers::default();
-        let down = || Some(("reconcile did not apply", "caddy is unavailable".to_string()));
-        assert!(!drivers.note_failure("caddy", None), "a first success is no news");
-        assert!(drivers.note_failure("caddy", down()), "a failure that starts is logged");
-        assert!(!drivers.note_failure("caddy", down()), "the same failure again is not");
+        let down = || {
+            Some((
+                "reconcile did not apply",
+                "caddy is unavailable".to_string(),
+            ))
+        };
+        assert!(
+            !drivers.note_failure("caddy", None),
+            "a first success is no news"
+        );
+        assert!(
+            drivers.note_failure("caddy", down()),
+            "a failure that starts is logged"
+        );
+        assert!(
+            !drivers.note_failure("caddy", down()),
+            "the same failure again is not"
+        );
         let other = Some(("reconcile timed out", String::new()));
-        assert!(drivers.note_failure("caddy", other), "a failure that changes is logged");
-        assert!(drivers.note_failure("dns", down()), "each driver is followed on its own");
-        assert!(drivers.note_failure("caddy", None), "the end of a failure is logged");
+        assert!(
+            drivers.note_failure("caddy", other),
+            "a failure that changes is logged"
+        );
+        assert!(
+            drivers.note_failure("dns", down()),
+            "each driver is followed on its own"
+        );
+        assert!(
+            drivers.note_failure("caddy", None),
+            "the end of a failure is logged"
+        );
         assert!(!drivers.note_failure("caddy", None));
     }
 }

@@ -71,7 +71,7 @@ impl Zone {
             .entry(owner)
             .or_default()
             .entry(record.record_type())
-            .or_default();
+            .or_insert_with(|| Vec::with_capacity(1));
         if !rrset.iter().any(|r| r.data == record.data) {
             rrset.push(record);
         }
@@ -102,6 +102,18 @@ impl Zone {
 
     pub fn contains(&self, name: &LowerName) -> bool {
         self.origin.zone_of(name)
+    }
+
+    /// Gives back the room left over from building: a record set starts with space for
+    /// four records (a record is a few hundred bytes) and most names hold one or two.
+    fn shrink_to_fit(&mut self) {
+        for types in self.nodes.values_mut() {
+            types.values_mut().for_each(Vec::shrink_to_fit);
+            types.shrink_to_fit();
+        }
+        self.nodes.shrink_to_fit();
+        self.non_terminals.shrink_to_fit();
+        self.cuts.shrink_to_fit();
     }
 
     /// Every record, for export and transfers (SOA first).
@@ -249,6 +261,7 @@ pub struct View {
 impl View {
     pub fn new(mut zones: Vec<Zone>) -> Self {
         zones.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
+        zones.iter_mut().for_each(Zone::shrink_to_fit);
         View { zones }
     }
 
@@ -274,4 +287,40 @@ pub struct Snapshot {
     pub recursion: bool,
     /// Secondaries allowed to transfer the public zones.
     pub transfer_allow: Vec<IpAddr>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::SOA;
+
+    #[test]
+    fn a_view_keeps_no_spare_room_in_record_sets() {
+        let origin = Name::from_ascii("cell.example.").unwrap();
+        let soa = SOA::new(origin.clone(), origin.clone(), 1, 3600, 600, 86400, 60);
+        let mut zone = Zone::new(
+            origin.clone(),
+            Record::from_rdata(origin, 60, RData::SOA(soa)),
+        );
+        for i in 0..50u8 {
+            let name = Name::from_ascii(format!("p{i}.cell.example.")).unwrap();
+            let addresses = [IpAddr::from([10, 0, 0, i]), IpAddr::from([10, 0, 1, i])];
+            zone.replace_addresses(&name, &addresses, 60);
+        }
+        let before = zone
+            .nodes
+            .values()
+            .flat_map(HashMap::values)
+            .map(Vec::capacity)
+            .sum::<usize>();
+        let view = View::new(vec![zone]);
+        let zone = &view.zones()[0];
+        let rrsets = || zone.nodes.values().flat_map(HashMap::values);
+        assert!(
+            before > zone.len(),
+            "building leaves spare room: {before} slots"
+        );
+        assert_eq!(rrsets().map(Vec::capacity).sum::<usize>(), zone.len());
+        assert_eq!(zone.len(), 101);
+    }
 }
