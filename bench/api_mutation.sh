@@ -58,10 +58,11 @@ closed=$(run_wrk 10 1 0)
 say "$closed"
 
 # Pace each connection so that CONNS of them offer about RATE requests/s, given the latency
-# just measured.
+# just measured: after each answer a connection pauses for a random time with that mean (as
+# independent clients do; see bench/put_config.lua).
 mean_ms=$(python3 -c "print($(field mean_us "$closed") / 1000)")
 delay_ms=$(python3 -c "print(max(0, round($CONNS * 1000 / $RATE - $mean_ms)))")
-say "paced: $CONNS connections, ${delay_ms} ms pause after each answer, ${DURATION} s..."
+say "paced: $CONNS connections, pauses of ${delay_ms} ms on average after each answer, ${DURATION} s..."
 paced=$(run_wrk "$DURATION" "$CONNS" "$delay_ms")
 say "$paced"
 after=$(audit_count)

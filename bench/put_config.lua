@@ -27,9 +27,14 @@ request = function()
     return wrk.format(nil, "/api/config", nil, bodies[sent % 2 + 1])
 end
 
+-- The pause is drawn from an exponential distribution with mean DELAY_MS, as between the
+-- requests of independent clients. A fixed pause puts the connections in lockstep: picd
+-- commits concurrent writes together and answers them at once, so after the same fixed pause
+-- they all come back at once, and every request then queues behind the whole group.
 if delay_ms > 0 then
+    math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)"), 16) % 100000)
     delay = function()
-        return delay_ms
+        return math.floor(-delay_ms * math.log(1 - math.random()) + 0.5)
     end
 end
 

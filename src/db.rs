@@ -31,6 +31,8 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
 
 /// Idle connections kept for reuse, per pool; more may be open while requests are in flight.
 const MAX_IDLE_CONNECTIONS: usize = 8;
+/// Prepared statements kept per connection: more than the hot paths of all routes use.
+const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// A read connection's page cache, in KiB as SQLite's negative `cache_size` counts it.
 const READER_CACHE_KIB: i64 = -256;
 
@@ -200,6 +202,8 @@ fn open_connection(path: &Path) -> anyhow::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Requests' statements are prepared once per connection and kept (rusqlite keeps 16).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     Ok(conn)
 }
 

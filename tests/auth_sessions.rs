@@ -140,9 +140,13 @@ async fn logout_destroys_the_session() {
     // Someone who kept a copy of the cookie cannot use it any more.
     let copy = picd.client();
     copy.set_session_cookie(&cookie);
-    let resp = copy.get("/api/auth/me").await;
-    expect_error(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
     let resp = copy.get("/api/config").await;
+    // The stale cookie is also taken back from the browser that still sends it.
+    let removal = session_set_cookie(&resp).expect("the stale cookie is removed");
+    assert!(has_attribute(&removal, "Max-Age=0"), "{removal}");
+    expect_error(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    copy.set_session_cookie(&cookie);
+    let resp = copy.get("/api/auth/me").await;
     expect_error(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
 }
 

@@ -78,10 +78,9 @@ pub struct NewEntry<'a> {
 /// Appends one entry inside `tx` and moves the head. The caller's transaction must have been
 /// begun IMMEDIATE so that no other writer can read the same head.
 pub fn append(tx: &Transaction<'_>, entry: &NewEntry<'_>) -> rusqlite::Result<i64> {
-    let (head_seq, head_hash): (i64, String) =
-        tx.query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+    let (head_seq, head_hash): (i64, String) = tx
+        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let seq = head_seq + 1;
     let hash = hex::encode(entry_hash(&EntryFields {
         seq,

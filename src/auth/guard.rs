@@ -10,7 +10,8 @@ use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
 use super::api_keys::{self, RateLimitState};
-use super::{store, CurrentUser, Role, User, CSRF_KEY, LOGIN_AT_KEY};
+use super::session_store;
+use super::{CurrentUser, Role, User, CSRF_KEY, LOGIN_AT_KEY};
 use crate::audit::AuditSlot;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -68,7 +69,7 @@ async fn authorize(
     if let Some(token) = api_key_token(req.headers()) {
         return authorize_key(app, req, &path, &token, limit).await;
     }
-    let user = load_user(app, session).await?;
+    let (user, csrf) = load_user(app, session).await?.unzip();
     if let Some(user) = &user {
         if let Some(slot) = req.extensions().get::<AuditSlot>() {
             slot.set_actor(user.user.username.clone());
@@ -101,7 +102,7 @@ async fn authorize(
             .headers()
             .get("x-csrf-token")
             .map(|v| v.as_bytes().to_vec());
-        check_csrf(session, given).await?;
+        check_csrf(csrf.flatten(), given)?;
     }
     Ok(())
 }
@@ -188,56 +189,55 @@ async fn authorize_key(
     Ok(())
 }
 
-/// The session's user, or None. A session past its absolute lifetime, or whose user is gone,
-/// is destroyed here.
-async fn load_user(app: &AppState, session: &Session) -> Result<Option<CurrentUser>, ApiError> {
-    let user_id: Option<String> = session
-        .get(super::session_store::USER_ID_KEY)
-        .await
-        .map_err(session_error)?;
-    let Some(user_id) = user_id else {
+/// The session's user and its CSRF token, or None. A session past its absolute lifetime, or
+/// whose user is gone, is destroyed here. The session and its user come from the store in one
+/// trip; tower-sessions itself only loads the session when something changes it.
+async fn load_user(
+    app: &AppState,
+    session: &Session,
+) -> Result<Option<(CurrentUser, Option<String>)>, ApiError> {
+    let Some(id) = session.id() else {
         return Ok(None);
     };
-    let login_at: i64 = session
-        .get(LOGIN_AT_KEY)
-        .await
-        .map_err(session_error)?
-        .unwrap_or(0);
+    let found = app
+        .db
+        .call(move |conn| Ok(session_store::load_signed_in(conn, &id)?))
+        .await?;
+    let Some(found) = found else {
+        // Unknown or expired: tower-sessions, finding the same, drops the cookie.
+        session
+            .get::<String>(session_store::USER_ID_KEY)
+            .await
+            .map_err(session_error)?;
+        return Ok(None);
+    };
+    if !found.names_user {
+        return Ok(None);
+    }
+    let login_at: i64 = found.get(LOGIN_AT_KEY).unwrap_or(0);
     let age = crate::time::now().unix_timestamp() - login_at;
     if age > i64::from(app.settings.session_absolute_hours) * 3600 {
         session.flush().await.map_err(session_error)?;
         return Err(ApiError::SessionExpired);
     }
-    let user = app
-        .db
-        .call(move |conn| Ok(store::get(conn, &user_id)?))
-        .await?;
-    match user {
-        Some(user) => {
-            keep_alive(session).await?;
-            Ok(Some(CurrentUser {
-                user,
-                login_at,
-                api_key: None,
-            }))
-        }
-        None => {
-            session.flush().await.map_err(session_error)?;
-            Ok(None)
-        }
-    }
+    let Some(user) = found.user.clone() else {
+        session.flush().await.map_err(session_error)?;
+        return Ok(None);
+    };
+    keep_alive(session, found.get(SEEN_AT_KEY).unwrap_or(0)).await?;
+    let current = CurrentUser {
+        user,
+        login_at,
+        api_key: None,
+    };
+    Ok(Some((current, found.get(CSRF_KEY))))
 }
 
 /// The idle timeout slides with activity: a session is saved (and its expiry moved) when it
 /// was last marked active a minute or more ago, not on every request, so activity costs at
 /// most one write a minute.
-async fn keep_alive(session: &Session) -> Result<(), ApiError> {
+async fn keep_alive(session: &Session, seen: i64) -> Result<(), ApiError> {
     let now = crate::time::now().unix_timestamp();
-    let seen: i64 = session
-        .get(SEEN_AT_KEY)
-        .await
-        .map_err(session_error)?
-        .unwrap_or(0);
     if now - seen >= SEEN_AT_GRANULARITY_SECS {
         session
             .insert(SEEN_AT_KEY, now)
@@ -250,8 +250,7 @@ async fn keep_alive(session: &Session) -> Result<(), ApiError> {
 const SEEN_AT_KEY: &str = "seen_at";
 const SEEN_AT_GRANULARITY_SECS: i64 = 60;
 
-async fn check_csrf(session: &Session, given: Option<Vec<u8>>) -> Result<(), ApiError> {
-    let expected: Option<String> = session.get(CSRF_KEY).await.map_err(session_error)?;
+fn check_csrf(expected: Option<String>, given: Option<Vec<u8>>) -> Result<(), ApiError> {
     match (expected, given) {
         // Constant-time: the comparison must not reveal how much of a guess was right.
         (Some(expected), Some(given)) if bool::from(expected.as_bytes().ct_eq(&given)) => Ok(()),

@@ -1,12 +1,17 @@
 //! Sessions kept in SQLite so they survive a restart of picd. Rows are keyed by the SHA-256 of
 //! the session id: the database never holds a usable cookie value.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 
+use super::User;
 use crate::db::Db;
 
 /// The session key holding the user's id, also kept in its own column so that a password
@@ -95,28 +100,20 @@ impl SessionStore for SqliteSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let key = id_hash(id);
-        let now = crate::time::now().unix_timestamp();
-        let row: Option<(String, i64)> = self
+        let id = *id;
+        let row = self
             .db
-            .call(move |conn| {
-                Ok(conn
-                    .query_row(
-                        "SELECT data, expires_at FROM sessions WHERE id_hash = ?1 AND expires_at > ?2",
-                        params![key, now],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?)
-            })
+            .call(move |conn| Ok(live_row(conn, &id)?))
             .await
             .map_err(backend)?;
-        let Some((data, expires)) = row else {
+        let Some(row) = row else {
             return Ok(None);
         };
         Ok(Some(Record {
-            id: *id,
-            data: serde_json::from_str(&data).map_err(backend)?,
-            expiry_date: time::OffsetDateTime::from_unix_timestamp(expires).map_err(backend)?,
+            id,
+            data: serde_json::from_str(&row.data).map_err(backend)?,
+            expiry_date: time::OffsetDateTime::from_unix_timestamp(row.expires_at)
+                .map_err(backend)?,
         }))
     }
 
@@ -132,8 +129,64 @@ impl SessionStore for SqliteSessionStore {
     }
 }
 
+/// A session's row, while it has not expired.
+struct LiveRow {
+    data: String,
+    expires_at: i64,
+    user_id: Option<String>,
+}
+
+fn live_row(conn: &Connection, id: &Id) -> rusqlite::Result<Option<LiveRow>> {
+    conn.prepare_cached(
+        "SELECT data, expires_at, user_id FROM sessions WHERE id_hash = ?1 AND expires_at > ?2",
+    )?
+    .query_row(
+        params![id_hash(id), crate::time::now().unix_timestamp()],
+        |r| {
+            Ok(LiveRow {
+                data: r.get(0)?,
+                expires_at: r.get(1)?,
+                user_id: r.get(2)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// A live session's data with its user, read in one trip to the store: what the guard needs
+/// on every request. (tower-sessions loads the session again only when it is changed.)
+pub struct SignedIn {
+    pub data: HashMap<String, Value>,
+    /// None when the session names no user, or a user that no longer exists.
+    pub user: Option<User>,
+    pub names_user: bool,
+}
+
+impl SignedIn {
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.data
+            .get(key)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+}
+
+pub fn load_signed_in(conn: &Connection, id: &Id) -> anyhow::Result<Option<SignedIn>> {
+    let Some(row) = live_row(conn, id)? else {
+        return Ok(None);
+    };
+    let user = match &row.user_id {
+        Some(user_id) => super::store::get(conn, user_id)?,
+        None => None,
+    };
+    Ok(Some(SignedIn {
+        data: serde_json::from_str(&row.data)?,
+        user,
+        names_user: row.user_id.is_some(),
+    }))
+}
+
 /// Removes expired sessions; run periodically.
-pub fn delete_expired(conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
+pub fn delete_expired(conn: &Connection) -> rusqlite::Result<usize> {
     conn.execute(
         "DELETE FROM sessions WHERE expires_at <= ?1",
         [crate::time::now().unix_timestamp()],
@@ -142,7 +195,7 @@ pub fn delete_expired(conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
 
 /// Ends every session of a user except, optionally, the one making the request.
 pub fn delete_user_sessions(
-    conn: &rusqlite::Connection,
+    conn: &Connection,
     user_id: &str,
     keep: Option<&Id>,
 ) -> rusqlite::Result<usize> {

@@ -68,11 +68,9 @@ pub struct SetupState {
 }
 
 pub fn load(conn: &Connection) -> Result<SetupState, ApiError> {
-    let (step, draft, completed_at): (String, String, Option<String>) = conn.query_row(
-        "SELECT current_step, draft, completed_at FROM setup_state WHERE id = 1",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
+    let (step, draft, completed_at): (String, String, Option<String>) = conn
+        .prepare_cached("SELECT current_step, draft, completed_at FROM setup_state WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(SetupState {
         current_step: Step::parse(&step).unwrap_or(Step::Admin),
         draft: serde_json::from_str(&draft).unwrap_or_default(),
@@ -146,14 +144,15 @@ pub fn write_cell_config(
 ) -> Result<(), ApiError> {
     let upstreams =
         serde_json::to_string(&dns.upstreams).map_err(|e| ApiError::Internal(e.into()))?;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO cell_config (id, name, domain, public_endpoint, wireguard_port, subnet_v4, subnet_v6,
                                   dns_upstreams, split_horizon, updated_at, tls_mode, acme_email, acme_ca)
          VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT(id) DO UPDATE SET name = ?1, domain = ?2, public_endpoint = ?3, wireguard_port = ?4,
              subnet_v4 = ?5, subnet_v6 = ?6, dns_upstreams = ?7, split_horizon = ?8, updated_at = ?9,
              tls_mode = ?10, acme_email = ?11, acme_ca = ?12",
-        params![
+    )?
+    .execute(params![
             cell.name,
             cell.domain,
             cell.public_endpoint,
@@ -166,8 +165,7 @@ pub fn write_cell_config(
             tls.mode.as_str(),
             tls.acme_email,
             tls.acme_ca
-        ],
-    )?;
+    ])?;
     Ok(())
 }
 
@@ -180,12 +178,12 @@ pub fn read_cell_config(conn: &Connection) -> Result<Option<CellConfig>, ApiErro
         )
     };
     let config = conn
-        .query_row(
+        .prepare_cached(
             "SELECT name, domain, public_endpoint, wireguard_port, subnet_v4, subnet_v6, dns_upstreams,
                     split_horizon, updated_at, tls_mode, acme_email, acme_ca
              FROM cell_config WHERE id = 1",
-            [],
-            |r| {
+        )?
+        .query_row([], |r| {
                 let text = |i: usize| r.get::<_, String>(i);
                 Ok(CellConfig {
                     cell: CellSettings {
@@ -208,8 +206,7 @@ pub fn read_cell_config(conn: &Connection) -> Result<Option<CellConfig>, ApiErro
                         acme_ca: text(11)?,
                     },
                 })
-            },
-        )
+            })
         .optional()?;
     Ok(config)
 }
