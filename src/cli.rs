@@ -195,7 +195,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             init_logging(&settings);
             prepare_state_dir(&settings.state_dir)?;
-            runtime()?.block_on(crate::serve::run(settings))?;
+            let runtime = runtime()?;
+            let served = runtime.block_on(crate::serve::run(settings));
+            // A blocking task still running (a long export, a stuck driver call) must not
+            // hold the exit up; what it wrote is either committed or rolled back.
+            runtime.shutdown_timeout(crate::serve::SHUTDOWN_GRACE);
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Setup { answers } => {

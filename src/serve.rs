@@ -14,6 +14,10 @@ use crate::state::AppState;
 const SESSION_SWEEP: Duration = Duration::from_secs(600);
 /// The least time between the end of one reconcile pass and the start of the next.
 const RECONCILE_SPACING: Duration = Duration::from_millis(50);
+/// After SIGTERM, how long requests in flight get to finish before picd stops anyway: a
+/// stalled upload or a client that never reads must not keep it running (systemd would
+/// otherwise wait out its own stop timeout and kill it).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // One picd per state directory: a second one (or `picd vault rekey`) would fight over
@@ -55,7 +59,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     app.request_reconcile();
 
     tokio::select! {
-        served = crate::app::serve(listener, app.clone(), shutdown_signal()) => served.context("HTTP server")?,
+        served = serve_until_stopped(listener, app.clone()) => served.context("HTTP server")?,
         ended = crate::health::run_health_checks(app.clone()) => ended.context("health checks ended")?,
         ended = run_session_sweeper(app.clone()) => ended.context("session sweeper ended")?,
         ended = run_reconciler(app.clone()) => ended.context("reconciler ended")?,
@@ -114,6 +118,37 @@ async fn run_session_sweeper(app: AppState) -> anyhow::Result<()> {
             Ok(0) => {}
             Ok(n) => tracing::debug!(sessions = n, "expired sessions removed"),
             Err(e) => tracing::warn!(error = %e, "sweeping expired sessions"),
+        }
+    }
+}
+
+/// Serves HTTP until SIGTERM or Ctrl-C, then lets requests in flight finish for at most
+/// SHUTDOWN_GRACE.
+async fn serve_until_stopped(
+    listener: tokio::net::TcpListener,
+    app: AppState,
+) -> std::io::Result<()> {
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: no new connections");
+        let _ = stopping.send(());
+    };
+    let grace_over = async move {
+        if stopped.await.is_err() {
+            // The server ended on its own (an error): nothing to time.
+            return std::future::pending().await;
+        }
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = crate::app::serve(listener, app, signal) => served,
+        () = grace_over => {
+            tracing::warn!(
+                grace_secs = SHUTDOWN_GRACE.as_secs(),
+                "requests still in flight after the grace period; stopping without them"
+            );
+            Ok(())
         }
     }
 }

@@ -88,22 +88,27 @@ impl Picd {
 
     /// Stops picd and waits for it to exit.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
+        self.terminate();
+    }
+
+    /// Sends picd SIGTERM and waits for it to exit: how long it took and how it ended, or
+    /// None when it had to be killed after STOP_TIMEOUT (or was not running).
+    pub fn terminate(&mut self) -> Option<(Duration, std::process::ExitStatus)> {
+        let mut child = self.child.take()?;
         // Our own child, by its id: a clean shutdown first, then the hard way.
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
+        let start = Instant::now();
+        while start.elapsed() < STOP_TIMEOUT {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some((start.elapsed(), status));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
         let _ = child.wait();
+        None
     }
 
     pub fn base_url(&self) -> String {
