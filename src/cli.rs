@@ -150,7 +150,10 @@ const MALLOC_TUNABLES: [(&str, &str); 2] = [
 /// systemd/picd.service sets them in GLIBC_TUNABLES; otherwise `serve` re-executes itself
 /// once with those missing from it (a value already set there is kept).
 fn fix_malloc_threshold() {
-    if !cfg!(target_env = "gnu") {
+    // Set on the re-executed picd: glibc may drop GLIBC_TUNABLES from the environment of a
+    // binary with file capabilities (secure mode), and picd must not re-execute for ever.
+    const REEXECUTED: &str = "_PICD_MALLOC_REEXECUTED";
+    if !cfg!(target_env = "gnu") || std::env::var_os(REEXECUTED).is_some() {
         return;
     }
     let current = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
@@ -175,6 +178,7 @@ fn fix_malloc_threshold() {
     let error = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
         .env("GLIBC_TUNABLES", tunables)
+        .env(REEXECUTED, "1")
         .exec();
     eprintln!("picd: running with glibc's default malloc settings ({error})");
 }
@@ -195,6 +199,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             init_logging(&settings);
             prepare_state_dir(&settings.state_dir)?;
+            // One picd per state directory: a second one (or `picd vault rekey`) would fight
+            // over the vault identity and the interfaces. Held until the last write is done.
+            let _lock = lock_state_dir(&settings.state_dir)?;
             let runtime = runtime()?;
             let served = runtime.block_on(crate::serve::run(settings));
             // A blocking task still running (a long export, a stuck driver call) must not

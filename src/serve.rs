@@ -19,10 +19,8 @@ const RECONCILE_SPACING: Duration = Duration::from_millis(50);
 /// otherwise wait out its own stop timeout and kill it).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// Runs the daemon until SIGTERM or Ctrl-C. The caller holds the state directory's lock.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    // One picd per state directory: a second one (or `picd vault rekey`) would fight over
-    // the vault identity and the interfaces.
-    let _lock = crate::cli::lock_state_dir(&settings.state_dir)?;
     let db = Db::open(&settings.database_path())?;
     let vault = db
         .call_blocking(|conn| Ok(crate::vault::Vault::open(&settings.state_dir, conn)))

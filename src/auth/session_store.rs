@@ -84,15 +84,20 @@ impl SessionStore for SqliteSessionStore {
         }
     }
 
+    /// Updates a session that exists; never brings back one that was ended meanwhile. (A
+    /// request that loaded the session before a logout or a password change ended it would
+    /// otherwise write it back when it finished. New sessions, and new ids at login, go
+    /// through `create`.)
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let (key, user_id, data, expires) = row_of(record)?;
+        let now = crate::time::now().unix_timestamp();
         self.db
             .write(move |tx| {
-                tx.execute(
-                    "INSERT INTO sessions (id_hash, user_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(id_hash) DO UPDATE SET user_id = ?2, data = ?3, expires_at = ?4",
-                    params![key, user_id, data, expires],
-                )?;
+                tx.prepare_cached(
+                    "UPDATE sessions SET user_id = ?2, data = ?3, expires_at = ?4
+                     WHERE id_hash = ?1 AND expires_at > ?5",
+                )?
+                .execute(params![key, user_id, data, expires, now])?;
                 Ok(())
             })
             .await
@@ -204,4 +209,35 @@ pub fn delete_user_sessions(
         "DELETE FROM sessions WHERE user_id = ?1 AND id_hash != ?2",
         params![user_id, keep],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(data: serde_json::Value) -> Record {
+        Record {
+            id: Id::default(),
+            data: serde_json::from_value(data).unwrap(),
+            expiry_date: crate::time::now() + time::Duration::hours(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn saving_changes_a_live_session_and_never_revives_an_ended_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteSessionStore::new(Db::open(&dir.path().join("picd.db")).unwrap());
+        let mut session = record(serde_json::json!({"seen_at": 1}));
+        store.create(&mut session).await.unwrap();
+        session.data.insert("seen_at".into(), 2.into());
+        store.save(&session).await.unwrap();
+        let loaded = store.load(&session.id).await.unwrap().expect("live");
+        assert_eq!(loaded.data["seen_at"], 2);
+
+        // A request that loaded the session before it was ended saves it afterwards.
+        store.delete(&session.id).await.unwrap();
+        session.data.insert("seen_at".into(), 3.into());
+        store.save(&session).await.unwrap();
+        assert!(store.load(&session.id).await.unwrap().is_none());
+    }
 }
