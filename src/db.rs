@@ -174,16 +174,28 @@ impl Db {
 
 /// Runs `f` in a savepoint of `tx`: when it fails, its changes are rolled back and the rest
 /// of the transaction stays. Savepoints nest, so this also works inside a writer job's own.
+/// Errs when the savepoint could not be begun or released; changes that could not be
+/// released are rolled back, so they never stay in the transaction.
 pub fn in_savepoint<T, E, F>(tx: &Transaction<'_>, f: F) -> Result<Result<T, E>, rusqlite::Error>
 where
     F: FnOnce(&Transaction<'_>) -> Result<T, E>,
 {
+    const ROLLBACK: &str = "ROLLBACK TO picd_change; RELEASE picd_change";
     tx.execute_batch("SAVEPOINT picd_change")?;
     let result = f(tx);
-    if result.is_ok() {
-        tx.execute_batch("RELEASE picd_change")?;
+    // Some errors (a full disk, an I/O error) make SQLite roll back the whole transaction,
+    // the savepoint with it: nothing is left to end.
+    if tx.is_autocommit() {
+        return Ok(result);
+    }
+    let end = if result.is_ok() {
+        "RELEASE picd_change"
     } else {
-        tx.execute_batch("ROLLBACK TO picd_change; RELEASE picd_change")?;
+        ROLLBACK
+    };
+    if let Err(e) = tx.execute_batch(end) {
+        let _ = tx.execute_batch(ROLLBACK);
+        return Err(e);
     }
     Ok(result)
 }

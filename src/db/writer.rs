@@ -203,32 +203,21 @@ fn answer_all(jobs: Vec<Box<dyn Job>>, why: &str) {
     }
 }
 
-/// Runs `job` between SAVEPOINT and RELEASE, rolling back to the savepoint when it fails or
+/// Runs `job` in a savepoint of its own (`super::in_savepoint`), rolled back when it fails or
 /// panics, so that the other jobs of the group keep their changes.
 fn run_in_savepoint(tx: &Transaction<'_>, job: &mut dyn Job) {
-    if let Err(e) = tx.execute_batch("SAVEPOINT picd_job") {
-        job.fail(ApiError::Db(e));
-        return;
-    }
-    let keep = match catch_unwind(AssertUnwindSafe(|| job.run(tx))) {
-        Ok(keep) => keep,
-        Err(_) => {
-            tracing::error!("a write job panicked; its changes are rolled back");
-            job.fail(internal("the write job panicked".into()));
-            false
+    let ended = super::in_savepoint(tx, |tx| {
+        match catch_unwind(AssertUnwindSafe(|| job.run(tx))) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(()),
+            Err(_) => {
+                tracing::error!("a write job panicked; its changes are rolled back");
+                job.fail(internal("the write job panicked".into()));
+                Err(())
+            }
         }
-    };
-    if tx.is_autocommit() {
-        return;
-    }
-    let end = if keep {
-        "RELEASE picd_job"
-    } else {
-        "ROLLBACK TO picd_job; RELEASE picd_job"
-    };
-    if let Err(e) = tx.execute_batch(end) {
+    });
+    if let Err(e) = ended {
         job.fail(ApiError::Db(e));
-        // A kept job whose savepoint cannot be released must not stay in the group.
-        let _ = tx.execute_batch("ROLLBACK TO picd_job; RELEASE picd_job");
     }
 }
