@@ -289,3 +289,26 @@ async fn the_world_is_refused_recursion_even_with_an_upstream() {
     let body: Value = cell.admin.get_json("/api/status").await.1;
     assert!(body.to_string().contains("dns"), "{body}");
 }
+
+#[tokio::test]
+async fn a_new_domain_gets_its_zone_and_is_answered() {
+    const MOVED: &str = "moved.example";
+    let cell = DnsCell::start().await;
+    let (status, mut config) = cell.admin.get_json("/api/config").await;
+    assert_eq!(status, StatusCode::OK, "{config}");
+    config["cell"]["domain"] = json!(MOVED);
+    let (status, body) = cell.send(Method::PUT, "/api/config", &config).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The reconcile creates the zone it finds missing, then serves it.
+    let soa = ask_until(
+        PROPAGATION,
+        "the new domain's SOA",
+        || dig(cell.dns(), MOVED, "SOA", &[]),
+        |r| r.status == "NOERROR" && !r.data("SOA").is_empty(),
+    )
+    .await;
+    assert!(soa.has_flag("aa"), "{}", soa.text);
+    let (status, zones) = cell.admin.get_json("/api/dns/zones").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(zones.to_string().contains(&format!("{MOVED}.")), "{zones}");
+}

@@ -84,15 +84,20 @@ impl Driver for DnsDriver {
 
     async fn reconcile(&self, db: &Db) -> Result<(), DriverError> {
         let built = async {
-            // A new domain needs its zone; the check is a read, so a reconcile writes only
-            // when there is something to create.
-            if db
-                .call(|conn| super::store::cell_zone_missing(conn))
-                .await?
-            {
-                db.write(|tx| super::store::ensure_cell_zone(tx).map(|_| ()))
-                    .await?;
+            // A new domain needs its zone. Checking is part of the read that builds the
+            // snapshot, so a reconcile writes (and reads twice) only when there is a zone to
+            // create.
+            let built = db
+                .call(|conn| match super::store::cell_zone_missing(conn)? {
+                    true => Ok(None),
+                    false => snapshot::build(conn).map(Some),
+                })
+                .await?;
+            if let Some(snapshot) = built {
+                return Ok(snapshot);
             }
+            db.write(|tx| super::store::ensure_cell_zone(tx).map(|_| ()))
+                .await?;
             db.call(|conn| snapshot::build(conn)).await
         }
         .await;

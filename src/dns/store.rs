@@ -132,11 +132,10 @@ pub fn bump_serial(conn: &Connection, zone: &str) -> Result<u32, ApiError> {
 /// The cell's own zone (its domain), created when missing; its serial moves when peers come
 /// and go, since their names live in it.
 pub fn ensure_cell_zone(conn: &Connection) -> Result<Option<String>, ApiError> {
-    let Some(config) = crate::setup::store::read_cell_config(conn)? else {
+    let Some((name, exists)) = cell_zone(conn)? else {
         return Ok(None);
     };
-    let name = format!("{}.", config.cell.domain);
-    if zone(conn, &name)?.is_none() {
+    if !exists {
         create_zone(conn, &name, DEFAULT_TTL)?;
     }
     Ok(Some(name))
@@ -144,10 +143,17 @@ pub fn ensure_cell_zone(conn: &Connection) -> Result<Option<String>, ApiError> {
 
 /// Whether the cell has a domain but no zone for it yet (`ensure_cell_zone` would create it).
 pub fn cell_zone_missing(conn: &Connection) -> Result<bool, ApiError> {
+    Ok(cell_zone(conn)?.is_some_and(|(_, exists)| !exists))
+}
+
+/// The name of the cell's zone once it has a domain, and whether that zone exists.
+fn cell_zone(conn: &Connection) -> Result<Option<(String, bool)>, ApiError> {
     let Some(config) = crate::setup::store::read_cell_config(conn)? else {
-        return Ok(false);
+        return Ok(None);
     };
-    Ok(zone(conn, &format!("{}.", config.cell.domain))?.is_none())
+    let name = format!("{}.", config.cell.domain);
+    let exists = zone(conn, &name)?.is_some();
+    Ok(Some((name, exists)))
 }
 
 pub fn records(conn: &Connection, zone: &str) -> rusqlite::Result<Vec<RecordRow>> {
