@@ -39,6 +39,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/auth/users", get(auth::routes::users))
         // Setup wizard
         .route("/api/setup/status", get(setup::routes::status))
+        .route("/api/setup/claim", post(setup::claim::claim))
         .route(
             "/api/setup/step",
             get(setup::routes::get_step).post(setup::routes::post_step),

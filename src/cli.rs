@@ -1,5 +1,5 @@
-//! The command line: `picd serve`, `picd setup --answers FILE`, `picd migrate`,
-//! `picd audit verify`, `picd admin reset-password USER`.
+//! The command line: `picd serve`, `picd setup --answers FILE`, `picd setup token`,
+//! `picd migrate`, `picd audit verify`, `picd admin reset-password USER`.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -40,10 +40,14 @@ enum Command {
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<SocketAddr>,
     },
-    /// Complete the setup wizard unattended from a TOML answers file
+    /// Complete the setup wizard unattended from a TOML answers file (`--answers FILE`), or
+    /// print the setup code the wizard asks for (`token`)
+    #[command(args_conflicts_with_subcommands = true)]
     Setup {
-        #[arg(long, value_name = "FILE")]
-        answers: PathBuf,
+        #[arg(long, value_name = "FILE", required = true)]
+        answers: Option<PathBuf>,
+        #[command(subcommand)]
+        command: Option<SetupCommand>,
     },
     /// Apply pending database migrations and exit
     Migrate,
@@ -67,6 +71,13 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum SetupCommand {
+    /// Print the setup code the wizard's first screen asks for; exits 1 once setup is complete
+    /// or before picd has made one
+    Token,
 }
 
 #[derive(Subcommand, Debug)]
@@ -210,11 +221,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             served?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Setup { answers } => {
+        Command::Setup {
+            command: Some(SetupCommand::Token),
+            ..
+        } => setup_token(&settings),
+        Command::Setup { answers, .. } => {
+            // clap requires --answers unless a subcommand is given.
+            let answers = answers.context("--answers FILE is required")?;
             prepare_state_dir(&settings.state_dir)?;
             let db = Db::open(&settings.database_path())?;
             let vault = open_vault(&db, &settings.state_dir)?;
             let admin = runtime()?.block_on(crate::setup::answers::run(&db, &vault, &answers))?;
+            // Root on the machine needs no setup code; the one picd made is spent now.
+            crate::setup::token::remove(&settings.state_dir)
+                .context("removing the spent setup token file")?;
             println!("setup complete; admin user: {admin}");
             Ok(ExitCode::SUCCESS)
         }
@@ -321,6 +341,39 @@ pub fn lock_state_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
         }
         Err(std::fs::TryLockError::Error(e)) => {
             Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
+/// `picd setup token`: the code from the state directory's file, read as picd wrote it. The
+/// database (read-only, if there is one) says whether setup is already complete.
+fn setup_token(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let db_path = settings.database_path();
+    if db_path.exists() {
+        let conn = rusqlite::Connection::open_with_flags(
+            &db_path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("opening {}", db_path.display()))?;
+        if crate::setup::store::is_complete(&conn)? {
+            eprintln!("picd: setup is already complete; there is no setup code any more (sign in at /login)");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let file = crate::setup::token::path(&settings.state_dir);
+    match crate::setup::token::read(&settings.state_dir)
+        .with_context(|| format!("reading {}", file.display()))?
+    {
+        Some(token) => {
+            println!("{}", token.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!(
+                "picd: no setup code in {} yet: start picd (`picd serve`), which makes one while setup is pending",
+                file.display()
+            );
+            Ok(ExitCode::from(1))
         }
     }
 }

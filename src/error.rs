@@ -24,6 +24,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("the session has expired, log in again")]
     SessionExpired,
+    /// The wizard answers only the session that claimed it with the setup code.
+    #[error("claim the setup wizard with the setup code first (POST /api/setup/claim)")]
+    SetupTokenRequired,
     #[error("invalid username or password")]
     InvalidCredentials,
     #[error("{message}")]
@@ -92,9 +95,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Invalid { .. } | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized | ApiError::SessionExpired | ApiError::InvalidCredentials => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::Unauthorized
+            | ApiError::SessionExpired
+            | ApiError::InvalidCredentials
+            | ApiError::SetupTokenRequired => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -119,6 +123,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::SessionExpired => "session_expired",
+            ApiError::SetupTokenRequired => "setup_token_required",
             ApiError::NotFound { .. } => "not_found",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",

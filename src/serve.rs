@@ -26,6 +26,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .call_blocking(|conn| Ok(crate::vault::Vault::open(&settings.state_dir, conn)))
         .map_err(|e| anyhow::anyhow!("{e}"))??;
     ensure_ca(&db, &vault).await?;
+    crate::setup::token::prepare_at_start(&db, &settings.state_dir).await?;
     let wireguard = Arc::new(crate::wireguard::driver::WireGuardDriver::new(
         &settings,
         db.clone(),

@@ -12,6 +12,7 @@ use crate::db::Db;
 use crate::dns::driver::DnsDriver;
 use crate::driver::Drivers;
 use crate::error::ApiError;
+use crate::setup::throttle::ClaimThrottle;
 use crate::vault::Vault;
 use crate::wireguard::driver::WireGuardDriver;
 
@@ -22,6 +23,8 @@ pub struct AppState {
     pub drivers: Drivers,
     pub throttle: Arc<LoginThrottle>,
     pub key_limiter: Arc<KeyRateLimiter>,
+    /// Wrong setup codes per client address.
+    pub setup_claims: Arc<ClaimThrottle>,
     pub vault: Vault,
     pub wireguard: Arc<WireGuardDriver>,
     pub dns: Arc<DnsDriver>,
@@ -53,6 +56,7 @@ impl AppState {
             drivers,
             throttle: Arc::new(throttle),
             key_limiter: Arc::new(KeyRateLimiter::new()),
+            setup_claims: Arc::new(ClaimThrottle::default()),
             vault,
             wireguard,
             dns,

@@ -126,6 +126,13 @@ impl AuditCtx {
         self.slot.set_actor(actor);
     }
 
+    /// Leaves this request without an entry, on purpose: for the refusals of a throttled burst
+    /// after the first one of its window was recorded, so that a flood of guesses cannot flood
+    /// the log.
+    pub fn waive(&self) {
+        self.slot.mark_recorded();
+    }
+
     /// Runs `f` in one write transaction and appends its audit entry to the same transaction.
     /// When `f` fails the change is rolled back and a failure entry (with the same action and
     /// target, and the error code) is written instead. Either way: exactly one entry.

@@ -49,8 +49,12 @@ async fn authorize(
 ) -> Result<(), ApiError> {
     let path = req.uri().path().to_string();
     // Pages, assets and /health are public; the pages themselves call the API.
-    if !path.starts_with("/api/") || path.starts_with("/api/setup/") {
+    if !path.starts_with("/api/") {
         return Ok(());
+    }
+    // The wizard answers only the session that claimed it with the setup token.
+    if path.starts_with("/api/setup/") {
+        return crate::setup::gate::authorize(app, session, req).await;
     }
     // Redeeming an invitation signs a peer in for the first time: the token is the credential.
     if path == "/api/invite/accept" {

@@ -1,19 +1,21 @@
-//! GET /api/setup/status, GET/POST /api/setup/step, POST /api/setup/complete.
+//! GET /api/setup/status, GET/POST /api/setup/step, POST /api/setup/complete. All but the
+//! status need the session that claimed the wizard (`SetupOwner`, see `gate`).
 
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_sessions::Session;
 
+use super::gate::{self, SetupOwner};
 use super::store::{self, already_complete, AdminDraft, Draft, Step, STEPS};
 use super::validate;
 use crate::audit::AuditCtx;
-use crate::auth::password;
+use crate::auth::{password, CSRF_KEY};
 use crate::error::{ApiError, ApiResult, Json, Query};
 use crate::state::AppState;
 
 /// The actor of wizard entries: nobody is signed in yet.
-const SETUP_ACTOR: &str = "setup";
+pub(crate) const SETUP_ACTOR: &str = "setup";
 
 fn completed_steps(draft: &Draft) -> Vec<&'static str> {
     let mut done = Vec::new();
@@ -32,15 +34,37 @@ fn completed_steps(draft: &Draft) -> Vec<&'static str> {
     done
 }
 
-pub async fn status(State(app): State<AppState>) -> ApiResult<Json<Value>> {
+/// Open to anyone, so it says how far the wizard is and never what was entered. `claimed`
+/// tells the page whether this session holds the wizard (and then hands it the claim's CSRF
+/// token again, as GET /api/auth/csrf-token does for a signed-in session).
+pub async fn status(State(app): State<AppState>, session: Session) -> ApiResult<Json<Value>> {
     let state = app.db.call(|conn| store::load(conn)).await?;
-    Ok(Json(json!({
-        "complete": state.completed_at.is_some(),
+    let complete = state.completed_at.is_some();
+    let owner = match complete {
+        true => None,
+        false => gate::session_claim(&app, &session).await?,
+    };
+    let csrf: Option<String> = match owner {
+        Some(_) => session
+            .get(CSRF_KEY)
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("session store: {e}")))?,
+        None => None,
+    };
+    let mut body = json!({
+        "complete": complete,
         "completed_at": state.completed_at,
         "current_step": state.current_step,
         "steps": STEPS,
         "completed_steps": completed_steps(&state.draft),
-    })))
+    });
+    if !complete {
+        body["claimed"] = json!(owner.is_some());
+        if let Some(csrf) = csrf {
+            body["csrf_token"] = json!(csrf);
+        }
+    }
+    Ok(Json(body))
 }
 
 #[derive(Deserialize)]
@@ -52,6 +76,7 @@ pub struct StepQuery {
 /// What the wizard shows for a step: the values entered so far (never the password).
 pub async fn get_step(
     State(app): State<AppState>,
+    _owner: SetupOwner,
     Query(query): Query<StepQuery>,
 ) -> ApiResult<Json<Value>> {
     let state = app.db.call(|conn| store::load(conn)).await?;
@@ -130,6 +155,7 @@ pub(crate) async fn validated_step(
 
 pub async fn post_step(
     State(app): State<AppState>,
+    owner: SetupOwner,
     audit: AuditCtx,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
@@ -201,6 +227,7 @@ pub async fn post_step(
             if store::is_complete(tx)? {
                 return Err(already_complete());
             }
+            gate::still_claimed(tx, &owner)?;
             store::save(tx, next, &draft)
         })
         .await?;
@@ -209,8 +236,11 @@ pub async fn post_step(
     ))
 }
 
+/// Ends the wizard: the admin, the cell, signed in as the admin (only this session: it holds
+/// the claim), and the setup token spent.
 pub async fn complete(
     State(app): State<AppState>,
+    owner: SetupOwner,
     audit: AuditCtx,
     session: Session,
 ) -> ApiResult<Json<Value>> {
@@ -221,6 +251,9 @@ pub async fn complete(
             entry.target_type = "setup".into();
             entry.target_id = "complete".into();
             let state = store::load(tx)?;
+            if state.completed_at.is_none() {
+                gate::still_claimed(tx, &owner)?;
+            }
             if state.completed_at.is_none() && state.current_step != Step::Review {
                 return Err(ApiError::conflict(
                     "setup_incomplete",
@@ -233,8 +266,16 @@ pub async fn complete(
             Ok(user)
         })
         .await?;
+    // The token is spent (its hash left the database with the completion): the file goes too.
+    if let Err(e) = super::token::remove(&app.settings.state_dir) {
+        tracing::warn!(error = %e, "removing the spent setup token file");
+    }
     // The wizard ends signed in as the new admin.
     let csrf = crate::auth::start_session(&session, &user.id).await?;
+    session
+        .remove::<String>(gate::CLAIM_KEY)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("session store: {e}")))?;
     app.request_reconcile();
     Ok(Json(
         json!({ "complete": true, "user": user, "csrf_token": csrf }),

@@ -96,6 +96,51 @@ pub fn already_complete() -> ApiError {
     ApiError::conflict("setup_complete", "setup has already been completed")
 }
 
+/// The hashes of the setup token and of the claiming session's secret, while setup is pending.
+pub struct ClaimState {
+    pub complete: bool,
+    pub token_hash: Option<String>,
+    pub claim_hash: Option<String>,
+}
+
+pub fn claim_state(conn: &Connection) -> rusqlite::Result<ClaimState> {
+    conn.prepare_cached(
+        "SELECT completed_at IS NOT NULL, token_hash, claim_hash FROM setup_state WHERE id = 1",
+    )?
+    .query_row([], |r| {
+        Ok(ClaimState {
+            complete: r.get(0)?,
+            token_hash: r.get(1)?,
+            claim_hash: r.get(2)?,
+        })
+    })
+}
+
+/// Records the token picd made at start. A new token (the file was lost) also ends any claim
+/// made with the old one.
+pub fn set_token_hash(conn: &Connection, token_hash: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE setup_state SET claim_hash = CASE WHEN token_hash IS ?1 THEN claim_hash END,
+             token_hash = ?1
+         WHERE id = 1 AND completed_at IS NULL",
+        [token_hash],
+    )?;
+    Ok(())
+}
+
+/// Binds the wizard to the session holding the secret of `claim_hash`; returns whether it
+/// took the wizard from another session.
+pub fn set_claim_hash(conn: &Connection, claim_hash: &str) -> rusqlite::Result<bool> {
+    let previous: Option<String> = conn
+        .prepare_cached("SELECT claim_hash FROM setup_state WHERE id = 1")?
+        .query_row([], |r| r.get(0))?;
+    conn.execute(
+        "UPDATE setup_state SET claim_hash = ?1 WHERE id = 1",
+        [claim_hash],
+    )?;
+    Ok(previous.is_some())
+}
+
 /// Finishes the wizard inside the caller's transaction: the admin user, the cell's settings,
 /// the cell's root CA and the completion mark, all or nothing.
 pub fn complete(
@@ -119,9 +164,12 @@ pub fn complete(
     write_cell_config(conn, cell, dns, &tls)?;
     crate::vault::ca::ensure_ca(conn, vault, &cell.name)?;
     crate::wireguard::ensure_server_key(conn, vault)?;
-    // The draft held the admin's password hash; it is in the users table now.
+    // The draft held the admin's password hash; it is in the users table now. The setup
+    // token and the claim are spent: nothing can claim or drive the wizard any more.
     conn.execute(
-        "UPDATE setup_state SET current_step = 'review', draft = '{}', completed_at = ?1 WHERE id = 1",
+        "UPDATE setup_state SET current_step = 'review', draft = '{}', completed_at = ?1,
+             token_hash = NULL, claim_hash = NULL
+         WHERE id = 1",
         [crate::time::now_rfc3339()],
     )?;
     Ok(user)
