@@ -232,7 +232,8 @@ async fn csrf_is_required_on_mutating_routes_outside_auth_and_setup() {
         .await;
     expect_error(resp, StatusCode::NOT_FOUND, "not_found").await;
 
-    // /api/auth/* and /api/setup/* take no token: they answer on their own terms.
+    // /api/auth/* takes no token, nor /api/setup/* once setup is complete (the wizard's own
+    // token came with its claim): they answer on their own terms.
     let resp = admin
         .post_json(
             "/api/auth/change-password",

@@ -15,6 +15,7 @@ const MALFORMED: (u16, &str) = (400, "malformed_json");
 const UNSUPPORTED: (u16, &str) = (415, "unsupported_media_type");
 const INVALID_BODY: (u16, &str) = (422, "invalid_body");
 const INVALID_FIELDS: (u16, &str) = (400, "validation_failed");
+const CSRF_INVALID: (u16, &str) = (403, "csrf_invalid");
 
 /// JSON nested past serde_json's recursion limit.
 fn deeply_nested() -> Body {
@@ -178,7 +179,7 @@ async fn bad_bodies_are_a_json_4xx_and_change_nothing() {
 #[tokio::test]
 async fn bad_bodies_to_the_wizard_are_a_json_4xx_and_change_nothing() {
     let picd = Picd::start().await;
-    let clients = Clients::before_setup(&picd);
+    let clients = Clients::before_setup(&picd).await;
     let setup_state = || -> (String, String) {
         picd.db()
             .query_row("SELECT current_step, draft FROM setup_state", [], |r| {
@@ -190,7 +191,7 @@ async fn bad_bodies_to_the_wizard_are_a_json_4xx_and_change_nothing() {
 
     let path = "/api/setup/step";
     let step = json!({ "step": "admin", "data": admin_step() });
-    let mut table = bad_bodies(Who::Anonymous, Method::POST, path, &step);
+    let mut table = bad_bodies(Who::Admin, Method::POST, path, &step);
     for (body, answer) in [
         (json!({ "step": 5, "data": admin_step() }), INVALID_FIELDS),
         (
@@ -214,7 +215,7 @@ async fn bad_bodies_to_the_wizard_are_a_json_4xx_and_change_nothing() {
         ),
     ] {
         table.push(refused(
-            Who::Anonymous,
+            Who::Admin,
             Method::POST,
             path,
             Body::Json(body),
@@ -222,7 +223,7 @@ async fn bad_bodies_to_the_wizard_are_a_json_4xx_and_change_nothing() {
         ));
     }
     table.push(refused(
-        Who::Anonymous,
+        Who::Admin,
         Method::POST,
         path,
         deeply_nested(),
@@ -231,12 +232,47 @@ async fn bad_bodies_to_the_wizard_are_a_json_4xx_and_change_nothing() {
     let complete = "/api/setup/complete";
     let incomplete = (409, "setup_incomplete");
     table.push(refused(
-        Who::Anonymous,
+        Who::Admin,
         Method::POST,
         complete,
         Body::Empty,
         incomplete,
     ));
+    // Whoever has not claimed the wizard gets no further, whatever the body; the owner's
+    // session without the claim's CSRF token neither.
+    let unclaimed = (401, "setup_token_required");
+    for (who, answer) in [
+        (Who::Anonymous, unclaimed),
+        (Who::AdminNoCsrf, CSRF_INVALID),
+    ] {
+        table.push(refused(
+            who,
+            Method::POST,
+            path,
+            Body::Json(step.clone()),
+            answer,
+        ));
+        table.push(refused(
+            who,
+            Method::POST,
+            path,
+            raw(JSON, "{\"bad"),
+            answer,
+        ));
+        table.push(refused(who, Method::POST, complete, Body::Empty, answer));
+    }
+    // The claim itself: typed body, bad JSON, and codes that cannot be right (a few: they
+    // count towards the per-address throttle).
+    table.extend(typed_bodies(Who::Anonymous, "/api/setup/claim", &["token"]));
+    for token in ["", "not-a-code", &"7".repeat(10_000)] {
+        table.push(refused(
+            Who::Anonymous,
+            Method::POST,
+            "/api/setup/claim",
+            Body::Json(json!({ "token": token })),
+            (403, "invalid_setup_token"),
+        ));
+    }
     clients.check_all(&table).await;
 
     assert_eq!(setup_state(), before);

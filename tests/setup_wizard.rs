@@ -1,5 +1,6 @@
-//! The setup wizard over HTTP: the full flow, field-level errors that keep the wizard on its
-//! step, order, completion, and the gate that refuses everything else until setup is done.
+//! The setup wizard over HTTP, driven by the session that claimed it with the setup code: the
+//! full flow, field-level errors that keep the wizard on its step, order, completion, and the
+//! gate that refuses everything else until setup is done. (Who may claim: setup_claim.rs.)
 
 mod common;
 
@@ -18,7 +19,7 @@ async fn current_step(client: &TestClient) -> String {
 
 async fn post_step(client: &TestClient, step: &str, data: Value) -> reqwest::Response {
     client
-        .post_json("/api/setup/step", &json!({ "step": step, "data": data }))
+        .setup_post("/api/setup/step", &json!({ "step": step, "data": data }))
         .await
 }
 
@@ -26,6 +27,7 @@ async fn post_step(client: &TestClient, step: &str, data: Value) -> reqwest::Res
 async fn the_full_wizard_creates_the_admin_and_the_cell() {
     let picd = Picd::start().await;
     let client = picd.client();
+    client.claim_setup().await;
 
     let (status, body) = client.get_json("/api/setup/status").await;
     assert_eq!(status, StatusCode::OK);
@@ -36,6 +38,7 @@ async fn the_full_wizard_creates_the_admin_and_the_cell() {
         json!(["admin", "cell", "dns", "tls", "review"])
     );
     assert_eq!(body["completed_steps"], json!([]));
+    assert_eq!(body["claimed"], true, "{body}");
 
     for (step, data, next) in [
         ("admin", admin_step(), "cell"),
@@ -63,7 +66,7 @@ async fn the_full_wizard_creates_the_admin_and_the_cell() {
         json!(["admin", "cell", "dns", "tls"])
     );
 
-    let (status, done) = json_of(client.post_json("/api/setup/complete", &json!({})).await).await;
+    let (status, done) = json_of(client.setup_post("/api/setup/complete", &json!({})).await).await;
     assert_eq!(status, StatusCode::OK, "{done}");
     assert_eq!(done["complete"], true);
     assert_eq!(done["user"]["username"], ADMIN_USER);
@@ -77,6 +80,7 @@ async fn the_full_wizard_creates_the_admin_and_the_cell() {
     let (_, status_body) = client.get_json("/api/setup/status").await;
     assert_eq!(status_body["complete"], true);
     assert!(status_body["completed_at"].is_string());
+    assert!(status_body.get("claimed").is_none(), "{status_body}");
 
     let (status, config) = client.get_json("/api/config").await;
     assert_eq!(status, StatusCode::OK, "{config}");
@@ -109,6 +113,7 @@ async fn the_full_wizard_creates_the_admin_and_the_cell() {
     assert_eq!(
         actions,
         vec![
+            ("setup.claim".into(), "setup".into(), "success".into()),
             step("setup"),
             step("setup"),
             step("setup"),
@@ -122,6 +127,7 @@ async fn the_full_wizard_creates_the_admin_and_the_cell() {
 async fn bad_step_input_is_refused_field_by_field_and_the_wizard_stays() {
     let picd = Picd::start().await;
     let client = picd.client();
+    client.claim_setup().await;
 
     let resp = post_step(
         &client,
@@ -208,11 +214,12 @@ async fn bad_step_input_is_refused_field_by_field_and_the_wizard_stays() {
 async fn steps_out_of_order_are_a_conflict() {
     let picd = Picd::start().await;
     let client = picd.client();
+    client.claim_setup().await;
     for step in ["cell", "dns", "review"] {
         let resp = post_step(&client, step, json!({})).await;
         expect_error(resp, StatusCode::CONFLICT, "step_out_of_order").await;
     }
-    let resp = client.post_json("/api/setup/complete", &json!({})).await;
+    let resp = client.setup_post("/api/setup/complete", &json!({})).await;
     expect_error(resp, StatusCode::CONFLICT, "setup_incomplete").await;
     assert_eq!(current_step(&client).await, "admin");
 
@@ -223,7 +230,7 @@ async fn steps_out_of_order_are_a_conflict() {
     let resp = post_step(&client, "dns", dns_step()).await;
     expect_error(resp, StatusCode::CONFLICT, "step_out_of_order").await;
     assert_eq!(current_step(&client).await, "cell");
-    let resp = client.post_json("/api/setup/complete", &json!({})).await;
+    let resp = client.setup_post("/api/setup/complete", &json!({})).await;
     expect_error(resp, StatusCode::CONFLICT, "setup_incomplete").await;
 }
 
@@ -233,7 +240,7 @@ async fn after_completion_the_wizard_changes_nothing() {
     let users_before = users_snapshot(&picd.db());
     let (_, config_before) = admin.get_json("/api/config").await;
 
-    let resp = admin.post_json("/api/setup/complete", &json!({})).await;
+    let resp = admin.setup_post("/api/setup/complete", &json!({})).await;
     expect_error(resp, StatusCode::CONFLICT, "setup_complete").await;
     let intruder = json!({ "username": "mallory", "password": "mallory's new password" });
     let resp = post_step(&admin, "admin", intruder.clone()).await;
@@ -310,6 +317,7 @@ async fn before_completion_everything_else_answers_setup_required() {
 async fn setup_step_query_is_validated() {
     let picd = Picd::start().await;
     let client = picd.client();
+    client.claim_setup().await;
     let resp = client.get("/api/setup/step?step=bogus").await;
     let body = expect_error(resp, StatusCode::BAD_REQUEST, "validation_failed").await;
     assert_eq!(field_names(&body), ["step"]);
@@ -325,6 +333,7 @@ async fn setup_step_query_is_validated() {
 async fn the_tls_step_refuses_lets_encrypt_for_a_private_domain_and_keeps_the_choice() {
     let picd = Picd::start().await;
     let client = picd.client();
+    client.claim_setup().await;
     for (step, data) in [
         ("admin", admin_step()),
         ("cell", cell_step()),
@@ -364,7 +373,7 @@ async fn the_tls_step_refuses_lets_encrypt_for_a_private_domain_and_keeps_the_ch
         post_step(&client, "tls", own_ca.clone()).await.status(),
         200
     );
-    let (status, done) = json_of(client.post_json("/api/setup/complete", &json!({})).await).await;
+    let (status, done) = json_of(client.setup_post("/api/setup/complete", &json!({})).await).await;
     assert_eq!(status, StatusCode::OK, "{done}");
     let (_, config) = client.get_json("/api/config").await;
     assert_eq!(config["tls"], own_ca);

@@ -27,8 +27,8 @@ async fn sigterm_stops_picd_while_a_request_is_stalled() {
     let mut picd = Picd::start().await;
     // A request whose body never arrives in full: its handler waits on the body.
     let mut stalled = TcpStream::connect(("127.0.0.1", picd.port())).expect("connect");
-    let head = "POST /api/setup/step HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-                Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"step\":";
+    let head = "POST /api/setup/claim HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"token\":";
     stalled
         .write_all(head.as_bytes())
         .expect("send the start of a request");

@@ -95,7 +95,10 @@ pub async fn claim(
         .insert(CLAIM_KEY, &secret)
         .await
         .map_err(session_error)?;
-    session.insert(CSRF_KEY, &csrf).await.map_err(session_error)?;
+    session
+        .insert(CSRF_KEY, &csrf)
+        .await
+        .map_err(session_error)?;
     let current = app
         .db
         .call(|conn| Ok(store::load(conn)?.current_step))

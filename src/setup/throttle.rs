@@ -126,7 +126,10 @@ mod tests {
             drop(throttle.reserve(addr).expect("under the limit"));
         }
         let first = throttle.reserve(addr).err().expect("throttled");
-        assert!(first.record && (59..=60).contains(&first.retry_after), "{first:?}");
+        assert!(
+            first.record && (59..=60).contains(&first.retry_after),
+            "{first:?}"
+        );
         let second = throttle.reserve(addr).err().expect("throttled");
         assert!(!second.record, "{second:?}");
         assert!(throttle.reserve("192.0.2.8".parse().unwrap()).is_ok());

@@ -153,7 +153,8 @@ pub async fn prepare_at_start(db: &crate::db::Db, state_dir: &Path) -> anyhow::R
         .await
         .map_err(|e| anyhow::anyhow!("reading the setup state: {e}"))?;
     if complete {
-        return remove(state_dir).with_context(|| format!("removing {}", path(state_dir).display()));
+        return remove(state_dir)
+            .with_context(|| format!("removing {}", path(state_dir).display()));
     }
     let token = load_or_create(state_dir)?;
     let hash = token.hash();
@@ -182,8 +183,14 @@ mod tests {
         let shown = token.display();
         assert_eq!(shown.len(), TOKEN_CHARS + TOKEN_CHARS / GROUP - 1);
         assert_eq!(SetupToken::parse(&shown), Some(token.clone()));
-        assert_eq!(SetupToken::parse(&shown.to_uppercase()), Some(token.clone()));
-        assert_eq!(SetupToken::parse(&shown.replace('-', " ")), Some(token.clone()));
+        assert_eq!(
+            SetupToken::parse(&shown.to_uppercase()),
+            Some(token.clone())
+        );
+        assert_eq!(
+            SetupToken::parse(&shown.replace('-', " ")),
+            Some(token.clone())
+        );
         assert!(token.matches(&token.hash()));
         assert!(!SetupToken::generate().matches(&token.hash()));
     }
@@ -204,7 +211,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let first = load_or_create(dir.path()).unwrap();
-        let mode = std::fs::metadata(path(dir.path())).unwrap().permissions().mode();
+        let mode = std::fs::metadata(path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(load_or_create(dir.path()).unwrap(), first);
         std::fs::write(path(dir.path()), "garbage\n").unwrap();

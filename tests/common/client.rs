@@ -1,7 +1,8 @@
-//! An HTTP client with a cookie jar that knows the API's habits: the wizard, login, the CSRF
-//! header, and the JSON error shape.
+//! An HTTP client with a cookie jar that knows the API's habits: the wizard (claimed with the
+//! setup code from the state directory), login, the CSRF header, and the JSON error shape.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::cookie::{CookieStore, Jar};
@@ -15,6 +16,10 @@ pub struct TestClient {
     pub http: reqwest::Client,
     jar: Arc<Jar>,
     base: String,
+    /// The state directory of the picd this client talks to, where the setup code is.
+    state_dir: Option<PathBuf>,
+    /// The CSRF token the wizard's claim handed back.
+    setup_csrf: Mutex<Option<String>>,
 }
 
 impl TestClient {
@@ -34,7 +39,15 @@ impl TestClient {
             http,
             jar,
             base: base.to_string(),
+            state_dir: None,
+            setup_csrf: Mutex::new(None),
         }
+    }
+
+    /// Where the picd's setup code is to be read (the process launcher sets it).
+    pub fn with_state_dir(mut self, state_dir: PathBuf) -> TestClient {
+        self.state_dir = Some(state_dir);
+        self
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -49,7 +62,7 @@ impl TestClient {
         json_of(self.get(path).await).await
     }
 
-    /// POST a JSON body without a CSRF token (as /api/auth/* and /api/setup/* allow).
+    /// POST a JSON body without a CSRF token (as login and the wizard's claim allow).
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
         self.http
             .post(self.url(path))
@@ -81,9 +94,56 @@ impl TestClient {
             .to_string()
     }
 
-    /// Walks the wizard with the fixtures and completes it; the client ends signed in as the
-    /// admin. Returns the completion's body.
+    /// The setup code picd wrote to `setup-token` in its state directory, as the owner would
+    /// read it (`picd setup token` prints the same).
+    pub fn setup_token(&self) -> String {
+        let dir = self
+            .state_dir
+            .as_ref()
+            .expect("a client of a started picd (Picd::client) knows its state directory");
+        let path = dir.join(SETUP_TOKEN_FILE);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+            .trim()
+            .to_string()
+    }
+
+    /// Claims the wizard with `token`, unchecked; on success the claim's CSRF token is kept
+    /// for `setup_post`.
+    pub async fn claim_setup_with(&self, token: &str) -> (StatusCode, Value) {
+        let (status, body) = json_of(
+            self.post_json("/api/setup/claim", &json!({ "token": token }))
+                .await,
+        )
+        .await;
+        if let Some(csrf) = body["csrf_token"].as_str() {
+            *self.setup_csrf.lock().unwrap() = Some(csrf.to_string());
+        }
+        (status, body)
+    }
+
+    /// Claims the wizard with the setup code from the state directory; asserts success.
+    pub async fn claim_setup(&self) -> Value {
+        let (status, body) = self.claim_setup_with(&self.setup_token()).await;
+        assert_eq!(status, StatusCode::OK, "setup claim: {body}");
+        body
+    }
+
+    /// POSTs to a wizard route with the claim's CSRF token (none when this client has not
+    /// claimed), as the wizard's page does.
+    pub async fn setup_post(&self, path: &str, body: &Value) -> Response {
+        let token = self.setup_csrf.lock().unwrap().clone();
+        let mut request = self.http.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.header("x-csrf-token", token);
+        }
+        request.send().await.expect("POST to the wizard")
+    }
+
+    /// Claims the wizard, walks it with the fixtures and completes it; the client ends signed
+    /// in as the admin. Returns the completion's body.
     pub async fn run_setup(&self) -> Value {
+        self.claim_setup().await;
         for (step, data) in [
             ("admin", admin_step()),
             ("cell", cell_step()),
@@ -91,13 +151,14 @@ impl TestClient {
             ("tls", tls_step()),
         ] {
             let (status, body) = json_of(
-                self.post_json("/api/setup/step", &json!({ "step": step, "data": data }))
+                self.setup_post("/api/setup/step", &json!({ "step": step, "data": data }))
                     .await,
             )
             .await;
             assert_eq!(status, StatusCode::OK, "setup step {step}: {body}");
         }
-        let (status, body) = json_of(self.post_json("/api/setup/complete", &json!({})).await).await;
+        let (status, body) =
+            json_of(self.setup_post("/api/setup/complete", &json!({})).await).await;
         assert_eq!(status, StatusCode::OK, "setup complete: {body}");
         body
     }

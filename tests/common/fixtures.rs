@@ -5,6 +5,8 @@ use serde_json::{json, Value};
 
 /// Name of the session cookie (src/app.rs).
 pub const SESSION_COOKIE: &str = "picd_session";
+/// Where picd keeps the setup code while setup is pending, in its state directory.
+pub const SETUP_TOKEN_FILE: &str = "setup-token";
 /// The default request body limit (64 KiB).
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 

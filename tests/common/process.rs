@@ -140,7 +140,7 @@ impl Picd {
     }
 
     pub fn client(&self) -> TestClient {
-        TestClient::new(&self.base_url())
+        TestClient::new(&self.base_url()).with_state_dir(self.state_dir())
     }
 
     /// Opens the state's database (picd keeps running beside it: WAL allows that).

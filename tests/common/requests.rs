@@ -10,9 +10,10 @@ use super::process::Picd;
 #[derive(Clone, Copy, Debug)]
 pub enum Who {
     Anonymous,
-    /// The admin, sending the session's CSRF token.
+    /// The admin, sending the session's CSRF token. Before setup: the session that claimed the
+    /// wizard, sending the claim's CSRF token.
     Admin,
-    /// The admin without the CSRF token.
+    /// The admin (before setup: the wizard's owner) without the CSRF token.
     AdminNoCsrf,
     /// A peer-role user, sending its CSRF token.
     Peer,
@@ -69,12 +70,18 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Clients for a picd whose setup is still pending: nobody is signed in.
-    pub fn before_setup(picd: &Picd) -> Clients {
+    /// Clients for a picd whose setup is still pending: nobody is signed in, and `admin` is
+    /// the owner who claimed the wizard with the setup code.
+    pub async fn before_setup(picd: &Picd) -> Clients {
+        let admin = picd.client();
+        let claim = admin.claim_setup().await;
         Clients {
             anonymous: picd.client(),
-            admin: picd.client(),
-            admin_token: String::new(),
+            admin_token: claim["csrf_token"]
+                .as_str()
+                .expect("csrf_token")
+                .to_string(),
+            admin,
             peer: picd.client(),
             peer_token: String::new(),
         }
