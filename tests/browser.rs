@@ -1,5 +1,6 @@
 //! The web UI in a real headless Chromium, driven through chromedriver: the setup wizard
-//! (with a field error shown and fixed), the status page, the audit log, settings, log out and
+//! (claimed with the setup code from the state directory, after a wrong one; a field error
+//! shown and fixed), the status page, the audit log, settings, log out and
 //! log in again, at desktop and phone width. Screenshots land in target/screenshots/.
 
 #[path = "common/webdriver.rs"]
@@ -30,6 +31,8 @@ const SUBNET_V4: &str = "10.77.0.0/24";
 const EXTRA_UPSTREAM: &str = "149.112.112.112";
 /// The status page has loaded its subsystems.
 const SUBSYSTEMS_SHOWN: &str = "#subsystems li[data-subsystem=wireguard] .badge";
+/// Well-formed, and not the cell's setup code.
+const WRONG_CODE: &str = "0000-0000-0000-0000-0000-0000-0000";
 
 /// Kills what the test started, also when it fails; unless the test passed, prints picd's log.
 struct Processes {
@@ -179,6 +182,7 @@ async fn wizard_status_and_audit_work_in_chromium() -> Result<()> {
     // Declared after `processes`, so dropped first: the session ends before chromedriver dies.
     let browser = open_browser(&driver, profile_dir.path()).await?;
 
+    claim_the_wizard(&browser, &base, state_dir.path()).await?;
     walk_the_wizard(&browser, &base).await?;
     check_status(&browser).await?;
     check_audit(&browser).await?;
@@ -199,13 +203,44 @@ async fn wizard_status_and_audit_work_in_chromium() -> Result<()> {
     Ok(())
 }
 
-async fn walk_the_wizard(browser: &WebDriver, base: &str) -> Result<()> {
+/// The wizard's first screen asks for the setup code and says where it is; a wrong code is
+/// refused on the field, the one in the state directory opens the wizard.
+async fn claim_the_wizard(browser: &WebDriver, base: &str, state_dir: &Path) -> Result<()> {
     // Before setup, / sends the browser to the wizard.
     browser.goto(&format!("{base}/")).await?;
     browser
         .wait_for_url("/setup", |u| u.ends_with("/setup"))
         .await?;
+    let help = browser
+        .wait_for_text(".claim-where", "picd setup token")
+        .await?;
+    ensure!(
+        help.contains("/var/lib/picd/setup-token"),
+        "the file is named: {help}"
+    );
+    ensure!(help.contains("log"), "the log is named: {help}");
+    shot(browser, "wizard-claim").await?;
+    browser.set_window_size(390, 844).await?;
+    shot(browser, "wizard-claim-mobile").await?;
+    browser.set_window_size(1280, 900).await?;
 
+    browser.fill("#setup-code", WRONG_CODE).await?;
+    click(browser, "#claim-submit").await?;
+    browser.wait_for_text("#setup-code-error", "wrong").await?;
+    ensure!(
+        attribute(browser, "#setup-code", "aria-invalid").await? == Some("true".into()),
+        "the wrong code is marked invalid"
+    );
+    shot(browser, "wizard-claim-error").await?;
+    let code = std::fs::read_to_string(state_dir.join("setup-token"))
+        .context("reading the setup code picd wrote")?;
+    browser.fill("#setup-code", code.trim()).await?;
+    click(browser, "#claim-submit").await?;
+    browser.wait_for("#admin-form").await?;
+    Ok(())
+}
+
+async fn walk_the_wizard(browser: &WebDriver, base: &str) -> Result<()> {
     browser.fill("#admin-username", ADMIN).await?;
     browser.fill("#admin-password", ADMIN_PASSWORD).await?;
     browser.fill("#admin-confirm", ADMIN_PASSWORD).await?;

@@ -27,15 +27,15 @@ export function rememberCsrfToken(token) {
 }
 
 /**
- * The server exempts /api/auth/*, /api/setup/* and /api/invite/accept: they run before a
- * session (and so its token) exists.
+ * The server exempts /api/auth/*, the wizard's claim and /api/invite/accept: they run before a
+ * session (and so its token) exists. The wizard's other writes carry the token of its claim.
  */
 function needsCsrf(method, path) {
   return (
     !["GET", "HEAD", "OPTIONS"].includes(method) &&
     path.startsWith("/api/") &&
     !path.startsWith("/api/auth/") &&
-    !path.startsWith("/api/setup/") &&
+    path !== "/api/setup/claim" &&
     path !== "/api/invite/accept"
   );
 }

@@ -1,8 +1,9 @@
-// The setup wizard: admin account, cell, DNS, TLS, review. The server keeps the draft and which
-// step is next; this page shows one step at a time, prefilled from GET /api/setup/step, and
-// lets the owner go back to any step already reached.
+// The setup wizard: first the setup code that proves this is the cell's owner, then admin
+// account, cell, DNS, TLS, review. The server keeps the draft and which step is next; this page
+// shows one step at a time, prefilled from GET /api/setup/step, and lets the owner go back to
+// any step already reached.
 
-import { api, ApiError, rememberCsrfToken } from "./api.js";
+import { api as apiCall, ApiError, rememberCsrfToken } from "./api.js";
 import { cellSection, dnsSection } from "./cellform.js";
 import { tlsSection } from "./tlsform.js";
 import { brandMark, busy, h, replace } from "./dom.js";
@@ -15,6 +16,10 @@ const STEPS = [
   { id: "tls", label: "TLS" },
   { id: "review", label: "Review" },
 ];
+
+// The wizard handles its own 401 (setup_token_required: back to the code) instead of being
+// sent to the login page, where there is nobody to sign in as yet.
+const api = (path, options = {}) => apiCall(path, { ...options, redirect: false });
 
 const wizard = document.getElementById("wizard");
 const progress = document.getElementById("steps");
@@ -46,6 +51,9 @@ function fail(error) {
   setAlert(alert, error.message);
 }
 
+/** The answer to a wizard call that lost its claim (another browser claimed the wizard). */
+const CLAIM_LOST = "This browser no longer holds the setup wizard (it was claimed elsewhere, or the session ended). Enter the setup code again.";
+
 async function show(step, notice) {
   let answer;
   try {
@@ -53,6 +61,10 @@ async function show(step, notice) {
   } catch (error) {
     if (error instanceof ApiError && error.code === "setup_complete") {
       window.location.replace("/");
+      return;
+    }
+    if (error instanceof ApiError && error.code === "setup_token_required") {
+      showClaim(CLAIM_LOST);
       return;
     }
     fail(error);
@@ -130,6 +142,8 @@ async function stepFailed(error, form, alert) {
   if (!(error instanceof ApiError)) throw error;
   if (error.code === "setup_complete") {
     window.location.assign("/");
+  } else if (error.code === "setup_token_required") {
+    showClaim(CLAIM_LOST);
   } else if (error.code === "step_out_of_order") {
     const status = await api("/api/setup/status");
     await show(status.current_step, "An earlier step needs to be completed first.");
@@ -264,6 +278,10 @@ function reviewStep(data) {
         window.location.assign("/");
       } catch (error) {
         if (!(error instanceof ApiError)) throw error;
+        if (error.code === "setup_token_required") {
+          showClaim(CLAIM_LOST);
+          return;
+        }
         setAlert(alert, error.message);
       }
     }),
@@ -313,6 +331,122 @@ function reviewStep(data) {
 
 const VIEWS = { admin: adminStep, cell: cellStep, dns: dnsStep, tls: tlsStep, review: reviewStep };
 
+/** After a 429 the button stays disabled, counting down, until the server will listen again. */
+function holdOff(submit, alert, seconds) {
+  const until = Date.now() + seconds * 1000;
+  submit.disabled = true;
+  setAlert(alert, `Too many wrong codes from this address. Wait ${seconds} seconds before trying again.`);
+  const tick = () => {
+    const left = Math.ceil((until - Date.now()) / 1000);
+    if (left <= 0) {
+      submit.disabled = false;
+      submit.textContent = "Continue";
+      setAlert(alert, "");
+      return;
+    }
+    submit.textContent = `Try again in ${left} s`;
+    setTimeout(tick, 1000);
+  };
+  tick();
+}
+
+function place(...content) {
+  return h("li", {}, ...content);
+}
+
+/**
+ * The first screen: the setup code. Only someone who can read picd's state directory or its
+ * log (the cell's owner, on the machine) has it; the code then binds the wizard to this browser.
+ */
+function claimPage() {
+  const alert = alertRegion("claim-alert");
+  const code = field({
+    id: "setup-code",
+    name: "token",
+    label: "Setup code",
+    autocomplete: "one-time-code",
+    hint: "Seven groups of four letters and digits. Case, spaces and dashes do not matter.",
+  });
+  const input = code.querySelector("input");
+  const submit = h("button", { type: "submit", class: "btn btn-primary", id: "claim-submit" }, "Continue");
+  const form = h(
+    "form",
+    { id: "claim-form", novalidate: true },
+    code,
+    h("div", { class: "actions" }, h("span", { class: "spacer" }), submit),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form, alert);
+    if (!input.value.trim()) {
+      markInvalid(input, "is required").focus();
+      return;
+    }
+    await busy(submit, async () => {
+      try {
+        const answer = await api("/api/setup/claim", { method: "POST", body: { token: input.value } });
+        rememberCsrfToken(answer.csrf_token);
+        await show(answer.current_step);
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        if (error.code === "setup_complete") {
+          window.location.assign("/");
+        } else if (error.code === "invalid_setup_token") {
+          markInvalid(input, "is wrong: check it and try again").focus();
+        } else if (error.status === 429) {
+          // busy() re-enables the button when the call returns; the countdown runs after it.
+          setTimeout(() => holdOff(submit, alert, error.retryAfter || 60));
+        } else {
+          showErrors(form, error, alert);
+        }
+      }
+    });
+  });
+  const element = h(
+    "section",
+    { "aria-labelledby": "claim-title" },
+    h("h1", { class: "step-title", id: "claim-title", tabindex: "-1" }, "Enter the setup code"),
+    h(
+      "p",
+      { class: "lead" },
+      "Only the cell's owner may set it up. When picd started, it made a one-time setup code that only someone with access to the cell's machine can read.",
+    ),
+    alert,
+    h(
+      "div",
+      { class: "claim-where" },
+      h("h2", {}, "Where to find it"),
+      h(
+        "ul",
+        {},
+        place("On the cell's machine, run ", h("code", {}, "sudo picd setup token"), "."),
+        place(
+          "Or read the file ",
+          h("code", {}, "/var/lib/picd/setup-token"),
+          " (",
+          h("code", {}, "setup-token"),
+          " in picd's state directory).",
+        ),
+        place("Or look in picd's log, which shows it at start: ", h("code", {}, "journalctl -u picd"), "."),
+      ),
+    ),
+    form,
+  );
+  return { element, alert };
+}
+
+function showClaim(notice) {
+  renderProgress(null);
+  const view = claimPage();
+  replace(wizard, view.element);
+  document.title = "Setup code · Set up your cell";
+  if (notice) {
+    setAlert(view.alert, notice, "info");
+  }
+  view.element.querySelector(firstRender ? "input" : ".step-title")?.focus();
+  firstRender = false;
+}
+
 async function start() {
   let status;
   try {
@@ -325,6 +459,12 @@ async function start() {
     window.location.replace("/");
     return;
   }
+  if (!status.claimed) {
+    showClaim();
+    return;
+  }
+  // This browser claimed the wizard before (a reload): carry on with the claim's CSRF token.
+  rememberCsrfToken(status.csrf_token);
   await show(status.current_step);
 }
 
