@@ -237,6 +237,10 @@ async fn claim_the_wizard(browser: &WebDriver, base: &str, state_dir: &Path) -> 
     browser.fill("#setup-code", code.trim()).await?;
     click(browser, "#claim-submit").await?;
     browser.wait_for("#admin-form").await?;
+    // A reload keeps the claim: the page gets the claim's CSRF token back from the status,
+    // which the admin step below then needs.
+    browser.goto(&format!("{base}/setup")).await?;
+    browser.wait_for("#admin-form").await?;
     Ok(())
 }
 
