@@ -146,6 +146,7 @@ pub fn router(app: AppState) -> Router {
             get(vault::routes::age_public_key),
         )
         .route("/api/vault/ca.crt", get(vault::routes::ca_certificate))
+        .route("/api/vault/cas", get(vault::routes::list_cas))
         .route(
             "/api/vault/certs",
             get(vault::routes::list_certs).post(vault::routes::issue_cert),

@@ -27,6 +27,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (4, "dns", include_str!("../migrations/0004_dns.sql")),
     (5, "caddy", include_str!("../migrations/0005_caddy.sql")),
     (6, "tls", include_str!("../migrations/0006_tls.sql")),
+    (
+        10,
+        "ca_constraints",
+        include_str!("../migrations/0010_ca_constraints.sql"),
+    ),
 ];
 
 /// Idle connections kept for reuse, per pool; more may be open while requests are in flight.

@@ -5,7 +5,10 @@
 
 pub mod ca;
 mod identity;
+pub mod reasons;
+pub mod retired;
 pub mod routes;
+mod scope;
 pub mod store;
 
 use std::io::Read;
