@@ -1,6 +1,7 @@
 //! picd's own logs: written to standard error (the journal, under systemd; JSON with
 //! `log_format = "json"`), and the most recent lines kept in memory for /api/logs, with the
-//! verbosity changeable at run time.
+//! verbosity changeable at run time. Other crates' lines are clamped below trace whatever
+//! the verbosity (see `allowed_whatever_the_filter`).
 
 pub mod routes;
 
@@ -10,7 +11,8 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::Serialize;
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::reload;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -112,9 +114,25 @@ pub fn init(settings: &Settings) {
     });
     let _ = tracing_subscriber::registry()
         .with(filter)
+        .with(filter_fn(allowed_whatever_the_filter))
         .with(output)
         .with(Keep)
         .try_init();
+}
+
+/// Whether a span or event is picd's own (`picd` and `picd::*`).
+fn is_picd(target: &str) -> bool {
+    target == "picd" || target.starts_with("picd::")
+}
+
+/// A second, fixed filter beside the changeable one: other crates never log at trace,
+/// whatever the filter says (`trace`, `hyper=trace`, ...). Their trace lines carry raw
+/// protocol data that picd cannot vet: defguard_wireguard_rs logs netlink replies (private
+/// and preshared keys included), hyper and h2 log headers and frames (cookies, API tokens).
+/// picd's own trace lines are written knowing the rule that no secret is ever logged.
+/// Evaluated once per call site, so a clamped line costs nothing at run time.
+fn allowed_whatever_the_filter(meta: &Metadata<'_>) -> bool {
+    *meta.level() < Level::TRACE || is_picd(meta.target())
 }
 
 /// The newest `count` lines, optionally of one service and containing `text`, oldest first.
@@ -153,4 +171,19 @@ pub fn set_verbosity(filter: &str) -> Result<(), String> {
     logs.filter.reload(parsed).map_err(|e| e.to_string())?;
     *logs.current.lock().unwrap_or_else(|e| e.into_inner()) = filter.to_string();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_picd_logs_at_trace() {
+        assert!(is_picd("picd"));
+        assert!(is_picd("picd::wireguard::driver"));
+        assert!(!is_picd("picdx"));
+        assert!(!is_picd("defguard_wireguard_rs::netlink"));
+        // Level order in tracing: TRACE is the "greatest", ERROR the least.
+        assert!(Level::DEBUG < Level::TRACE && Level::ERROR < Level::TRACE);
+    }
 }

@@ -54,6 +54,26 @@ pub fn serial_of(pem: &str) -> Result<String, ApiError> {
     Ok(hex::encode(&raw[start..]))
 }
 
+/// The CRL's authority key identifier must be the CA's own subject key identifier, or
+/// verifiers do not match the CRL to the CA (an older root's was computed differently).
+fn key_id_method(ca_pem: &str) -> KeyIdMethod {
+    let ski = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes())
+        .ok()
+        .and_then(|(_, block)| {
+            let cert = block.parse_x509().ok()?;
+            let ski = cert
+                .iter_extensions()
+                .find_map(|ext| match ext.parsed_extension() {
+                    x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
+                        Some(id.0.to_vec())
+                    }
+                    _ => None,
+                });
+            ski
+        });
+    ski.map_or(KeyIdMethod::Sha256, KeyIdMethod::PreSpecified)
+}
+
 pub fn ca_pem(conn: &Connection) -> Result<Option<String>, ApiError> {
     Ok(conn
         .query_row("SELECT cert_pem FROM ca WHERE id = 1", [], |r| r.get(0))
@@ -386,7 +406,7 @@ pub fn crl(
         crl_number: SerialNumber::from(ca.crl_number),
         issuing_distribution_point: None,
         revoked_certs: revoked,
-        key_identifier_method: KeyIdMethod::Sha256,
+        key_identifier_method: key_id_method(&ca.pem),
     };
     params.signed_by(&issuer).map_err(ca_error)
 }

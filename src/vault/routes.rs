@@ -229,7 +229,7 @@ pub async fn revoke_cert(
             entry.target_type = "certificate".into();
             entry.target_id = id.clone();
             entry.detail = json!({ "reason": reason });
-            store::revoke_cert(tx, &id, &reason)
+            store::revoke_cert(tx, &id, reason)
         })
         .await?;
     Ok(Json(json!(cert)))
