@@ -1,4 +1,5 @@
-//! One-time secrets do not come back, in a real headless Chromium: an API token created on
+//! One-time secrets do not come back, in a real headless Chromium (and the vault page says
+//! what the cell's CA may vouch for, refusing an outside name at its field): an API token created on
 //! the vault page is gone after logout and Back (and still gone a while later); the
 //! change-password dialog keeps no password once it succeeded; the invitation page drops its
 //! token from the address bar, and takes a new one from a changed fragment; the portal's QR
@@ -91,6 +92,25 @@ async fn stays_gone(browser: &WebDriver, secret: &str, what: &str, name: &str) -
 
 async fn token_gone_after_logout_and_back(browser: &WebDriver, base: &str) -> Result<()> {
     browser.goto(&format!("{base}/#/vault")).await?;
+    // The CA says what it may vouch for, and refuses a name outside it at the field.
+    browser
+        .wait_for_text("#vault-ca-scope", "vouches only for home.example")
+        .await?;
+    browser
+        .wait_for_text("#vault-ca-scope", "10.77.0.0/24")
+        .await?;
+    browser.fill("#cert-names", "www.google.com").await?;
+    click(browser, "#cert-issue-submit").await?;
+    browser
+        .wait_for_text("#cert-names-error", "outside the cell's domain")
+        .await?;
+    browser
+        .execute(
+            "document.querySelector('#ca').scrollIntoView({ block: 'start' });",
+            json!([]),
+        )
+        .await?;
+    shot(browser, "secrets-ca-scope").await?;
     browser.fill("#key-name", API_KEY_NAME).await?;
     click(browser, "#key-scope-read-only").await?;
     click(browser, "#key-create-submit").await?;
