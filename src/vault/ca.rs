@@ -1,19 +1,19 @@
 //! The cell's certificate authority: a root created at setup (its key a vault secret) that
 //! may vouch only for the cell's domain and subnets (see `scope`), leaf certificates for
-//! names and addresses inside them, revocation and the CRL. A root made for another scope
+//! names and addresses inside them (revocation lists are in `crl`). A root made for another scope
 //! (an older picd's unconstrained one, or the cell's domain or subnets changed since) is
 //! replaced by a new one; the old one is retired, not deleted (see `retired`).
 
 use std::net::IpAddr;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    RevokedCertParams, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use time::{Duration, OffsetDateTime};
 
+pub use super::crl::crl;
 use super::retired;
 pub use super::scope::CaScope;
 use super::Vault;
@@ -22,10 +22,8 @@ use crate::error::ApiError;
 /// The vault secret that holds the CA's private key (PEM).
 const CA_KEY: &str = "ca.key";
 const CA_VALIDITY_DAYS: i64 = 3650;
-/// How long a CRL is valid; clients fetch a new one before this.
-const CRL_VALIDITY_DAYS: i64 = 7;
 /// Issued certificates may start a little in the past, for clocks that lag.
-const BACKDATE: Duration = Duration::minutes(5);
+pub(super) const BACKDATE: Duration = Duration::minutes(5);
 
 pub(super) fn ca_error(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(anyhow::anyhow!("certificate authority: {e}"))
@@ -39,7 +37,7 @@ fn random_serial() -> Vec<u8> {
     bytes.to_vec()
 }
 
-fn now_whole_seconds() -> OffsetDateTime {
+pub(super) fn now_whole_seconds() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     now.replace_nanosecond(0).unwrap_or(now)
 }
@@ -52,26 +50,6 @@ pub fn serial_of(pem: &str) -> Result<String, ApiError> {
     let raw = cert.raw_serial();
     let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
     Ok(hex::encode(&raw[start..]))
-}
-
-/// The CRL's authority key identifier must be the CA's own subject key identifier, or
-/// verifiers do not match the CRL to the CA (an older root's was computed differently).
-fn key_id_method(ca_pem: &str) -> KeyIdMethod {
-    let ski = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes())
-        .ok()
-        .and_then(|(_, block)| {
-            let cert = block.parse_x509().ok()?;
-            let ski = cert
-                .iter_extensions()
-                .find_map(|ext| match ext.parsed_extension() {
-                    x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
-                        Some(id.0.to_vec())
-                    }
-                    _ => None,
-                });
-            ski
-        });
-    ski.map_or(KeyIdMethod::Sha256, KeyIdMethod::PreSpecified)
 }
 
 pub fn ca_pem(conn: &Connection) -> Result<Option<String>, ApiError> {
@@ -194,11 +172,11 @@ fn scope_json(scope: &CaScope) -> String {
 }
 
 /// A signing CA: its certificate, key, serial and CRL number.
-struct Signer {
-    pem: String,
-    key: KeyPair,
-    serial: String,
-    crl_number: u64,
+pub(super) struct Signer {
+    pub(super) pem: String,
+    pub(super) key: KeyPair,
+    pub(super) serial: String,
+    pub(super) crl_number: u64,
 }
 
 fn key_from_vault(conn: &Connection, vault: &Vault, secret: &str) -> Result<KeyPair, ApiError> {
@@ -210,7 +188,11 @@ fn key_from_vault(conn: &Connection, vault: &Vault, secret: &str) -> Result<KeyP
 }
 
 /// The current CA, or with `serial` that CA (current or retired).
-fn signer(conn: &Connection, vault: &Vault, serial: Option<&str>) -> Result<Signer, ApiError> {
+pub(super) fn signer(
+    conn: &Connection,
+    vault: &Vault,
+    serial: Option<&str>,
+) -> Result<Signer, ApiError> {
     let current = current_serial(conn)?
         .ok_or_else(|| ApiError::conflict("no_ca", "the cell has no CA yet: complete setup"))?;
     if serial.is_none_or(|s| s == current) {
@@ -363,50 +345,4 @@ pub fn issue(
         not_before: params.not_before,
         not_after: params.not_after,
     })
-}
-
-/// The CRL of the current CA (or, with `ca_serial`, of a retired one), freshly signed,
-/// listing every certificate that CA issued and that was revoked.
-pub fn crl(
-    conn: &Connection,
-    vault: &Vault,
-    ca_serial: Option<&str>,
-) -> Result<rcgen::CertificateRevocationList, ApiError> {
-    let ca = signer(conn, vault, ca_serial)?;
-    let issuer = Issuer::from_ca_cert_pem(&ca.pem, &ca.key).map_err(ca_error)?;
-    let current = current_serial(conn)?.unwrap_or_default();
-    let mut revoked = Vec::new();
-    let mut stmt = conn.prepare(
-        "SELECT serial, revoked_at, revocation_reason FROM certificates
-         WHERE revoked_at IS NOT NULL AND COALESCE(issuer_serial, ?1) = ?2 ORDER BY revoked_at",
-    )?;
-    let rows = stmt.query_map(params![current, ca.serial], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (serial, revoked_at, reason) = row?;
-        let serial = hex::decode(&serial).map_err(ca_error)?;
-        let time = crate::time::parse_rfc3339(&revoked_at)
-            .ok_or_else(|| ca_error("bad revocation time"))?;
-        revoked.push(RevokedCertParams {
-            serial_number: SerialNumber::from(serial),
-            revocation_time: time.replace_nanosecond(0).unwrap_or(time),
-            reason_code: reason.as_deref().and_then(super::reasons::code),
-            invalidity_date: None,
-        });
-    }
-    let now = now_whole_seconds();
-    let params = CertificateRevocationListParams {
-        this_update: now - BACKDATE,
-        next_update: now + Duration::days(CRL_VALIDITY_DAYS),
-        crl_number: SerialNumber::from(ca.crl_number),
-        issuing_distribution_point: None,
-        revoked_certs: revoked,
-        key_identifier_method: key_id_method(&ca.pem),
-    };
-    params.signed_by(&issuer).map_err(ca_error)
 }

@@ -4,6 +4,7 @@
 //! `Vault::put/get/delete`; plaintext never reaches a response, a log line or an audit entry.
 
 pub mod ca;
+mod crl;
 mod identity;
 pub mod reasons;
 pub mod retired;
