@@ -147,6 +147,7 @@ pub fn router(app: AppState) -> Router {
             get(vault::routes::age_public_key),
         )
         .route("/api/vault/ca.crt", get(vault::routes::ca_certificate))
+        .route("/api/vault/cas", get(vault::routes::list_cas))
         .route(
             "/api/vault/certs",
             get(vault::routes::list_certs).post(vault::routes::issue_cert),
@@ -194,21 +195,34 @@ pub fn router(app: AppState) -> Router {
         ))));
 
     // Layers run bottom-up for a request: the last added is the outermost.
-    routes
+    let routes = routes
+        .layer(from_fn_with_state(
+            app.clone(),
+            auth::secret_routes::audit_secret_reads,
+        ))
         .layer(from_fn_with_state(app.clone(), auth::authenticate))
         .layer(sessions)
         .layer(from_fn_with_state(app.clone(), audit::record_unaudited))
         .layer(from_fn_with_state(app.clone(), secure_cookies))
         .layer(from_fn_with_state(app.clone(), client::identify_client))
-        .layer(DefaultBodyLimit::max(app.settings.body_limit_bytes))
-        .layer(from_fn(security_headers))
-        .layer(CatchPanicLayer::custom(|_| {
-            axum::response::IntoResponse::into_response(ApiError::Internal(anyhow::anyhow!("handler panicked")))
-        }))
+        .layer(DefaultBodyLimit::max(app.settings.body_limit_bytes));
+    answer_guards(routes)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
         }))
         .with_state(app)
+}
+
+/// The panic catcher, and outside it the security headers: a panic's 500 carries them too
+/// (CSP, no-store, ...), like every other answer.
+fn answer_guards<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
+    routes
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::Internal(anyhow::anyhow!(
+                "handler panicked"
+            )))
+        }))
+        .layer(from_fn(security_headers))
 }
 
 /// Marks the session cookie Secure when the browser reached picd over https (as the trusted
@@ -256,15 +270,17 @@ async fn security_headers(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    let path = req.uri().path().to_string();
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
+    web::cache_headers(&path, headers);
     for (name, value) in [
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
         ("referrer-policy", "no-referrer"),
         (
             "content-security-policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
         ),
     ] {
         headers.entry(name).or_insert(HeaderValue::from_static(value));
@@ -285,4 +301,30 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panics_500_carries_the_security_headers() {
+        async fn boom() -> &'static str {
+            panic!("a handler that panics")
+        }
+        let routes: Router = Router::new().route("/api/boom", get(boom));
+        let request = Request::get("/api/boom").body(Body::empty()).unwrap();
+        let response = answer_guards(routes).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("object-src 'none'"), "{csp}");
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+    }
 }

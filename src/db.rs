@@ -32,6 +32,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "setup_claim",
         include_str!("../migrations/0007_setup_claim.sql"),
     ),
+    (
+        8,
+        "ca_constraints",
+        include_str!("../migrations/0008_ca_constraints.sql"),
+    ),
 ];
 
 /// Idle connections kept for reuse, per pool; more may be open while requests are in flight.

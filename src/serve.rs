@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use serde_json::json;
 
 use crate::config::Settings;
 use crate::db::Db;
@@ -69,21 +70,63 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 }
 
 /// A cell set up before it had a CA or a WireGuard key gets them at start-up (the readers
-/// that need them do not write).
+/// that need them do not write). A CA made for another scope than the cell's domain and
+/// subnets (an older picd's, with no name constraints) is re-issued here, audited.
 async fn ensure_ca(db: &Db, vault: &crate::vault::Vault) -> anyhow::Result<()> {
+    use crate::vault::ca::{self, CaChange};
+    let config = db
+        .call(|conn| crate::setup::store::read_cell_config(conn))
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the cell's settings: {e}"))?;
+    let Some(config) = config else {
+        return Ok(());
+    };
+    let scope = crate::setup::store::ca_scope(&config.cell);
+    let needed = {
+        let scope = scope.clone();
+        db.call(move |conn| ca::needs_change(conn, &scope))
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the cell's CA: {e}"))?
+    };
     let vault = vault.clone();
-    db.write(move |tx| {
-        let Some(config) = crate::setup::store::read_cell_config(tx)? else {
-            return Ok(());
-        };
-        if crate::vault::ca::ensure_ca(tx, &vault, &config.cell.name)? {
-            tracing::info!("created the cell's root CA");
-        }
-        crate::wireguard::ensure_server_key(tx, &vault)?;
-        Ok(())
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("creating the cell's CA: {e}"))
+    let name = config.cell.name.clone();
+    let change = if needed {
+        crate::audit::cli_ctx("picd")
+            .transact(db, move |tx, entry| {
+                let change = ca::ensure_ca(tx, &vault, &name, &scope)?;
+                entry.action = "vault.ca.reissue".into();
+                entry.target_type = "ca".into();
+                entry.target_id = ca::current_serial(tx)?.unwrap_or_default();
+                entry.detail = match &change {
+                    CaChange::Reissued { retired_serial } => json!({
+                        "reason": "the CA's name constraints did not match the cell's domain and subnets",
+                        "retired_serial": retired_serial,
+                        "name_constraints": scope,
+                    }),
+                    _ => json!({ "created": true, "name_constraints": scope }),
+                };
+                crate::wireguard::ensure_server_key(tx, &vault)?;
+                Ok(change)
+            })
+            .await
+    } else {
+        db.write(move |tx| {
+            let change = ca::ensure_ca(tx, &vault, &name, &scope)?;
+            crate::wireguard::ensure_server_key(tx, &vault)?;
+            Ok(change)
+        })
+        .await
+    }
+    .map_err(|e| anyhow::anyhow!("creating the cell's CA: {e}"))?;
+    match change {
+        CaChange::Created => tracing::info!("created the cell's root CA"),
+        CaChange::Reissued { retired_serial } => tracing::warn!(
+            %retired_serial,
+            "re-issued the cell's root CA with name constraints; devices must import the new CA certificate"
+        ),
+        CaChange::Unchanged => {}
+    }
+    Ok(())
 }
 
 /// Re-applies every driver's desired state periodically (retiring expired peers and

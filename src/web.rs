@@ -2,7 +2,7 @@
 //! binary at build time (no build step, nothing to install beside picd).
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::error::{ApiError, Path};
@@ -12,15 +12,25 @@ use crate::state::AppState;
 #[folder = "web/"]
 struct Assets;
 
+/// Pages are never stored (no disk cache, no back/forward cache in most browsers): what an
+/// admin page showed must not come back after logout. Scripts and styles hold no data, and
+/// change with the binary: revalidated rather than cached stale.
+const PAGE_CACHE: &str = "no-store";
+const ASSET_CACHE: &str = "no-cache";
+
 fn asset(path: &str) -> Response {
     match Assets::get(path) {
         Some(file) => {
             let mime = mime_guess::from_path(path).first_or_octet_stream();
-            // Pages are small and change with the binary: revalidate rather than cache stale.
+            let cache = if mime.essence_str() == "text/html" {
+                PAGE_CACHE
+            } else {
+                ASSET_CACHE
+            };
             (
                 [
                     (header::CONTENT_TYPE, mime.as_ref().to_string()),
-                    (header::CACHE_CONTROL, "no-cache".to_string()),
+                    (header::CACHE_CONTROL, cache.to_string()),
                 ],
                 file.data,
             )
@@ -29,6 +39,24 @@ fn asset(path: &str) -> Response {
         None => ApiError::not_found("page").into_response(),
     }
 }
+
+/// The caching headers of API answers, set on every response (errors and a panic's 500
+/// included) by the security-headers layer: `/api/*` answers carry sessions' data and
+/// secrets, so none is ever stored; logging out also tells the browser to drop its HTTP
+/// cache (`Clear-Site-Data`), in case an older page or answer was kept.
+pub fn cache_headers(path: &str, headers: &mut HeaderMap) {
+    if path.starts_with("/api/") {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if path == LOGOUT_PATH {
+        headers.insert(
+            HeaderName::from_static("clear-site-data"),
+            HeaderValue::from_static("\"cache\""),
+        );
+    }
+}
+
+const LOGOUT_PATH: &str = "/api/auth/logout";
 
 /// The admin app; before setup, the wizard instead.
 pub async fn index(State(app): State<AppState>) -> Response {

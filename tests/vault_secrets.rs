@@ -73,7 +73,11 @@ async fn ca_key_is_real_age_ciphertext_and_its_plaintext_is_nowhere_else() {
     assert_eq!(status, StatusCode::OK);
     let certs = "/api/vault/certs";
     let nas = admin
-        .send_json(Method::POST, certs, &json!({ "names": ["nas"] }))
+        .send_json(
+            Method::POST,
+            certs,
+            &json!({ "names": ["nas.home.example"] }),
+        )
         .await;
     let issued = seen.json_ok(nas).await;
     let revoke = format!("/api/vault/certs/{}/revoke", issued["id"].as_str().unwrap());
@@ -184,7 +188,7 @@ async fn identity_file_is_private_and_refused_when_readable() {
     picd.restart().await;
     let admin = picd.client();
     admin.login_ok(ADMIN_USER, ADMIN_PASSWORD).await;
-    issue_cert(&admin, &json!({ "names": ["nas"] })).await;
+    issue_cert(&admin, &json!({ "names": ["nas.home.example"] })).await;
 }
 
 /// Every stored secret: (name, ciphertext, plaintext opened with `identity`).
@@ -288,7 +292,7 @@ async fn rekey_keeps_every_secret_and_retires_the_old_identity() {
     assert_eq!(key["public_key"], new_public);
     let ca_after = download(&admin, "/api/vault/ca.crt", PEM).await;
     assert_eq!(ca_after, ca_before, "the CA changed");
-    let issued = issue_cert(&admin, &json!({ "names": ["after-rekey"] })).await;
+    let issued = issue_cert(&admin, &json!({ "names": ["after-rekey.home.example"] })).await;
     let ca = scratch.write("ca.pem", &ca_after);
     let cert = scratch.write("cert.pem", issued["cert_pem"].as_str().unwrap());
     let (ok, said) = openssl_verify(&ca, &cert, None);

@@ -25,7 +25,7 @@ pub enum Scope {
     /// Everything an admin session may do.
     #[serde(rename = "admin")]
     Admin,
-    /// Reading admin routes only (GET).
+    /// Reading admin routes only (GET), except those that return secrets.
     #[serde(rename = "read-only")]
     ReadOnly,
     /// /api/dns/* only: ACME DNS-01 clients and DDNS scripts.
@@ -66,6 +66,12 @@ impl ApiKey {
             Scope::ReadOnly => read,
             Scope::Dns => path.starts_with("/api/dns/") || path == "/api/dns",
         })
+    }
+
+    /// Whether the key may read the routes that return secrets (`secret_routes`): only with
+    /// the admin scope. `read-only` means reading the cell's state, not its keys.
+    pub fn may_read_secrets(&self) -> bool {
+        self.scopes.contains(&Scope::Admin)
     }
 
     pub fn is_expired(&self) -> bool {

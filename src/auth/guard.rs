@@ -178,6 +178,15 @@ async fn authorize_key(
             "the API key's scopes do not allow this",
         ));
     }
+    let matched = req.extensions().get::<axum::extract::MatchedPath>();
+    if matched.is_some_and(|m| super::secret_routes::returns_secret(m.as_str()))
+        && !key.may_read_secrets()
+    {
+        return Err(ApiError::forbidden(
+            "secret_requires_admin",
+            "this route returns secrets (private keys, passwords): it needs an API key with the admin scope",
+        ));
+    }
     let user = User {
         id: key.id.clone(),
         username: format!("key:{}", key.name),

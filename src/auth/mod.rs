@@ -8,6 +8,7 @@ mod guard;
 pub mod key_routes;
 pub mod password;
 pub mod routes;
+pub mod secret_routes;
 pub mod session_store;
 pub mod store;
 pub mod throttle;

@@ -79,6 +79,9 @@ pub fn ensure_certificate(
     hosts: &[String],
     force: bool,
 ) -> Result<(String, String), ApiError> {
+    // The cell's CA vouches only for names under the cell's domain: a route for another host
+    // is served without a certificate for it rather than breaking the certificate of all.
+    let hosts = &crate::vault::ca::names_in_scope(conn, hosts)?;
     let current: Option<(String, String, String)> = conn
         .query_row(
             "SELECT hosts, cert_pem, not_after FROM caddy_certificate WHERE id = 1",
@@ -90,7 +93,9 @@ pub fn ensure_certificate(
     if let (Some((stored_hosts, cert_pem, not_after)), false) = (&current, force) {
         let fresh = crate::time::parse_rfc3339(not_after)
             .is_some_and(|t| (t - crate::time::now()).whole_days() > RENEW_BEFORE_DAYS);
-        if *stored_hosts == wanted && fresh {
+        // A certificate from a retired CA is replaced: devices trust only the new root.
+        if *stored_hosts == wanted && fresh && crate::vault::ca::issued_by_current(conn, cert_pem)?
+        {
             if let Some(key) = vault.get(conn, CERT_KEY)? {
                 return Ok((cert_pem.clone(), String::from_utf8_lossy(&key).into_owned()));
             }

@@ -1,6 +1,7 @@
 //! picd's own logs: written to standard error (the journal, under systemd; JSON with
 //! `log_format = "json"`), and the most recent lines kept in memory for /api/logs, with the
-//! verbosity changeable at run time.
+//! verbosity changeable at run time. Other crates' lines are clamped below trace whatever
+//! the verbosity (see `allowed_whatever_the_filter`).
 
 pub mod routes;
 
@@ -10,7 +11,9 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::Serialize;
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_log::NormalizeEvent;
+use tracing_subscriber::filter::{filter_fn, LevelFilter};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::reload;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -51,8 +54,17 @@ fn service_of(target: &str) -> String {
 
 struct Collect(String);
 
+/// The fields the `log` bridge adds (`log.target`, `log.file`, ...): already in the line's
+/// service, noise in its message.
+fn is_bridge_field(field: &Field) -> bool {
+    field.name().starts_with("log.")
+}
+
 impl Visit for Collect {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if is_bridge_field(field) {
+            return;
+        }
         if field.name() == "message" {
             let _ = write!(self.0, "{value:?}");
         } else {
@@ -61,6 +73,9 @@ impl Visit for Collect {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
+        if is_bridge_field(field) {
+            return;
+        }
         if field.name() == "message" {
             self.0.push_str(value);
         } else {
@@ -77,10 +92,14 @@ impl<S: Subscriber> Layer<S> for Keep {
         let Some(logs) = LOGS.get() else { return };
         let mut collect = Collect(String::new());
         event.record(&mut collect);
+        // A line from a crate that logs through `log` arrives with the bridge's metadata:
+        // its own target (and so its service) is in the normalised metadata.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let line = LogLine {
             time: crate::time::now_rfc3339(),
-            level: event.metadata().level().to_string().to_lowercase(),
-            service: service_of(event.metadata().target()),
+            level: meta.level().to_string().to_lowercase(),
+            service: service_of(meta.target()),
             message: collect.0,
         };
         let mut lines = logs.lines.lock().unwrap_or_else(|e| e.into_inner());
@@ -95,6 +114,7 @@ impl<S: Subscriber> Layer<S> for Keep {
 pub fn init(settings: &Settings) {
     let wanted = settings.log_level.clone();
     let filter = EnvFilter::try_new(&wanted).unwrap_or_else(|_| EnvFilter::new("info"));
+    let hint = filter.max_level_hint();
     let (filter, handle) = reload::Layer::new(filter);
     let output = match settings.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -112,9 +132,40 @@ pub fn init(settings: &Settings) {
     });
     let _ = tracing_subscriber::registry()
         .with(filter)
+        .with(filter_fn(allowed_whatever_the_filter))
         .with(output)
         .with(Keep)
         .try_init();
+    follow_in_log_crate(hint);
+}
+
+/// Crates that log through `log` (defguard_wireguard_rs) are asked only up to `log`'s own
+/// global maximum, which the bridge sets once at start: it follows each new filter, and
+/// stays at debug at most, since no crate but picd may log at trace (picd uses `tracing`).
+fn follow_in_log_crate(hint: Option<LevelFilter>) {
+    let level = match hint.unwrap_or(LevelFilter::TRACE) {
+        LevelFilter::OFF => log::LevelFilter::Off,
+        LevelFilter::ERROR => log::LevelFilter::Error,
+        LevelFilter::WARN => log::LevelFilter::Warn,
+        LevelFilter::INFO => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    };
+    log::set_max_level(level);
+}
+
+/// Whether a span or event is picd's own (`picd` and `picd::*`).
+fn is_picd(target: &str) -> bool {
+    target == "picd" || target.starts_with("picd::")
+}
+
+/// A second, fixed filter beside the changeable one: other crates never log at trace,
+/// whatever the filter says (`trace`, `hyper=trace`, ...). Their trace lines carry raw
+/// protocol data that picd cannot vet: defguard_wireguard_rs logs netlink replies (private
+/// and preshared keys included), hyper and h2 log headers and frames (cookies, API tokens).
+/// picd's own trace lines are written knowing the rule that no secret is ever logged.
+/// Evaluated once per call site, so a clamped line costs nothing at run time.
+fn allowed_whatever_the_filter(meta: &Metadata<'_>) -> bool {
+    *meta.level() < Level::TRACE || is_picd(meta.target())
 }
 
 /// The newest `count` lines, optionally of one service and containing `text`, oldest first.
@@ -150,7 +201,24 @@ pub fn verbosity() -> String {
 pub fn set_verbosity(filter: &str) -> Result<(), String> {
     let logs = LOGS.get().ok_or("logging is not set up")?;
     let parsed = EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+    let hint = parsed.max_level_hint();
     logs.filter.reload(parsed).map_err(|e| e.to_string())?;
+    follow_in_log_crate(hint);
     *logs.current.lock().unwrap_or_else(|e| e.into_inner()) = filter.to_string();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_picd_logs_at_trace() {
+        assert!(is_picd("picd"));
+        assert!(is_picd("picd::wireguard::driver"));
+        assert!(!is_picd("picdx"));
+        assert!(!is_picd("defguard_wireguard_rs::netlink"));
+        // Level order in tracing: TRACE is the "greatest", ERROR the least.
+        assert!(Level::DEBUG < Level::TRACE && Level::ERROR < Level::TRACE);
+    }
 }

@@ -15,6 +15,7 @@ use tower_sessions::Session;
 use super::store::{self, PeerRecord};
 use super::QrQuery;
 use crate::audit::AuditCtx;
+use crate::auth::secret_routes::SecretOwner;
 use crate::auth::{password, random_token, store as users, AdminUser, PeerUser, Role};
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::state::AppState;
@@ -36,9 +37,16 @@ pub async fn me(user: PeerUser, State(app): State<AppState>) -> ApiResult<Json<V
     Ok(Json(json!(peer)))
 }
 
+/// Names the peer in a secret-returning answer, for the audit entry of the read.
+fn owned_by(mut response: Response, peer: String) -> Response {
+    response.extensions_mut().insert(SecretOwner(peer));
+    response
+}
+
 pub async fn config(user: PeerUser, State(app): State<AppState>) -> ApiResult<Response> {
     let peer = own_peer(&app, &user).await?;
-    super::config_response(&app, peer.name).await
+    let response = super::config_response(&app, peer.name.clone()).await?;
+    Ok(owned_by(response, peer.name))
 }
 
 pub async fn qr(
@@ -47,15 +55,17 @@ pub async fn qr(
     Query(query): Query<QrQuery>,
 ) -> ApiResult<Response> {
     let peer = own_peer(&app, &user).await?;
-    super::qr_response(&app, peer.name, query).await
+    let response = super::qr_response(&app, peer.name.clone(), query).await?;
+    Ok(owned_by(response, peer.name))
 }
 
 pub async fn service_credentials(
     user: PeerUser,
     State(app): State<AppState>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let peer = own_peer(&app, &user).await?;
-    Ok(Json(json!({ "peer": peer.name, "credentials": [] })))
+    let response = Json(json!({ "peer": peer.name, "credentials": [] })).into_response();
+    Ok(owned_by(response, peer.name))
 }
 
 #[derive(Deserialize, Default)]

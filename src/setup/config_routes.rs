@@ -100,6 +100,7 @@ pub async fn put(
                 .await)
         }
     };
+    let vault = app.vault.clone();
     let updated = audit
         .transact(&app.db, move |tx, entry| {
             entry.target_type = "config".into();
@@ -110,7 +111,14 @@ pub async fn put(
             if !changed.is_empty() {
                 store::write_cell_config(tx, &new.cell, &new.dns, &new.tls)?;
             }
-            entry.detail = json!({ "changed": changed });
+            // A new domain or subnet gets a new CA constrained to it (the old one is retired).
+            let ca = crate::vault::ca::ensure_ca(tx, &vault, &new.cell.name, &store::ca_scope(&new.cell))?;
+            entry.detail = match ca {
+                crate::vault::ca::CaChange::Reissued { retired_serial } => {
+                    json!({ "changed": changed, "ca_reissued": true, "retired_ca_serial": retired_serial })
+                }
+                _ => json!({ "changed": changed }),
+            };
             // The answer is read in the same transaction: it is what was committed, and the
             // request needs no second trip to the store.
             current_in(tx)

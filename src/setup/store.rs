@@ -162,7 +162,7 @@ pub fn complete(
     super::tls::fits_domain(&tls, &cell.domain).map_err(|m| ApiError::invalid("tls.mode", m))?;
     let user = users::create(conn, &admin.username, Role::Admin, &admin.password_hash)?;
     write_cell_config(conn, cell, dns, &tls)?;
-    crate::vault::ca::ensure_ca(conn, vault, &cell.name)?;
+    crate::vault::ca::ensure_ca(conn, vault, &cell.name, &ca_scope(cell))?;
     crate::wireguard::ensure_server_key(conn, vault)?;
     // The draft held the admin's password hash; it is in the users table now. The setup
     // token and the claim are spent: nothing can claim or drive the wizard any more.
@@ -173,6 +173,11 @@ pub fn complete(
         [crate::time::now_rfc3339()],
     )?;
     Ok(user)
+}
+
+/// What the cell's CA may vouch for: the cell's domain and subnets.
+pub fn ca_scope(cell: &CellSettings) -> crate::vault::ca::CaScope {
+    crate::vault::ca::CaScope::new(&cell.domain, cell.subnet_v4, cell.subnet_v6)
 }
 
 /// The cell's settings as stored.

@@ -4,8 +4,12 @@
 //! `Vault::put/get/delete`; plaintext never reaches a response, a log line or an audit entry.
 
 pub mod ca;
+mod crl;
 mod identity;
+pub mod reasons;
+pub mod retired;
 pub mod routes;
+mod scope;
 pub mod store;
 
 use std::io::Read;

@@ -162,6 +162,7 @@ pub async fn issue_cert(
                 created_at: crate::time::now_rfc3339(),
                 revoked_at: None,
                 revocation_reason: None,
+                issuer_serial: Some(issued.issuer_serial),
             };
             store::insert_cert(tx, &record)?;
             entry.target_type = "certificate".into();
@@ -213,20 +214,22 @@ pub async fn revoke_cert(
                 .await)
         }
     };
-    let reason = request.reason.unwrap_or_else(|| "unspecified".into());
-    if !ca::REASONS.iter().any(|(name, _)| *name == reason) {
-        let names: Vec<&str> = ca::REASONS.iter().map(|(n, _)| *n).collect();
-        let err = ApiError::invalid("reason", format!("must be one of {}", names.join(", ")));
+    let given = request.reason.unwrap_or_else(|| "unspecified".into());
+    let Some(reason) = super::reasons::parse(&given) else {
+        let err = ApiError::invalid(
+            "reason",
+            format!("must be one of {}", super::reasons::accepted()),
+        );
         return Err(audit
             .refuse(&app.db, "certificate", &id, json!({}), err)
             .await);
-    }
+    };
     let cert = audit
         .transact(&app.db, move |tx, entry| {
             entry.target_type = "certificate".into();
             entry.target_id = id.clone();
             entry.detail = json!({ "reason": reason });
-            store::revoke_cert(tx, &id, &reason)
+            store::revoke_cert(tx, &id, reason)
         })
         .await?;
     Ok(Json(json!(cert)))
@@ -236,6 +239,20 @@ pub async fn revoke_cert(
 #[serde(deny_unknown_fields)]
 pub struct CrlQuery {
     format: Option<String>,
+    /// The serial (hex) of a retired CA, for the CRL of the certificates it signed.
+    ca: Option<String>,
+}
+
+/// A CA serial as the API shows them: lowercase hex, at most 20 octets (RFC 5280).
+fn ca_serial(given: &str) -> Result<String, ApiError> {
+    let serial = given.trim().to_ascii_lowercase();
+    if serial.is_empty() || serial.len() > 40 || !serial.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError::invalid(
+            "ca",
+            "must be a CA serial in hex, as GET /api/vault/cas lists them",
+        ));
+    }
+    Ok(serial)
 }
 
 pub async fn crl(
@@ -248,8 +265,12 @@ pub async fn crl(
         Some("der") => true,
         Some(_) => return Err(ApiError::invalid("format", "must be pem or der")),
     };
+    let serial = query.ca.as_deref().map(ca_serial).transpose()?;
     let vault = app.vault.clone();
-    let crl = app.db.call(move |conn| ca::crl(conn, &vault)).await?;
+    let crl = app
+        .db
+        .call(move |conn| ca::crl(conn, &vault, serial.as_deref()))
+        .await?;
     if der {
         Ok((
             [(header::CONTENT_TYPE, "application/pkix-crl")],
@@ -262,6 +283,29 @@ pub async fn crl(
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("CRL: {e}")))?;
         Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
     }
+}
+
+/// The current CA (its serial and scope) and the retired ones still kept, each with the date
+/// until which it is kept (the last expiry among the certificates it signed).
+pub async fn list_cas(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+    let body = app
+        .db
+        .call(|conn| {
+            let current = json!({
+                "serial": ca::current_serial(conn)?,
+                "cert_pem": ca::ca_pem(conn)?,
+                "name_constraints": ca::current_scope(conn)?,
+            });
+            let mut retired = Vec::new();
+            for old in super::retired::list(conn)? {
+                let mut entry = json!(old);
+                entry["keep_until"] = json!(super::retired::keep_until(conn, &old.serial)?);
+                retired.push(entry);
+            }
+            Ok(json!({ "current": current, "retired": retired }))
+        })
+        .await?;
+    Ok(Json(body))
 }
 
 pub async fn list_trust_keys(

@@ -19,10 +19,12 @@ pub struct CertRecord {
     pub created_at: String,
     pub revoked_at: Option<String>,
     pub revocation_reason: Option<String>,
+    /// The serial of the CA that signed it (the current one, or a retired one).
+    pub issuer_serial: Option<String>,
 }
 
 const CERT_COLUMNS: &str =
-    "id, serial, names, ips, not_before, not_after, cert_pem, created_at, revoked_at, revocation_reason";
+    "id, serial, names, ips, not_before, not_after, cert_pem, created_at, revoked_at, revocation_reason, issuer_serial";
 
 fn cert_from_row(row: &Row<'_>) -> rusqlite::Result<CertRecord> {
     let names: String = row.get(2)?;
@@ -38,12 +40,13 @@ fn cert_from_row(row: &Row<'_>) -> rusqlite::Result<CertRecord> {
         created_at: row.get(7)?,
         revoked_at: row.get(8)?,
         revocation_reason: row.get(9)?,
+        issuer_serial: row.get(10)?,
     })
 }
 
 pub fn insert_cert(conn: &Connection, cert: &CertRecord) -> Result<(), ApiError> {
     conn.execute(
-        &format!("INSERT INTO certificates ({CERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL)"),
+        &format!("INSERT INTO certificates ({CERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, ?9)"),
         params![
             cert.id,
             cert.serial,
@@ -52,7 +55,8 @@ pub fn insert_cert(conn: &Connection, cert: &CertRecord) -> Result<(), ApiError>
             cert.not_before,
             cert.not_after,
             cert.cert_pem,
-            cert.created_at
+            cert.created_at,
+            cert.issuer_serial
         ],
     )
     .map_err(|e| conflict_on_unique(e, "serial collision"))?;
@@ -76,7 +80,8 @@ pub fn get_cert(conn: &Connection, id: &str) -> rusqlite::Result<Option<CertReco
     .optional()
 }
 
-/// Marks a certificate revoked and bumps the CRL number.
+/// Marks a certificate revoked and bumps the CRL number of the CA that signed it (a retired
+/// CA's own CRL lists the certificates it signed).
 pub fn revoke_cert(conn: &Connection, id: &str, reason: &str) -> Result<CertRecord, ApiError> {
     let cert = get_cert(conn, id)?.ok_or_else(|| ApiError::not_found("certificate"))?;
     if cert.revoked_at.is_some() {
@@ -89,7 +94,16 @@ pub fn revoke_cert(conn: &Connection, id: &str, reason: &str) -> Result<CertReco
         "UPDATE certificates SET revoked_at = ?1, revocation_reason = ?2 WHERE id = ?3",
         params![crate::time::now_rfc3339(), reason, id],
     )?;
-    conn.execute("UPDATE ca SET crl_number = crl_number + 1 WHERE id = 1", [])?;
+    let retired = match &cert.issuer_serial {
+        Some(serial) => conn.execute(
+            "UPDATE retired_cas SET crl_number = crl_number + 1 WHERE serial = ?1",
+            [serial],
+        )?,
+        None => 0,
+    };
+    if retired == 0 {
+        conn.execute("UPDATE ca SET crl_number = crl_number + 1 WHERE id = 1", [])?;
+    }
     get_cert(conn, id)?.ok_or_else(|| ApiError::not_found("certificate"))
 }
 

@@ -21,7 +21,7 @@ import { onceWarning, secretField } from "./secret.js";
 const DEFAULT_RATE_LIMIT = 60;
 const SCOPES = [
   { value: "admin", label: "Admin", hint: "Everything an admin can do." },
-  { value: "read-only", label: "Read-only", hint: "Reading admin routes (GET) only." },
+  { value: "read-only", label: "Read-only", hint: "Reading admin routes (GET) only, never secrets (peers' configs and QR codes)." },
   { value: "dns", label: "DNS", hint: "Only /api/dns/*: ACME DNS-01 clients and dynamic DNS scripts." },
 ];
 

@@ -12,6 +12,7 @@ import * as peers from "./peers.js";
 import * as settings from "./settings.js";
 import * as status from "./status.js";
 import * as vault from "./vault.js";
+import { guardAgainstBack, wipeSecrets } from "./secret.js";
 
 // A key ending in "/" is a section's detail route: "peers/" serves #/peers/<id>.
 const ROUTES = {
@@ -155,6 +156,11 @@ function passwordDialog() {
     dialog.showModal();
     current.focus();
   });
+  // However it closes (changed, cancelled, Escape), no password stays in its fields.
+  dialog.addEventListener("close", () => {
+    form.reset();
+    clearErrors(form, alert);
+  });
   document.getElementById("password-cancel").addEventListener("click", () => dialog.close());
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -196,10 +202,17 @@ function logoutButton() {
       } catch {
         // Signed out already, or picd is gone: either way the login page is where to go.
       }
+      // Nothing of the session stays on the page the browser may keep for Back.
+      wipeSecrets();
+      if (active && active.instance.destroy) active.instance.destroy();
+      active = null;
+      viewRoot.replaceChildren();
       window.location.assign("/login");
     }),
   );
 }
+
+guardAgainstBack();
 
 async function start() {
   const me = await api("/api/auth/me");

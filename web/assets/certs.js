@@ -123,7 +123,7 @@ function issueForm(onIssued) {
     name: "names",
     label: "Names",
     placeholder: "files.home.example, *.home.example",
-    hint: "Host names, separated by commas or spaces; *.domain for a wildcard.",
+    hint: "Host names under the cell's domain, separated by commas or spaces; *.domain for a wildcard.",
   });
   const ips = field({
     id: "cert-ips",

@@ -7,6 +7,7 @@ import { brandMark, busy, formatTime, h, replace } from "./dom.js";
 import { openDialog } from "./dialog.js";
 import { alertRegion, clearErrors, field, markInvalid, setAlert, showErrors } from "./forms.js";
 import { onboarding, reloadQr } from "./onboarding.js";
+import { guardAgainstBack, wipeSecrets } from "./secret.js";
 
 const QR_URL = "/api/peer/qr";
 const CONFIG_URL = "/api/peer/config";
@@ -239,6 +240,9 @@ function logoutButton() {
       } catch {
         // Signed out already, or picd is gone: either way the login page is where to go.
       }
+      // The config, QR code and keys leave the page before the browser may keep it for Back.
+      wipeSecrets();
+      view.replaceChildren();
       window.location.assign("/login");
     }),
   );
@@ -263,5 +267,6 @@ async function start() {
   }
 }
 
+guardAgainstBack();
 logoutButton();
 start();

@@ -1,5 +1,7 @@
 // Secrets the API shows exactly once (an API key's token, a certificate's private key, an
 // invitation link): a read-only box, a copy button, and a word that it will not come back.
+// Also what keeps them from coming back: wiped when the page is left (logout included), and
+// a page the browser restores from its back/forward cache is loaded afresh.
 
 import { h } from "./dom.js";
 
@@ -66,4 +68,31 @@ export function secretField({ id, label, value, multiline = false, rows = 8, hin
 /** The "shown once" warning that goes with a secret. */
 export function onceWarning(text) {
   return h("div", { class: "alert alert-warn", role: "note" }, h("strong", {}, "Shown only once. "), text);
+}
+
+/**
+ * Removes every secret from the page: the secret fields (one-time tokens, keys, invitation
+ * links), the onboarding blocks with their QR codes (a peer's private key), open dialogs.
+ */
+export function wipeSecrets(root = document) {
+  for (const box of root.querySelectorAll(".secret-value")) box.value = "";
+  for (const element of root.querySelectorAll(".secret, .one-time, .onboard, .qr-frame")) {
+    element.remove();
+  }
+  for (const dialog of root.querySelectorAll("dialog[open]")) dialog.close();
+}
+
+/**
+ * For every page that may show a secret: leaving it wipes the secrets (so a copy the browser
+ * keeps for Back holds none), and a page restored from the back/forward cache reloads, which
+ * asks picd again (and after logout, lands on the login page).
+ */
+export function guardAgainstBack() {
+  window.addEventListener("pagehide", () => wipeSecrets());
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) {
+      wipeSecrets();
+      window.location.reload();
+    }
+  });
 }

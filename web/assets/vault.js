@@ -40,6 +40,27 @@ function authoritySection() {
   api("/api/vault/age-public-key")
     .then((data) => (ageKey.value = data.public_key))
     .catch((error) => setAlert(alert, error.message));
+  // What the root may vouch for (its name constraints), and the retired roots still kept.
+  const scope = h("p", { id: "vault-ca-scope", class: "muted" });
+  api("/api/vault/cas")
+    .then((cas) => {
+      const limits = cas.current && cas.current.name_constraints;
+      const parts = [];
+      if (limits) {
+        parts.push(
+          `It vouches only for ${limits.domain} and the names under it, and for ${limits.subnet_v4} and ${limits.subnet_v6}.`,
+        );
+      }
+      const kept = (cas.retired || []).filter((old) => old.keep_until);
+      if (kept.length) {
+        const until = kept.map((old) => formatTime(old.keep_until)).join(", ");
+        parts.push(
+          ` An earlier root is kept for the certificates it signed (until ${until}): devices must import the current one.`,
+        );
+      }
+      scope.textContent = parts.join("");
+    })
+    .catch((error) => setAlert(alert, error.message));
   return h(
     "section",
     { class: "card", id: "ca", "aria-labelledby": "ca-title" },
@@ -51,6 +72,7 @@ function authoritySection() {
       "Devices that install the cell's root certificate trust the certificates issued below. ",
       "The revocation list (CRL) names the certificates revoked since.",
     ),
+    scope,
     h(
       "div",
       { class: "actions downloads" },
