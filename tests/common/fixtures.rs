@@ -3,8 +3,10 @@
 
 use serde_json::{json, Value};
 
-/// Name of the session cookie (src/app.rs).
+/// Name of the session cookie over plain http (src/session_layer.rs).
 pub const SESSION_COOKIE: &str = "picd_session";
+/// Name of the session cookie over https, behind Caddy on picd's socket.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-picd_session";
 /// The default request body limit (64 KiB).
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 

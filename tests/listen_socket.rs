@@ -1,0 +1,306 @@
+//! picd's unix socket for Caddy (`serve --listen-socket`, `listen_socket`), with the real
+//! binary and `curl --unix-socket` standing in for Caddy: X-Forwarded-For and
+//! X-Forwarded-Proto count there and only there (on TCP a forged address does not reach the
+//! audit log, even with loopback in `trusted_proxies`); over https the session cookie is
+//! `__Host-picd_session` (Secure, Path=/, no Domain), over http `picd_session`, and neither
+//! side accepts the other's cookie (a `picd_session` planted by a sibling subdomain does not
+//! authenticate an https request); the socket is mode 0660, a stale one is replaced at start,
+//! anything else at its path makes picd refuse to start, and it is removed at shutdown; odd
+//! forwarded headers never get a 500.
+
+mod common;
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use common::caddy::{curl, Answer};
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// An address a local process claims to be, on TCP.
+const FORGED_ADDR: &str = "198.51.100.66";
+/// The client Caddy names on the socket.
+const FORWARDED_CLIENT: &str = "203.0.113.77";
+/// The address of a socket request that names no client: the local proxy.
+const LOCAL_PROXY: &str = "127.0.0.1";
+const SOCKET_MODE: u32 = 0o660;
+
+/// A set-up picd serving on a socket too, and the admin's (TCP) client.
+struct SocketCell {
+    picd: Picd,
+    admin: TestClient,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> SocketCell {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let socket = dir.path().join("http.sock");
+    let options = PicdOptions {
+        args: vec![
+            "--listen-socket".into(),
+            socket.to_string_lossy().into_owned(),
+        ],
+        // Loopback among the trusted proxies must not make TCP clients proxies.
+        env: vec![("PICD_TRUSTED_PROXIES".into(), "127.0.0.1,::1".into())],
+        ..PicdOptions::default()
+    };
+    let (picd, admin) = picd_with_admin_using(options).await;
+    SocketCell {
+        picd,
+        admin,
+        socket,
+        _dir: dir,
+    }
+}
+
+/// A request over the socket, as Caddy would send it; `headers` as curl's `-H`.
+fn over_socket(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: Option<&str>,
+) -> Answer {
+    let socket = socket.to_string_lossy().into_owned();
+    let url = format!("http://localhost{path}");
+    let mut args = vec![
+        "curl",
+        "-sS",
+        "--max-time",
+        "10",
+        "-D",
+        "-",
+        "--unix-socket",
+        &socket,
+    ];
+    args.extend(["-X", method]);
+    for header in headers {
+        args.extend(["-H", header]);
+    }
+    if let Some(body) = body {
+        args.extend(["-H", "content-type: application/json", "--data", body]);
+    }
+    args.push(&url);
+    curl(&args)
+}
+
+fn login_body() -> String {
+    json!({ "username": ADMIN_USER, "password": ADMIN_PASSWORD }).to_string()
+}
+
+/// The session cookie's name and value in a Set-Cookie header, and its attributes.
+fn session_cookie(set_cookie: &str) -> (String, String, Vec<String>) {
+    let mut parts = set_cookie.split(';').map(|p| p.trim().to_string());
+    let pair = parts.next().unwrap_or_default();
+    let (name, value) = pair.split_once('=').unwrap_or_default();
+    (name.to_string(), value.to_string(), parts.collect())
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_ignored_on_tcp() {
+    let cell = start().await;
+    let resp = cell
+        .picd
+        .client()
+        .http
+        .post(format!("{}/api/auth/login", cell.picd.base_url()))
+        .header("x-forwarded-for", FORGED_ADDR)
+        .header("x-forwarded-proto", "https")
+        .json(&json!({ "username": ADMIN_USER, "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (name, _, attributes) =
+        session_cookie(resp.headers()["set-cookie"].to_str().expect("cookie"));
+    assert_eq!(name, SESSION_COOKIE, "{attributes:?}");
+    assert!(
+        !attributes.iter().any(|a| a.eq_ignore_ascii_case("secure")),
+        "{attributes:?}"
+    );
+    let entry = last_audit(&cell.picd.db());
+    assert_eq!(entry.action, "auth.login", "{entry:?}");
+    assert_eq!(entry.client_addr, "127.0.0.1", "{entry:?}");
+}
+
+#[tokio::test]
+async fn on_the_socket_forwarded_headers_name_the_client_and_https_gets_the_host_cookie() {
+    let cell = start().await;
+    let forwarded = format!("X-Forwarded-For: {FORWARDED_CLIENT}");
+    let https = "X-Forwarded-Proto: https";
+    let login = over_socket(
+        &cell.socket,
+        "POST",
+        "/api/auth/login",
+        &[&forwarded, https],
+        Some(&login_body()),
+    );
+    assert_eq!(login.status, 200, "{login:?}");
+    let (name, secure_session, attributes) =
+        session_cookie(login.header("set-cookie").unwrap_or_default());
+    assert_eq!(name, SECURE_SESSION_COOKIE, "{login:?}");
+    assert!(attributes.iter().any(|a| a == "Secure"), "{attributes:?}");
+    assert!(attributes.iter().any(|a| a == "Path=/"), "{attributes:?}");
+    assert!(
+        !attributes
+            .iter()
+            .any(|a| a.to_ascii_lowercase().starts_with("domain")),
+        "{attributes:?}"
+    );
+    let entry = last_audit(&cell.picd.db());
+    assert_eq!(
+        (entry.action.as_str(), entry.result.as_str()),
+        ("auth.login", "success"),
+        "{entry:?}"
+    );
+    assert_eq!(entry.client_addr, FORWARDED_CLIENT, "{entry:?}");
+
+    // The __Host- cookie counts over https on the socket, and nowhere else.
+    let host_cookie = format!("Cookie: {SECURE_SESSION_COOKIE}={secure_session}");
+    let me = over_socket(
+        &cell.socket,
+        "GET",
+        "/api/auth/me",
+        &[&host_cookie, https],
+        None,
+    );
+    assert_eq!(me.status, 200, "{me:?}");
+    assert_eq!(me.json()["user"]["username"], ADMIN_USER, "{me:?}");
+    let me = over_socket(&cell.socket, "GET", "/api/auth/me", &[&host_cookie], None);
+    assert_eq!(me.status, 401, "the __Host- cookie over plain http: {me:?}");
+    let tcp = cell.picd.client();
+    let resp = tcp
+        .http
+        .get(tcp.url("/api/auth/me"))
+        .header(
+            "cookie",
+            format!("{SECURE_SESSION_COOKIE}={secure_session}"),
+        )
+        .send()
+        .await
+        .expect("me over TCP");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+
+    // A plain picd_session cookie (as a sibling subdomain could plant it) does not
+    // authenticate an https request, even with a live session in it.
+    let plain_session = cell
+        .admin
+        .session_cookie()
+        .expect("the admin's TCP session");
+    let planted = format!("Cookie: {SESSION_COOKIE}={plain_session}");
+    let me = over_socket(
+        &cell.socket,
+        "GET",
+        "/api/auth/me",
+        &[&planted, https],
+        None,
+    );
+    assert_eq!(me.status, 401, "a planted picd_session over https: {me:?}");
+    let me = over_socket(&cell.socket, "GET", "/api/auth/me", &[&planted], None);
+    assert_eq!(me.status, 200, "the same cookie over plain http: {me:?}");
+
+    // Over plain http on the socket, with no client named: the plain cookie, the local proxy.
+    let login = over_socket(
+        &cell.socket,
+        "POST",
+        "/api/auth/login",
+        &[],
+        Some(&login_body()),
+    );
+    assert_eq!(login.status, 200, "{login:?}");
+    let (name, _, attributes) = session_cookie(login.header("set-cookie").unwrap_or_default());
+    assert_eq!(name, SESSION_COOKIE, "{login:?}");
+    assert!(
+        !attributes.iter().any(|a| a.eq_ignore_ascii_case("secure")),
+        "{attributes:?}"
+    );
+    assert_eq!(last_audit(&cell.picd.db()).client_addr, LOCAL_PROXY);
+    assert_no_internal_errors(&cell.picd);
+}
+
+#[tokio::test]
+async fn odd_forwarded_headers_on_the_socket_get_no_500() {
+    let cell = start().await;
+    let long = format!("X-Forwarded-For: {}", "1.2.3.4, ".repeat(1000));
+    let odd = [
+        "X-Forwarded-For: not-an-address",
+        "X-Forwarded-For: 203.0.113.5:4711",
+        "X-Forwarded-For: ",
+        "X-Forwarded-For: ,,,",
+        "X-Forwarded-For: [2001:db8::1]",
+        "X-Forwarded-Proto: gopher",
+        "X-Forwarded-Proto: https, http",
+        long.as_str(),
+    ];
+    for header in odd {
+        let wrong = json!({ "username": ADMIN_USER, "password": "not the password" }).to_string();
+        let login = over_socket(
+            &cell.socket,
+            "POST",
+            "/api/auth/login",
+            &[header],
+            Some(&wrong),
+        );
+        assert!((400..500).contains(&login.status), "{header}: {login:?}");
+        assert_error_shape(&login.json(), header);
+        let health = over_socket(&cell.socket, "GET", "/health", &[header], None);
+        assert_eq!(health.status, 200, "{header}: {health:?}");
+    }
+    // An address that does not parse names no client: the entry has the local proxy's.
+    let entry = last_audit(&cell.picd.db());
+    assert_eq!(entry.client_addr, LOCAL_PROXY, "{entry:?}");
+    assert_no_internal_errors(&cell.picd);
+}
+
+#[tokio::test]
+async fn the_socket_is_private_replaced_when_stale_and_removed_at_shutdown() {
+    let mut cell = start().await;
+    let meta = std::fs::metadata(&cell.socket).expect("the socket");
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o7777, SOCKET_MODE);
+
+    let (_, status) = cell.picd.terminate().expect("picd stops on SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(!cell.socket.exists(), "the socket outlived picd");
+
+    // A socket nobody listens on (picd was killed): replaced at start.
+    drop(std::os::unix::net::UnixListener::bind(&cell.socket).expect("a stale socket"));
+    assert!(cell.socket.exists());
+    cell.picd.restart().await;
+    let health = over_socket(&cell.socket, "GET", "/health", &[], None);
+    assert_eq!(health.status, 200, "{health:?}");
+    cell.picd.stop();
+}
+
+#[test]
+fn picd_refuses_to_start_on_what_is_not_its_stale_socket() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // A regular file: never removed.
+    let file = dir.path().join("file.sock");
+    std::fs::write(&file, "data").expect("a file");
+    let env = [("PICD_LISTEN_SOCKET", file.to_str().expect("path"))];
+    let stderr = stderr_of(&serve_expecting_failure("", &env));
+    assert!(stderr.contains("is not a socket"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&file).expect("the file"), "data");
+
+    // A socket that another process listens on: left to it.
+    let taken = dir.path().join("taken.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&taken).expect("a live socket");
+    let env = [("PICD_LISTEN_SOCKET", taken.to_str().expect("path"))];
+    let stderr = stderr_of(&serve_expecting_failure("", &env));
+    assert!(stderr.contains("in use"), "{stderr}");
+    std::os::unix::net::UnixStream::connect(&taken).expect("the other listener still has it");
+    drop(listener);
+
+    // Settings the kernel or Caddy could not use.
+    for bad in ["relative.sock".to_string(), format!("/{}", "s".repeat(120))] {
+        let config = format!("listen_socket = \"{bad}\"\n");
+        let stderr = stderr_of(&serve_expecting_failure(&config, &[]));
+        assert!(
+            stderr.contains("listen_socket must be an absolute path"),
+            "{bad}: {stderr}"
+        );
+    }
+}
