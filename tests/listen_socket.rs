@@ -11,9 +11,8 @@
 mod common;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 
-use common::caddy::{curl, Answer};
+use common::socket::PicdSocket;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -30,60 +29,22 @@ const SOCKET_MODE: u32 = 0o660;
 struct SocketCell {
     picd: Picd,
     admin: TestClient,
-    socket: PathBuf,
-    _dir: tempfile::TempDir,
+    socket: PicdSocket,
 }
 
 async fn start() -> SocketCell {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let socket = dir.path().join("http.sock");
-    let options = PicdOptions {
-        args: vec![
-            "--listen-socket".into(),
-            socket.to_string_lossy().into_owned(),
-        ],
+    let socket = PicdSocket::new();
+    let options = socket.options(PicdOptions {
         // Loopback among the trusted proxies must not make TCP clients proxies.
         env: vec![("PICD_TRUSTED_PROXIES".into(), "127.0.0.1,::1".into())],
         ..PicdOptions::default()
-    };
+    });
     let (picd, admin) = picd_with_admin_using(options).await;
     SocketCell {
         picd,
         admin,
         socket,
-        _dir: dir,
     }
-}
-
-/// A request over the socket, as Caddy would send it; `headers` as curl's `-H`.
-fn over_socket(
-    socket: &Path,
-    method: &str,
-    path: &str,
-    headers: &[&str],
-    body: Option<&str>,
-) -> Answer {
-    let socket = socket.to_string_lossy().into_owned();
-    let url = format!("http://localhost{path}");
-    let mut args = vec![
-        "curl",
-        "-sS",
-        "--max-time",
-        "10",
-        "-D",
-        "-",
-        "--unix-socket",
-        &socket,
-    ];
-    args.extend(["-X", method]);
-    for header in headers {
-        args.extend(["-H", header]);
-    }
-    if let Some(body) = body {
-        args.extend(["-H", "content-type: application/json", "--data", body]);
-    }
-    args.push(&url);
-    curl(&args)
 }
 
 fn login_body() -> String {
@@ -130,8 +91,7 @@ async fn on_the_socket_forwarded_headers_name_the_client_and_https_gets_the_host
     let cell = start().await;
     let forwarded = format!("X-Forwarded-For: {FORWARDED_CLIENT}");
     let https = "X-Forwarded-Proto: https";
-    let login = over_socket(
-        &cell.socket,
+    let login = cell.socket.request(
         "POST",
         "/api/auth/login",
         &[&forwarded, https],
@@ -159,16 +119,14 @@ async fn on_the_socket_forwarded_headers_name_the_client_and_https_gets_the_host
 
     // The __Host- cookie counts over https on the socket, and nowhere else.
     let host_cookie = format!("Cookie: {SECURE_SESSION_COOKIE}={secure_session}");
-    let me = over_socket(
-        &cell.socket,
-        "GET",
-        "/api/auth/me",
-        &[&host_cookie, https],
-        None,
-    );
+    let me = cell
+        .socket
+        .request("GET", "/api/auth/me", &[&host_cookie, https], None);
     assert_eq!(me.status, 200, "{me:?}");
     assert_eq!(me.json()["user"]["username"], ADMIN_USER, "{me:?}");
-    let me = over_socket(&cell.socket, "GET", "/api/auth/me", &[&host_cookie], None);
+    let me = cell
+        .socket
+        .request("GET", "/api/auth/me", &[&host_cookie], None);
     assert_eq!(me.status, 401, "the __Host- cookie over plain http: {me:?}");
     let tcp = cell.picd.client();
     let resp = tcp
@@ -190,25 +148,19 @@ async fn on_the_socket_forwarded_headers_name_the_client_and_https_gets_the_host
         .session_cookie()
         .expect("the admin's TCP session");
     let planted = format!("Cookie: {SESSION_COOKIE}={plain_session}");
-    let me = over_socket(
-        &cell.socket,
-        "GET",
-        "/api/auth/me",
-        &[&planted, https],
-        None,
-    );
+    let me = cell
+        .socket
+        .request("GET", "/api/auth/me", &[&planted, https], None);
     assert_eq!(me.status, 401, "a planted picd_session over https: {me:?}");
-    let me = over_socket(&cell.socket, "GET", "/api/auth/me", &[&planted], None);
+    let me = cell
+        .socket
+        .request("GET", "/api/auth/me", &[&planted], None);
     assert_eq!(me.status, 200, "the same cookie over plain http: {me:?}");
 
     // Over plain http on the socket, with no client named: the plain cookie, the local proxy.
-    let login = over_socket(
-        &cell.socket,
-        "POST",
-        "/api/auth/login",
-        &[],
-        Some(&login_body()),
-    );
+    let login = cell
+        .socket
+        .request("POST", "/api/auth/login", &[], Some(&login_body()));
     assert_eq!(login.status, 200, "{login:?}");
     let (name, _, attributes) = session_cookie(login.header("set-cookie").unwrap_or_default());
     assert_eq!(name, SESSION_COOKIE, "{login:?}");
@@ -236,16 +188,12 @@ async fn odd_forwarded_headers_on_the_socket_get_no_500() {
     ];
     for header in odd {
         let wrong = json!({ "username": ADMIN_USER, "password": "not the password" }).to_string();
-        let login = over_socket(
-            &cell.socket,
-            "POST",
-            "/api/auth/login",
-            &[header],
-            Some(&wrong),
-        );
+        let login = cell
+            .socket
+            .request("POST", "/api/auth/login", &[header], Some(&wrong));
         assert!((400..500).contains(&login.status), "{header}: {login:?}");
         assert_error_shape(&login.json(), header);
-        let health = over_socket(&cell.socket, "GET", "/health", &[header], None);
+        let health = cell.socket.request("GET", "/health", &[header], None);
         assert_eq!(health.status, 200, "{header}: {health:?}");
     }
     // An address that does not parse names no client: the entry has the local proxy's.
@@ -257,19 +205,19 @@ async fn odd_forwarded_headers_on_the_socket_get_no_500() {
 #[tokio::test]
 async fn the_socket_is_private_replaced_when_stale_and_removed_at_shutdown() {
     let mut cell = start().await;
-    let meta = std::fs::metadata(&cell.socket).expect("the socket");
+    let meta = std::fs::metadata(&cell.socket.path).expect("the socket");
     assert!(meta.file_type().is_socket());
     assert_eq!(meta.permissions().mode() & 0o7777, SOCKET_MODE);
 
     let (_, status) = cell.picd.terminate().expect("picd stops on SIGTERM");
     assert!(status.success(), "{status}");
-    assert!(!cell.socket.exists(), "the socket outlived picd");
+    assert!(!cell.socket.path.exists(), "the socket outlived picd");
 
     // A socket nobody listens on (picd was killed): replaced at start.
-    drop(std::os::unix::net::UnixListener::bind(&cell.socket).expect("a stale socket"));
-    assert!(cell.socket.exists());
+    drop(std::os::unix::net::UnixListener::bind(&cell.socket.path).expect("a stale socket"));
+    assert!(cell.socket.path.exists());
     cell.picd.restart().await;
-    let health = over_socket(&cell.socket, "GET", "/health", &[], None);
+    let health = cell.socket.request("GET", "/health", &[], None);
     assert_eq!(health.status, 200, "{health:?}");
     cell.picd.stop();
 }
