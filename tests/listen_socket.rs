@@ -157,6 +157,40 @@ async fn on_the_socket_forwarded_headers_name_the_client_and_https_gets_the_host
         .request("GET", "/api/auth/me", &[&planted], None);
     assert_eq!(me.status, 200, "the same cookie over plain http: {me:?}");
 
+    // Logging out over https takes the __Host- cookie back; a browser accepts the removal
+    // only with the same attributes (Secure, Path=/).
+    let token = cell
+        .socket
+        .request("GET", "/api/auth/csrf-token", &[&host_cookie, https], None);
+    assert_eq!(token.status, 200, "{token:?}");
+    let csrf = format!(
+        "X-CSRF-Token: {}",
+        token.json()["csrf_token"].as_str().unwrap_or_default()
+    );
+    let logout = cell.socket.request(
+        "POST",
+        "/api/auth/logout",
+        &[&host_cookie, https, &csrf],
+        Some("{}"),
+    );
+    assert_eq!(logout.status, 200, "{logout:?}");
+    let (name, value, attributes) = session_cookie(logout.header("set-cookie").unwrap_or_default());
+    assert_eq!(
+        (name.as_str(), value.as_str()),
+        (SECURE_SESSION_COOKIE, ""),
+        "{logout:?}"
+    );
+    for attribute in ["Secure", "Path=/", "Max-Age=0"] {
+        assert!(
+            attributes.iter().any(|a| a == attribute),
+            "no {attribute}: {attributes:?}"
+        );
+    }
+    let me = cell
+        .socket
+        .request("GET", "/api/auth/me", &[&host_cookie, https], None);
+    assert_eq!(me.status, 401, "the session outlived its logout: {me:?}");
+
     // Over plain http on the socket, with no client named: the plain cookie, the local proxy.
     let login = cell
         .socket
