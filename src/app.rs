@@ -1,24 +1,20 @@
 //! The router (every route on one screen) and the server.
 
-use std::net::SocketAddr;
+use std::future::IntoFuture;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Request};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use axum::Router;
-use tokio::net::TcpListener;
+use futures_util::FutureExt;
+use tokio::net::{TcpListener, UnixListener};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
-use tower_sessions::cookie::SameSite;
-use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::auth::session_store::SqliteSessionStore;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{audit, auth, caddy, client, dns, health, logs, peers, setup, vault, web, wireguard};
-
-pub const SESSION_COOKIE: &str = "picd_session";
 
 pub fn router(app: AppState) -> Router {
     let routes = Router::new()
@@ -184,16 +180,6 @@ pub fn router(app: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
 
-    let sessions = SessionManagerLayer::new(SqliteSessionStore::new(app.db.clone()))
-        .with_name(SESSION_COOKIE)
-        .with_http_only(true)
-        .with_same_site(SameSite::Strict)
-        .with_secure(false)
-        .with_path("/")
-        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(i64::from(
-            app.settings.session_idle_minutes,
-        ))));
-
     // Layers run bottom-up for a request: the last added is the outermost.
     let routes = routes
         .layer(from_fn_with_state(
@@ -201,7 +187,8 @@ pub fn router(app: AppState) -> Router {
             auth::secret_routes::audit_secret_reads,
         ))
         .layer(from_fn_with_state(app.clone(), auth::authenticate))
-        .layer(sessions)
+        // Two session layers, one per cookie name, chosen by the request's scheme.
+        .layer(crate::session_layer::layer(&app))
         .layer(from_fn_with_state(app.clone(), audit::record_unaudited))
         .layer(from_fn_with_state(app.clone(), secure_cookies))
         .layer(from_fn_with_state(app.clone(), client::identify_client))
@@ -288,19 +275,37 @@ async fn security_headers(
     response
 }
 
-/// Serves until `shutdown` resolves. Tests bind port 0 and pass the listener in.
+/// Serves on `tcp`, and on `socket` when there is one, until `shutdown` resolves; then both
+/// stop taking connections and finish what they have. Tests bind port 0 and pass the
+/// listener in.
 pub async fn serve(
-    listener: TcpListener,
+    tcp: TcpListener,
+    socket: Option<UnixListener>,
     app: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = router(app);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+    // `Transport` says which listener a connection came through: forwarded headers count only
+    // on the socket (src/client.rs).
+    let shutdown = shutdown.shared();
+    let over_tcp = axum::serve(
+        tcp,
+        router
+            .clone()
+            .into_make_service_with_connect_info::<client::Transport>(),
+    )
+    .with_graceful_shutdown(shutdown.clone())
+    .into_future();
+    let Some(socket) = socket else {
+        return over_tcp.await;
+    };
+    let over_socket = axum::serve(
+        socket,
+        router.into_make_service_with_connect_info::<client::Transport>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .into_future();
+    tokio::try_join!(over_tcp, over_socket).map(|_| ())
 }
 
 #[cfg(test)]

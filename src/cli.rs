@@ -39,6 +39,9 @@ enum Command {
         /// Address to listen on [default: 127.0.0.1:3000]
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<SocketAddr>,
+        /// Also serve on this unix socket, for Caddy (forwarded headers count only there)
+        #[arg(long, value_name = "PATH")]
+        listen_socket: Option<PathBuf>,
     },
     /// Complete the setup wizard unattended from a TOML answers file (`--answers FILE`), or
     /// print the setup code the wizard asks for (`token`)
@@ -203,10 +206,17 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut settings = settings(&args)?;
     match args.command {
-        Command::Serve { listen } => {
+        Command::Serve {
+            listen,
+            listen_socket,
+        } => {
             fix_malloc_threshold();
             if let Some(listen) = listen {
                 settings.listen = listen;
+            }
+            if let Some(path) = listen_socket {
+                settings.listen_socket = path;
+                settings.validate()?;
             }
             init_logging(&settings);
             prepare_state_dir(&settings.state_dir)?;

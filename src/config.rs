@@ -11,11 +11,13 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/picd/picd.toml";
 /// `--dev` keeps state here, relative to the working directory.
 pub const DEV_STATE_DIR: &str = "picd-state";
+/// The longest path a unix socket can be bound at (sun_path holds 108 bytes with its NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CookieSecure {
-    /// Secure when the request came over https (through a trusted proxy).
+    /// Secure when the request came over https (as Caddy reports it on `listen_socket`).
     Auto,
     Always,
     Never,
@@ -33,6 +35,9 @@ pub enum LogFormat {
 pub struct Settings {
     /// Address of the HTTP API and UI. picd is meant to be reached through Caddy only.
     pub listen: SocketAddr,
+    /// A unix socket picd also serves HTTP on, for Caddy (empty: none). Only connections on
+    /// it may speak for a client through X-Forwarded-For / X-Forwarded-Proto.
+    pub listen_socket: PathBuf,
     /// Where the database and the vault live.
     pub state_dir: PathBuf,
     /// tracing filter, e.g. `info` or `picd=debug,info`.
@@ -45,14 +50,18 @@ pub struct Settings {
     /// A session ends this long after login, however active.
     pub session_absolute_hours: u32,
     pub cookie_secure: CookieSecure,
-    /// Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (the reverse proxy).
+    /// Proxies in front of Caddy: on `listen_socket`, X-Forwarded-For entries with these
+    /// addresses are skipped when looking for the client (on TCP the headers never count).
     pub trusted_proxies: Vec<IpAddr>,
     /// Failed logins for one username within a minute before 429.
     pub login_failures_per_user: usize,
     /// Failed logins from one client address within a minute before 429.
     pub login_failures_per_address: usize,
-    /// Caddy's admin API (host:port).
+    /// Caddy's admin API: `unix//PATH` (a socket), or host:port on loopback.
     pub caddy_admin: String,
+    /// Where picd writes the certificate and key files Caddy loads in internal TLS mode
+    /// (empty: `caddy-tls` in the state directory). Caddy must be able to read it.
+    pub caddy_tls_dir: PathBuf,
     /// The Docker engine's socket.
     pub docker_socket: PathBuf,
     /// Seconds between health checks recorded for /api/health/history.
@@ -84,6 +93,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            listen_socket: PathBuf::new(),
             state_dir: PathBuf::from("/var/lib/picd"),
             log_level: "info".into(),
             log_format: LogFormat::Text,
@@ -91,13 +101,11 @@ impl Default for Settings {
             session_idle_minutes: 60,
             session_absolute_hours: 12,
             cookie_secure: CookieSecure::Auto,
-            trusted_proxies: vec![
-                IpAddr::from([127, 0, 0, 1]),
-                "::1".parse().expect("literal"),
-            ],
+            trusted_proxies: Vec::new(),
             login_failures_per_user: 5,
             login_failures_per_address: 20,
             caddy_admin: "127.0.0.1:2019".into(),
+            caddy_tls_dir: PathBuf::new(),
             docker_socket: PathBuf::from("/var/run/docker.sock"),
             health_interval_seconds: 30,
             wireguard_interface: "picd0".into(),
@@ -139,7 +147,7 @@ impl Settings {
         Ok(settings)
     }
 
-    fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> anyhow::Result<()> {
         if self.body_limit_bytes < 1024 {
             bail!("body_limit_bytes must be at least 1024");
         }
@@ -157,7 +165,28 @@ impl Settings {
         if self.login_failures_per_user == 0 || self.login_failures_per_address == 0 {
             bail!("login failure bounds must be positive");
         }
+        if let Some(socket) = self.listen_socket() {
+            // Caddy dials it from its own working directory, and the kernel takes at most
+            // 107 bytes for a socket's path.
+            if !socket.is_absolute() || socket.as_os_str().len() > MAX_SOCKET_PATH {
+                bail!("listen_socket must be an absolute path of at most {MAX_SOCKET_PATH} bytes");
+            }
+        }
         Ok(())
+    }
+
+    /// The unix socket to serve on, if any.
+    pub fn listen_socket(&self) -> Option<&Path> {
+        (!self.listen_socket.as_os_str().is_empty()).then_some(self.listen_socket.as_path())
+    }
+
+    /// Where the certificate and key files for Caddy go.
+    pub fn caddy_tls_dir(&self) -> PathBuf {
+        if self.caddy_tls_dir.as_os_str().is_empty() {
+            self.state_dir.join("caddy-tls")
+        } else {
+            self.caddy_tls_dir.clone()
+        }
     }
 
     pub fn database_path(&self) -> PathBuf {

@@ -1,6 +1,8 @@
 //! `picd serve`: open the store, start the drivers and background loops, answer HTTP. Every
 //! long-running task is joined in one `select!`: if one ends, picd ends, and systemd restarts it.
 
+mod socket;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +41,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let caddy = Arc::new(crate::caddy::driver::CaddyDriver::new(
         Arc::new(settings.clone()),
         vault.clone(),
-    ));
+    )?);
     let drivers = crate::health::probes::default_drivers(
         &settings,
         wireguard.clone(),
@@ -49,9 +51,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
+    // Held until `run` returns: dropping it removes the socket file.
+    let (socket, _socket_file) = match settings.listen_socket() {
+        Some(path) => {
+            let (listener, file) = socket::bind(path)?;
+            (Some(listener), Some(file))
+        }
+        None => (None, None),
+    };
     let app = AppState::new(db, vault, settings, drivers, wireguard, dns, caddy);
     tracing::info!(
         listen = %listener.local_addr()?,
+        listen_socket = %app.settings.listen_socket.display(),
         state_dir = %app.settings.state_dir.display(),
         "picd is listening"
     );
@@ -59,7 +70,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     app.request_reconcile();
 
     tokio::select! {
-        served = serve_until_stopped(listener, app.clone()) => served.context("HTTP server")?,
+        served = serve_until_stopped(listener, socket, app.clone()) => served.context("HTTP server")?,
         ended = crate::health::run_health_checks(app.clone()) => ended.context("health checks ended")?,
         ended = run_session_sweeper(app.clone()) => ended.context("session sweeper ended")?,
         ended = run_reconciler(app.clone()) => ended.context("reconciler ended")?,
@@ -164,10 +175,11 @@ async fn run_session_sweeper(app: AppState) -> anyhow::Result<()> {
     }
 }
 
-/// Serves HTTP until SIGTERM or Ctrl-C, then lets requests in flight finish for at most
-/// SHUTDOWN_GRACE.
+/// Serves HTTP (on TCP and the socket) until SIGTERM or Ctrl-C, then lets requests in flight
+/// on either finish for at most SHUTDOWN_GRACE.
 async fn serve_until_stopped(
     listener: tokio::net::TcpListener,
+    socket: Option<tokio::net::UnixListener>,
     app: AppState,
 ) -> std::io::Result<()> {
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -184,7 +196,7 @@ async fn serve_until_stopped(
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
     tokio::select! {
-        served = crate::app::serve(listener, app, signal) => served,
+        served = crate::app::serve(listener, socket, app, signal) => served,
         () = grace_over => {
             tracing::warn!(
                 grace_secs = SHUTDOWN_GRACE.as_secs(),

@@ -168,25 +168,41 @@ async fn login_cookie(picd: &Picd, forwarded_proto: Option<&str>) -> String {
 
 #[tokio::test]
 async fn the_cookie_is_httponly_strict_and_secure_behind_an_https_proxy() {
-    let (picd, _admin) = picd_with_admin().await;
+    let socket = common::socket::PicdSocket::new();
+    let (picd, _admin) = picd_with_admin_using(socket.options(PicdOptions::default())).await;
     let plain = login_cookie(&picd, None).await;
     assert!(has_attribute(&plain, "HttpOnly"), "{plain}");
     assert!(has_attribute(&plain, "SameSite=Strict"), "{plain}");
     assert!(has_attribute(&plain, "Path=/"), "{plain}");
     assert!(!has_attribute(&plain, "Secure"), "{plain}");
-    // 127.0.0.1 is a trusted proxy by default: its word that the browser used https counts.
-    let https = login_cookie(&picd, Some("https")).await;
+    // Caddy's word (on picd's socket) that the browser used https counts: the cookie is then
+    // the __Host- one.
+    let credentials = json!({ "username": ADMIN_USER, "password": ADMIN_PASSWORD }).to_string();
+    let login = |proto: &str| {
+        let header = format!("X-Forwarded-Proto: {proto}");
+        let answer = socket.request("POST", "/api/auth/login", &[&header], Some(&credentials));
+        assert_eq!(answer.status, 200, "{answer:?}");
+        answer.header("set-cookie").unwrap_or_default().to_string()
+    };
+    let https = login("https");
+    assert!(
+        https.starts_with(&format!("{SECURE_SESSION_COOKIE}=")),
+        "{https}"
+    );
     assert!(has_attribute(&https, "Secure"), "{https}");
     assert!(has_attribute(&https, "HttpOnly"), "{https}");
     assert!(has_attribute(&https, "SameSite=Strict"), "{https}");
-    let http = login_cookie(&picd, Some("http")).await;
+    assert!(has_attribute(&https, "Path=/"), "{https}");
+    let http = login("http");
+    assert!(http.starts_with(&format!("{SESSION_COOKIE}=")), "{http}");
     assert!(!has_attribute(&http, "Secure"), "{http}");
 }
 
 #[tokio::test]
-async fn forwarded_https_from_an_untrusted_peer_is_ignored() {
+async fn forwarded_https_on_tcp_is_ignored() {
+    // Not even from loopback listed as a proxy: on TCP any local process could claim it.
     let options = PicdOptions {
-        env: vec![("PICD_TRUSTED_PROXIES".into(), "192.0.2.1".into())],
+        env: vec![("PICD_TRUSTED_PROXIES".into(), "127.0.0.1".into())],
         ..PicdOptions::default()
     };
     let (picd, _admin) = picd_with_admin_using(options).await;

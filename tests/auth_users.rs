@@ -114,13 +114,15 @@ async fn repeated_failed_logins_are_throttled_per_username() {
 #[tokio::test]
 async fn failed_logins_are_also_bounded_per_client_address() {
     const PER_ADDRESS: usize = 6;
-    let options = PicdOptions {
+    // Caddy's socket, where X-Forwarded-For names the client.
+    let socket = common::socket::PicdSocket::new();
+    let options = socket.options(PicdOptions {
         env: vec![(
             "PICD_LOGIN_FAILURES_PER_ADDRESS".into(),
             PER_ADDRESS.to_string(),
         )],
         ..PicdOptions::default()
-    };
+    });
     let (picd, _admin) = picd_with_admin_using(options).await;
     let client = picd.client();
     for i in 0..PER_ADDRESS {
@@ -129,16 +131,15 @@ async fn failed_logins_are_also_bounded_per_client_address() {
     }
     let resp = client.login(ADMIN_USER, ADMIN_PASSWORD).await;
     expect_error(resp, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
-    // Another client behind the trusted proxy (127.0.0.1) is another address.
-    let resp = client
-        .http
-        .post(client.url("/api/auth/login"))
-        .header("x-forwarded-for", "203.0.113.9")
-        .json(&json!({ "username": ADMIN_USER, "password": ADMIN_PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    // Another client behind Caddy (on picd's socket) is another address.
+    let credentials = json!({ "username": ADMIN_USER, "password": ADMIN_PASSWORD }).to_string();
+    let resp = socket.request(
+        "POST",
+        "/api/auth/login",
+        &["X-Forwarded-For: 203.0.113.9"],
+        Some(&credentials),
+    );
+    assert_eq!(resp.status, 200, "{resp:?}");
     assert_eq!(last_audit(&picd.db()).client_addr, "203.0.113.9");
 }
 

@@ -1,8 +1,11 @@
-//! The appliance: the base Caddyfile is valid, `packaging/build-deb` builds a Debian package
-//! with the binary, the settings (a conffile), the Caddyfile, the unit and the maintainer
-//! scripts that create and remove the system user; the unit passes `systemd-analyze verify`
-//! and is rated 3.0 or better by `systemd-analyze security`; and the package installs in a
-//! clean Debian root made by debootstrap.
+//! The appliance: the base Caddyfile is valid, keeps Caddy's admin API on the socket picd's
+//! settings name and proxies to picd's socket; the package's settings, units and Caddyfile
+//! agree on those sockets; `packaging/build-deb` builds a Debian package with the binary, the
+//! settings (a conffile), the Caddyfile, the unit, Caddy's drop-in and the maintainer scripts
+//! that create and remove the system user and make picd and Caddy members of each other's
+//! group; the units pass `systemd-analyze verify` and picd's is rated 3.0 or better by
+//! `systemd-analyze security`; and the package installs in a clean Debian root made by
+//! debootstrap.
 //!
 //! The package is built from this test run's own (debug) picd binary through build-deb's
 //! `PICD_BINARY`, not from a second, release build of the whole dependency tree, which would
@@ -15,18 +18,22 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use common::netns::{require_root_and_tools, require_tools};
-use common::PICD;
+use common::{picd_cli, stderr_of, PICD};
 
 /// The worst exposure `systemd-analyze security` may give the unit (0 is best, 10 worst).
 const MAX_EXPOSURE: f64 = 3.0;
 /// The package's files that matter, as `dpkg-deb -c` and `dpkg -L` name them.
-const PACKAGE_FILES: [&str; 4] = [
+const PACKAGE_FILES: [&str; 5] = [
     "/usr/bin/picd",
     "/etc/picd/picd.toml",
     "/usr/share/picd/Caddyfile",
     "/lib/systemd/system/picd.service",
+    "/lib/systemd/system/caddy.service.d/picd.conf",
 ];
 const UNIT: &str = "picd.service";
+/// The package's sockets: picd's for Caddy, and Caddy's admin API (Caddy's spelling).
+const PICD_SOCKET: &str = "/run/picd/http.sock";
+const CADDY_ADMIN_SOCKET: &str = "unix//run/caddy-admin/admin.sock";
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -110,9 +117,77 @@ fn the_base_caddyfile_is_valid_and_keeps_the_admin_api_local() {
 
     let adapted = stdout(&mut caddy(&["adapt", "--config", "Caddyfile"]));
     let json: serde_json::Value = serde_json::from_str(&adapted).expect("adapted JSON");
-    assert_eq!(json["admin"]["listen"], "localhost:2019", "{json}");
-    assert!(adapted.contains(r#""dial":"127.0.0.1:3000""#), "{adapted}");
+    // On a socket Caddy refuses every request whose Host is not in `origins`.
+    assert_eq!(
+        json["admin"],
+        serde_json::json!({ "listen": CADDY_ADMIN_SOCKET, "origins": ["localhost"] }),
+        "{json}"
+    );
+    let dial = format!(r#""dial":"unix/{PICD_SOCKET}""#);
+    assert!(adapted.contains(&dial), "{adapted}");
+    assert!(!adapted.contains("127.0.0.1:3000"), "{adapted}");
     assert!(adapted.contains("Strict-Transport-Security"), "{adapted}");
+}
+
+#[test]
+fn the_packages_settings_units_and_caddyfile_agree_on_the_sockets() {
+    let read = |path: &str| std::fs::read_to_string(repo().join(path)).expect(path);
+    let settings = read("packaging/picd.toml");
+    for line in [
+        format!("listen_socket = \"{PICD_SOCKET}\""),
+        format!("caddy_admin = \"{CADDY_ADMIN_SOCKET}\""),
+        "caddy_tls_dir = \"/run/picd/tls\"".to_string(),
+    ] {
+        assert!(
+            settings.lines().any(|l| l == line),
+            "no `{line}` in packaging/picd.toml"
+        );
+    }
+    // picd reads the file as it is shipped.
+    let state = tempfile::tempdir().expect("temporary directory");
+    let config = repo().join("packaging/picd.toml");
+    let out = picd_cli(
+        &[
+            "--config",
+            config.to_str().expect("path"),
+            "--state-dir",
+            state.path().to_str().expect("path"),
+            "migrate",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "picd refuses packaging/picd.toml: {}",
+        stderr_of(&out)
+    );
+    // Each socket's directory is made by the unit of the daemon that listens there.
+    let picd_unit = read("systemd/picd.service");
+    assert!(
+        picd_unit.contains("\nRuntimeDirectory=picd\n"),
+        "{picd_unit}"
+    );
+    assert!(
+        picd_unit.contains("\nRuntimeDirectoryMode=0750\n"),
+        "{picd_unit}"
+    );
+    let drop_in = read("packaging/caddy-picd.conf");
+    for line in [
+        "RuntimeDirectory=caddy-admin",
+        "RuntimeDirectoryMode=0750",
+        "UMask=0007",
+    ] {
+        assert!(drop_in.lines().any(|l| l == line), "no {line} in {drop_in}");
+    }
+    let caddyfile = read("Caddyfile");
+    assert!(
+        caddyfile.contains(&format!("admin {CADDY_ADMIN_SOCKET} {{")),
+        "{caddyfile}"
+    );
+    assert!(
+        caddyfile.contains(&format!("reverse_proxy unix/{PICD_SOCKET}\n")),
+        "{caddyfile}"
+    );
 }
 
 #[test]
@@ -160,13 +235,16 @@ fn the_package_holds_the_files_the_metadata_and_the_user_scripts() {
     let read = |name: &str| std::fs::read_to_string(control.join(name)).expect(name);
     assert_eq!(read("conffiles").trim(), "/etc/picd/picd.toml");
     let postinst = read("postinst");
-    assert!(
-        postinst.contains("adduser --quiet --system --group --home /var/lib/picd"),
-        "{postinst}"
-    );
+    for step in [
+        "adduser --quiet --system --group --home /var/lib/picd",
+        "adduser --quiet caddy picd",
+        "adduser --quiet picd caddy",
+    ] {
+        assert!(postinst.contains(step), "no `{step}` in {postinst}");
+    }
     let postrm = read("postrm");
     assert!(
-        postrm.contains("purge)") && postrm.contains("deluser"),
+        postrm.contains("purge)") && postrm.contains("deluser --quiet caddy picd"),
         "{postrm}"
     );
     for script in ["postinst", "postrm", "prerm"] {
@@ -186,29 +264,62 @@ fn unit_root() -> &'static Path {
         let units = package.root.join("lib/systemd/system");
         for entry in std::fs::read_dir("/lib/systemd/system").expect("/lib/systemd/system") {
             let path = entry.expect("entry").path();
-            if path.extension().is_some_and(|e| e == "target") {
+            // The caddy package's unit, which the package's drop-in extends.
+            let caddy_unit = path.file_name().is_some_and(|n| n == CADDY_UNIT);
+            if path.extension().is_some_and(|e| e == "target") || caddy_unit {
                 let target = units.join(path.file_name().expect("name"));
-                std::fs::copy(&path, target).expect("copying a target unit");
+                std::fs::copy(&path, target).expect("copying a unit");
             }
+        }
+        // The caddy unit's command, which verify checks is there.
+        let caddy = Path::new("/usr/bin/caddy");
+        if caddy.exists() {
+            std::fs::copy(caddy, package.root.join("usr/bin/caddy")).expect("copying caddy");
         }
     });
     &package.root
 }
 
+/// The caddy package's unit (the drop-in needs it to be verified).
+const CADDY_UNIT: &str = "caddy.service";
+
 #[test]
-fn the_installed_unit_passes_systemd_analyze_verify() {
+fn the_installed_units_pass_systemd_analyze_verify() {
+    require_tools(&["caddy"]);
     let root = unit_root();
-    let out = output(
-        Command::new("systemd-analyze")
-            .arg("verify")
-            .arg(format!("--root={}", root.display()))
-            .arg(UNIT),
-    );
-    // Unknown keys and other mistakes are warnings on standard error, not failures.
-    let warnings = String::from_utf8_lossy(&out.stderr);
     assert!(
-        warnings.trim().is_empty(),
-        "systemd-analyze verify:\n{warnings}"
+        root.join("lib/systemd/system").join(CADDY_UNIT).exists(),
+        "no {CADDY_UNIT} on this machine: run packaging/install-test-deps"
+    );
+    for unit in [UNIT, CADDY_UNIT] {
+        let out = output(
+            Command::new("systemd-analyze")
+                .arg("verify")
+                .arg(format!("--root={}", root.display()))
+                .arg(unit),
+        );
+        // Unknown keys and other mistakes are warnings on standard error, not failures.
+        let warnings = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            warnings.trim().is_empty(),
+            "systemd-analyze verify {unit}:\n{warnings}"
+        );
+    }
+    // The drop-in is really read: caddy.service's files (its admin socket) are no longer
+    // world-accessible, as systemd-analyze rates its UMask (the caddy package's alone: 0022).
+    let report = stdout(
+        Command::new("systemd-analyze")
+            .args(["security", "--offline=yes", "--no-pager"])
+            .arg(format!("--root={}", root.display()))
+            .arg(CADDY_UNIT),
+    );
+    let umask = report
+        .lines()
+        .find(|l| l.contains("UMask="))
+        .unwrap_or_else(|| panic!("no UMask= rating in:\n{report}"));
+    assert!(
+        !umask.contains("world"),
+        "the drop-in's UMask=0007 is not applied: {umask}"
     );
 }
 

@@ -3,20 +3,17 @@
 
 use serde_json::{json, Value};
 
+use super::admin::{AdminAddress, SOCKET_ORIGIN};
+use super::tls_files::TlsPaths;
 use crate::config::Settings;
 use crate::setup::tls::{TlsMode, TlsSettings};
 
-/// One site: a host name and the backend (`host:port`) it is proxied to.
+/// One site: a host name and the backend it is proxied to (`host:port`, or Caddy's
+/// `unix//PATH` for picd's own socket).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Site {
     pub host: String,
     pub upstream: String,
-}
-
-/// The PEM certificate and key Caddy serves in internal mode.
-pub struct LoadedCert<'a> {
-    pub cert_pem: &'a str,
-    pub key_pem: &'a str,
 }
 
 fn route(site: &Site) -> Value {
@@ -25,7 +22,7 @@ fn route(site: &Site) -> Value {
         "handle": [{
             "handler": "reverse_proxy",
             "upstreams": [{ "dial": site.upstream }],
-            // picd trusts X-Forwarded-For / -Proto from this proxy only (trusted_proxies).
+            // picd believes X-Forwarded-For / -Proto only on its socket (listen_socket).
             "headers": { "request": { "set": { "X-Forwarded-Proto": ["{http.request.scheme}"] } } }
         }],
         "terminal": true
@@ -91,12 +88,26 @@ fn acme_issuer(settings: &Settings, tls: &TlsSettings) -> Value {
     issuer
 }
 
-/// The whole config. The admin API stays on the configured local address.
+/// Caddy's admin API where picd reaches it. On a socket Caddy refuses every request unless
+/// `origins` names the Host picd sends; the socket's permissions are the access control.
+fn admin(address: &AdminAddress) -> Value {
+    match address {
+        AdminAddress::Tcp(_) => json!({ "listen": address.caddy_listen() }),
+        AdminAddress::Socket(_) => {
+            json!({ "listen": address.caddy_listen(), "origins": [SOCKET_ORIGIN] })
+        }
+    }
+}
+
+/// The whole config. The admin API stays where picd reaches it; in internal mode Caddy
+/// reads the certificate and key from the files at `cert` (never inline: the running config
+/// can be read back through the admin API).
 pub fn build(
     settings: &Settings,
+    admin_address: &AdminAddress,
     tls: &TlsSettings,
     sites: &[Site],
-    cert: Option<LoadedCert<'_>>,
+    cert: Option<&TlsPaths>,
 ) -> Value {
     let hosts: Vec<&str> = sites.iter().map(|s| s.host.as_str()).collect();
     let security_headers = json!({
@@ -122,7 +133,11 @@ pub fn build(
     let mut apps = json!({ "http": http });
     let automatic_https = match (tls.mode, cert) {
         (TlsMode::Internal, Some(cert)) => {
-            apps["tls"] = json!({ "certificates": { "load_pem": [{ "certificate": cert.cert_pem, "key": cert.key_pem, "tags": ["picd-cell-ca"] }] } });
+            apps["tls"] = json!({ "certificates": { "load_files": [{
+                "certificate": cert.certificate,
+                "key": cert.key,
+                "tags": ["picd-cell-ca"]
+            }] } });
             // The cell's CA signs these; Caddy must not try to obtain others for them.
             json!({ "skip_certificates": hosts, "disable_redirects": true })
         }
@@ -140,7 +155,7 @@ pub fn build(
             apps["http"]["servers"]["picd_http"] = https_redirect_server(settings);
         }
     }
-    json!({ "admin": { "listen": settings.caddy_admin }, "apps": apps })
+    json!({ "admin": admin(admin_address), "apps": apps })
 }
 
 #[cfg(test)]
@@ -169,13 +184,23 @@ mod tests {
         }]
     }
 
+    fn tcp_admin() -> AdminAddress {
+        AdminAddress::Tcp("127.0.0.1:2019".into())
+    }
+
     #[test]
     fn internal_mode_serves_the_cells_certificate_and_redirects_http_where_configured() {
-        let cert = LoadedCert {
-            cert_pem: "CERT",
-            key_pem: "KEY",
+        let cert = TlsPaths {
+            certificate: "/run/picd/tls/cell-1.crt".into(),
+            key: "/run/picd/tls/cell-1.key".into(),
         };
-        let config = build(&settings(), &tls(TlsMode::Internal), &sites(), Some(cert));
+        let config = build(
+            &settings(),
+            &tcp_admin(),
+            &tls(TlsMode::Internal),
+            &sites(),
+            Some(&cert),
+        );
         let http = &config["apps"]["http"];
         assert_eq!(http["servers"]["picd"]["listen"][0], "127.0.0.1:8443");
         assert_eq!(http["servers"]["picd_http"]["listen"][0], "127.0.0.1:8080");
@@ -189,9 +214,19 @@ mod tests {
             (http["http_port"].clone(), http["https_port"].clone()),
             (json!(8080), json!(8443))
         );
+        let loaded = &config["apps"]["tls"]["certificates"]["load_files"][0];
+        assert_eq!(loaded["certificate"], "/run/picd/tls/cell-1.crt");
+        assert_eq!(loaded["key"], "/run/picd/tls/cell-1.key");
+        assert_eq!(config["admin"], json!({ "listen": "127.0.0.1:2019" }));
+    }
+
+    #[test]
+    fn an_admin_socket_allows_the_host_picd_sends() {
+        let socket = AdminAddress::Socket("/run/caddy-admin/admin.sock".into());
+        let config = build(&settings(), &socket, &tls(TlsMode::Acme), &sites(), None);
         assert_eq!(
-            config["apps"]["tls"]["certificates"]["load_pem"][0]["certificate"],
-            "CERT"
+            config["admin"],
+            json!({ "listen": "unix//run/caddy-admin/admin.sock", "origins": ["localhost"] })
         );
     }
 
@@ -211,7 +246,7 @@ mod tests {
             acme_email: "ops@home.example".into(),
             acme_ca: "https://ca.home.example/acme/directory".into(),
         };
-        let config = build(&settings(), &tls, &sites(), None);
+        let config = build(&settings(), &tcp_admin(), &tls, &sites(), None);
         let policy = &config["apps"]["tls"]["automation"]["policies"][0];
         assert_eq!(policy["subjects"], json!(["home.example"]));
         let issuer = &policy["issuers"][0];

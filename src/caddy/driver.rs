@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::config::{self, LoadedCert, Site};
-use super::{admin, store};
+use super::admin::{self, AdminAddress};
+use super::config::{self, Site};
+use super::store;
+use super::tls_files::{self, TlsPaths};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::driver::{Driver, DriverError, DriverState, SubsystemStatus};
@@ -24,8 +26,24 @@ const CERT_KEY: &str = "caddy.tls.key";
 
 pub struct CaddyDriver {
     settings: Arc<Settings>,
+    admin: AdminAddress,
     vault: Vault,
     state: Mutex<Option<String>>,
+}
+
+/// What Caddy should run, and the certificate files that config names.
+pub struct DesiredConfig {
+    pub config: serde_json::Value,
+    tls_files: Option<(TlsPaths, String, zeroize::Zeroizing<String>)>,
+}
+
+/// Where Caddy reaches picd: its socket when it has one (the only place forwarded headers
+/// count), else its TCP address.
+fn picd_upstream(settings: &Settings) -> String {
+    match settings.listen_socket() {
+        Some(path) => format!("unix/{}", path.display()),
+        None => settings.listen.to_string(),
+    }
 }
 
 /// The sites Caddy should serve: the cell's domain first, then the extra routes.
@@ -35,7 +53,7 @@ pub fn desired_sites(conn: &Connection, settings: &Settings) -> Result<Vec<Site>
     };
     let mut sites = vec![Site {
         host: config.cell.domain.clone(),
-        upstream: settings.listen.to_string(),
+        upstream: picd_upstream(settings),
     }];
     sites.extend(store::routes(conn)?);
     Ok(sites)
@@ -112,12 +130,16 @@ pub fn ensure_certificate(
 }
 
 impl CaddyDriver {
-    pub fn new(settings: Arc<Settings>, vault: Vault) -> Self {
-        CaddyDriver {
+    /// Refuses a `caddy_admin` that is not a socket or on loopback: picd would hand the whole
+    /// config (routes, TLS) to whoever answers there.
+    pub fn new(settings: Arc<Settings>, vault: Vault) -> anyhow::Result<Self> {
+        let admin = AdminAddress::parse(&settings.caddy_admin).map_err(anyhow::Error::msg)?;
+        Ok(CaddyDriver {
             settings,
+            admin,
             vault,
             state: Mutex::new(None),
-        }
+        })
     }
 
     fn set_error(&self, error: Option<String>) {
@@ -125,8 +147,9 @@ impl CaddyDriver {
     }
 
     /// The config to load (None before setup).
-    pub async fn desired_config(&self, db: &Db) -> Result<Option<serde_json::Value>, ApiError> {
+    pub async fn desired_config(&self, db: &Db) -> Result<Option<DesiredConfig>, ApiError> {
         let (settings, vault) = (Arc::clone(&self.settings), self.vault.clone());
+        let admin = self.admin.clone();
         db.write(move |tx| {
             let sites = desired_sites(tx, &settings)?;
             if sites.is_empty() {
@@ -134,27 +157,27 @@ impl CaddyDriver {
             }
             let tls = tls_settings(tx)?;
             if tls.mode == TlsMode::Acme {
-                return Ok(Some(config::build(&settings, &tls, &sites, None)));
+                let config = config::build(&settings, &admin, &tls, &sites, None);
+                return Ok(Some(DesiredConfig {
+                    config,
+                    tls_files: None,
+                }));
             }
             let hosts = certificate_hosts(&sites);
             let (cert_pem, key_pem) = ensure_certificate(tx, &vault, &hosts, false)?;
-            let key = zeroize::Zeroizing::new(key_pem);
-            Ok(Some(config::build(
-                &settings,
-                &tls,
-                &sites,
-                Some(LoadedCert {
-                    cert_pem: &cert_pem,
-                    key_pem: &key,
-                }),
-            )))
+            let paths = tls_files::paths(&settings.caddy_tls_dir(), &cert_pem);
+            let config = config::build(&settings, &admin, &tls, &sites, Some(&paths));
+            Ok(Some(DesiredConfig {
+                config,
+                tls_files: Some((paths, cert_pem, zeroize::Zeroizing::new(key_pem))),
+            }))
         })
         .await
     }
 
     /// Loads the desired config into Caddy unless Caddy already runs exactly that.
     pub async fn apply(&self, db: &Db) -> Result<(), DriverError> {
-        let addr = &self.settings.caddy_admin;
+        let addr = &self.admin;
         // Nothing to do (no certificate to issue) while Caddy is not there; the desired state
         // waits in the store and applies when it answers again.
         let running = match admin::running_config(addr).await {
@@ -172,15 +195,40 @@ impl CaddyDriver {
         let Some(desired) = desired else {
             return Ok(());
         };
-        let result = if running == desired {
-            Ok(())
-        } else {
-            admin::load(addr, &desired)
+        // The files first: the config names them, and a restart of picd empties /run/picd
+        // while Caddy keeps running the config that names them.
+        let result = match self.write_tls_files(&desired).await {
+            Err(e) => Err(e),
+            Ok(()) if running == desired.config => Ok(()),
+            Ok(()) => admin::load(addr, &desired.config)
                 .await
-                .map_err(|e| DriverError::Failed(NAME, e))
+                .map_err(|e| DriverError::Failed(NAME, e)),
         };
+        if result.is_ok() {
+            let dir = self.settings.caddy_tls_dir();
+            let keep = desired.tls_files.map(|(paths, _, _)| paths);
+            let _ =
+                tokio::task::spawn_blocking(move || tls_files::remove_others(&dir, keep.as_ref()))
+                    .await;
+        }
         self.set_error(result.as_ref().err().map(ToString::to_string));
         result
+    }
+
+    async fn write_tls_files(&self, desired: &DesiredConfig) -> Result<(), DriverError> {
+        let Some((paths, cert, key)) = desired.tls_files.clone() else {
+            return Ok(());
+        };
+        let dir = self.settings.caddy_tls_dir();
+        tokio::task::spawn_blocking(move || tls_files::write(&paths, &cert, &key))
+            .await
+            .map_err(|e| DriverError::Failed(NAME, e.to_string()))?
+            .map_err(|e| {
+                DriverError::Failed(
+                    NAME,
+                    format!("writing the certificate files in {}: {e}", dir.display()),
+                )
+            })
     }
 }
 
@@ -195,7 +243,7 @@ impl Driver for CaddyDriver {
     }
 
     async fn status(&self) -> SubsystemStatus {
-        let addr = &self.settings.caddy_admin;
+        let addr = &self.admin;
         if let Err(e) = admin::running_config(addr).await {
             return SubsystemStatus::unavailable(NAME, e);
         }

@@ -8,3 +8,4 @@ pub mod driver;
 pub mod routes;
 pub mod served;
 pub mod store;
+mod tls_files;

@@ -1,11 +1,14 @@
-//! Real Caddy in front of a real picd (`CaddyCell`): Caddy starts empty with only its admin
-//! API on a free loopback port, picd is pointed at that API and loads its config, and the
-//! test talks to the cell over https with `curl --cacert` (the cell's CA) and `--resolve`, as a
-//! browser that trusts the CA would; `Backend` is a tiny web server to route to. Everything
-//! started here is stopped by its own handle when dropped.
+//! Real Caddy in front of a real picd (`CaddyCell`), arranged as the package arranges them:
+//! Caddy starts empty with only its admin API, on a unix socket in a directory of mode 0750
+//! (under Caddy's umask 0007, as the package's caddy.service drop-in sets it); picd is pointed
+//! at that socket, listens on a socket of its own that Caddy proxies to, and loads Caddy's
+//! config; the test talks to the cell over https with `curl --cacert` (the cell's CA) and
+//! `--resolve`, as a browser that trusts the CA would; `Backend` is a tiny web server to route
+//! to. Everything started here is stopped by its own handle when dropped.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,6 +19,9 @@ use super::client::TestClient;
 use super::fixtures::*;
 use super::netns::{eventually, require_tools};
 use super::process::{free_port, Picd, PicdOptions};
+
+mod backend;
+pub use backend::{Backend, BACKEND_PAGE};
 
 /// How long Caddy gets to open its admin API, and picd to push its config into it.
 pub const CADDY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -35,10 +41,18 @@ pub struct CaddyOptions {
     /// A network namespace to run Caddy in (the test's own); the admin API then listens on
     /// `admin_ip`, an address of that namespace reachable from the test.
     pub netns: Option<String>,
+    /// The admin API on TCP at this address (a free port), instead of the socket.
     pub admin_ip: Option<String>,
     /// Apps to start with (`apps` of Caddy's JSON config); none when Null.
     pub apps: Value,
 }
+
+/// The directory of Caddy's admin socket: Caddy's own group may enter, nobody else (the
+/// package's /run/caddy-admin).
+pub const ADMIN_DIR_MODE: u32 = 0o750;
+/// Caddy's umask in the package (its caddy.service drop-in): the admin socket is then
+/// srwxrwx---, reachable by the group, which picd is in.
+const CADDY_UMASK: &str = "0007";
 
 /// `caddy run` with an empty config (only the admin API) and its own XDG directories, so that
 /// nothing lands in the machine's trust store or in root's home.
@@ -46,8 +60,10 @@ pub struct Caddy {
     child: Option<Child>,
     dir: tempfile::TempDir,
     options: CaddyOptions,
-    /// The admin API, host:port.
+    /// The admin API as picd's `caddy_admin` names it: `unix//PATH` or host:port.
     pub admin: String,
+    /// The admin API's socket, unless it is on TCP (`admin_ip`).
+    pub admin_socket: Option<PathBuf>,
 }
 
 impl Caddy {
@@ -58,21 +74,44 @@ impl Caddy {
     pub fn start_with(options: CaddyOptions) -> Caddy {
         require_caddy_tools();
         let dir = tempfile::tempdir().expect("temporary directory");
-        let ip = options.admin_ip.as_deref().unwrap_or("127.0.0.1");
-        let admin = format!("{ip}:{}", free_port());
+        // Anyone may walk up to the admin socket's directory (as anyone may enter /run): what
+        // keeps other users out is that directory's mode alone.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let (admin, admin_listen, admin_socket) = match &options.admin_ip {
+            Some(ip) => {
+                let admin = format!("{ip}:{}", free_port());
+                (admin.clone(), json!({ "listen": admin }), None)
+            }
+            None => {
+                let admin_dir = dir.path().join("admin");
+                std::fs::create_dir(&admin_dir).expect("admin directory");
+                std::fs::set_permissions(
+                    &admin_dir,
+                    std::fs::Permissions::from_mode(ADMIN_DIR_MODE),
+                )
+                .expect("chmod");
+                let socket = admin_dir.join("admin.sock");
+                let admin = format!("unix/{}", socket.display());
+                // Caddy refuses every request on a socket unless `origins` names the Host.
+                let listen = json!({ "listen": admin, "origins": ["localhost"] });
+                (admin, listen, Some(socket))
+            }
+        };
         let mut apps = match &options.apps {
             Value::Null => json!({}),
             apps => apps.clone(),
         };
         // Caddy's local CA must never install its root into the machine's trust store.
         apps["pki"]["certificate_authorities"]["local"]["install_trust"] = json!(false);
-        let config = json!({ "admin": { "listen": admin }, "apps": apps });
+        let config = json!({ "admin": admin_listen, "apps": apps });
         std::fs::write(dir.path().join("caddy.json"), config.to_string()).expect("caddy.json");
         let mut caddy = Caddy {
             child: None,
             dir,
             options,
             admin,
+            admin_socket,
         };
         caddy.spawn();
         caddy
@@ -92,15 +131,14 @@ impl Caddy {
             .append(true)
             .open(dir.join("caddy.log"))
             .expect("log file");
-        let mut command = match &self.options.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, "caddy"]);
-                c
-            }
-            None => Command::new("caddy"),
-        };
+        // Under the package's umask; `exec` keeps the child's PID Caddy's own.
+        let mut command = Command::new("sh");
+        command.args(["-c", &format!("umask {CADDY_UMASK} && exec \"$@\""), "sh"]);
+        if let Some(ns) = &self.options.netns {
+            command.args(["ip", "netns", "exec", ns]);
+        }
         let child = command
+            .arg("caddy")
             .arg("run")
             .arg("--config")
             .arg(dir.join("caddy.json"))
@@ -136,15 +174,30 @@ impl Caddy {
 
     /// Caddy's running config (`Null` when empty); None when the admin API does not answer.
     pub fn config(&self) -> Option<Value> {
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "5", "-f"])
-            .arg(format!("http://{}/config/", self.admin))
-            .output()
-            .ok()?;
+        let out = self.admin_curl(&[], "/config/").output().ok()?;
         if !out.status.success() {
             return None;
         }
         serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// `curl -f` to the admin API at `path`, run after `prefix` (e.g. `setpriv ...` to run it
+    /// as another user).
+    pub fn admin_curl(&self, prefix: &[&str], path: &str) -> Command {
+        let mut args: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+        args.extend(["curl", "-sS", "--max-time", "5", "-f"].map(String::from));
+        let url = match &self.admin_socket {
+            Some(socket) => {
+                args.push("--unix-socket".into());
+                args.push(socket.to_string_lossy().into_owned());
+                format!("http://localhost{path}")
+            }
+            None => format!("http://{}{path}", self.admin),
+        };
+        args.push(url);
+        let mut command = Command::new(&args[0]);
+        command.args(&args[1..]).stdin(Stdio::null());
+        command
     }
 
     pub fn log(&self) -> String {
@@ -196,6 +249,9 @@ pub struct CaddyCell {
     pub http_port: u16,
     /// The cell's CA certificate (PEM), as GET /api/vault/ca.crt gave it.
     pub ca_file: PathBuf,
+    /// picd's own socket, which Caddy proxies to (`listen_socket`).
+    pub picd_socket: PathBuf,
+    _sockets: tempfile::TempDir,
 }
 
 impl CaddyCell {
@@ -212,8 +268,14 @@ impl CaddyCell {
         ip: &str,
         (https_port, http_port): (u16, u16),
     ) -> CaddyCell {
+        let sockets = tempfile::tempdir().expect("temporary directory");
+        let picd_socket = sockets.path().join("http.sock");
         let env = [
             ("PICD_CADDY_ADMIN", caddy.admin.clone()),
+            (
+                "PICD_LISTEN_SOCKET",
+                picd_socket.to_string_lossy().into_owned(),
+            ),
             ("PICD_CADDY_HTTPS_LISTEN", format!("{ip}:{https_port}")),
             ("PICD_CADDY_HTTP_LISTEN", format!("{ip}:{http_port}")),
             ("PICD_RECONCILE_INTERVAL_SECONDS", "1".to_string()),
@@ -235,6 +297,8 @@ impl CaddyCell {
             https_port,
             http_port,
             ca_file,
+            picd_socket,
+            _sockets: sockets,
         };
         cell.expect_served(CELL_DOMAIN, "/health", 200);
         cell
@@ -361,55 +425,4 @@ fn free_port_on(ip: &str) -> u16 {
         .and_then(|l| l.local_addr())
         .unwrap_or_else(|e| panic!("a free port on {ip}: {e}"))
         .port()
-}
-
-/// The page the test backend serves.
-pub const BACKEND_PAGE: &str = "hello from the test backend\n";
-
-/// `python3 -m http.server` on a free loopback port, serving `BACKEND_PAGE`; killed on drop.
-pub struct Backend {
-    child: Child,
-    _dir: tempfile::TempDir,
-    pub upstream: String,
-}
-
-impl Backend {
-    pub fn start() -> Backend {
-        require_tools(&["python3"]);
-        let dir = tempfile::tempdir().expect("temporary directory");
-        std::fs::write(dir.path().join("index.html"), BACKEND_PAGE).expect("index.html");
-        let port = free_port().to_string();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port,
-                "--directory",
-            ])
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawning python3 -m http.server");
-        let upstream = format!("127.0.0.1:{port}");
-        let up = eventually(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(&upstream).is_ok()
-        });
-        assert!(up, "the test backend did not listen on {upstream}");
-        Backend {
-            child,
-            _dir: dir,
-            upstream,
-        }
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -3,10 +3,12 @@
 
 use serde_json::{json, Value};
 
-/// Name of the session cookie (src/app.rs).
+/// Name of the session cookie over plain http (src/session_layer.rs).
 pub const SESSION_COOKIE: &str = "picd_session";
 /// Where picd keeps the setup code while setup is pending, in its state directory.
 pub const SETUP_TOKEN_FILE: &str = "setup-token";
+/// Name of the session cookie over https, behind Caddy on picd's socket.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-picd_session";
 /// The default request body limit (64 KiB).
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod netns;
 mod process;
 mod requests;
+pub mod socket;
 mod store;
 mod tools;
 
