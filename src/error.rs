@@ -45,6 +45,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("too many requests, retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
+    /// picd is at a bound it keeps on expensive work (password hashing); nothing was done.
+    #[error("picd is busy, retry in {retry_after} s")]
+    Busy { retry_after: u64 },
     #[error("{subsystem} is unavailable: {reason}")]
     /// A subsystem the request needs cannot act (its driver reports why in /api/status).
     #[allow(dead_code)]
@@ -107,7 +110,7 @@ impl ApiError {
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Db(_) | ApiError::Io(_) | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -131,6 +134,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Busy { .. } => "busy",
             ApiError::Db(_) | ApiError::Io(_) | ApiError::Internal(_) => "internal",
         }
     }
@@ -157,13 +161,13 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable { subsystem, .. } => {
                 body.insert("subsystem".into(), json!(subsystem));
             }
-            ApiError::RateLimited { retry_after } => {
+            ApiError::RateLimited { retry_after } | ApiError::Busy { retry_after } => {
                 body.insert("retry_after".into(), json!(retry_after));
             }
             _ => {}
         }
         let mut response = (status, axum::Json(Value::Object(body))).into_response();
-        if let ApiError::RateLimited { retry_after } = self {
+        if let ApiError::RateLimited { retry_after } | ApiError::Busy { retry_after } = self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::api_keys::KeyRateLimiter;
+use crate::auth::device::DeviceCookies;
 use crate::auth::throttle::LoginThrottle;
+use crate::auth::token_throttle::TokenThrottle;
 use crate::caddy::driver::CaddyDriver;
 use crate::config::Settings;
 use crate::db::Db;
@@ -25,6 +27,9 @@ pub struct AppState {
     pub key_limiter: Arc<KeyRateLimiter>,
     /// Wrong setup codes per client address.
     pub setup_claims: Arc<ClaimThrottle>,
+    /// Bad API keys and invitation tokens per client address.
+    pub token_throttle: Arc<TokenThrottle>,
+    pub device_cookies: Arc<DeviceCookies>,
     pub vault: Vault,
     pub wireguard: Arc<WireGuardDriver>,
     pub dns: Arc<DnsDriver>,
@@ -57,6 +62,8 @@ impl AppState {
             throttle: Arc::new(throttle),
             key_limiter: Arc::new(KeyRateLimiter::new()),
             setup_claims: Arc::new(ClaimThrottle::default()),
+            token_throttle: Arc::new(TokenThrottle::default()),
+            device_cookies: Arc::new(DeviceCookies::new()),
             vault,
             wireguard,
             dns,

@@ -140,7 +140,18 @@ async fn every_mutating_request_leaves_exactly_one_entry() {
         (e.actor.as_str(), e.action.as_str(), e.result.as_str()),
         (ADMIN_USER, "auth.login", "success")
     );
-    let logout = stranger.http.post(stranger.url("/api/auth/logout"));
+    let no_token = stranger.http.post(stranger.url("/api/auth/logout"));
+    let e = one_entry_for(&picd, no_token, StatusCode::FORBIDDEN).await;
+    assert_eq!(
+        (e.action.as_str(), e.result.as_str()),
+        ("auth.logout", "denied")
+    );
+    assert_eq!(e.detail["error"], "csrf_invalid");
+    let stranger_token = stranger.csrf_token().await;
+    let logout = stranger
+        .http
+        .post(stranger.url("/api/auth/logout"))
+        .header("x-csrf-token", stranger_token);
     let e = one_entry_for(&picd, logout, StatusCode::OK).await;
     assert_eq!(e.action, "auth.logout");
 

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// A username that needs every kind of CSV care: a formula start, a comma, quotes and a line
 /// break. The API would refuse to create it; the store is written directly so that logging in
@@ -99,7 +99,7 @@ async fn make_awkward_entries(picd: &Picd, admin: &TestClient) {
     let awkward = picd.client();
     let body = awkward.login_ok(AWKWARD_USER, AWKWARD_PASSWORD).await;
     assert_eq!(body["user"]["username"], AWKWARD_USER);
-    let resp = awkward.post_json("/api/auth/logout", &json!({})).await;
+    let resp = awkward.logout().await;
     assert_eq!(resp.status(), StatusCode::OK);
     let resp = awkward.login(FORMULA_LOGIN, "wrong password here").await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);

@@ -63,7 +63,7 @@ async fn login_and_logout() {
     assert_eq!(me["user"]["username"], ADMIN_USER);
     assert!(me["session"]["absolute_expiry"].is_string(), "{me}");
 
-    let (status, out) = json_of(client.post_json("/api/auth/logout", &json!({})).await).await;
+    let (status, out) = json_of(client.logout().await).await;
     assert_eq!(status, StatusCode::OK, "{out}");
     let resp = client.get("/api/auth/me").await;
     expect_error(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
@@ -131,7 +131,7 @@ async fn logout_destroys_the_session() {
     let cookie = admin.session_cookie().expect("a session");
     assert!(session_stored(&picd.db(), &cookie));
 
-    let resp = admin.post_json("/api/auth/logout", &json!({})).await;
+    let resp = admin.logout().await;
     assert_eq!(resp.status(), StatusCode::OK);
     let removal = session_set_cookie(&resp).expect("the cookie is removed");
     assert!(has_attribute(&removal, "Max-Age=0"), "{removal}");
@@ -182,7 +182,13 @@ async fn the_cookie_is_httponly_strict_and_secure_behind_an_https_proxy() {
         let header = format!("X-Forwarded-Proto: {proto}");
         let answer = socket.request("POST", "/api/auth/login", &[&header], Some(&credentials));
         assert_eq!(answer.status, 200, "{answer:?}");
-        answer.header("set-cookie").unwrap_or_default().to_string()
+        // The device cookie comes too; the session cookie is the one that is not it.
+        let session = answer
+            .header_values("set-cookie")
+            .find(|c| !c.starts_with("picd_device="))
+            .unwrap_or_default()
+            .to_string();
+        session
     };
     let https = login("https");
     assert!(
@@ -212,7 +218,7 @@ async fn forwarded_https_on_tcp_is_ignored() {
 }
 
 #[tokio::test]
-async fn csrf_is_required_on_mutating_routes_outside_auth_and_setup() {
+async fn csrf_is_required_on_mutating_routes_but_login_and_setup() {
     let (picd, admin) = picd_with_admin().await;
     let (_, config) = admin.get_json("/api/config").await;
     let token = admin.csrf_token().await;
@@ -248,18 +254,40 @@ async fn csrf_is_required_on_mutating_routes_outside_auth_and_setup() {
         .await;
     expect_error(resp, StatusCode::NOT_FOUND, "not_found").await;
 
-    // /api/auth/* takes no token, nor /api/setup/* once setup is complete (the wizard's own
-    // token came with its claim): they answer on their own terms.
+    // /api/auth/* needs it too (all but login), with this session's token; the finished
+    // wizard answers on its own terms.
+    let users_before = users_snapshot(&picd.db());
+    let change =
+        json!({ "current_password": ADMIN_PASSWORD, "new_password": "a new long password" });
+    let reset = json!({ "username": ADMIN_USER, "new_password": "a new long password" });
+    for (path, body) in [
+        ("/api/auth/logout", json!({})),
+        ("/api/auth/change-password", change.clone()),
+        ("/api/auth/admin/reset-password", reset),
+    ] {
+        for bad in [None, Some(other_token.as_str())] {
+            let mut request = admin.http.post(admin.url(path)).json(&body);
+            if let Some(t) = bad {
+                request = request.header("x-csrf-token", t);
+            }
+            let resp = request.send().await.unwrap();
+            expect_error(resp, StatusCode::FORBIDDEN, "csrf_invalid").await;
+        }
+    }
+    assert_eq!(users_snapshot(&picd.db()), users_before);
+    let (status, _) = admin.get_json("/api/auth/me").await;
+    assert_eq!(status, StatusCode::OK, "a refused logout ended the session");
+    let resp = admin.post_json("/api/setup/complete", &json!({})).await;
+    expect_error(resp, StatusCode::CONFLICT, "setup_complete").await;
+    // With the token, they work.
     let resp = admin
-        .post_json(
+        .post_with_csrf(
             "/api/auth/change-password",
             &json!({ "current_password": WRONG_PASSWORD, "new_password": "a new long password" }),
         )
         .await;
     let body = expect_error(resp, StatusCode::BAD_REQUEST, "validation_failed").await;
     assert!(body["fields"]["current_password"].is_string(), "{body}");
-    let resp = admin.post_json("/api/setup/complete", &json!({})).await;
-    expect_error(resp, StatusCode::CONFLICT, "setup_complete").await;
-    let resp = other.post_json("/api/auth/logout", &json!({})).await;
+    let resp = other.logout().await;
     assert_eq!(resp.status(), StatusCode::OK);
 }

@@ -124,7 +124,7 @@ async fn failed_logins_are_also_bounded_per_client_address() {
         ..PicdOptions::default()
     });
     let (picd, _admin) = picd_with_admin_using(options).await;
-    let client = picd.client();
+    let client = picd.client_from("127.0.0.2");
     for i in 0..PER_ADDRESS {
         let resp = client.login(&format!("guess{i}"), WRONG_PASSWORD).await;
         expect_error(resp, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
@@ -141,6 +141,11 @@ async fn failed_logins_are_also_bounded_per_client_address() {
     );
     assert_eq!(resp.status, 200, "{resp:?}");
     assert_eq!(last_audit(&picd.db()).client_addr, "203.0.113.9");
+    // Another client address on TCP is not throttled either.
+    picd.client_from("127.0.0.3")
+        .login_ok(ADMIN_USER, ADMIN_PASSWORD)
+        .await;
+    assert_eq!(last_audit(&picd.db()).client_addr, "127.0.0.3");
 }
 
 #[tokio::test]
@@ -150,7 +155,7 @@ async fn changing_the_password_ends_the_other_sessions() {
     laptop.login_ok(ADMIN_USER, ADMIN_PASSWORD).await;
     let change = async |current: &str, new: &str| {
         admin
-            .post_json(
+            .post_with_csrf(
                 "/api/auth/change-password",
                 &json!({ "current_password": current, "new_password": new }),
             )
@@ -201,6 +206,14 @@ async fn an_admin_resets_another_users_password() {
             .await
     };
     let users_before = users_snapshot(&picd.db());
+    // Not one's own: that is change-password, which asks for the current password.
+    let resp = reset(ADMIN_USER, NEW_ADMIN_PASSWORD).await;
+    expect_error(resp, StatusCode::FORBIDDEN, "use_change_password").await;
+    let entry = last_audit(&picd.db());
+    assert_eq!(
+        (entry.action.as_str(), entry.result.as_str()),
+        ("auth.admin.reset_password", "denied")
+    );
     let resp = reset("nobody", NEW_PEER_PASSWORD).await;
     expect_error(resp, StatusCode::NOT_FOUND, "not_found").await;
     let body = expect_error(

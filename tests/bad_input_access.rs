@@ -91,6 +91,15 @@ fn who_may_not(config: &Value) -> Vec<Refused> {
         Body::Empty,
         CSRF_INVALID,
     ));
+    // /api/auth/* takes the token like every other route (login aside).
+    for path in [
+        "/api/auth/logout",
+        "/api/auth/change-password",
+        "/api/auth/admin/reset-password",
+    ] {
+        let body = Body::Json(json!({}));
+        table.push(refused(AdminNoCsrf, Method::POST, path, body, CSRF_INVALID));
+    }
     let peers = Body::Json(json!({ "name": "bob" }));
     table.push(refused(
         AdminNoCsrf,

@@ -415,6 +415,12 @@ async fn log_out_and_in(browser: &WebDriver, base: &str) -> Result<()> {
     browser
         .wait_for_url("/login", |u| u.ends_with("/login"))
         .await?;
+    // The logout really ended the session (it needs the CSRF token, which the UI sends): the
+    // admin app sends the browser back to the login page.
+    browser.goto(&format!("{base}/")).await?;
+    browser
+        .wait_for_url("/login again, signed out", |u| u.ends_with("/login"))
+        .await?;
     browser.fill("#username", ADMIN).await?;
     browser.fill("#password", "not the password").await?;
     click(browser, "#login-submit").await?;

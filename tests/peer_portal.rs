@@ -126,11 +126,11 @@ async fn a_peer_changes_its_own_password() {
     let change =
         |current: &str| json!({ "current_password": current, "new_password": AMY_NEW_PASSWORD });
     let resp = peer
-        .post_json("/api/auth/change-password", &change("not the password"))
+        .post_with_csrf("/api/auth/change-password", &change("not the password"))
         .await;
     expect_error(resp, StatusCode::BAD_REQUEST, "validation_failed").await;
     let resp = peer
-        .post_json("/api/auth/change-password", &change(AMY_PASSWORD))
+        .post_with_csrf("/api/auth/change-password", &change(AMY_PASSWORD))
         .await;
     let (status, body) = json_of(resp).await;
     assert_eq!(status, StatusCode::OK, "{body}");

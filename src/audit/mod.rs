@@ -30,6 +30,8 @@ pub struct AuditSlot(Arc<Mutex<SlotState>>);
 struct SlotState {
     actor: String,
     recorded: bool,
+    /// Set when the request must leave an entry even if it is a read, with what to add to it.
+    required: Option<Value>,
 }
 
 impl AuditSlot {
@@ -37,6 +39,7 @@ impl AuditSlot {
         AuditSlot(Arc::new(Mutex::new(SlotState {
             actor: "anonymous".into(),
             recorded: false,
+            required: None,
         })))
     }
 
@@ -55,6 +58,18 @@ impl AuditSlot {
 
     fn mark_recorded(&self) {
         self.lock().recorded = true;
+    }
+
+    /// This refused request leaves an entry even if it is a read, with `detail` added: the
+    /// first bad token of an address in a throttle window.
+    pub fn require_entry(&self, detail: Value) {
+        self.lock().required = Some(detail);
+    }
+
+    /// This refused request is covered by an entry written earlier (a bad token in a window
+    /// already audited): a flood must not grow the log at its own rate.
+    pub fn covered_by_earlier_entry(&self) {
+        self.mark_recorded();
     }
 
     fn is_recorded(&self) -> bool {
@@ -131,6 +146,11 @@ impl AuditCtx {
     /// the log.
     pub fn waive(&self) {
         self.slot.mark_recorded();
+    }
+
+    /// See `AuditSlot::covered_by_earlier_entry`.
+    pub fn covered_by_earlier_entry(&self) {
+        self.slot.covered_by_earlier_entry();
     }
 
     /// Runs `f` in one write transaction and appends its audit entry to the same transaction.
@@ -298,15 +318,19 @@ pub async fn record_unaudited(
     // Reads are not audited, except a signed-in user reaching for what is not theirs (a peer
     // on an admin route, a key outside its scopes): that attempt is worth a record.
     let denied_read = !mutating && status == StatusCode::FORBIDDEN && slot.actor() != "anonymous";
-    if slot.is_recorded() || !(mutating || denied_read) {
+    let required = slot.lock().required.take();
+    if slot.is_recorded() || !(mutating || denied_read || required.is_some()) {
         return response;
     }
     let code = response.extensions().get::<ErrorCode>().map(|c| c.0);
     if status.is_success() {
         tracing::warn!(%method, %path, "a mutating handler returned without an audit entry");
     }
-    let detail =
+    let mut detail =
         json!({ "method": method, "path": path, "status": status.as_u16(), "error": code });
+    if let (Value::Object(detail), Some(Value::Object(extra))) = (&mut detail, required) {
+        detail.extend(extra);
+    }
     let entry = Entry {
         actor: None,
         action: ctx.defaults.action.clone(),

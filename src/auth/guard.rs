@@ -11,8 +11,10 @@ use tower_sessions::Session;
 
 use super::api_keys::{self, RateLimitState};
 use super::session_store;
+use super::token_throttle::{AuditNote, TokenKind};
 use super::{CurrentUser, Role, User, CSRF_KEY, LOGIN_AT_KEY};
 use crate::audit::AuditSlot;
+use crate::client::ClientInfo;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -73,7 +75,13 @@ async fn authorize(
     if let Some(token) = api_key_token(req.headers()) {
         return authorize_key(app, req, &path, &token, limit).await;
     }
-    let (user, csrf) = load_user(app, session).await?.unzip();
+    let loaded = match load_user(app, session).await {
+        // At login an expired session is no session (load_user has ended it): the user is
+        // signing in again, which is what the expiry asked for.
+        Err(ApiError::SessionExpired) if path == "/api/auth/login" => None,
+        loaded => loaded?,
+    };
+    let (user, csrf) = loaded.unzip();
     if let Some(user) = &user {
         if let Some(slot) = req.extensions().get::<AuditSlot>() {
             slot.set_actor(user.user.username.clone());
@@ -101,7 +109,10 @@ async fn authorize(
         return Err(ApiError::forbidden("admin_only", "this needs an admin"));
     }
     let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if mutating && !path.starts_with("/api/auth/") {
+    // Every state-changing session request carries the token, /api/auth/* included (logout,
+    // change-password, resets): a cross-site form must not reach them. Login has no session
+    // yet (returned above), nor do the wizard and the invitation (public routes).
+    if mutating {
         let given = req
             .headers()
             .get("x-csrf-token")
@@ -133,25 +144,10 @@ async fn authorize_key(
     token: &str,
     limit: &mut Option<RateLimitState>,
 ) -> Result<(), ApiError> {
-    let invalid = || ApiError::Unauthorized;
-    if !token.starts_with(api_keys::TOKEN_PREFIX) || token.len() > 128 {
-        return Err(invalid());
-    }
-    let token = token.to_string();
-    let key = app
-        .db
-        .call(move |conn| Ok(api_keys::find_by_token(conn, &token)?))
-        .await?
-        .ok_or_else(invalid)?;
-    if api_keys::needs_last_used_touch(&key) {
-        let id = key.id.clone();
-        app.db
-            .write(move |tx| Ok(api_keys::touch_last_used(tx, &id)?))
-            .await?;
-    }
-    if key.is_expired() {
-        return Err(invalid());
-    }
+    let slot = req.extensions().get::<AuditSlot>().cloned();
+    let Some(key) = find_key(app, client_addr(req), slot.as_ref(), token).await? else {
+        return Err(ApiError::Unauthorized);
+    };
     if let Some(slot) = req.extensions().get::<AuditSlot>() {
         slot.set_actor(format!("key:{}", key.name));
     }
@@ -200,6 +196,64 @@ async fn authorize_key(
         api_key: Some(key),
     });
     Ok(())
+}
+
+/// The live key of `token`, or None after counting the bad token against the client address
+/// (429 once the address has presented too many; see `token_throttle`).
+async fn find_key(
+    app: &AppState,
+    addr: std::net::IpAddr,
+    slot: Option<&AuditSlot>,
+    token: &str,
+) -> Result<Option<api_keys::ApiKey>, ApiError> {
+    let attempt = match app.token_throttle.begin(TokenKind::ApiKey, addr) {
+        Ok(attempt) => attempt,
+        Err(retry_after) => {
+            if let Some(slot) = slot {
+                slot.covered_by_earlier_entry();
+            }
+            return Err(ApiError::RateLimited { retry_after });
+        }
+    };
+    let key = if token.starts_with(api_keys::TOKEN_PREFIX) && token.len() <= 128 {
+        let token = token.to_string();
+        app.db
+            .call(move |conn| Ok(api_keys::find_by_token(conn, &token)?))
+            .await?
+    } else {
+        None
+    };
+    let key = key.filter(|k| !k.is_expired());
+    let Some(key) = key else {
+        let note = app.token_throttle.bad(attempt);
+        if let Some(slot) = slot {
+            match note {
+                AuditNote::First {
+                    previous_failures,
+                    previous_refused,
+                } => slot.require_entry(serde_json::json!({
+                    "credential": TokenKind::ApiKey.as_str(),
+                    "previous_window": { "bad_tokens": previous_failures, "refused": previous_refused },
+                })),
+                AuditNote::Covered => slot.covered_by_earlier_entry(),
+            }
+        }
+        return Ok(None);
+    };
+    app.token_throttle.good(attempt);
+    if api_keys::needs_last_used_touch(&key) {
+        let id = key.id.clone();
+        app.db
+            .write(move |tx| Ok(api_keys::touch_last_used(tx, &id)?))
+            .await?;
+    }
+    Ok(Some(key))
+}
+
+fn client_addr(req: &Request) -> std::net::IpAddr {
+    req.extensions()
+        .get::<ClientInfo>()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.addr)
 }
 
 /// The session's user and its CSRF token, or None. A session past its absolute lifetime, or

@@ -1,17 +1,21 @@
 //! Authentication and authorisation: users and roles, argon2id passwords, SQLite-backed
-//! sessions, CSRF tokens and login throttling. The `authenticate` layer decides who is asking
-//! and whether the role may use the path; handlers state what they need with the `AdminUser`,
-//! `PeerUser` and `AnyUser` extractors.
+//! sessions, CSRF tokens, login throttling (with device cookies) and the throttle on token
+//! guessing. The `authenticate` layer decides who is asking and whether the role may use the
+//! path; handlers state what they need with the `AdminUser`, `PeerUser` and `AnyUser`
+//! extractors.
 
 pub mod api_keys;
+pub mod device;
 mod guard;
 pub mod key_routes;
+mod login;
 pub mod password;
 pub mod routes;
 pub mod secret_routes;
 pub mod session_store;
 pub mod store;
 pub mod throttle;
+pub mod token_throttle;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

@@ -2,12 +2,14 @@
 //! admin's password reset and the list of users.
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_sessions::Session;
 
 use super::guard::session_error;
+use super::login::verify_current_password;
 use super::session_store::delete_user_sessions;
 use super::{password, random_token, store, AdminUser, AnyUser, CSRF_KEY};
 use crate::audit::AuditCtx;
@@ -15,74 +17,7 @@ use crate::client::ClientInfo;
 use crate::error::{ApiError, ApiResult, Json};
 use crate::state::AppState;
 
-/// Longest username accepted at login (longer ones cannot exist).
-const MAX_LOGIN_NAME: usize = 64;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    username: String,
-    password: String,
-}
-
-pub async fn login(
-    State(app): State<AppState>,
-    Extension(client): Extension<ClientInfo>,
-    audit: AuditCtx,
-    session: Session,
-    Json(body): Json<LoginRequest>,
-) -> ApiResult<Json<Value>> {
-    let username = body.username.trim().to_lowercase();
-    let detail = json!({ "username": username.chars().take(MAX_LOGIN_NAME).collect::<String>() });
-    if username.is_empty()
-        || username.len() > MAX_LOGIN_NAME
-        || body.password.len() > password::MAX_PASSWORD_BYTES
-    {
-        return Err(audit
-            .refuse(&app.db, "user", "", detail, ApiError::InvalidCredentials)
-            .await);
-    }
-    if let Some(retry_after) = app.throttle.check(&username, client.addr) {
-        return Err(audit
-            .refuse(
-                &app.db,
-                "user",
-                "",
-                detail,
-                ApiError::RateLimited { retry_after },
-            )
-            .await);
-    }
-    let name = username.clone();
-    let found = app
-        .db
-        .call(move |conn| Ok(store::find_with_hash(conn, &name)?))
-        .await?;
-    let (user, hash) = match found {
-        Some((user, hash)) => (Some(user), Some(hash)),
-        None => (None, None),
-    };
-    let verified = password::verify(body.password, hash).await?;
-    let Some(user) = user.filter(|_| verified) else {
-        app.throttle.record_failure(&username, client.addr);
-        return Err(audit
-            .refuse(&app.db, "user", "", detail, ApiError::InvalidCredentials)
-            .await);
-    };
-    app.throttle.record_success(&username);
-    let csrf = super::start_session(&session, &user.id).await?;
-    audit.set_actor(user.username.clone());
-    let (user_id, role) = (user.id.clone(), user.role);
-    audit
-        .transact(&app.db, move |_tx, entry| {
-            entry.target_type = "user".into();
-            entry.target_id = user_id;
-            entry.detail = json!({ "role": role });
-            Ok(())
-        })
-        .await?;
-    Ok(Json(json!({ "user": user, "csrf_token": csrf })))
-}
+pub use super::login::login;
 
 pub async fn logout(
     State(app): State<AppState>,
@@ -141,33 +76,20 @@ pub async fn change_password(
     Extension(client): Extension<ClientInfo>,
     audit: AuditCtx,
     session: Session,
+    headers: HeaderMap,
     Json(body): Json<ChangePassword>,
 ) -> ApiResult<Json<Value>> {
     let username = me.user.username.clone();
     let target = me.user.id.clone();
-    if let Some(retry_after) = app.throttle.check(&username, client.addr) {
-        return Err(audit
-            .refuse(
-                &app.db,
-                "user",
-                &target,
-                json!({}),
-                ApiError::RateLimited { retry_after },
-            )
-            .await);
-    }
-    let name = username.clone();
-    let stored = app
-        .db
-        .call(move |conn| Ok(store::find_with_hash(conn, &name)?))
-        .await?
-        .map(|(_, h)| h);
-    if body.current_password.len() > password::MAX_PASSWORD_BYTES
-        || !password::verify(body.current_password, stored).await?
-    {
-        app.throttle.record_failure(&username, client.addr);
-        let err = ApiError::invalid("current_password", "is not the current password");
-        return Err(audit.refuse(&app.db, "user", &target, json!({}), err).await);
+    let current =
+        verify_current_password(&app, &client, &headers, &username, body.current_password).await;
+    match current {
+        Ok(true) => {}
+        Ok(false) => {
+            let err = ApiError::invalid("current_password", "is not the current password");
+            return Err(audit.refuse(&app.db, "user", &target, json!({}), err).await);
+        }
+        Err(err) => return Err(audit.refuse(&app.db, "user", &target, json!({}), err).await),
     }
     if let Err(err) = password::check_policy("new_password", &body.new_password, &username) {
         return Err(audit.refuse(&app.db, "user", &target, json!({}), err).await);
@@ -199,11 +121,28 @@ pub struct ResetPassword {
 
 pub async fn admin_reset_password(
     State(app): State<AppState>,
-    _admin: AdminUser,
+    AdminUser(admin): AdminUser,
     audit: AuditCtx,
     Json(body): Json<ResetPassword>,
 ) -> ApiResult<Json<Value>> {
     let username = body.username.trim().to_lowercase();
+    // A reset needs no current password; one's own goes through change-password, which does,
+    // so that a session left open (or stolen) cannot take the account for good.
+    if username == admin.user.username {
+        let err = ApiError::forbidden(
+            "use_change_password",
+            "change your own password with POST /api/auth/change-password (current password required)",
+        );
+        return Err(audit
+            .refuse(
+                &app.db,
+                "user",
+                &admin.user.id,
+                json!({ "username": username }),
+                err,
+            )
+            .await);
+    }
     if let Err(err) = password::check_policy("new_password", &body.new_password, &username) {
         return Err(audit
             .refuse(&app.db, "user", "", json!({ "username": username }), err)

@@ -6,6 +6,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use defguard_wireguard_rs::key::Key;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -16,7 +17,9 @@ use super::store::{self, PeerRecord};
 use super::QrQuery;
 use crate::audit::AuditCtx;
 use crate::auth::secret_routes::SecretOwner;
+use crate::auth::token_throttle::{AuditNote, TokenKind};
 use crate::auth::{password, random_token, store as users, AdminUser, PeerUser, Role};
+use crate::client::ClientInfo;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::state::AppState;
 
@@ -212,10 +215,19 @@ pub struct AcceptRequest {
 /// is the credential (256 random bits, single use, expiring).
 pub async fn accept_invite(
     State(app): State<AppState>,
+    Extension(client): Extension<ClientInfo>,
     audit: AuditCtx,
     session: Session,
     Json(body): Json<AcceptRequest>,
 ) -> ApiResult<Json<Value>> {
+    // Guessing is throttled per address and audited once per window (token_throttle).
+    let attempt = match app.token_throttle.begin(TokenKind::Invitation, client.addr) {
+        Ok(attempt) => attempt,
+        Err(retry_after) => {
+            audit.covered_by_earlier_entry();
+            return Err(ApiError::RateLimited { retry_after });
+        }
+    };
     let hash = token_hash(body.token.trim());
     let lookup = hash.clone();
     let peer_name: Option<String> = app
@@ -235,10 +247,22 @@ pub async fn accept_invite(
             "invalid_invitation",
             "this invitation is unknown, used or expired",
         );
-        return Err(audit
-            .refuse(&app.db, "invitation", "", json!({}), err)
-            .await);
+        return Err(match app.token_throttle.bad(attempt) {
+            AuditNote::First {
+                previous_failures,
+                previous_refused,
+            } => {
+                let detail = json!({ "previous_window":
+                    { "bad_tokens": previous_failures, "refused": previous_refused } });
+                audit.refuse(&app.db, "invitation", "", detail, err).await
+            }
+            AuditNote::Covered => {
+                audit.covered_by_earlier_entry();
+                err
+            }
+        });
     };
+    app.token_throttle.good(attempt);
     if let Err(err) = password::check_policy("password", &body.password, &name) {
         return Err(audit.refuse(&app.db, "peer", &name, json!({}), err).await);
     }

@@ -225,8 +225,13 @@ pub struct Answer {
 
 impl Answer {
     pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_values(name).next()
+    }
+
+    /// Every value of a header that may repeat (`Set-Cookie`).
+    pub fn header_values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
         let prefix = format!("{}:", name.to_ascii_lowercase());
-        self.headers.lines().find_map(|l| {
+        self.headers.lines().filter_map(move |l| {
             l.to_ascii_lowercase()
                 .starts_with(&prefix)
                 .then(|| l[prefix.len()..].trim())

@@ -62,7 +62,9 @@ impl TestClient {
         json_of(self.get(path).await).await
     }
 
-    /// POST a JSON body without a CSRF token (as login and the wizard's claim allow).
+    /// POST a JSON body without a CSRF token (as login, the wizard's claim and
+    /// /api/invite/accept allow; every other mutating route, logout and the password routes
+    /// included, refuses it: use `post_with_csrf` or `send_json`).
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
         self.http
             .post(self.url(path))
@@ -82,6 +84,16 @@ impl TestClient {
             .send()
             .await
             .expect("request with CSRF token")
+    }
+
+    /// POST a JSON body with the session's CSRF token.
+    pub async fn post_with_csrf(&self, path: &str, body: &Value) -> Response {
+        self.send_json(Method::POST, path, body).await
+    }
+
+    /// Logs out with the CSRF token, as the UI does.
+    pub async fn logout(&self) -> Response {
+        self.post_with_csrf("/api/auth/logout", &json!({})).await
     }
 
     /// The session's CSRF token; panics when there is no signed-in session.
@@ -180,15 +192,27 @@ impl TestClient {
 
     /// The session cookie's value as the jar holds it.
     pub fn session_cookie(&self) -> Option<String> {
-        let url = Url::parse(&self.base).expect("base url");
+        self.cookie_sent_to("/", SESSION_COOKIE)
+    }
+
+    /// The value of cookie `name` as the jar would send it to `path`.
+    pub fn cookie_sent_to(&self, path: &str, name: &str) -> Option<String> {
+        let url = Url::parse(&self.url(path)).expect("url");
         let header = self.jar.cookies(&url)?;
         header
             .to_str()
             .ok()?
             .split(';')
             .map(str::trim)
-            .find_map(|c| c.strip_prefix(&format!("{SESSION_COOKIE}=")))
+            .find_map(|c| c.strip_prefix(&format!("{name}=")))
             .map(str::to_string)
+    }
+
+    /// Puts cookie `name` in the jar for `path`, as a browser that holds it would send it.
+    pub fn set_cookie(&self, path: &str, name: &str, value: &str) {
+        let url = Url::parse(&self.base).expect("base url");
+        self.jar
+            .add_cookie_str(&format!("{name}={value}; Path={path}"), &url);
     }
 
     /// Puts a session cookie in the jar, as a browser that holds it would send it.

@@ -143,6 +143,33 @@ impl Picd {
         TestClient::new(&self.base_url()).with_state_dir(self.state_dir())
     }
 
+    /// A client whose connections come from `source` (any 127.0.0.0/8 address reaches picd on
+    /// 127.0.0.1): another client address for picd's per-address limits, without relying on
+    /// forwarded headers.
+    pub fn client_from(&self, source: &str) -> TestClient {
+        let source: std::net::IpAddr = source.parse().expect("a source address");
+        TestClient::with_builder(
+            &self.base_url(),
+            reqwest::Client::builder().local_address(source),
+        )
+    }
+
+    /// The process id of the running picd (it re-executes itself once at start, in place).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("picd is running").id()
+    }
+
+    /// A `Name:   value` line of /proc/PID/status as a number (e.g. VmHWM in kB, Threads).
+    pub fn proc_status(&self, name: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("reading /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/PID/status"))
+    }
+
     /// Opens the state's database (picd keeps running beside it: WAL allows that).
     pub fn db(&self) -> Connection {
         open_db(&self.db_path())

@@ -27,14 +27,15 @@ export function rememberCsrfToken(token) {
 }
 
 /**
- * The server exempts /api/auth/*, the wizard's claim and /api/invite/accept: they run before a
- * session (and so its token) exists. The wizard's other writes carry the token of its claim.
+ * The server exempts login, the wizard's claim and /api/invite/accept: they run before a
+ * session (and so its token) exists. The wizard's other writes carry the token of its claim;
+ * logout and the password routes need it like every other change.
  */
 function needsCsrf(method, path) {
   return (
     !["GET", "HEAD", "OPTIONS"].includes(method) &&
     path.startsWith("/api/") &&
-    !path.startsWith("/api/auth/") &&
+    path !== "/api/auth/login" &&
     path !== "/api/setup/claim" &&
     path !== "/api/invite/accept"
   );
