@@ -37,6 +37,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     ));
     let dns = Arc::new(crate::dns::driver::DnsDriver::new(
         settings.dns_listen.clone(),
+        vault.clone(),
     ));
     let caddy = Arc::new(crate::caddy::driver::CaddyDriver::new(
         Arc::new(settings.clone()),

@@ -15,6 +15,8 @@ pub mod standalone;
 pub mod store;
 pub mod tools;
 pub mod transfer;
+pub mod tsig;
+pub mod tsig_routes;
 mod udp;
 pub mod zone;
 pub mod zonefile;
