@@ -8,6 +8,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use common::*;
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::tsig::{TsigAlgorithm, TsigError};
+use hickory_proto::rr::{Name, RecordType, TSigner};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -44,6 +47,47 @@ fn kdig_to_file(server: std::net::SocketAddr, name: &str, rtype: &str) -> Reply 
         std::thread::sleep(Duration::from_millis(20));
     }
     Reply::parse(&std::fs::read_to_string(out.path()).expect("kdig output"))
+}
+
+/// An AXFR request signed with the right key but a clock an hour behind, over TCP; the
+/// answer's RCODE and TSIG error.
+async fn axfr_signed_an_hour_ago(
+    server: std::net::SocketAddr,
+    secret: &str,
+) -> (ResponseCode, Option<TsigError>) {
+    use base64::Engine;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret)
+        .expect("base64 secret");
+    let key_name = Name::from_ascii(format!("{KEY_NAME}.")).expect("key name");
+    let signer = TSigner::new(key, TsigAlgorithm::HmacSha256, key_name, 300).expect("signer");
+    let mut query = Message::new(4242, MessageType::Query, OpCode::Query);
+    query.add_query(Query::query(
+        Name::from_ascii(format!("{CELL_DOMAIN}.")).expect("zone"),
+        RecordType::AXFR,
+    ));
+    let an_hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        - 3600;
+    query.finalize(&signer, an_hour_ago).expect("signing");
+    let bytes = query.to_vec().expect("encoding");
+    let mut stream = tokio::net::TcpStream::connect(server)
+        .await
+        .expect("connect");
+    stream
+        .write_all(&(bytes.len() as u16).to_be_bytes())
+        .await
+        .expect("write");
+    stream.write_all(&bytes).await.expect("write");
+    let len = stream.read_u16().await.expect("answer length");
+    let mut answer = vec![0u8; usize::from(len)];
+    stream.read_exact(&mut answer).await.expect("answer");
+    let answer = Message::from_vec(&answer).expect("a DNS answer");
+    let error = answer.signature().and_then(|s| s.data.error);
+    (answer.metadata.response_code, error)
 }
 
 fn head(text: &str) -> &str {
@@ -209,6 +253,13 @@ async fn tsig_keys_guard_transfers_and_sign_notify_with_knot() {
         "{}",
         bad_key.text
     );
+    let (rcode, error) = axfr_signed_an_hour_ago(picd, &secret).await;
+    assert_eq!(rcode, ResponseCode::NotAuth);
+    assert_eq!(
+        error,
+        Some(TsigError::BadTime),
+        "a stale signature is BADTIME"
+    );
     let signed = kdig(picd, CELL_DOMAIN, "AXFR", &["-y", &right]);
     let soas = signed.answer.iter().filter(|r| r.rtype == "SOA").count();
     assert_eq!(soas, 2, "a signed request transfers:\n{}", signed.text);
@@ -223,6 +274,11 @@ async fn tsig_keys_guard_transfers_and_sign_notify_with_knot() {
         www.data("A").is_empty(),
         "{}\n{}",
         www.text,
+        wrong_knot.log()
+    );
+    assert!(
+        wrong_knot.log().contains("TSIG"),
+        "knot names the failed signature:\n{}",
         wrong_knot.log()
     );
     drop(wrong_knot);
