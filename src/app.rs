@@ -127,6 +127,18 @@ pub fn router(app: AppState) -> Router {
             "/api/dns/secondaries/{address}",
             axum::routing::delete(dns::tools::delete_secondary),
         )
+        .route(
+            "/api/dns/secondaries/{address}/tsig-key",
+            axum::routing::put(dns::tsig_routes::bind_secondary),
+        )
+        .route(
+            "/api/dns/tsig-keys",
+            get(dns::tsig_routes::list).post(dns::tsig_routes::create),
+        )
+        .route(
+            "/api/dns/tsig-keys/{name}",
+            axum::routing::delete(dns::tsig_routes::delete),
+        )
         // Caddy and TLS
         .route("/api/caddy/cert-status", get(caddy::routes::cert_status))
         .route("/api/caddy/cert-renew", post(caddy::routes::cert_renew))

@@ -37,6 +37,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "ca_constraints",
         include_str!("../migrations/0008_ca_constraints.sql"),
     ),
+    (
+        9,
+        "dns_tsig",
+        include_str!("../migrations/0009_dns_tsig.sql"),
+    ),
 ];
 
 /// Idle connections kept for reuse, per pool; more may be open while requests are in flight.

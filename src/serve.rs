@@ -39,6 +39,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.dns_listen.clone(),
         crate::dns::limits::DnsLimits::from_settings(&settings),
         &settings.wireguard_interface,
+        vault.clone(),
     ));
     let caddy = Arc::new(crate::caddy::driver::CaddyDriver::new(
         Arc::new(settings.clone()),

@@ -14,11 +14,14 @@ use super::snapshot::{self, Snapshot};
 use super::stats::DnsStats;
 use crate::db::Db;
 use crate::driver::{Driver, DriverError, DriverState, SubsystemStatus};
+use crate::vault::Vault;
 
 const NAME: &str = "dns";
 
 pub struct DnsDriver {
     shared: Arc<Shared>,
+    /// Where the TSIG secrets of the secondaries' keys are read from.
+    vault: Vault,
     listen: Vec<SocketAddr>,
     state: Mutex<State>,
 }
@@ -32,8 +35,14 @@ struct State {
 }
 
 impl DnsDriver {
-    pub fn new(listen: Vec<SocketAddr>, limits: DnsLimits, wireguard_interface: &str) -> Self {
+    pub fn new(
+        listen: Vec<SocketAddr>,
+        limits: DnsLimits,
+        wireguard_interface: &str,
+        vault: Vault,
+    ) -> Self {
         DnsDriver {
+            vault,
             shared: Arc::new(Shared::new(limits, wireguard_interface)),
             listen,
             state: Mutex::new(State::default()),
@@ -108,6 +117,17 @@ impl Driver for DnsDriver {
             db.call(|conn| snapshot::build(conn)).await
         }
         .await;
+        let vault = self.vault.clone();
+        let built = match built {
+            Ok(mut snapshot) => db
+                .call(move |conn| super::tsig::TransferKeys::load(conn, &vault))
+                .await
+                .map(|keys| {
+                    snapshot.transfer_keys = keys;
+                    snapshot
+                }),
+            Err(e) => Err(e),
+        };
         let snapshot = match built {
             Ok(s) => s,
             Err(e) => {
@@ -134,8 +154,9 @@ impl Driver for DnsDriver {
                 }
             }
         }
-        let secondaries: Vec<SocketAddr> = db
-            .call(|conn| Ok(super::store::secondaries(conn)?))
+        let vault = self.vault.clone();
+        let secondaries = db
+            .call(move |conn| super::tsig::notify_targets(conn, &vault))
             .await
             .unwrap_or_default();
         self.shared.snapshot.store(Arc::new(snapshot));

@@ -18,6 +18,8 @@ pub mod stats;
 pub mod store;
 pub mod tools;
 pub mod transfer;
+pub mod tsig;
+pub mod tsig_routes;
 mod udp;
 mod upstream;
 mod view;

@@ -161,6 +161,7 @@ pub fn build(conn: &Connection) -> Result<Snapshot, ApiError> {
         upstreams,
         recursion: true,
         transfer_allow: store::transfer_allow(conn)?,
+        transfer_keys: Default::default(),
     })
 }
 

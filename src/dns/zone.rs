@@ -287,6 +287,8 @@ pub struct Snapshot {
     pub recursion: bool,
     /// Secondaries allowed to transfer the public zones.
     pub transfer_allow: Vec<IpAddr>,
+    /// The TSIG keys those secondaries must sign with (filled in by the driver).
+    pub transfer_keys: super::tsig::TransferKeys,
 }
 
 #[cfg(test)]

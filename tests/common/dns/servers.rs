@@ -108,6 +108,17 @@ impl KnotSecondary {
     /// Starts knotd on 127.0.0.1:`port` (see `free_dns_port`; the primary must know the
     /// secondary's address before knot asks for its first transfer).
     pub async fn start(zone: &str, primary: SocketAddr, port: u16) -> KnotSecondary {
+        KnotSecondary::start_with_key(zone, primary, port, None).await
+    }
+
+    /// Like `start`, with a TSIG key (name, base64 secret; hmac-sha256) that knot signs its
+    /// transfer requests with and requires on picd's NOTIFY.
+    pub async fn start_with_key(
+        zone: &str,
+        primary: SocketAddr,
+        port: u16,
+        key: Option<(&str, &str)>,
+    ) -> KnotSecondary {
         let knotd = require_tool("knotd");
         require_tool("kdig");
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -116,8 +127,15 @@ impl KnotSecondary {
         std::fs::create_dir_all(d.join("run")).expect("run dir");
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
         let zone = format!("{}.", zone.trim_end_matches('.'));
+        let (keys, key_ref) = match key {
+            Some((name, secret)) => (
+                format!("key:\n  - id: {name}\n    algorithm: hmac-sha256\n    secret: {secret}\n"),
+                format!("\n    key: {name}"),
+            ),
+            None => (String::new(), String::new()),
+        };
         let conf = format!(
-            r#"server:
+            r#"{keys}server:
     rundir: "{run}"
     listen: 127.0.0.1@{port}
     udp-workers: 1
@@ -130,11 +148,11 @@ database:
     storage: "{db}"
 remote:
   - id: picd
-    address: {primary_ip}@{primary_port}
+    address: {primary_ip}@{primary_port}{key_ref}
 acl:
   - id: notify_from_picd
     address: {primary_ip}
-    action: notify
+    action: notify{key_ref}
 template:
   - id: default
     storage: "{storage}"
