@@ -78,6 +78,8 @@ pub struct Settings {
     pub caddy_http_listen: String,
     /// Seconds between full reconciles of every driver (also retires expired peers).
     pub reconcile_interval_seconds: u64,
+    /// Hours between consistent snapshots of the database in `backups/` (0: none).
+    pub snapshot_interval_hours: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +113,7 @@ impl Default for Settings {
             wireguard_interface: "picd0".into(),
             wireguard_mode: WireGuardMode::Auto,
             reconcile_interval_seconds: 60,
+            snapshot_interval_hours: 24,
             dns_listen: vec!["[::]:53".parse().expect("literal")],
             caddy_https_listen: ":443".into(),
             caddy_http_listen: ":80".into(),
