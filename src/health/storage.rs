@@ -37,7 +37,15 @@ impl StorageCheck {
 /// Runs the checks on the database as picd found it, before anything writes, and logs what
 /// they found. Makes the first anchor when there is none.
 pub async fn check_at_start(db: &Db, state_dir: &Path) -> anyhow::Result<StorageCheck> {
-    let stored = anchor::read(state_dir)?;
+    let mut problems = Vec::new();
+    // An anchor that cannot be read is reported, and kept for the owner to look at.
+    let (stored, unreadable) = match anchor::read(state_dir) {
+        Ok(stored) => (stored, false),
+        Err(e) => {
+            problems.push(format!("the audit anchor cannot be read ({e:#})"));
+            (None, true)
+        }
+    };
     let (integrity, compared, current) = db
         .call(move |conn| {
             let integrity = quick_check(conn)?;
@@ -46,7 +54,6 @@ pub async fn check_at_start(db: &Db, state_dir: &Path) -> anyhow::Result<Storage
         })
         .await
         .map_err(|e| anyhow::anyhow!("checking the database: {e}"))?;
-    let mut problems = Vec::new();
     if let Some(report) = integrity {
         problems.push(format!("the database fails its integrity check ({report})"));
     }
@@ -54,6 +61,7 @@ pub async fn check_at_start(db: &Db, state_dir: &Path) -> anyhow::Result<Storage
                    snapshot\"), or run `picd audit reanchor` to accept the loss";
     match compared {
         AnchorCheck::Holds => {}
+        AnchorCheck::Missing if unreadable => {}
         AnchorCheck::Missing => {
             anchor::write(state_dir, &current).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         }
