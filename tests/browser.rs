@@ -351,7 +351,7 @@ async fn check_status(browser: &WebDriver) -> Result<()> {
         );
     }
     ensure!(
-        browser.find_all("#subsystems .badge").await?.len() == 5,
+        browser.find_all("#subsystems .badge").await?.len() == 6,
         "one badge per subsystem"
     );
     browser.wait_for_text("#cell-name", CELL_NAME).await?;
