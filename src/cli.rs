@@ -87,6 +87,9 @@ enum SetupCommand {
 enum AuditCommand {
     /// Verify the hash chain of the audit log, offline; exits 1 when it does not hold
     Verify,
+    /// Accept the database as it is after a loss that picd reported at start (stop picd
+    /// first): the audit anchor is moved to the chain's current head
+    Reanchor,
 }
 
 #[derive(Subcommand, Debug)]
@@ -251,9 +254,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Migrate => {
             prepare_state_dir(&settings.state_dir)?;
             // Opened the way serve opens it (WAL, busy timeout): a running picd is waited for.
-            let db = Db::open_without_migrating(&settings.database_path())?;
+            let db_path = settings.database_path();
+            let db = Db::open_without_migrating(&db_path)?;
+            let backups = crate::db::backup::backups_dir(&db_path);
             let applied = db
-                .call_blocking(|conn| Ok(crate::db::migrate(conn)))
+                .call_blocking(|conn| Ok(crate::db::migrate_at(conn, &backups)))
                 .map_err(|e| anyhow::anyhow!("{e}"))??;
             if applied.is_empty() {
                 println!("database is up to date");
@@ -266,6 +271,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => audit_verify(&settings.database_path()),
+        Command::Audit {
+            command: AuditCommand::Reanchor,
+        } => audit_reanchor(&settings),
         Command::Dns {
             command:
                 DnsCommand::Serve {
@@ -291,7 +299,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
             let _lock = lock_state_dir(&settings.state_dir)?;
             let mut conn = rusqlite::Connection::open(settings.database_path())?;
-            crate::db::migrate(&mut conn)?;
+            crate::db::migrate_at(
+                &mut conn,
+                &crate::db::backup::backups_dir(&settings.database_path()),
+            )?;
             let (count, public_key) = crate::vault::rekey(&settings.state_dir, &mut conn)?;
             println!("re-encrypted {count} secret(s); new vault public key: {public_key}");
             Ok(ExitCode::SUCCESS)
@@ -402,4 +413,30 @@ fn audit_verify(path: &Path) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `picd audit reanchor`: the owner accepts the loss; the anchor moves to the head, audited.
+fn audit_reanchor(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let _lock = lock_state_dir(&settings.state_dir)?;
+    let db = Db::open(&settings.database_path())?;
+    let previous = crate::audit::anchor::read(&settings.state_dir)?;
+    let audit = crate::audit::cli_ctx("cli");
+    let anchor = db
+        .call_blocking(|conn| {
+            audit.transact_blocking(conn, |tx, entry| {
+                let (seq, _) = crate::audit::anchor::head(tx)?;
+                entry.action = "audit.reanchor".into();
+                entry.target_type = "audit_anchor".into();
+                entry.detail = serde_json::json!({
+                    "previous_seq": previous.as_ref().map(|a| a.seq),
+                    "database_seq": seq,
+                });
+                Ok(())
+            })?;
+            Ok(crate::audit::anchor::current(conn)?)
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::audit::anchor::write(&settings.state_dir, &anchor)?;
+    println!("audit anchor moved to entry {}", anchor.seq);
+    Ok(ExitCode::SUCCESS)
 }

@@ -90,6 +90,8 @@ pub struct Settings {
     /// TCP connections at once, in all and from one address.
     pub dns_tcp_max_clients: u32,
     pub dns_tcp_max_clients_per_address: u32,
+    /// Hours between consistent snapshots of the database in `backups/` (0: none).
+    pub snapshot_interval_hours: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +125,7 @@ impl Default for Settings {
             wireguard_interface: "picd0".into(),
             wireguard_mode: WireGuardMode::Auto,
             reconcile_interval_seconds: 60,
+            snapshot_interval_hours: 24,
             dns_listen: vec!["[::]:53".parse().expect("literal")],
             caddy_https_listen: ":443".into(),
             caddy_http_listen: ":80".into(),

@@ -3,46 +3,23 @@
 //! reads on a small pool of read-only connections, writes on the one writer thread
 //! (`writer`), which commits them in groups.
 
+pub mod backup;
 mod checkpoint;
+mod migrations;
 mod writer;
+
+#[cfg(test)]
+pub use migrations::migrate;
+pub use migrations::migrate_at;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction};
 
 use crate::error::ApiError;
-
-/// Migrations, in order. A landed migration is never edited: add a new one.
-const MIGRATIONS: &[(u32, &str, &str)] = &[
-    (
-        1,
-        "foundation",
-        include_str!("../migrations/0001_foundation.sql"),
-    ),
-    (2, "vault", include_str!("../migrations/0002_vault.sql")),
-    (3, "peers", include_str!("../migrations/0003_peers.sql")),
-    (4, "dns", include_str!("../migrations/0004_dns.sql")),
-    (5, "caddy", include_str!("../migrations/0005_caddy.sql")),
-    (6, "tls", include_str!("../migrations/0006_tls.sql")),
-    (
-        7,
-        "setup_claim",
-        include_str!("../migrations/0007_setup_claim.sql"),
-    ),
-    (
-        8,
-        "ca_constraints",
-        include_str!("../migrations/0008_ca_constraints.sql"),
-    ),
-    (
-        9,
-        "dns_tsig",
-        include_str!("../migrations/0009_dns_tsig.sql"),
-    ),
-];
 
 /// Idle connections kept for reuse, per pool; more may be open while requests are in flight.
 const MAX_IDLE_CONNECTIONS: usize = 8;
@@ -63,13 +40,15 @@ struct DbInner {
     readers: Mutex<Vec<Connection>>,
     writable: Mutex<Vec<Connection>>,
     writer: writer::Writer,
+    /// Counts the writer's commits; watched by whoever acts after a commit (the audit anchor).
+    commits: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Db {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub fn open(path: &Path) -> anyhow::Result<Db> {
         let mut conn = open_connection(path)?;
-        migrate(&mut conn).context("applying migrations")?;
+        migrate_at(&mut conn, &backup::backups_dir(path)).context("applying migrations")?;
         Db::with_connection(path, conn)
     }
 
@@ -79,15 +58,40 @@ impl Db {
     }
 
     fn with_connection(path: &Path, conn: Connection) -> anyhow::Result<Db> {
-        let writer = writer::Writer::start(path).context("starting the database writer")?;
+        let commits = Arc::new(tokio::sync::watch::Sender::new(0));
+        let writer =
+            writer::Writer::start(path, commits.clone()).context("starting the database writer")?;
         Ok(Db {
             inner: Arc::new(DbInner {
                 path: path.to_path_buf(),
                 readers: Mutex::new(Vec::new()),
                 writable: Mutex::new(vec![conn]),
                 writer,
+                commits,
             }),
         })
+    }
+
+    /// Changes after each commit of the writer (many commits may show as one change).
+    pub fn subscribe_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.commits.subscribe()
+    }
+
+    /// Writes a consistent copy of the database into `dir` (see `backup::write_copy`), on a
+    /// blocking thread with a connection of its own.
+    pub async fn copy_to(
+        &self,
+        dir: PathBuf,
+        name: String,
+        prefix: &'static str,
+        keep: usize,
+    ) -> anyhow::Result<PathBuf> {
+        let path = self.inner.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = open_connection(&path)?;
+            backup::write_copy(&conn, &dir, &name, prefix, keep)
+        })
+        .await?
     }
 
     fn pool(&self, read_only: bool) -> &Mutex<Vec<Connection>> {
@@ -232,38 +236,6 @@ fn open_connection(path: &Path) -> anyhow::Result<Connection> {
     // Requests' statements are prepared once per connection and kept (rusqlite keeps 16).
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     Ok(conn)
-}
-
-/// Applies each pending migration in its own transaction and records it.
-pub fn migrate(conn: &mut Connection) -> anyhow::Result<Vec<u32>> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-            version INTEGER PRIMARY KEY,
-            name TEXT NOT NULL,
-            applied_at TEXT NOT NULL
-        )",
-    )?;
-    let mut applied = Vec::new();
-    for (version, name, sql) in MIGRATIONS {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let done: bool = tx.query_row(
-            "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
-            [version],
-            |row| row.get(0),
-        )?;
-        if done {
-            continue;
-        }
-        tx.execute_batch(sql)
-            .with_context(|| format!("migration {version:04}_{name}"))?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
-            rusqlite::params![version, name, crate::time::now_rfc3339()],
-        )?;
-        tx.commit()?;
-        applied.push(*version);
-    }
-    Ok(applied)
 }
 
 /// Maps a unique-constraint violation to a 409 in one place; other errors pass through.

@@ -90,6 +90,12 @@ impl Drivers {
         }
     }
 
+    /// Adds a driver at the end of the list.
+    pub fn with(mut self, driver: Arc<dyn Driver>) -> Self {
+        self.list.push(driver);
+        self
+    }
+
     /// Every driver's status, asked concurrently; a driver that hangs or panics is reported
     /// unavailable instead of holding up or breaking the answer.
     pub async fn statuses(&self) -> Vec<SubsystemStatus> {

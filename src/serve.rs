@@ -25,6 +25,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Runs the daemon until SIGTERM or Ctrl-C. The caller holds the state directory's lock.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let db = Db::open(&settings.database_path())?;
+    // Before anything writes: what a damaged disk took must be found on the database as it is.
+    let storage = crate::health::storage::check_at_start(&db, &settings.state_dir).await?;
     let vault = db
         .call_blocking(|conn| Ok(crate::vault::Vault::open(&settings.state_dir, conn)))
         .map_err(|e| anyhow::anyhow!("{e}"))??;
@@ -50,7 +52,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         wireguard.clone(),
         dns.clone(),
         caddy.clone(),
-    );
+    )
+    .with(Arc::new(crate::health::storage::StorageStatus(
+        storage.clone(),
+    )));
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
@@ -78,6 +83,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ended = run_session_sweeper(app.clone()) => ended.context("session sweeper ended")?,
         ended = run_reconciler(app.clone()) => ended.context("reconciler ended")?,
         ended = app.wireguard.clone().run_device_watchdog() => ended.context("WireGuard")?,
+        ended = run_storage_keepers(app.clone(), storage.degraded()) => ended.context("storage keepers ended")?,
     }
     tracing::info!("picd stopped");
     Ok(())
@@ -141,6 +147,28 @@ async fn ensure_ca(db: &Db, vault: &crate::vault::Vault) -> anyhow::Result<()> {
         CaChange::Unchanged => {}
     }
     Ok(())
+}
+
+/// Keeps the audit anchor at the chain's head and takes the periodic snapshots; neither runs
+/// while storage is degraded (the old anchor and the good snapshots are what the owner needs).
+async fn run_storage_keepers(app: AppState, degraded: bool) -> anyhow::Result<()> {
+    if degraded {
+        return std::future::pending().await;
+    }
+    let state_dir = app.settings.state_dir.clone();
+    let anchor = crate::audit::anchor::run_anchor_keeper(app.db.clone(), state_dir.clone());
+    let hours = app.settings.snapshot_interval_hours;
+    let snapshots = async {
+        if hours == 0 {
+            return std::future::pending().await;
+        }
+        let interval = Duration::from_secs(hours.saturating_mul(3600));
+        crate::health::storage::run_snapshots(app.db.clone(), state_dir.clone(), interval).await
+    };
+    tokio::select! {
+        ended = anchor => ended.context("audit anchor"),
+        ended = snapshots => ended.context("snapshots"),
+    }
 }
 
 /// Re-applies every driver's desired state periodically (retiring expired peers and

@@ -339,7 +339,7 @@ async fn walk_the_wizard(browser: &WebDriver, base: &str) -> Result<()> {
 
 async fn check_status(browser: &WebDriver) -> Result<()> {
     browser.wait_for(SUBSYSTEMS_SHOWN).await?;
-    for name in ["wireguard", "dns", "caddy", "nftables", "docker"] {
+    for name in ["wireguard", "dns", "caddy", "nftables", "docker", "storage"] {
         let reason = browser
             .wait_for(&format!(
                 "#subsystems li[data-subsystem={name}] .subsystem-reason"
@@ -351,7 +351,7 @@ async fn check_status(browser: &WebDriver) -> Result<()> {
         );
     }
     ensure!(
-        browser.find_all("#subsystems .badge").await?.len() == 5,
+        browser.find_all("#subsystems .badge").await?.len() == 6,
         "one badge per subsystem"
     );
     browser.wait_for_text("#cell-name", CELL_NAME).await?;

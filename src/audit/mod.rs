@@ -3,6 +3,7 @@
 //! `record_unaudited` layer writes one for every mutating request that ended without one
 //! (refused by auth, CSRF, the throttle, a bad body, an unknown route).
 
+pub mod anchor;
 pub mod chain;
 mod csv;
 pub mod routes;

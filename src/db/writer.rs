@@ -8,10 +8,11 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::checkpoint::{Checkpointer, WRITER_AUTOCHECKPOINT_PAGES};
 use crate::error::ApiError;
@@ -94,14 +95,14 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(path: &Path) -> anyhow::Result<Writer> {
+    pub fn start(path: &Path, commits: Arc<watch::Sender<u64>>) -> anyhow::Result<Writer> {
         let conn = open_writer_connection(path)?;
         let checkpointer = Checkpointer::start(path)?;
         let (jobs, queue) = std::sync::mpsc::channel();
         let path = path.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("picd-db-writer".into())
-            .spawn(move || run_writer(conn, &path, &queue))?;
+            .spawn(move || run_writer(conn, &path, &queue, &commits))?;
         Ok(Writer {
             jobs: Some(jobs),
             thread: Some(thread),
@@ -137,7 +138,12 @@ fn open_writer_connection(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-fn run_writer(mut conn: Connection, path: &Path, queue: &Receiver<Box<dyn Job>>) {
+fn run_writer(
+    mut conn: Connection,
+    path: &Path,
+    queue: &Receiver<Box<dyn Job>>,
+    commits: &watch::Sender<u64>,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -146,7 +152,11 @@ fn run_writer(mut conn: Connection, path: &Path, queue: &Receiver<Box<dyn Job>>)
                 Err(_) => break,
             }
         }
-        if !commit_batch(&mut conn, batch) {
+        let committed = commit_batch(&mut conn, batch);
+        if committed {
+            commits.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        if !committed {
             // The connection may be what failed (an I/O error): start the next group on a
             // fresh one.
             match open_writer_connection(path) {

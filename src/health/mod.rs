@@ -3,6 +3,7 @@
 
 pub mod probes;
 pub mod routes;
+pub mod storage;
 
 use std::time::Duration;
 

@@ -231,11 +231,11 @@ impl Answer {
     /// Every value of a header that may repeat (`Set-Cookie`).
     pub fn header_values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
         let prefix = format!("{}:", name.to_ascii_lowercase());
-        self.headers.lines().filter_map(move |l| {
-            l.to_ascii_lowercase()
-                .starts_with(&prefix)
-                .then(|| l[prefix.len()..].trim())
-        })
+        let skip = prefix.len();
+        self.headers
+            .lines()
+            .filter(move |l| l.to_ascii_lowercase().starts_with(&prefix))
+            .map(move |l| l[skip..].trim())
     }
 
     pub fn json(&self) -> Value {

@@ -111,6 +111,14 @@ impl Picd {
         None
     }
 
+    /// Kills picd with SIGKILL (no shutdown at all, as a power cut would) and reaps it.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

@@ -6,7 +6,7 @@ import { alertRegion, setAlert } from "./forms.js";
 
 const REFRESH_SECONDS = 15;
 const STATE_LABELS = { ok: "OK", degraded: "Degraded", unavailable: "Unavailable" };
-const SUBSYSTEM_NAMES = { wireguard: "WireGuard", dns: "DNS", caddy: "Caddy", nftables: "nftables", docker: "Docker" };
+const SUBSYSTEM_NAMES = { wireguard: "WireGuard", dns: "DNS", caddy: "Caddy", nftables: "nftables", docker: "Docker", storage: "Storage" };
 
 export function badge(state, labels = STATE_LABELS) {
   return h("span", { class: `badge badge-${state}` }, labels[state] || state);
