@@ -130,7 +130,7 @@ pub fn handle(snapshot: &Snapshot, bytes: &[u8], peer: bool, transport: Transpor
         response.metadata.response_code = ResponseCode::BADVERS;
         return encode(response, &query, transport);
     }
-    if super::forward::is_own_forward(&query) {
+    if super::marker::is_own_forward(&query) {
         // picd's own forwarded question came back (an upstream that is picd, directly or
         // through a resolver): answering it by forwarding again would loop until every file
         // descriptor is gone.

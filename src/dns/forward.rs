@@ -4,12 +4,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, LowerName, RData, Record, RecordType};
 use tokio::sync::broadcast;
 
@@ -250,10 +249,7 @@ impl Forwarder {
         request.add_query(question.clone());
         let mut edns = Edns::new();
         edns.set_max_payload(super::answer::EDNS_PAYLOAD);
-        edns.options_mut().insert(EdnsOption::Unknown(
-            LOOP_MARKER_CODE,
-            loop_marker().to_vec(),
-        ));
+        edns.options_mut().insert(super::marker::loop_marker());
         request.set_edns(edns);
         let wanted = key(question);
         self.pool
@@ -291,36 +287,4 @@ impl Drop for Asking<'_> {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// An EDNS option code from the local/experimental range (RFC 6891 section 9), carried with a
-/// random value of this process in every query picd forwards.
-const LOOP_MARKER_CODE: u16 = 65_317;
-
-fn loop_marker() -> &'static [u8; 8] {
-    static MARKER: OnceLock<[u8; 8]> = OnceLock::new();
-    MARKER.get_or_init(rand::random)
-}
-
-/// Whether `query` is one picd forwarded itself, come back (its upstream is picd, directly or
-/// through another resolver).
-pub fn is_own_forward(query: &Message) -> bool {
-    let own = query.edns.as_ref().is_some_and(|edns| {
-        matches!(
-            edns.option(EdnsCode::Unknown(LOOP_MARKER_CODE)),
-            Some(EdnsOption::Unknown(_, data)) if data.as_slice() == loop_marker()
-        )
-    });
-    if own {
-        LOOPS_CAUGHT.fetch_add(1, Ordering::Relaxed);
-    }
-    own
-}
-
-/// Looping questions caught, for the stats (counted where the question is decoded, which
-/// knows no server state).
-static LOOPS_CAUGHT: AtomicU64 = AtomicU64::new(0);
-
-pub fn loops_caught() -> u64 {
-    LOOPS_CAUGHT.load(Ordering::Relaxed)
 }

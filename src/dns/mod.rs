@@ -9,6 +9,7 @@ pub mod driver;
 pub mod forward;
 mod input;
 pub mod limits;
+mod marker;
 pub mod routes;
 mod rrl;
 pub mod server;

@@ -45,7 +45,7 @@ impl DnsStats {
                 "in_flight": read(&self.forwards_in_flight),
                 "over_cap": read(&self.forwards_over_cap),
                 "coalesced": read(&self.forwards_coalesced),
-                "loops": super::forward::loops_caught(),
+                "loops": super::marker::loops_caught(),
             },
             "tcp": {
                 "accepted": read(&self.tcp_accepted),
