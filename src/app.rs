@@ -110,6 +110,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/dns/zones/{zone}/import", post(dns::tools::import))
         .route("/api/dns/zones/{zone}/export", get(dns::tools::export))
         .route("/api/dns/search", get(dns::routes::search))
+        .route("/api/dns/stats", get(dns::stats::stats))
         .route("/api/dns/reload", post(dns::tools::reload))
         .route("/api/dns/ddns/refresh", post(dns::tools::ddns_refresh))
         .route("/api/dns/acme/present", post(dns::tools::acme_present))

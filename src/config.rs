@@ -78,6 +78,18 @@ pub struct Settings {
     pub caddy_http_listen: String,
     /// Seconds between full reconciles of every driver (also retires expired peers).
     pub reconcile_interval_seconds: u64,
+    /// Response-rate limiting of the world's UDP answers: per /24 (IPv4) or /56 (IPv6) and
+    /// kind of answer, at most this many a second (0 turns it off) ...
+    pub dns_rrl_responses_per_second: u32,
+    /// ... with this many seconds of debt remembered (a flood keeps being limited after it
+    /// pauses), and every this-many-th limited answer sent truncated (0: all dropped).
+    pub dns_rrl_window_seconds: u32,
+    pub dns_rrl_slip: u32,
+    /// Forwarded questions waiting for an upstream at once; past it, SERVFAIL.
+    pub dns_forward_max_in_flight: u32,
+    /// TCP connections at once, in all and from one address.
+    pub dns_tcp_max_clients: u32,
+    pub dns_tcp_max_clients_per_address: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +126,12 @@ impl Default for Settings {
             dns_listen: vec!["[::]:53".parse().expect("literal")],
             caddy_https_listen: ":443".into(),
             caddy_http_listen: ":80".into(),
+            dns_rrl_responses_per_second: 20,
+            dns_rrl_window_seconds: 15,
+            dns_rrl_slip: 2,
+            dns_forward_max_in_flight: 512,
+            dns_tcp_max_clients: 256,
+            dns_tcp_max_clients_per_address: 16,
         }
     }
 }
@@ -161,6 +179,15 @@ impl Settings {
                 .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
         if !ifname_ok {
             bail!("wireguard_interface must be 1 to 15 of letters, digits, '_', '-', '.'");
+        }
+        if self.dns_forward_max_in_flight == 0
+            || self.dns_tcp_max_clients == 0
+            || self.dns_tcp_max_clients_per_address == 0
+        {
+            bail!("dns_forward_max_in_flight and the dns_tcp_max_clients bounds must be positive");
+        }
+        if self.dns_rrl_window_seconds == 0 || self.dns_rrl_window_seconds > 3600 {
+            bail!("dns_rrl_window_seconds must be 1 to 3600");
         }
         if self.login_failures_per_user == 0 || self.login_failures_per_address == 0 {
             bail!("login failure bounds must be positive");

@@ -37,6 +37,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     ));
     let dns = Arc::new(crate::dns::driver::DnsDriver::new(
         settings.dns_listen.clone(),
+        crate::dns::limits::DnsLimits::from_settings(&settings),
+        &settings.wireguard_interface,
         vault.clone(),
     ));
     let caddy = Arc::new(crate::caddy::driver::CaddyDriver::new(

@@ -3,8 +3,6 @@
 //! SOA), or hand the query to the forwarder. Sizes follow EDNS(0): a UDP answer larger than the
 //! client accepts is truncated (TC) and the client retries over TCP.
 
-use std::net::IpAddr;
-
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
@@ -31,19 +29,6 @@ pub enum Outcome {
     Drop,
 }
 
-/// The client is a peer (the cell's WireGuard subnets or loopback) or the world.
-pub fn is_peer(snapshot: &Snapshot, client: IpAddr) -> bool {
-    let client = match client {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(client),
-        v4 => v4,
-    };
-    client.is_loopback()
-        || snapshot
-            .internal_subnets
-            .iter()
-            .any(|net| net.contains(&client))
-}
-
 fn response_to(query: &Message) -> Message {
     let mut response = Message::new(
         query.metadata.id,
@@ -51,7 +36,9 @@ fn response_to(query: &Message) -> Message {
         query.metadata.op_code,
     );
     response.metadata = Metadata::response_from_request(&query.metadata);
-    response.queries = query.queries.clone();
+    // At most the first question: a reply that echoed hundreds of them (FORMERR for a
+    // message with many) would multiply what a forged source receives.
+    response.queries = query.queries.iter().take(1).cloned().collect();
     if let Some(edns) = &query.edns {
         let mut ours = Edns::new();
         ours.set_max_payload(EDNS_PAYLOAD);
@@ -86,36 +73,43 @@ fn size_limit(query: &Message, transport: Transport) -> usize {
     }
 }
 
-/// Encodes a response, truncating it (TC, empty sections) when it is too long for UDP.
+/// Encodes a response, truncating it (TC, empty sections) when it is too long for UDP. The
+/// limit holds for the final bytes: if even the truncated answer does not fit (a long question
+/// with EDNS), the question goes too, and a message that still does not fit is not sent.
 pub fn encode(mut response: Message, query: &Message, transport: Transport) -> Outcome {
     let limit = size_limit(query, transport);
     match response.to_vec() {
+        Ok(bytes) if bytes.len() <= limit => return Outcome::Reply(bytes),
+        Ok(_) if transport == Transport::Udp => response.metadata.truncation = true,
+        _ => response.metadata.response_code = ResponseCode::ServFail,
+    }
+    response.answers.clear();
+    response.authorities.clear();
+    response.additionals.clear();
+    match response.to_vec() {
+        Ok(bytes) if bytes.len() <= limit => return Outcome::Reply(bytes),
+        _ => response.queries.clear(),
+    }
+    match response.to_vec() {
         Ok(bytes) if bytes.len() <= limit => Outcome::Reply(bytes),
-        Ok(_) if transport == Transport::Udp => {
-            response.answers.clear();
-            response.authorities.clear();
-            response.additionals.clear();
-            response.metadata.truncation = true;
-            response
-                .to_vec()
-                .map(Outcome::Reply)
-                .unwrap_or(Outcome::Drop)
-        }
-        _ => {
-            response.answers.clear();
-            response.authorities.clear();
-            response.additionals.clear();
-            response.metadata.response_code = ResponseCode::ServFail;
-            response
-                .to_vec()
-                .map(Outcome::Reply)
-                .unwrap_or(Outcome::Drop)
-        }
+        _ => Outcome::Drop,
     }
 }
 
-/// Handles one message from `client`.
-pub fn handle(snapshot: &Snapshot, bytes: &[u8], client: IpAddr, transport: Transport) -> Outcome {
+/// The reply RRL sends instead of dropping ("slip"): TC set, the first question only, no
+/// records, so a real client retries over TCP and a forged source gains nothing.
+pub fn slip(bytes: &[u8]) -> Option<Vec<u8>> {
+    let query = Message::from_vec(bytes).ok()?;
+    let mut response = response_to(&query);
+    response.metadata.truncation = true;
+    match encode(response, &query, Transport::Udp) {
+        Outcome::Reply(bytes) => Some(bytes),
+        _ => None,
+    }
+}
+
+/// Handles one message from a client of the peers' view (`peer`) or the world's.
+pub fn handle(snapshot: &Snapshot, bytes: &[u8], peer: bool, transport: Transport) -> Outcome {
     let query = match Message::from_vec(bytes) {
         Ok(m) => m,
         Err(_) => return header_error(bytes, ResponseCode::FormErr),
@@ -136,6 +130,13 @@ pub fn handle(snapshot: &Snapshot, bytes: &[u8], client: IpAddr, transport: Tran
         response.metadata.response_code = ResponseCode::BADVERS;
         return encode(response, &query, transport);
     }
+    if super::forward::is_own_forward(&query) {
+        // picd's own forwarded question came back (an upstream that is picd, directly or
+        // through a resolver): answering it by forwarding again would loop until every file
+        // descriptor is gone.
+        response.metadata.response_code = ResponseCode::ServFail;
+        return encode(response, &query, transport);
+    }
     let question = &query.queries[0];
     if !matches!(question.query_class(), DNSClass::IN | DNSClass::ANY) {
         response.metadata.response_code = ResponseCode::Refused;
@@ -147,13 +148,15 @@ pub fn handle(snapshot: &Snapshot, bytes: &[u8], client: IpAddr, transport: Tran
         response.metadata.response_code = ResponseCode::Refused;
         return encode(response, &query, transport);
     }
-    let peer = is_peer(snapshot, client);
     let view = if peer {
         &snapshot.peers
     } else {
         &snapshot.world
     };
     if answer_from_view(view, question, &mut response) {
+        if question.query_type() == RecordType::ANY && transport == Transport::Udp {
+            minimal_any(&mut response);
+        }
         return encode(response, &query, transport);
     }
     if peer
@@ -165,6 +168,19 @@ pub fn handle(snapshot: &Snapshot, bytes: &[u8], client: IpAddr, transport: Tran
     }
     response.metadata.response_code = ResponseCode::Refused;
     encode(response, &query, transport)
+}
+
+/// RFC 8482: over UDP, ANY is answered with one RRset of the name (the first one the zone
+/// holds), never all of them, so ANY is no better for amplification than any other type. Over
+/// TCP the full answer is given.
+fn minimal_any(response: &mut Message) {
+    let Some(first) = response.answers.first() else {
+        return;
+    };
+    let (name, rtype) = (first.name.clone(), first.record_type());
+    response
+        .answers
+        .retain(|r| r.name == name && r.record_type() == rtype);
 }
 
 /// Fills `response` from the view's zones; false when no zone of the view holds the name.

@@ -10,7 +10,6 @@
 //! own, so nothing here is shared or locked.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::op::Message;
@@ -63,23 +62,19 @@ impl Default for AnswerCache {
 }
 
 impl AnswerCache {
-    /// Answers one UDP message from `client` exactly as `answer::handle` would, writing the
-    /// answer into `reply`.
+    /// Answers one UDP message from a client of the peers' view (`peer`) or the world's
+    /// exactly as `answer::handle` would, writing the answer into `reply`.
     pub fn answer(
         &mut self,
         snapshot: &Arc<Snapshot>,
         query: &[u8],
-        client: IpAddr,
+        peer: bool,
         reply: &mut Vec<u8>,
     ) -> Udp {
         self.follow(snapshot);
         let Some(name_end) = cacheable_name_end(query) else {
-            return answered(
-                answer::handle(snapshot, query, client, Transport::Udp),
-                reply,
-            );
+            return answered(answer::handle(snapshot, query, peer, Transport::Udp), reply);
         };
-        let peer = answer::is_peer(snapshot, client);
         self.key.clear();
         self.key.push(u8::from(peer));
         self.key.extend_from_slice(&query[2..]);
@@ -95,10 +90,10 @@ impl AnswerCache {
                 return Udp::Reply;
             }
         }
-        let outcome = answer::handle(snapshot, query, client, Transport::Udp);
+        let outcome = answer::handle(snapshot, query, peer, Transport::Udp);
         if let Outcome::Reply(bytes) = &outcome {
             if is_keepable(bytes, name) {
-                let case_patchable = case_patchable(snapshot, query, client, bytes, name_end);
+                let case_patchable = case_patchable(snapshot, query, peer, bytes, name_end);
                 if self.entries.len() >= MAX_ENTRIES {
                     self.entries.clear();
                 }
@@ -193,7 +188,7 @@ fn is_keepable(reply: &[u8], name: &[u8]) -> bool {
 fn case_patchable(
     snapshot: &Snapshot,
     query: &[u8],
-    client: IpAddr,
+    peer: bool,
     reply: &[u8],
     name_end: usize,
 ) -> bool {
@@ -206,8 +201,7 @@ fn case_patchable(
     if swapped == query {
         return true;
     }
-    let Outcome::Reply(expected) = answer::handle(snapshot, &swapped, client, Transport::Udp)
-    else {
+    let Outcome::Reply(expected) = answer::handle(snapshot, &swapped, peer, Transport::Udp) else {
         return false;
     };
     let mut patched = reply.to_vec();
@@ -226,7 +220,8 @@ mod tests {
     use super::super::zone::{View, Zone};
     use super::*;
 
-    const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// The cell itself on loopback: the peers' view.
+    const LOOPBACK: bool = true;
 
     fn name(text: &str) -> Name {
         Name::from_ascii(text).expect("name")

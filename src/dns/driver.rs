@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 
+use super::limits::DnsLimits;
 use super::server::{self, Shared};
 use super::snapshot::{self, Snapshot};
+use super::stats::DnsStats;
 use crate::db::Db;
 use crate::driver::{Driver, DriverError, DriverState, SubsystemStatus};
 use crate::vault::Vault;
@@ -34,14 +35,15 @@ struct State {
 }
 
 impl DnsDriver {
-    pub fn new(listen: Vec<SocketAddr>, vault: Vault) -> Self {
+    pub fn new(
+        listen: Vec<SocketAddr>,
+        limits: DnsLimits,
+        wireguard_interface: &str,
+        vault: Vault,
+    ) -> Self {
         DnsDriver {
             vault,
-            shared: Arc::new(Shared {
-                snapshot: ArcSwap::from_pointee(Snapshot::default()),
-                forwarder: Default::default(),
-                runtime: tokio::runtime::Handle::current(),
-            }),
+            shared: Arc::new(Shared::new(limits, wireguard_interface)),
             listen,
             state: Mutex::new(State::default()),
         }
@@ -49,6 +51,16 @@ impl DnsDriver {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The server's counters (`GET /api/dns/stats`).
+    pub fn stats(&self) -> &DnsStats {
+        &self.shared.stats
+    }
+
+    /// The bounds the server runs with.
+    pub fn limits(&self) -> &DnsLimits {
+        &self.shared.limits
     }
 
     /// The snapshot being served.

@@ -4,15 +4,18 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, LowerName, RData, Record, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::broadcast;
 
-const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+use super::stats::{count, DnsStats};
+use super::upstream::UpstreamPool;
+
 /// Bounds on how long anything stays cached.
 const MAX_TTL: u32 = 86_400;
 const MAX_NEGATIVE_TTL: u32 = 10_800;
@@ -29,9 +32,30 @@ struct Entry {
     ttl: u32,
 }
 
-#[derive(Default)]
+/// An upstream's answer, shared by every client that asked the same question meanwhile.
+type Shared = Arc<(ResponseCode, Vec<Record>, Vec<Record>)>;
+
 pub struct Forwarder {
     cache: Mutex<HashMap<Key, Entry>>,
+    /// Questions being asked upstream now, and how to tell those waiting for the same.
+    asking: Mutex<HashMap<Key, broadcast::Sender<Option<Shared>>>>,
+    in_flight: AtomicUsize,
+    max_in_flight: usize,
+    pool: UpstreamPool,
+    stats: Arc<DnsStats>,
+}
+
+impl Forwarder {
+    pub fn new(max_in_flight: usize, stats: Arc<DnsStats>) -> Self {
+        Forwarder {
+            cache: Mutex::default(),
+            asking: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight,
+            pool: UpstreamPool::default(),
+            stats,
+        }
+    }
 }
 
 fn key(query: &Query) -> Key {
@@ -119,94 +143,184 @@ impl Forwarder {
         );
     }
 
-    /// Answers `query` (a client's message) from the cache or the upstreams. The response
-    /// carries the client's ID and question, with RA set.
-    pub async fn resolve(&self, query: &Message, upstreams: &[SocketAddr]) -> Message {
+    /// A slot for one forwarded question, or `None` past the cap (the caller answers
+    /// SERVFAIL). Counted until the permit drops, coalesced followers included.
+    pub fn admit(self: &Arc<Self>) -> Option<Permit> {
+        let taken = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if taken >= self.max_in_flight {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            count(&self.stats.forwards_over_cap);
+            return None;
+        }
+        count(&self.stats.forwards);
+        self.stats
+            .forwards_in_flight
+            .store(taken as u64 + 1, Ordering::Relaxed);
+        Some(Permit(Arc::clone(self)))
+    }
+
+    /// The response skeleton for `query`: the client's ID and question, RA set.
+    pub fn response_to(query: &Message, code: ResponseCode) -> Message {
         let mut response = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
         response.metadata.recursion_desired = query.metadata.recursion_desired;
         response.metadata.recursion_available = true;
-        response.queries = query.queries.clone();
+        response.metadata.response_code = code;
+        response.queries = query.queries.iter().take(1).cloned().collect();
         if query.edns.is_some() {
             let mut edns = Edns::new();
             edns.set_max_payload(super::answer::EDNS_PAYLOAD);
             response.edns = Some(edns);
         }
+        response
+    }
+
+    /// Answers `query` (a client's message) from the cache or the upstreams. The response
+    /// carries the client's ID and question, with RA set. The caller holds a `Permit`.
+    pub async fn resolve(&self, query: &Message, upstreams: &[SocketAddr]) -> Message {
+        let mut response = Self::response_to(query, ResponseCode::ServFail);
         let Some(question) = query.queries.first() else {
             response.metadata.response_code = ResponseCode::FormErr;
             return response;
         };
-        if let Some((code, answers, authorities)) = self.cached(question) {
-            response.metadata.response_code = code;
-            response.answers = answers;
-            response.authorities = authorities;
-            return response;
+        let answer = match self.cached(question) {
+            Some(answer) => Some(Arc::new(answer)),
+            None => self.ask_once(question, upstreams).await,
+        };
+        if let Some(answer) = answer {
+            let (code, answers, authorities) = &*answer;
+            response.metadata.response_code = *code;
+            response.answers = answers.clone();
+            response.authorities = authorities.clone();
         }
+        response
+    }
+
+    /// Asks the upstreams, or waits for the question already being asked: a burst of the
+    /// same name costs one upstream query.
+    async fn ask_once(&self, question: &Query, upstreams: &[SocketAddr]) -> Option<Shared> {
+        let key = key(question);
+        let joined = {
+            let mut asking = lock(&self.asking);
+            match asking.get(&key) {
+                Some(sender) => Err(sender.subscribe()),
+                None => {
+                    let (sender, _) = broadcast::channel(1);
+                    asking.insert(key.clone(), sender.clone());
+                    Ok(sender)
+                }
+            }
+        };
+        let sender = match joined {
+            Ok(sender) => sender,
+            Err(mut receiver) => {
+                count(&self.stats.forwards_coalesced);
+                return receiver.recv().await.ok().flatten();
+            }
+        };
+        // Followers learn the outcome even if this future is dropped midway (they get
+        // nothing and answer SERVFAIL).
+        let _asking = Asking {
+            forwarder: self,
+            key: key.clone(),
+        };
+        let mut outcome = None;
         for upstream in upstreams {
-            match ask(question, *upstream).await {
-                Ok(upstream_response) => {
-                    self.store(question, &upstream_response);
-                    response.metadata.response_code = upstream_response.metadata.response_code;
-                    response.answers = upstream_response.answers;
-                    response.authorities = upstream_response.authorities;
-                    return response;
+            match self.ask(question, *upstream).await {
+                Ok(reply) => {
+                    self.store(question, &reply);
+                    outcome = Some(Arc::new((
+                        reply.metadata.response_code,
+                        reply.answers,
+                        reply.authorities,
+                    )));
+                    break;
                 }
                 Err(e) => tracing::debug!(%upstream, error = %e, "upstream resolver failed"),
             }
         }
-        response.metadata.response_code = ResponseCode::ServFail;
-        response
+        lock(&self.asking).remove(&key);
+        let _ = sender.send(outcome.clone());
+        outcome
+    }
+
+    /// One question to one upstream through the pool, marked as picd's own.
+    async fn ask(&self, question: &Query, upstream: SocketAddr) -> anyhow::Result<Message> {
+        let mut request = Message::query();
+        request.metadata.recursion_desired = true;
+        request.add_query(question.clone());
+        let mut edns = Edns::new();
+        edns.set_max_payload(super::answer::EDNS_PAYLOAD);
+        edns.options_mut().insert(EdnsOption::Unknown(
+            LOOP_MARKER_CODE,
+            loop_marker().to_vec(),
+        ));
+        request.set_edns(edns);
+        let wanted = key(question);
+        self.pool
+            .ask(&mut request, upstream, |reply| {
+                reply.queries.first().map(key) == Some(wanted.clone())
+            })
+            .await
     }
 }
 
-/// One question to one upstream: UDP first, TCP when the answer is truncated.
-async fn ask(question: &Query, upstream: SocketAddr) -> anyhow::Result<Message> {
-    let mut request = Message::query();
-    request.metadata.recursion_desired = true;
-    request.add_query(question.clone());
-    let mut edns = Edns::new();
-    edns.set_max_payload(super::answer::EDNS_PAYLOAD);
-    request.set_edns(edns);
-    let id = request.metadata.id;
-    let bytes = request.to_vec()?;
-    let bind: SocketAddr = if upstream.is_ipv4() {
-        "0.0.0.0:0".parse()?
-    } else {
-        "[::]:0".parse()?
-    };
-    let socket = UdpSocket::bind(bind).await?;
-    socket.connect(upstream).await?;
-    socket.send(&bytes).await?;
-    let mut buf = vec![0u8; 4096];
-    let deadline = tokio::time::Instant::now() + UPSTREAM_TIMEOUT;
-    loop {
-        let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await??;
-        let Ok(reply) = Message::from_vec(&buf[..n]) else {
-            continue;
-        };
-        // Only the answer to our own question counts (spoofed or late packets are ignored).
-        if reply.metadata.id != id || reply.queries.first().map(key) != Some(key(question)) {
-            continue;
-        }
-        if reply.metadata.truncation {
-            return ask_tcp(&bytes, id, upstream).await;
-        }
-        return Ok(reply);
+/// A forwarded question's slot under the cap.
+pub struct Permit(Arc<Forwarder>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let left = self.0.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
+        self.0
+            .stats
+            .forwards_in_flight
+            .store(left as u64, Ordering::Relaxed);
     }
 }
 
-async fn ask_tcp(bytes: &[u8], id: u16, upstream: SocketAddr) -> anyhow::Result<Message> {
-    let work = async {
-        let mut stream = TcpStream::connect(upstream).await?;
-        stream
-            .write_all(&(bytes.len() as u16).to_be_bytes())
-            .await?;
-        stream.write_all(bytes).await?;
-        let len = stream.read_u16().await? as usize;
-        let mut buf = vec![0u8; len];
-        stream.read_exact(&mut buf).await?;
-        let reply = Message::from_vec(&buf)?;
-        anyhow::ensure!(reply.metadata.id == id, "mismatched answer");
-        Ok(reply)
-    };
-    tokio::time::timeout(UPSTREAM_TIMEOUT, work).await?
+/// Removes the question from those being asked, however the asking ends.
+struct Asking<'a> {
+    forwarder: &'a Forwarder,
+    key: Key,
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        lock(&self.forwarder.asking).remove(&self.key);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An EDNS option code from the local/experimental range (RFC 6891 section 9), carried with a
+/// random value of this process in every query picd forwards.
+const LOOP_MARKER_CODE: u16 = 65_317;
+
+fn loop_marker() -> &'static [u8; 8] {
+    static MARKER: OnceLock<[u8; 8]> = OnceLock::new();
+    MARKER.get_or_init(rand::random)
+}
+
+/// Whether `query` is one picd forwarded itself, come back (its upstream is picd, directly or
+/// through another resolver).
+pub fn is_own_forward(query: &Message) -> bool {
+    let own = query.edns.as_ref().is_some_and(|edns| {
+        matches!(
+            edns.option(EdnsCode::Unknown(LOOP_MARKER_CODE)),
+            Some(EdnsOption::Unknown(_, data)) if data.as_slice() == loop_marker()
+        )
+    });
+    if own {
+        LOOPS_CAUGHT.fetch_add(1, Ordering::Relaxed);
+    }
+    own
+}
+
+/// Looping questions caught, for the stats (counted where the question is decoded, which
+/// knows no server state).
+static LOOPS_CAUGHT: AtomicU64 = AtomicU64::new(0);
+
+pub fn loops_caught() -> u64 {
+    LOOPS_CAUGHT.load(Ordering::Relaxed)
 }

@@ -6,13 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use arc_swap::ArcSwap;
 use hickory_proto::rr::{Name, RecordType};
 
+use super::limits::DnsLimits;
 use super::server::{self, Shared};
 use super::snapshot;
 use super::zone::Zone;
 use super::zonefile;
+use crate::config::Settings;
 
 pub async fn serve(zone_file: &Path, origin: &str, listen: SocketAddr) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(zone_file)
@@ -25,11 +26,12 @@ pub async fn serve(zone_file: &Path, origin: &str, listen: SocketAddr) -> anyhow
     .map_err(|e| anyhow::anyhow!("origin: {e}"))?;
     let zone = load(&text, &origin)?;
     let records = zone.len();
-    let shared = Arc::new(Shared {
-        snapshot: ArcSwap::from_pointee(snapshot::standalone(zone)),
-        forwarder: Default::default(),
-        runtime: tokio::runtime::Handle::current(),
-    });
+    let shared = Shared::new(
+        DnsLimits::default(),
+        &Settings::default().wireguard_interface,
+    );
+    shared.snapshot.store(Arc::new(snapshot::standalone(zone)));
+    let shared = Arc::new(shared);
     let bound = server::start(shared, listen).with_context(|| format!("listening on {listen}"))?;
     tracing::info!(%bound, %origin, records, "serving the zone");
     tokio::signal::ctrl_c().await?;

@@ -5,18 +5,25 @@
 
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 
-use hickory_proto::op::Message;
+use hickory_proto::op::{Message, ResponseCode};
 use nix::errno::Errno;
-use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+use nix::libc;
+use nix::sys::socket::{
+    recvmmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage,
+};
 use rustix::net::{sendmmsg, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
 
 use super::answer::{self, Outcome, Transport};
 use super::cache::{AnswerCache, Udp};
+use super::forward::Forwarder;
+use super::rrl::{RateLimiter, Verdict};
 use super::server::Shared;
 use super::snapshot::Snapshot;
+use super::stats::{count, DnsStats};
+use super::view::Interfaces;
 
 /// Datagrams taken per system call. Under load it divides the calls by up to this; a batch's
 /// answers leave before the next batch is read, so no answer waits behind more than this many.
@@ -26,12 +33,30 @@ const MAX_DATAGRAM: usize = 4096;
 
 /// Serves `socket` until the process ends.
 pub fn serve(shared: &Arc<Shared>, socket: UdpSocket) {
+    // The arrival interface decides the view (view.rs); without it every client is the world.
+    let fd = socket.as_fd();
+    if setsockopt(&fd, sockopt::Ipv4PacketInfo, &true).is_err()
+        && setsockopt(&fd, sockopt::Ipv6RecvPacketInfo, &true).is_err()
+    {
+        tracing::warn!(
+            "DNS: no arrival interface on this socket; every client gets the world's view"
+        );
+    }
+    let _ = setsockopt(&fd, sockopt::Ipv6RecvPacketInfo, &true);
+    let socket = Arc::new(socket);
     let mut batch = Batch::new();
     let mut cache = AnswerCache::default();
+    let mut interfaces = Interfaces::new(&shared.wireguard_interface);
+    let limits = &shared.limits;
+    let mut rrl = RateLimiter::new(limits.rrl_rate, limits.rrl_window, limits.rrl_slip);
     loop {
         let received = batch.receive(&socket);
         if received == 0 {
             continue;
+        }
+        interfaces.refresh();
+        if let Some(rrl) = rrl.as_mut() {
+            rrl.tick();
         }
         let snapshot = shared.snapshot.load();
         batch.destinations.clear();
@@ -39,37 +64,89 @@ pub fn serve(shared: &Arc<Shared>, socket: UdpSocket) {
             let Some(client) = batch.sources[i] else {
                 continue;
             };
+            let peer = interfaces.is_peer(client.ip(), batch.interfaces[i]);
             let query = &batch.buffers[i][..batch.lengths[i]];
             let reply = &mut batch.replies[batch.destinations.len()];
-            match cache.answer(&snapshot, query, client.ip(), reply) {
-                Udp::Reply => batch.destinations.push(SocketAddrAny::from(client)),
-                Udp::Forward(query) => forward(shared, &socket, &snapshot, query, client),
-                Udp::Drop => {}
+            let ready = match cache.answer(&snapshot, query, peer, reply) {
+                Udp::Reply if peer => true,
+                Udp::Reply => match rrl.as_mut() {
+                    None => true,
+                    Some(rrl) => limit(rrl, &shared.stats, client, query, reply),
+                },
+                Udp::Forward(query) => forward(shared, &socket, &snapshot, query, client, reply),
+                Udp::Drop => false,
+            };
+            if ready {
+                batch.destinations.push(SocketAddrAny::from(client));
             }
         }
         batch.send(&socket);
     }
 }
 
-/// Resolves on the runtime and answers from there (a clone of the socket: the loop goes on).
+/// Applies response-rate limiting to a world answer; whether `reply` (perhaps now a slip)
+/// goes out.
+fn limit(
+    rrl: &mut RateLimiter,
+    stats: &DnsStats,
+    client: SocketAddr,
+    query: &[u8],
+    reply: &mut Vec<u8>,
+) -> bool {
+    match rrl.check(client.ip(), reply) {
+        Verdict::Pass => {
+            count(&stats.rrl_passed);
+            true
+        }
+        Verdict::Drop => {
+            count(&stats.rrl_dropped);
+            false
+        }
+        Verdict::Slip => match answer::slip(query) {
+            Some(bytes) => {
+                count(&stats.rrl_slipped);
+                *reply = bytes;
+                true
+            }
+            None => {
+                count(&stats.rrl_dropped);
+                false
+            }
+        },
+    }
+}
+
+/// Resolves on the runtime and answers from there through the shared socket, when the cap on
+/// forwards in flight allows; past it, SERVFAIL goes out at once (in `reply`: true).
 fn forward(
     shared: &Arc<Shared>,
-    socket: &UdpSocket,
+    socket: &Arc<UdpSocket>,
     snapshot: &Snapshot,
     query: Message,
     client: SocketAddr,
-) {
-    let Ok(socket) = socket.try_clone() else {
-        return;
+    reply: &mut Vec<u8>,
+) -> bool {
+    let Some(permit) = shared.forwarder.admit() else {
+        let response = Forwarder::response_to(&query, ResponseCode::ServFail);
+        return match answer::encode(response, &query, Transport::Udp) {
+            Outcome::Reply(bytes) => {
+                *reply = bytes;
+                true
+            }
+            _ => false,
+        };
     };
-    let shared_for_task = Arc::clone(shared);
+    let socket = Arc::clone(socket);
+    let forwarder = Arc::clone(&shared.forwarder);
     let upstreams = snapshot.upstreams.clone();
     shared.runtime.spawn(async move {
-        let response = shared_for_task.forwarder.resolve(&query, &upstreams).await;
+        let response = forwarder.resolve(&query, &upstreams).await;
+        drop(permit);
         if let Outcome::Reply(bytes) = answer::encode(response, &query, Transport::Udp) {
             let _ = socket.send_to(&bytes, client);
         }
     });
+    false
 }
 
 /// The buffers of one batch, kept from batch to batch.
@@ -77,6 +154,8 @@ struct Batch {
     buffers: Vec<Vec<u8>>,
     lengths: [usize; BATCH],
     sources: [Option<SocketAddr>; BATCH],
+    /// The interface each datagram arrived on (IP_PKTINFO / IPV6_PKTINFO).
+    interfaces: [Option<u32>; BATCH],
     headers: MultiHeaders<SockaddrStorage>,
     /// Answers, the first `destinations.len()` of them ready to go.
     replies: Vec<Vec<u8>>,
@@ -89,7 +168,11 @@ impl Batch {
             buffers: vec![vec![0u8; MAX_DATAGRAM]; BATCH],
             lengths: [0; BATCH],
             sources: [None; BATCH],
-            headers: MultiHeaders::preallocate(BATCH, None),
+            interfaces: [None; BATCH],
+            headers: MultiHeaders::preallocate(
+                BATCH,
+                Some(nix::cmsg_space!(libc::in6_pktinfo, libc::in_pktinfo)),
+            ),
             replies: vec![Vec::new(); BATCH],
             destinations: Vec::with_capacity(BATCH),
         }
@@ -120,6 +203,7 @@ impl Batch {
         for message in messages {
             self.lengths[count] = message.bytes;
             self.sources[count] = message.address.as_ref().and_then(socket_addr);
+            self.interfaces[count] = arrival_interface(&message);
             count += 1;
         }
         count
@@ -153,6 +237,14 @@ impl Batch {
             }
         }
     }
+}
+
+fn arrival_interface<S>(message: &nix::sys::socket::RecvMsg<'_, '_, S>) -> Option<u32> {
+    message.cmsgs().ok()?.find_map(|cmsg| match cmsg {
+        ControlMessageOwned::Ipv4PacketInfo(info) => u32::try_from(info.ipi_ifindex).ok(),
+        ControlMessageOwned::Ipv6PacketInfo(info) => Some(info.ipi6_ifindex),
+        _ => None,
+    })
 }
 
 fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
