@@ -316,5 +316,27 @@ async fn tsig_keys_guard_transfers_and_sign_notify_with_knot() {
         "{}",
         knot.log()
     );
+    drop(knot);
+
+    // Unbound, the key can go; its secret goes with it and unsigned transfers work again.
+    let (status, body) = cell.send(Method::PUT, &bind, &json!({ "key": null })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = cell
+        .send(
+            Method::DELETE,
+            &format!("/api/dns/tsig-keys/{KEY_NAME}"),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, list) = cell.admin.get_json("/api/dns/tsig-keys").await;
+    assert_eq!(list["keys"], json!([]), "{list}");
+    ask_until(
+        PROPAGATION,
+        "unsigned transfers allowed again",
+        || kdig(picd, CELL_DOMAIN, "AXFR", &[]),
+        |r| r.answer.iter().filter(|a| a.rtype == "SOA").count() == 2,
+    )
+    .await;
     assert_no_internal_errors(&cell.picd);
 }

@@ -105,7 +105,8 @@ fn bound_signers(
             continue;
         };
         if !signers.contains_key(&key) {
-            let secret = vault.get(conn, &secret_name(&key))?;
+            // An unreadable secret refuses that key's secondaries; it never stops the server.
+            let secret = vault.get(conn, &secret_name(&key)).ok().flatten();
             let made = secret.and_then(|s| signer(&key, &s));
             if made.is_none() {
                 tracing::warn!(key = %key, "TSIG key has no usable secret; its secondaries are refused");
