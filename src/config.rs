@@ -78,6 +78,12 @@ pub struct Settings {
     pub caddy_http_listen: String,
     /// Seconds between full reconciles of every driver (also retires expired peers).
     pub reconcile_interval_seconds: u64,
+    /// Caps on DNS data, each refused with `limit_exceeded` naming it: records in one zone,
+    /// records in one import, operations in one bulk request, bytes of an import body.
+    pub dns_max_records_per_zone: usize,
+    pub dns_max_import_records: usize,
+    pub dns_max_bulk_operations: usize,
+    pub dns_max_import_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +120,10 @@ impl Default for Settings {
             dns_listen: vec!["[::]:53".parse().expect("literal")],
             caddy_https_listen: ":443".into(),
             caddy_http_listen: ":80".into(),
+            dns_max_records_per_zone: 250_000,
+            dns_max_import_records: 100_000,
+            dns_max_bulk_operations: 100,
+            dns_max_import_bytes: 16 * 1024 * 1024,
         }
     }
 }
