@@ -91,7 +91,9 @@ pub async fn import(
         imported += count;
         plan.errors.extend(errors);
     }
-    let (skipped, errors) = (plan.skipped, plan.errors);
+    let (skipped, mut errors) = (plan.skipped, plan.errors);
+    // Errors come from parsing, planning and the chunks: report them in file order.
+    errors.sort_by_key(|e| e.line);
     let error_count = errors.len();
     audit
         .transact(&app.db, move |tx, entry| {
