@@ -161,6 +161,16 @@ impl Settings {
         if self.body_limit_bytes < 1024 {
             bail!("body_limit_bytes must be at least 1024");
         }
+        if [
+            self.dns_max_records_per_zone,
+            self.dns_max_import_records,
+            self.dns_max_bulk_operations,
+            self.dns_max_import_bytes,
+        ]
+        .contains(&0)
+        {
+            bail!("the dns_max_* caps must be at least 1");
+        }
         if self.session_idle_minutes == 0 || self.session_absolute_hours == 0 {
             bail!("session lifetimes must be positive");
         }
