@@ -244,7 +244,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             prepare_state_dir(&settings.state_dir)?;
             let db = Db::open(&settings.database_path())?;
             let vault = open_vault(&db, &settings.state_dir)?;
-            let admin = runtime()?.block_on(crate::setup::answers::run(&db, &vault, &answers))?;
+            let admin = runtime()?.block_on(crate::setup::answers::run(
+                &db,
+                &vault,
+                &answers,
+                &settings.dns_listen,
+            ))?;
             // Root on the machine needs no setup code; the one picd made is spent now.
             crate::setup::token::remove(&settings.state_dir)
                 .context("removing the spent setup token file")?;

@@ -92,6 +92,12 @@ pub struct Settings {
     pub dns_tcp_max_clients_per_address: u32,
     /// Hours between consistent snapshots of the database in `backups/` (0: none).
     pub snapshot_interval_hours: u64,
+    /// Caps on DNS data, each refused with `limit_exceeded` naming it: records in one zone,
+    /// records in one import, operations in one bulk request, bytes of an import body.
+    pub dns_max_records_per_zone: usize,
+    pub dns_max_import_records: usize,
+    pub dns_max_bulk_operations: usize,
+    pub dns_max_import_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +141,10 @@ impl Default for Settings {
             dns_forward_max_in_flight: 512,
             dns_tcp_max_clients: 256,
             dns_tcp_max_clients_per_address: 16,
+            dns_max_records_per_zone: 250_000,
+            dns_max_import_records: 100_000,
+            dns_max_bulk_operations: 100,
+            dns_max_import_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -171,6 +181,16 @@ impl Settings {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.body_limit_bytes < 1024 {
             bail!("body_limit_bytes must be at least 1024");
+        }
+        if [
+            self.dns_max_records_per_zone,
+            self.dns_max_import_records,
+            self.dns_max_bulk_operations,
+            self.dns_max_import_bytes,
+        ]
+        .contains(&0)
+        {
+            bail!("the dns_max_* caps must be at least 1");
         }
         if self.session_idle_minutes == 0 || self.session_absolute_hours == 0 {
             bail!("session lifetimes must be positive");

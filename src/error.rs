@@ -43,6 +43,14 @@ pub enum ApiError {
     Unprocessable { message: String },
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A configured cap was reached (`limit` names the setting, `max` its value): 413 when
+    /// the request itself is too large, 422 when it would take a stored set past the cap.
+    #[error("over the limit {limit} of {max}")]
+    LimitExceeded {
+        limit: &'static str,
+        max: usize,
+        too_large: bool,
+    },
     #[error("too many requests, retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
     /// picd is at a bound it keeps on expensive work (password hashing); nothing was done.
@@ -109,6 +117,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::LimitExceeded {
+                too_large: true, ..
+            } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::LimitExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Db(_) | ApiError::Io(_) | ApiError::Internal(_) => {
@@ -132,6 +144,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::Unprocessable { .. } => "invalid_body",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::LimitExceeded { .. } => "limit_exceeded",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Busy { .. } => "busy",
@@ -160,6 +173,10 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable { subsystem, .. } => {
                 body.insert("subsystem".into(), json!(subsystem));
+            }
+            ApiError::LimitExceeded { limit, max, .. } => {
+                body.insert("limit".into(), json!(limit));
+                body.insert("max".into(), json!(max));
             }
             ApiError::RateLimited { retry_after } | ApiError::Busy { retry_after } => {
                 body.insert("retry_after".into(), json!(retry_after));

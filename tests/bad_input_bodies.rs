@@ -92,7 +92,7 @@ fn config_bodies(config: &Value) -> Vec<Refused> {
         ("/cell/subnet_v4", json!(["10.77.0.0/24"])),
         ("/cell/name", json!(null)),
         ("/dns/split_horizon", json!("true")),
-        ("/dns/upstreams", json!("9.9.9.9")),
+        ("/dns/upstreams", json!("127.0.0.1:9")),
         ("/cell", json!("home")),
     ] {
         let mut body = config.clone();

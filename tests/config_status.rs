@@ -156,7 +156,7 @@ async fn a_real_change_is_stored_and_audited_with_the_changed_fields() {
     changed["cell"]["name"] = json!("cabin");
     changed["cell"]["domain"] = json!("Cabin.Example.");
     changed["dns"]["split_horizon"] = json!(false);
-    changed["dns"]["upstreams"] = json!(["1.1.1.1"]);
+    changed["dns"]["upstreams"] = json!(["127.0.0.2:9"]);
 
     let (status, answer) =
         json_of(admin.send_json(Method::PUT, "/api/config", &changed).await).await;
@@ -170,7 +170,7 @@ async fn a_real_change_is_stored_and_audited_with_the_changed_fields() {
     );
     assert_eq!(
         after["dns"],
-        json!({ "upstreams": ["1.1.1.1"], "split_horizon": false })
+        json!({ "upstreams": ["127.0.0.2:9"], "split_horizon": false })
     );
     assert_eq!(after["cell"]["subnet_v4"], before["cell"]["subnet_v4"]);
     assert_eq!(after["setup_completed_at"], before["setup_completed_at"]);

@@ -50,8 +50,10 @@ async fn bulk_writes_are_all_or_nothing_and_at_most_100() {
             &json!({ "operations": (100..201).map(add_op).collect::<Vec<_>>() }),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["fields"]["operations"].is_string(), "{body}");
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["code"], "limit_exceeded", "{body}");
+    assert_eq!(body["limit"], "dns_max_bulk_operations", "{body}");
+    assert_eq!(body["max"], 100, "{body}");
     let (status, _) = cell
         .send(Method::POST, &path("/bulk"), &json!({ "operations": [] }))
         .await;

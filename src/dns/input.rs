@@ -1,7 +1,8 @@
 //! Validation of DNS API input: zone names, record names relative to their zone, types the
-//! API manages, and record data parsed by the zone-file parser (one line, no directives).
+//! API manages, and record data read by picd's own zone-text reader (one line, no
+//! directives).
 
-use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::rr::{Name, Record};
 use serde::Deserialize;
 
 use super::store::ZoneRow;
@@ -120,30 +121,4 @@ pub fn owner_name(text: &str, origin: &Name) -> Result<Name, String> {
         return Err(format!("{name} is not inside the zone {origin}"));
     }
     Ok(name)
-}
-
-/// RFC 1034: a name with a CNAME has no other data, and a CNAME cannot join other data.
-pub fn check_cname_rules(
-    existing: &[super::store::RecordRow],
-    record: &Record,
-    view: &str,
-) -> Result<(), ApiError> {
-    let name = record.name.to_lowercase().to_string();
-    let same_name = existing.iter().filter(|r| r.name == name && r.view == view);
-    for other in same_name {
-        let is_cname = record.record_type() == RecordType::CNAME;
-        if (is_cname && other.rtype != "CNAME") || (!is_cname && other.rtype == "CNAME") {
-            return Err(ApiError::conflict(
-                "cname_conflict",
-                format!("{name} has a CNAME: it cannot have other records"),
-            ));
-        }
-        if is_cname && other.rtype == "CNAME" {
-            return Err(ApiError::conflict(
-                "cname_conflict",
-                format!("{name} already has a CNAME"),
-            ));
-        }
-    }
-    Ok(())
 }

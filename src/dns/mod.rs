@@ -7,6 +7,8 @@ pub mod answer;
 pub mod cache;
 pub mod driver;
 pub mod forward;
+mod import;
+mod index;
 mod input;
 pub mod limits;
 mod marker;

@@ -1,4 +1,5 @@
-//! /api/dns: zones, records (one at a time or in atomic bulk batches of up to 100), search by
+//! /api/dns: zones, records (one at a time or in atomic bulk batches, up to
+//! `dns_max_bulk_operations`), search by
 //! IP, CIDR or text. Admin sessions or API keys (the `dns` scope reaches only these routes);
 //! every write is audited, bumps the zone's SOA serial and refreshes the server.
 
@@ -12,14 +13,13 @@ use rusqlite::Transaction;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::index::ZoneIndex;
 use super::input::{self, RecordInput};
 use super::store::{self, RecordRow};
 use crate::audit::{AuditCtx, Entry};
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::state::AppState;
-
-pub const MAX_BULK: usize = 100;
 
 pub async fn zones(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
     let zones = app
@@ -175,14 +175,22 @@ pub enum Operation {
     },
 }
 
-/// Applies one operation inside `tx`; returns what the response and the audit entry show.
-fn apply(tx: &Transaction<'_>, zone: &str, op: &Operation) -> ApiResult<Value> {
-    let zone_row = store::require_zone(tx, zone)?;
+/// Applies one operation inside `tx`, keeping `index` (loaded once for the whole write) in
+/// step; returns what the response and the audit entry show.
+fn apply(
+    tx: &Transaction<'_>,
+    zone_row: &store::ZoneRow,
+    index: &mut ZoneIndex,
+    op: &Operation,
+) -> ApiResult<Value> {
+    let zone = zone_row.name.as_str();
     match op {
         Operation::Add { record } => {
-            let (parsed, view) = input::record(&zone_row, record)?;
-            input::check_cname_rules(&store::records(tx, zone)?, &parsed, &view)?;
-            Ok(json!(store::insert_record(tx, zone, &parsed, &view)?))
+            let (parsed, view) = input::record(zone_row, record)?;
+            index.check_cname_rules(&parsed, &view)?;
+            let row = store::insert_record(tx, zone, &parsed, &view)?;
+            index.insert(&row);
+            Ok(json!(row))
         }
         Operation::Update {
             id,
@@ -200,11 +208,12 @@ fn apply(tx: &Transaction<'_>, zone: &str, op: &Operation) -> ApiResult<Value> {
                 data: data.clone().unwrap_or_else(|| old.data.clone()),
                 view: Some(view.clone().unwrap_or_else(|| old.view.clone())),
             };
-            let (parsed, view) = input::record(&zone_row, &replacement)?;
+            let (parsed, view) = input::record(zone_row, &replacement)?;
             store::delete_record(tx, id)?;
-            let others: Vec<RecordRow> = store::records(tx, zone)?;
-            input::check_cname_rules(&others, &parsed, &view)?;
+            index.remove(&old);
+            index.check_cname_rules(&parsed, &view)?;
             let mut row = store::insert_record(tx, zone, &parsed, &view)?;
+            index.insert(&row);
             // The record keeps its id across updates.
             tx.execute(
                 "UPDATE dns_records SET id = ?1, created_at = ?2 WHERE id = ?3",
@@ -219,6 +228,7 @@ fn apply(tx: &Transaction<'_>, zone: &str, op: &Operation) -> ApiResult<Value> {
                 .filter(|r| r.zone == zone)
                 .ok_or_else(|| ApiError::not_found("record"))?;
             store::delete_record(tx, id)?;
+            index.remove(&old);
             Ok(json!({ "deleted": old.id, "name": old.name, "type": old.rtype, "data": old.data }))
         }
     }
@@ -232,14 +242,21 @@ async fn write(
     ops: Vec<Operation>,
     action: &'static str,
 ) -> ApiResult<Vec<Value>> {
+    let max_records = app.settings.dns_max_records_per_zone;
     let results = audit
         .transact(&app.db, move |tx, entry: &mut Entry| {
             entry.action = action.into();
             entry.target_type = "dns_zone".into();
             entry.target_id = zone.clone();
+            let zone_row = store::require_zone(tx, &zone)?;
+            let mut index = ZoneIndex::load(tx, &zone)?;
+            let adds = ops.iter().filter(|op| matches!(op, Operation::Add { .. })).count();
+            if index.len() + adds > max_records {
+                return Err(ApiError::LimitExceeded { limit: "dns_max_records_per_zone", max: max_records, too_large: false });
+            }
             let mut results = Vec::new();
             for (i, op) in ops.iter().enumerate() {
-                let result = apply(tx, &zone, op).map_err(|e| match e {
+                let result = apply(tx, &zone_row, &mut index, op).map_err(|e| match e {
                     ApiError::Invalid { fields } if ops.len() > 1 => ApiError::Invalid {
                         fields: fields.into_iter().map(|(f, m)| (format!("operations[{i}].{f}"), m)).collect(),
                     },
@@ -335,8 +352,17 @@ pub async fn bulk(
     Json(body): Json<Bulk>,
 ) -> ApiResult<Json<Value>> {
     let zone = input::zone_name(&zone)?;
-    if body.operations.is_empty() || body.operations.len() > MAX_BULK {
-        let err = ApiError::invalid("operations", format!("give 1 to {MAX_BULK} operations"));
+    let max_bulk = app.settings.dns_max_bulk_operations;
+    if body.operations.is_empty() || body.operations.len() > max_bulk {
+        let err = if body.operations.is_empty() {
+            ApiError::invalid("operations", format!("give 1 to {max_bulk} operations"))
+        } else {
+            ApiError::LimitExceeded {
+                limit: "dns_max_bulk_operations",
+                max: max_bulk,
+                too_large: true,
+            }
+        };
         return Err(audit
             .refuse(&app.db, "dns_zone", &zone, json!({}), err)
             .await);

@@ -195,10 +195,10 @@ pub fn insert_record(
         created_at: now.clone(),
         updated_at: now,
     };
-    conn.execute(
-        &format!("INSERT INTO dns_records ({RECORD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
-        params![row.id, row.zone, row.name, row.rtype, row.ttl, row.data, row.view, row.wire, row.created_at, row.updated_at],
-    )
+    conn.prepare_cached(&format!(
+        "INSERT INTO dns_records ({RECORD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ))?
+    .execute(params![row.id, row.zone, row.name, row.rtype, row.ttl, row.data, row.view, row.wire, row.created_at, row.updated_at])
     .map_err(|e| crate::db::conflict_on_unique(e, "this record exists"))?;
     Ok(row)
 }

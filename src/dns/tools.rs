@@ -4,9 +4,8 @@
 
 use std::net::IpAddr;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::Deserialize;
@@ -25,88 +24,7 @@ use crate::state::AppState;
 const ACME_TTL: u32 = 60;
 const DEFAULT_STALE_MINUTES: u32 = 60;
 
-/// Imports a BIND zone file (as text/plain, or JSON `{"content": "..."}`). Good records are
-/// stored in one transaction; 206 with per-line errors when some were refused.
-pub async fn import(
-    _admin: AdminUser,
-    State(app): State<AppState>,
-    audit: AuditCtx,
-    Path(zone): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let zone = input::zone_name(&zone)?;
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    let text = if json {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct ImportBody {
-            content: String,
-        }
-        serde_json::from_slice::<ImportBody>(&body)
-            .map(|b| b.content)
-            .map_err(|_| {
-                ApiError::bad_request("malformed_json", "expected {\"content\": \"<zone file>\"}")
-            })
-    } else {
-        String::from_utf8(body.to_vec())
-            .map_err(|_| ApiError::bad_request("not_text", "the zone file must be UTF-8 text"))
-    };
-    let text = match text {
-        Ok(t) => t,
-        Err(err) => {
-            return Err(audit
-                .refuse(&app.db, "dns_zone", &zone, json!({}), err)
-                .await)
-        }
-    };
-    let (imported, skipped, errors, ignored) = audit
-        .transact(&app.db, move |tx, entry| {
-            entry.target_type = "dns_zone".into();
-            entry.target_id = zone.clone();
-            let zone_row = store::require_zone(tx, &zone)?;
-            let parsed = zonefile::import(&text, &zone_row.origin()?, zone_row.default_ttl)
-                .map_err(|e| ApiError::invalid("content", format!("line {}: {}", e.line, e.error)))?;
-            let mut errors = parsed.errors;
-            let (mut imported, mut skipped) = (0usize, 0usize);
-            for (line, record) in parsed.records {
-                let name = record.name.to_lowercase().to_string();
-                if let Err(error) = input::check_storable(&record) {
-                    errors.push(zonefile::ImportError { line, text: format!("{name} {}", record.record_type()), error });
-                    continue;
-                }
-                let existing = store::records(tx, &zone)?;
-                let data = zonefile::rdata_text(&record.data);
-                if existing.iter().any(|r| r.name == name && r.rtype == record.record_type().to_string() && r.data == data && r.view == "public") {
-                    skipped += 1;
-                    continue;
-                }
-                match input::check_cname_rules(&existing, &record, "public").and_then(|()| store::insert_record(tx, &zone, &record, "public")) {
-                    Ok(_) => imported += 1,
-                    Err(e) => errors.push(zonefile::ImportError { line, text: format!("{name} {}", record.record_type()), error: e.to_string() }),
-                }
-            }
-            let serial = store::bump_serial(tx, &zone)?;
-            entry.detail = json!({ "imported": imported, "skipped_existing": skipped, "errors": errors.len(), "serial": serial });
-            Ok((imported, skipped, errors, parsed.ignored))
-        })
-        .await?;
-    app.refresh_dns();
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::PARTIAL_CONTENT
-    };
-    let ignored: Vec<Value> = ignored
-        .into_iter()
-        .map(|(line, what)| json!({ "line": line, "record": what }))
-        .collect();
-    let body = json!({ "imported": imported, "skipped_existing": skipped, "errors": errors, "ignored": ignored });
-    Ok((status, Json(body)).into_response())
-}
+pub use super::import::import;
 
 /// The zone as a BIND file (the public view: what the world and the secondaries see).
 pub async fn export(

@@ -12,7 +12,13 @@ use crate::db::Db;
 use crate::error::ApiError;
 
 /// Runs every step from the file, then completes setup in one transaction.
-pub async fn run(db: &Db, vault: &crate::vault::Vault, path: &Path) -> anyhow::Result<String> {
+/// `own_dns_listeners` are picd's `dns_listen` addresses, refused as upstreams.
+pub async fn run(
+    db: &Db,
+    vault: &crate::vault::Vault,
+    path: &Path,
+    own_dns_listeners: &[std::net::SocketAddr],
+) -> anyhow::Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let table: toml::Table =
@@ -37,7 +43,7 @@ pub async fn run(db: &Db, vault: &crate::vault::Vault, path: &Path) -> anyhow::R
             None if step == Step::Tls => json!({ "mode": "internal" }),
             None => Value::Null,
         };
-        if let Err(err) = validated_step(step, &data, &mut draft).await {
+        if let Err(err) = validated_step(step, &data, &mut draft, own_dns_listeners).await {
             bail!("[{}] {}", step.as_str(), describe(&err));
         }
     }

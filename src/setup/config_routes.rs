@@ -41,7 +41,7 @@ struct Sections {
     tls: TlsSettings,
 }
 
-fn parse(body: &Value) -> Result<Sections, ApiError> {
+fn parse(body: &Value, own_listeners: &[std::net::SocketAddr]) -> Result<Sections, ApiError> {
     let mut allowed = vec!["cell", "dns", "tls"];
     allowed.extend_from_slice(READ_ONLY);
     let mut problems = Problems::default();
@@ -50,7 +50,11 @@ fn parse(body: &Value) -> Result<Sections, ApiError> {
     };
     let mut fields = Vec::new();
     let cell = validate::cell_step(map.get("cell").unwrap_or(&Value::Null), "cell.");
-    let dns = validate::dns_step(map.get("dns").unwrap_or(&Value::Null), "dns.");
+    let dns = validate::dns_step(
+        map.get("dns").unwrap_or(&Value::Null),
+        "dns.",
+        own_listeners,
+    );
     let domain = cell.as_ref().ok().map(|c| c.domain.as_str());
     let tls = tls::tls_step(map.get("tls").unwrap_or(&Value::Null), "tls.", domain);
     for result in [cell.as_ref().err(), dns.as_ref().err(), tls.as_ref().err()]
@@ -92,7 +96,7 @@ pub async fn put(
     audit: AuditCtx,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    let new = match parse(&body) {
+    let new = match parse(&body, &app.settings.dns_listen) {
         Ok(parsed) => parsed,
         Err(err) => {
             return Err(audit

@@ -117,6 +117,7 @@ pub(crate) async fn validated_step(
     step: Step,
     data: &Value,
     draft: &mut Draft,
+    own_dns_listeners: &[std::net::SocketAddr],
 ) -> ApiResult<Value> {
     match step {
         Step::Admin => {
@@ -136,7 +137,7 @@ pub(crate) async fn validated_step(
             Ok(detail)
         }
         Step::Dns => {
-            draft.dns = Some(validate::dns_step(data, "")?);
+            draft.dns = Some(validate::dns_step(data, "", own_dns_listeners)?);
             Ok(json!({}))
         }
         Step::Tls => {
@@ -196,7 +197,7 @@ pub async fn post_step(
     }
     let data = map.get("data").cloned().unwrap_or(Value::Null);
     let mut draft = state.draft;
-    let detail = match validated_step(step, &data, &mut draft).await {
+    let detail = match validated_step(step, &data, &mut draft, &app.settings.dns_listen).await {
         Ok(detail) => detail,
         Err(err) => {
             return Err(audit

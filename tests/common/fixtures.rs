@@ -21,7 +21,9 @@ pub const PUBLIC_ENDPOINT: &str = "203.0.113.10";
 pub const WIREGUARD_PORT: u16 = 51820;
 pub const SUBNET_V4: &str = "10.77.0.0/24";
 pub const SUBNET_V6: &str = "fd77:77::/64";
-pub const DNS_UPSTREAMS: [&str; 2] = ["9.9.9.9", "2620:fe::fe"];
+/// Loopback stand-ins on the discard port: a forwarded query never leaves the machine (and no
+/// test listens there, so it is simply not answered).
+pub const DNS_UPSTREAMS: [&str; 2] = ["127.0.0.1:9", "[::1]:9"];
 pub const SPLIT_HORIZON: bool = true;
 
 /// A peer-role user, inserted straight into the store (there is no peer API yet).

@@ -1,11 +1,13 @@
-//! BIND zone files: import (directives, parentheses, relative and absolute names, TTL units)
-//! with an error per record instead of one for the whole file, and export that
-//! `named-checkzone` accepts. Each record's text is parsed by hickory-proto's zone parser; this
-//! module only splits the file into records and keeps the context ($ORIGIN, $TTL, the
-//! previous owner) that BIND carries from line to line.
+//! BIND zone files: import ($ORIGIN and $TTL, parentheses, relative and absolute names, TTL
+//! units) with an error per record instead of one for the whole file, and export that
+//! `named-checkzone` accepts. Each record's text is read by picd's own reader (`text.rs`);
+//! this module splits the file into records and keeps the context ($ORIGIN, $TTL, the
+//! previous owner) that BIND carries from line to line. Every other directive ($INCLUDE,
+//! $GENERATE, ...) is refused with its line: nothing here opens a file.
 
 mod export;
 mod record;
+mod text;
 
 pub use export::export;
 pub use record::{parse_one, rdata_text};
@@ -152,12 +154,12 @@ pub fn import(text: &str, origin: &Name, default_ttl: u32) -> Result<Imported, I
         };
         let upper = entry.text.to_ascii_uppercase();
         if upper.starts_with("$ORIGIN") {
-            match entry
-                .text
-                .split_whitespace()
-                .nth(1)
-                .map(|n| absolute(n, &current_origin))
-            {
+            match entry.text.split_whitespace().nth(1).map(|n| {
+                text::tokens(n).and_then(|t| match t.as_slice() {
+                    [one] => text::name(one, &current_origin),
+                    _ => Err("one name".into()),
+                })
+            }) {
                 Some(Ok(name)) => current_origin = name,
                 _ => result
                     .errors
@@ -180,15 +182,16 @@ pub fn import(text: &str, origin: &Name, default_ttl: u32) -> Result<Imported, I
             continue;
         }
         if upper.starts_with('$') {
-            let directive = entry
-                .text
-                .split_whitespace()
-                .next()
-                .unwrap_or("$")
-                .to_string();
-            result
-                .errors
-                .push(fail(format!("{directive} is not supported")));
+            // Named only when it is one picd knows: the line's text is not echoed.
+            let directive = ["$INCLUDE", "$GENERATE"]
+                .into_iter()
+                .find(|d| upper.starts_with(d))
+                .unwrap_or("this directive");
+            result.errors.push(ImportError {
+                line: entry.line,
+                text: directive.into(),
+                error: format!("{directive} is not supported (picd reads no files)"),
+            });
             continue;
         }
         let text = match (&previous_owner, entry.inherits_owner) {
@@ -224,11 +227,6 @@ pub fn import(text: &str, origin: &Name, default_ttl: u32) -> Result<Imported, I
         }
     }
     Ok(result)
-}
-
-fn absolute(name: &str, origin: &Name) -> Result<Name, String> {
-    let parsed = Name::parse(name, Some(origin)).map_err(|e| e.to_string())?;
-    Ok(parsed)
 }
 
 #[cfg(test)]

@@ -1,0 +1,240 @@
+//! POST /api/dns/zones/{zone}/import: a BIND zone file (text/plain, or JSON
+//! `{"content": "..."}`) read by picd's own zone reader, checked against the zone on a reader
+//! connection, and written in chunks.
+//!
+//! The writer is one thread every request shares: a 100,000-record import in one transaction
+//! held it for seconds, and every login and API write waited behind it. So the file is parsed
+//! and checked (types, TTLs, duplicates, CNAME rules, caps) against the zone's index loaded
+//! once, off the writer; then the records are inserted `CHUNK` per writer job, each job
+//! short, with other writes interleaved between them. A record that a concurrent write made
+//! a duplicate in between is reported on its line. The serial bump and the audit entry
+//! (counts and errors) come last, in one transaction; refresh after that.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hickory_proto::rr::Record;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::index::ZoneIndex;
+use super::input;
+use super::store;
+use super::zonefile::{self, ImportError};
+use crate::audit::AuditCtx;
+use crate::auth::AdminUser;
+use crate::error::{ApiError, ApiResult, Json, Path};
+use crate::state::AppState;
+
+/// Records per writer job: a few milliseconds of inserts each.
+const CHUNK: usize = 500;
+
+/// What the file asks for once it has been checked against the zone.
+struct Plan {
+    /// New records, each with its line.
+    records: Vec<(usize, Record)>,
+    skipped: usize,
+    errors: Vec<ImportError>,
+    ignored: Vec<(usize, String)>,
+}
+
+#[derive(Clone, Copy)]
+struct Limits {
+    per_import: usize,
+    per_zone: usize,
+}
+
+pub async fn import(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    audit: AuditCtx,
+    Path(zone): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let zone = input::zone_name(&zone)?;
+    let text = match read_text(&headers, body, app.settings.dns_max_import_bytes).await {
+        Ok(text) => text,
+        Err(err) => {
+            return Err(audit
+                .refuse(&app.db, "dns_zone", &zone, json!({}), err)
+                .await)
+        }
+    };
+    let limits = Limits {
+        per_import: app.settings.dns_max_import_records,
+        per_zone: app.settings.dns_max_records_per_zone,
+    };
+    let name = zone.clone();
+    let plan = app
+        .db
+        .call(move |conn| plan(conn, &name, &text, limits))
+        .await;
+    let mut plan = match plan {
+        Ok(plan) => plan,
+        Err(err) => {
+            return Err(audit
+                .refuse(&app.db, "dns_zone", &zone, json!({}), err)
+                .await)
+        }
+    };
+    let records = std::mem::take(&mut plan.records);
+    let mut imported = 0usize;
+    for chunk in records.chunks(CHUNK) {
+        let chunk = chunk.to_vec();
+        let name = zone.clone();
+        let (count, errors) = app
+            .db
+            .write(move |tx| insert_chunk(tx, &name, chunk))
+            .await?;
+        imported += count;
+        plan.errors.extend(errors);
+    }
+    let (skipped, mut errors) = (plan.skipped, plan.errors);
+    // Errors come from parsing, planning and the chunks: report them in file order.
+    errors.sort_by_key(|e| e.line);
+    let error_count = errors.len();
+    audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = "dns_zone".into();
+            entry.target_id = zone.clone();
+            let serial = store::bump_serial(tx, &zone)?;
+            entry.detail = json!({ "imported": imported, "skipped_existing": skipped,
+                                   "errors": error_count, "serial": serial });
+            Ok(())
+        })
+        .await?;
+    app.refresh_dns();
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::PARTIAL_CONTENT
+    };
+    let ignored: Vec<Value> = plan
+        .ignored
+        .into_iter()
+        .map(|(line, what)| json!({ "line": line, "record": what }))
+        .collect();
+    let body = json!({ "imported": imported, "skipped_existing": skipped, "errors": errors, "ignored": ignored });
+    Ok((status, Json(body)).into_response())
+}
+
+/// The body as text, read up to the import cap (413 naming it past that).
+async fn read_text(headers: &HeaderMap, body: Body, max_bytes: usize) -> ApiResult<String> {
+    let too_large = || ApiError::LimitExceeded {
+        limit: "dns_max_import_bytes",
+        max: max_bytes,
+        too_large: true,
+    };
+    let bytes = axum::body::to_bytes(body, max_bytes)
+        .await
+        .map_err(|_| too_large())?;
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct ImportBody {
+            content: String,
+        }
+        serde_json::from_slice::<ImportBody>(&bytes)
+            .map(|b| b.content)
+            .map_err(|_| {
+                ApiError::bad_request("malformed_json", "expected {\"content\": \"<zone file>\"}")
+            })
+    } else {
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| ApiError::bad_request("not_text", "the zone file must be UTF-8 text"))
+    }
+}
+
+/// Parses the file and checks every record against the zone's index (loaded once), on a
+/// reader connection.
+fn plan(conn: &rusqlite::Connection, zone: &str, text: &str, limits: Limits) -> ApiResult<Plan> {
+    let zone_row = store::require_zone(conn, zone)?;
+    let parsed = zonefile::import(text, &zone_row.origin()?, zone_row.default_ttl)
+        .map_err(|e| ApiError::invalid("content", format!("line {}: {}", e.line, e.error)))?;
+    if parsed.records.len() > limits.per_import {
+        return Err(ApiError::LimitExceeded {
+            limit: "dns_max_import_records",
+            max: limits.per_import,
+            too_large: true,
+        });
+    }
+    let mut index = ZoneIndex::load(conn, zone)?;
+    let mut plan = Plan {
+        records: Vec::new(),
+        skipped: 0,
+        errors: parsed.errors,
+        ignored: parsed.ignored,
+    };
+    for (line, record) in parsed.records {
+        let name = record.name.to_lowercase().to_string();
+        let rtype = record.record_type().to_string();
+        let fail = |error: String| ImportError {
+            line,
+            text: format!("{name} {rtype}"),
+            error,
+        };
+        if let Err(error) = input::check_storable(&record) {
+            plan.errors.push(fail(error));
+            continue;
+        }
+        let data = zonefile::rdata_text(&record.data);
+        if index.contains(&name, &rtype, &data, "public") {
+            plan.skipped += 1;
+            continue;
+        }
+        if let Err(e) = index.check_cname_rules(&record, "public") {
+            plan.errors.push(fail(e.to_string()));
+            continue;
+        }
+        index.insert(&store::RecordRow {
+            id: String::new(),
+            zone: zone.into(),
+            name: name.clone(),
+            rtype: rtype.clone(),
+            ttl: record.ttl,
+            data,
+            view: "public".into(),
+            wire: Vec::new(),
+            created_at: String::new(),
+            updated_at: String::new(),
+        });
+        plan.records.push((line, record));
+    }
+    if index.len() > limits.per_zone {
+        return Err(ApiError::LimitExceeded {
+            limit: "dns_max_records_per_zone",
+            max: limits.per_zone,
+            too_large: false,
+        });
+    }
+    Ok(plan)
+}
+
+/// One writer job: up to `CHUNK` inserts; a record a concurrent write already stored is an
+/// error on its line, not a failure of the chunk.
+fn insert_chunk(
+    tx: &rusqlite::Transaction<'_>,
+    zone: &str,
+    chunk: Vec<(usize, Record)>,
+) -> ApiResult<(usize, Vec<ImportError>)> {
+    store::require_zone(tx, zone)?;
+    let (mut count, mut errors) = (0, Vec::new());
+    for (line, record) in chunk {
+        match store::insert_record(tx, zone, &record, "public") {
+            Ok(_) => count += 1,
+            Err(e @ ApiError::Conflict { .. }) => errors.push(ImportError {
+                line,
+                text: format!("{} {}", record.name.to_lowercase(), record.record_type()),
+                error: e.to_string(),
+            }),
+            Err(other) => return Err(other),
+        }
+    }
+    Ok((count, errors))
+}
