@@ -4,8 +4,11 @@
 //! settings (a conffile), the Caddyfile, the unit, Caddy's drop-in and the maintainer scripts
 //! that create and remove the system user and make picd and Caddy members of each other's
 //! group; the units pass `systemd-analyze verify` and picd's is rated 3.0 or better by
-//! `systemd-analyze security`; and the package installs in a clean Debian root made by
-//! debootstrap.
+//! `systemd-analyze security`; the package installs in a clean Debian root made by
+//! debootstrap; and it upgrades the 0.1.0 release's package in place there
+//! (packaging/test-upgrade-in-chroot): the service restarted, the state dir, its modes and
+//! the edited settings kept, the old state migrated and served by today's binary, and kept by
+//! `apt-get remove`.
 //!
 //! The package is built from this test run's own (debug) picd binary through build-deb's
 //! `PICD_BINARY`, not from a second, release build of the whole dependency tree, which would
@@ -370,4 +373,44 @@ fn the_package_installs_in_a_clean_debian_root() {
         );
     }
     assert!(log.contains("test-install-in-chroot: OK"), "{log}");
+}
+
+/// The release whose package today's upgrades in place (0.1.0).
+const RELEASE_COMMIT: &str = "a5857f3";
+
+#[test]
+fn the_package_upgrades_the_release_in_place_and_keeps_the_cell() {
+    require_root_and_tools(&[
+        "debootstrap",
+        "chroot",
+        "findmnt",
+        "timeout",
+        "git",
+        "cargo",
+        "curl",
+        "jq",
+    ]);
+    // The script builds the release's debug binary once (its target dir is kept under
+    // target/), both packages, the root, and bounds each step; this bounds the whole.
+    let started = std::time::Instant::now();
+    let out = Command::new("timeout")
+        .arg("1500")
+        .arg(repo().join("packaging/test-upgrade-in-chroot"))
+        .env("PICD_BINARY", PICD)
+        .env("PICD_OLD_COMMIT", RELEASE_COMMIT)
+        .stdin(Stdio::null())
+        .output()
+        .expect("packaging/test-upgrade-in-chroot");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "upgrade in place failed:\n{log}");
+    for step in [
+        "cell set up and peer bob added by 0.1.0-1",
+        "migrated and served the old state",
+        "try-restart picd.service",
+        "remove kept /var/lib/picd",
+        "test-upgrade-in-chroot: OK",
+    ] {
+        assert!(log.contains(step), "no `{step}` in:\n{log}");
+    }
+    eprintln!("{log}upgrade in place: {:?}", started.elapsed());
 }
