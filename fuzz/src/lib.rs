@@ -24,6 +24,11 @@ pub mod marker;
 #[allow(clippy::len_without_is_empty)]
 #[path = "../../src/dns/zone.rs"]
 pub mod zone;
+/// The transfer keys picd reads from its vault: the fuzz targets serve no transfers.
+pub mod tsig {
+    #[derive(Debug, Clone, Default)]
+    pub struct TransferKeys;
+}
 #[path = "../../src/dns/zonefile/mod.rs"]
 pub mod zonefile;
 
@@ -66,6 +71,7 @@ fn build_snapshot() -> Snapshot {
         upstreams: vec!["127.0.0.1:53".parse().expect("addr")],
         recursion: true,
         transfer_allow: Vec::new(),
+        transfer_keys: Default::default(),
     }
 }
 
