@@ -255,9 +255,29 @@ impl From<QueryRejection> for ApiError {
 }
 
 /// `axum::Json` whose rejection is an `ApiError`, so bad JSON gets the API's error shape.
-#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// Every body of the API is a JSON object: serde would also fill a struct from an array
+/// (`["name"]` as `{"name": ...}`), so anything else is refused before it is decoded.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for Json<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        // Content type, size limit and syntax as axum checks them, then T, then the shape.
+        let axum::Json(raw) =
+            axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state).await?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(raw.get().as_bytes())?;
+        if !raw.get().trim_start().starts_with('{') {
+            return Err(ApiError::invalid("body", "must be a JSON object"));
+        }
+        Ok(Json(value))
+    }
+}
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {

@@ -19,7 +19,7 @@ const CA_KEY_SECRET: &str = "ca.key";
 const PERMITTED_V4: &str = "IP:10.77.0.0/255.255.255.0";
 const PERMITTED_V6: &str = "IP:FD77:77:0:0:0:0:0:0/FFFF:FFFF:FFFF:FFFF:0:0:0:0";
 const OUTSIDE_NAME: &str = "www.google.com";
-const OUTSIDE_IP: &str = "8.8.8.8";
+const OUTSIDE_IP: &str = "192.0.2.10";
 const CELL_HOST: &str = "nas.home.example";
 const CELL_IP: &str = "10.77.0.9";
 /// The serial (hex) of the leaf the "old" CA signed in the upgrade fixture.
