@@ -13,7 +13,7 @@ use hickory_proto::rr::{DNSClass, LowerName, RData, Record, RecordType};
 use tokio::sync::broadcast;
 
 use super::stats::{count, DnsStats};
-use super::upstream::UpstreamPool;
+use super::upstream::{UpstreamPool, FORWARD_BUDGET};
 
 /// Bounds on how long anything stays cached.
 const MAX_TTL: u32 = 86_400;
@@ -223,8 +223,10 @@ impl Forwarder {
             key: key.clone(),
         };
         let mut outcome = None;
+        let deadline = tokio::time::Instant::now() + FORWARD_BUDGET;
         for upstream in upstreams {
-            match self.ask(question, *upstream).await {
+            let asked = tokio::time::timeout_at(deadline, self.ask(question, *upstream)).await;
+            match asked.unwrap_or_else(|_| Err(anyhow::anyhow!("over the forwarding budget"))) {
                 Ok(reply) => {
                     self.store(question, &reply);
                     outcome = Some(Arc::new((

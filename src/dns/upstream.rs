@@ -17,7 +17,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{oneshot, OnceCell};
 
-pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one upstream gets to answer one question (UDP, or the TCP retry after TC).
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(1200);
+/// How long a forwarded question may take across all upstreams: under the 2 s a stub
+/// resolver (dig, glibc, systemd-resolved) waits before its retry, so a client whose upstreams
+/// are all down gets a SERVFAIL it can act on rather than silence.
+pub const FORWARD_BUDGET: Duration = Duration::from_millis(1800);
 /// Sockets per address family.
 const POOL_SIZE: usize = 4;
 /// The longest upstream reply read over UDP (picd advertises less).
