@@ -71,6 +71,9 @@ pub struct Settings {
     /// `auto` (kernel WireGuard when the kernel has it, else picd's own userspace
     /// implementation), `kernel`, `userspace`, or `off`.
     pub wireguard_mode: WireGuardMode,
+    /// `apply`: picd owns the nftables table `inet picd` and keeps it as the routing API
+    /// says; `off`: desired state is recorded only (a host whose firewall is someone else's).
+    pub routing_mode: RoutingMode,
     /// Addresses the DNS server listens on (UDP and TCP); an empty list turns it off.
     pub dns_listen: Vec<SocketAddr>,
     /// Where Caddy serves the cell over https (and http, for redirects and ACME).
@@ -109,6 +112,13 @@ pub enum WireGuardMode {
     Off,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutingMode {
+    Apply,
+    Off,
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -130,6 +140,7 @@ impl Default for Settings {
             health_interval_seconds: 30,
             wireguard_interface: "picd0".into(),
             wireguard_mode: WireGuardMode::Auto,
+            routing_mode: RoutingMode::Apply,
             reconcile_interval_seconds: 60,
             snapshot_interval_hours: 24,
             dns_listen: vec!["[::]:53".parse().expect("literal")],

@@ -17,6 +17,7 @@ mod error;
 mod health;
 mod logs;
 mod peers;
+mod routing;
 mod serve;
 mod session_layer;
 mod setup;

@@ -47,11 +47,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         Arc::new(settings.clone()),
         vault.clone(),
     )?);
+    let routing = Arc::new(crate::routing::driver::RoutingDriver::new(&settings));
     let drivers = crate::health::probes::default_drivers(
         &settings,
         wireguard.clone(),
         dns.clone(),
         caddy.clone(),
+        routing.clone(),
     )
     .with(Arc::new(crate::health::storage::StorageStatus(
         storage.clone(),
@@ -67,7 +69,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
-    let app = AppState::new(db, vault, settings, drivers, wireguard, dns, caddy);
+    let app =
+        AppState::new(db, vault, settings, drivers, wireguard, dns, caddy).with_routing(routing);
     tracing::info!(
         listen = %listener.local_addr()?,
         listen_socket = %app.settings.listen_socket.display(),

@@ -34,6 +34,7 @@ pub struct AppState {
     pub wireguard: Arc<WireGuardDriver>,
     pub dns: Arc<DnsDriver>,
     pub caddy: Arc<CaddyDriver>,
+    pub routing: Arc<crate::routing::driver::RoutingDriver>,
     pub started: Instant,
     /// Wakes the reconciler; requests coalesce, so a burst of changes costs one pass.
     reconcile_wanted: Arc<tokio::sync::Notify>,
@@ -55,6 +56,7 @@ impl AppState {
             settings.login_failures_per_user,
             settings.login_failures_per_address,
         );
+        let routing = Arc::new(crate::routing::driver::RoutingDriver::new(&settings));
         AppState {
             db,
             settings: Arc::new(settings),
@@ -68,11 +70,18 @@ impl AppState {
             wireguard,
             dns,
             caddy,
+            routing,
             started: Instant::now(),
             reconcile_wanted: Arc::new(tokio::sync::Notify::new()),
             dns_refresh_pending: Arc::new(AtomicBool::new(false)),
             setup_done: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The routing driver the reconciler runs (the same one /api/routing reads counters of).
+    pub fn with_routing(mut self, routing: Arc<crate::routing::driver::RoutingDriver>) -> Self {
+        self.routing = routing;
+        self
     }
 
     /// Asks for a full reconcile of every driver soon (after a change of the cell's settings).

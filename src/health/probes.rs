@@ -22,18 +22,18 @@ pub fn default_drivers(
     wireguard: Arc<dyn Driver>,
     dns: Arc<dyn Driver>,
     caddy: Arc<dyn Driver>,
+    nftables: Arc<dyn Driver>,
 ) -> Drivers {
     Drivers::new(vec![
         wireguard,
         dns,
         caddy,
-        Arc::new(Probe::Nftables),
+        nftables,
         Arc::new(Probe::Docker(settings.docker_socket.clone())),
     ])
 }
 
 pub enum Probe {
-    Nftables,
     Docker(PathBuf),
 }
 
@@ -41,7 +41,6 @@ pub enum Probe {
 impl Driver for Probe {
     fn name(&self) -> &'static str {
         match self {
-            Probe::Nftables => "nftables",
             Probe::Docker(_) => "docker",
         }
     }
@@ -55,7 +54,6 @@ impl Driver for Probe {
     async fn status(&self) -> SubsystemStatus {
         let name = self.name();
         let result = match self {
-            Probe::Nftables => nftables().await,
             Probe::Docker(socket) => docker(socket).await,
         };
         match result {
@@ -116,28 +114,5 @@ async fn docker(socket: &Path) -> Result<String, String> {
             "the Docker engine at {} timed out",
             socket.display()
         )),
-    }
-}
-
-async fn nftables() -> Result<String, String> {
-    let run = tokio::process::Command::new("nft")
-        .args(["list", "tables"])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    match tokio::time::timeout(PROBE_TIMEOUT, run).await {
-        Ok(Ok(out)) if out.status.success() => Ok("nft works".into()),
-        Ok(Ok(out)) => {
-            let err = String::from_utf8_lossy(&out.stderr);
-            Err(format!(
-                "nft failed: {}",
-                err.lines().next().unwrap_or("no message")
-            ))
-        }
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err("nft is not installed (Debian package nftables)".into())
-        }
-        Ok(Err(e)) => Err(format!("nft could not run: {e}")),
-        Err(_) => Err("nft timed out".into()),
     }
 }

@@ -278,6 +278,9 @@ pub fn clean_command() -> Command {
         }
     }
     command.env("PICD_WIREGUARD_MODE", "off");
+    // Nor an nftables table in the machine's own namespace; the routing tests that apply
+    // one run picd inside a namespace they made.
+    command.env("PICD_ROUTING_MODE", "off");
     // Nor a DNS server on the machine's port 53; DNS tests choose their own address.
     command.env("PICD_DNS_LISTEN", "");
     // Nor a Caddy it did not start: a Caddy of the machine's own on the default admin port

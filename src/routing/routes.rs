@@ -1,0 +1,200 @@
+//! `/api/routing/firewall` and `/api/routing/ip-list`: the owner's firewall rules and IP
+//! allow/block lists. Each change is stored with its audit entry, then the table is rebuilt;
+//! the answer does not wait for nft (a cell without CAP_NET_ADMIN still records the change).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::input::{NewIpEntry, NewRule};
+use super::store;
+use crate::audit::AuditCtx;
+use crate::auth::AdminUser;
+use crate::error::{ApiError, ApiResult, Json, Path, Query};
+use crate::state::AppState;
+
+const RULE: &str = "firewall_rule";
+const ENTRY: &str = "ip_list_entry";
+/// Longest id accepted in a path: a UUID, or a system rule's name.
+const ID_MAX: usize = 64;
+
+fn rule_json(rule: &store::FirewallRule, counter: super::render::Counter, applied: bool) -> Value {
+    let mut value = serde_json::to_value(rule).unwrap_or_else(|_| json!({}));
+    value["packets_total"] = json!(counter.packets);
+    value["bytes_total"] = json!(counter.bytes);
+    value["status"] = json!(if applied { "active" } else { "pending_add" });
+    value
+}
+
+pub async fn list_rules(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+    let rules = app.db.call(|conn| Ok(store::list_rules(conn)?)).await?;
+    let counters = app.routing.counters();
+    let rules: Vec<Value> = rules
+        .iter()
+        .map(|r| {
+            let counter = counters.get(&r.id);
+            rule_json(r, counter.copied().unwrap_or_default(), counter.is_some())
+        })
+        .collect();
+    Ok(Json(json!({ "rules": rules })))
+}
+
+pub async fn create_rule(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    audit: AuditCtx,
+    Json(body): Json<NewRule>,
+) -> ApiResult<Response> {
+    let rule = match body.validate() {
+        Ok(rule) => rule,
+        Err(err) => return Err(audit.refuse(&app.db, RULE, "", json!({}), err).await),
+    };
+    let stored = rule.clone();
+    audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = RULE.into();
+            entry.target_id = stored.id.clone();
+            entry.detail = json!({
+                "name": stored.name, "chain": stored.chain, "protocol": stored.protocol,
+                "port_start": stored.port_start, "port_end": stored.port_end,
+                "action": stored.action,
+            });
+            store::insert_rule(tx, &stored)
+                .map_err(|e| crate::db::conflict_on_unique(e, "the same rule exists already"))
+        })
+        .await?;
+    app.routing.reconcile_soon(&app.db);
+    let body = rule_json(&rule, Default::default(), false);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn delete_rule(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    audit: AuditCtx,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if id.len() > ID_MAX {
+        return Err(ApiError::not_found("firewall rule"));
+    }
+    audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = RULE.into();
+            entry.target_id = id.clone();
+            match store::rule_is_system(tx, &id)? {
+                None => Err(ApiError::not_found("firewall rule")),
+                Some(true) => Err(ApiError::forbidden(
+                    "system_rule",
+                    "a system rule cannot be deleted",
+                )),
+                Some(false) => {
+                    store::delete_rule(tx, &id)?;
+                    Ok(())
+                }
+            }
+        })
+        .await?;
+    app.routing.reconcile_soon(&app.db);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(rename = "type", default)]
+    list_type: Option<String>,
+}
+
+pub async fn list_ip_entries(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    if let Some(t) = query.list_type.as_deref() {
+        if t != "blacklist" && t != "whitelist" {
+            return Err(ApiError::invalid("type", "must be blacklist or whitelist"));
+        }
+    }
+    let entries = app
+        .db
+        .call(move |conn| {
+            let now = crate::time::now_rfc3339();
+            Ok(store::list_ip_entries(
+                conn,
+                query.list_type.as_deref(),
+                &now,
+            )?)
+        })
+        .await?;
+    Ok(Json(json!({ "entries": entries })))
+}
+
+pub async fn create_ip_entry(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    audit: AuditCtx,
+    Json(body): Json<NewIpEntry>,
+) -> ApiResult<Response> {
+    let new = match body.validate() {
+        Ok(entry) => entry,
+        Err(err) => return Err(audit.refuse(&app.db, ENTRY, "", json!({}), err).await),
+    };
+    let stored = new.clone();
+    audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = ENTRY.into();
+            entry.target_id = stored.id.clone();
+            entry.detail = json!({
+                "list_type": stored.list_type, "ip_address": stored.ip_address,
+                "expires_at": stored.expires_at,
+            });
+            store::insert_ip_entry(tx, &stored).map_err(|e| {
+                crate::db::conflict_on_unique(e, "this address is on that list already")
+            })
+        })
+        .await?;
+    app.routing.reconcile_soon(&app.db);
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::to_value(&new).unwrap_or_default()),
+    )
+        .into_response())
+}
+
+pub async fn delete_ip_entry(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    audit: AuditCtx,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if id.len() > ID_MAX {
+        return Err(ApiError::not_found("IP list entry"));
+    }
+    audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = ENTRY.into();
+            entry.target_id = id.clone();
+            match store::delete_ip_entry(tx, &id)? {
+                0 => Err(ApiError::not_found("IP list entry")),
+                _ => Ok(()),
+            }
+        })
+        .await?;
+    app.routing.reconcile_soon(&app.db);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The domain's routes, merged into the app's router with one line.
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::{delete, get};
+    axum::Router::new()
+        .route("/api/routing/firewall", get(list_rules).post(create_rule))
+        .route("/api/routing/firewall/{id}", delete(delete_rule))
+        .route(
+            "/api/routing/ip-list",
+            get(list_ip_entries).post(create_ip_entry),
+        )
+        .route("/api/routing/ip-list/{id}", delete(delete_ip_entry))
+}

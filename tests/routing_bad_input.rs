@@ -1,0 +1,209 @@
+//! The routing routes (`/api/routing/firewall`, `/api/routing/ip-list`) refuse the wrong
+//! actor, a missing CSRF token and bad bodies with the API's JSON error shape, never a 500,
+//! and store nothing.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::json;
+
+const UNAUTHORIZED: (u16, &str) = (401, "unauthorized");
+const ADMIN_ONLY: (u16, &str) = (403, "admin_only");
+const CSRF_INVALID: (u16, &str) = (403, "csrf_invalid");
+const MALFORMED: (u16, &str) = (400, "malformed_json");
+const INVALID_BODY: (u16, &str) = (422, "invalid_body");
+const INVALID_FIELDS: (u16, &str) = (400, "validation_failed");
+const TOO_LARGE: (u16, &str) = (413, "payload_too_large");
+const NOT_FOUND: (u16, &str) = (404, "not_found");
+
+const FIREWALL: &str = "/api/routing/firewall";
+const IP_LIST: &str = "/api/routing/ip-list";
+
+fn rule(extra: serde_json::Value) -> Body {
+    let mut body = json!({ "name": "r", "protocol": "tcp", "port_start": 80, "action": "drop" });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    Body::Json(body)
+}
+
+fn entry(extra: serde_json::Value) -> Body {
+    let mut body = json!({ "list_type": "blacklist", "ip_address": "203.0.113.9" });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    Body::Json(body)
+}
+
+fn table() -> Vec<Refused> {
+    use Who::*;
+    let mut table = Vec::new();
+    for (who, answer) in [(Anonymous, UNAUTHORIZED), (Peer, ADMIN_ONLY)] {
+        for path in [FIREWALL, IP_LIST] {
+            table.push(refused(who, Method::GET, path, Body::Empty, answer));
+        }
+    }
+    for (who, answer) in [
+        (Anonymous, UNAUTHORIZED),
+        (Peer, ADMIN_ONLY),
+        (AdminNoCsrf, CSRF_INVALID),
+    ] {
+        table.push(refused(
+            who,
+            Method::POST,
+            FIREWALL,
+            rule(json!({})),
+            answer,
+        ));
+        table.push(refused(
+            who,
+            Method::POST,
+            IP_LIST,
+            entry(json!({})),
+            answer,
+        ));
+        table.push(refused(
+            who,
+            Method::DELETE,
+            &format!("{FIREWALL}/x"),
+            Body::Empty,
+            answer,
+        ));
+        table.push(refused(
+            who,
+            Method::DELETE,
+            &format!("{IP_LIST}/x"),
+            Body::Empty,
+            answer,
+        ));
+    }
+    let bad_rules = [
+        (raw(JSON, "{\"name\": "), MALFORMED),
+        (Body::Json(json!(["r"])), INVALID_BODY),
+        (rule(json!({ "port_start": "eighty" })), INVALID_BODY),
+        (rule(json!({ "port_start": 70000 })), INVALID_BODY),
+        (rule(json!({ "port_start": -1 })), INVALID_BODY),
+        (rule(json!({ "surprise": 1 })), INVALID_BODY),
+        (rule(json!({ "chain": "prerouting" })), INVALID_FIELDS),
+        (rule(json!({ "protocol": "sctp" })), INVALID_FIELDS),
+        (rule(json!({ "protocol": "icmp" })), INVALID_FIELDS),
+        (rule(json!({ "protocol": "any" })), INVALID_FIELDS),
+        (rule(json!({ "action": "masquerade" })), INVALID_FIELDS),
+        (
+            rule(json!({ "port_start": 90, "port_end": 80 })),
+            INVALID_FIELDS,
+        ),
+        (
+            rule(json!({ "port_start": 0, "port_end": 80 })),
+            INVALID_FIELDS,
+        ),
+        (rule(json!({ "action": "limit" })), INVALID_FIELDS),
+        (
+            rule(json!({ "action": "limit", "limit_rate": 0, "limit_unit": "second" })),
+            INVALID_FIELDS,
+        ),
+        (
+            rule(json!({ "action": "limit", "limit_rate": 5, "limit_unit": "fortnight" })),
+            INVALID_FIELDS,
+        ),
+        (
+            rule(json!({ "limit_rate": 5, "limit_unit": "second" })),
+            INVALID_FIELDS,
+        ),
+        (rule(json!({ "conntrack": "new,invalid" })), INVALID_FIELDS),
+        (
+            rule(json!({ "conntrack": "x".repeat(100) })),
+            INVALID_FIELDS,
+        ),
+        (rule(json!({ "name": "" })), INVALID_FIELDS),
+        (
+            rule(json!({ "name": "a\"; flush ruleset; \"" })),
+            INVALID_FIELDS,
+        ),
+        (rule(json!({ "name": "x".repeat(65) })), INVALID_FIELDS),
+        (rule(json!({ "name": "x".repeat(200_000) })), TOO_LARGE),
+    ];
+    for (body, answer) in bad_rules {
+        table.push(refused(Admin, Method::POST, FIREWALL, body, answer));
+    }
+    let bad_entries = [
+        (raw(JSON, "{\"list_type\": "), MALFORMED),
+        (entry(json!({ "list_type": "greylist" })), INVALID_FIELDS),
+        (
+            entry(json!({ "ip_address": "not an address" })),
+            INVALID_FIELDS,
+        ),
+        (
+            entry(json!({ "ip_address": "203.0.113.9/33" })),
+            INVALID_FIELDS,
+        ),
+        (entry(json!({ "ip_address": "0.0.0.0/0" })), INVALID_FIELDS),
+        (entry(json!({ "ip_address": "::/0" })), INVALID_FIELDS),
+        (
+            entry(json!({ "ip_address": "1".repeat(100) })),
+            INVALID_FIELDS,
+        ),
+        (entry(json!({ "ip_address": 7 })), INVALID_BODY),
+        (entry(json!({ "expires_at": "tomorrow" })), INVALID_FIELDS),
+        (
+            entry(json!({ "expires_at": "2001-01-01T00:00:00Z" })),
+            INVALID_FIELDS,
+        ),
+        (
+            entry(json!({ "expires_at": "9999-01-01T00:00:00Z" })),
+            INVALID_FIELDS,
+        ),
+        (
+            entry(json!({ "list_type": "whitelist", "expires_at": "2099-01-01T00:00:00Z" })),
+            INVALID_FIELDS,
+        ),
+        (entry(json!({ "reason": "r".repeat(201) })), INVALID_FIELDS),
+        (entry(json!({ "reason": "a\nb" })), INVALID_FIELDS),
+    ];
+    for (body, answer) in bad_entries {
+        table.push(refused(Admin, Method::POST, IP_LIST, body, answer));
+    }
+    let long = "x".repeat(300);
+    for path in [
+        format!("{FIREWALL}/nope"),
+        format!("{FIREWALL}/{long}"),
+        format!("{IP_LIST}/nope"),
+        format!("{IP_LIST}/{long}"),
+    ] {
+        table.push(refused(
+            Admin,
+            Method::DELETE,
+            &path,
+            Body::Empty,
+            NOT_FOUND,
+        ));
+    }
+    for (query, answer) in [
+        ("?type=greylist", INVALID_FIELDS),
+        ("?type=blacklist&other=1", (400, "invalid_query")),
+    ] {
+        let path = format!("{IP_LIST}{query}");
+        table.push(refused(Admin, Method::GET, &path, Body::Empty, answer));
+    }
+    table
+}
+
+#[tokio::test]
+async fn routing_routes_refuse_with_json_errors_and_store_nothing() {
+    let (picd, admin, peer) = picd_with_admin_and_peer().await;
+    let clients = Clients::signed_in(&picd, admin, peer).await;
+    clients.check_all(&table()).await;
+    let count = |sql: &str| -> i64 { picd.db().query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM routing_firewall_rules WHERE is_system = 0"),
+        0,
+        "a refused request stored a rule"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM routing_ip_list"),
+        0,
+        "a refused request stored an entry"
+    );
+    assert_no_internal_errors(&picd);
+}
