@@ -1,0 +1,205 @@
+//! picd's routing applied for real, in a cell namespace the test made (picd runs inside it with
+//! `ip netns exec`): the table `inet picd` holds NAT for the peers' subnet and the system
+//! rules; a firewall rule drops what it says and counts it; a blocked address is dropped until
+//! its expiry passes; a table deleted by hand comes back at the next reconcile.
+
+mod common;
+
+use std::time::Duration;
+
+use common::netns::*;
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const FIREWALL: &str = "/api/routing/firewall";
+const IP_LIST: &str = "/api/routing/ip-list";
+/// A reconcile pass every second, so repairs show quickly.
+const RECONCILE_SECONDS: u64 = 1;
+const APPLY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a block entry lasts in the expiry test.
+const BLOCK_SECONDS: i64 = 4;
+
+fn table_json(lab: &Lab) -> Option<Value> {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.cell_ns,
+            "nft",
+            "-j",
+            "list",
+            "table",
+            "inet",
+            "picd",
+        ])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())?
+}
+
+/// The comments of the table's rules.
+fn comments(lab: &Lab) -> Vec<String> {
+    let Some(table) = table_json(lab) else {
+        return Vec::new();
+    };
+    table["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["rule"]["comment"].as_str().map(String::from))
+        .collect()
+}
+
+fn has_comment(lab: &Lab, comment: &str) -> bool {
+    comments(lab).iter().any(|c| c == comment)
+}
+
+fn pings(lab: &Lab) -> bool {
+    succeeds(&format!("ping -c 1 -W 1 {}", lab.cell_addr()))
+}
+
+/// The root namespace's end of the veth pair to the cell: where the test's requests come from.
+fn test_side_addr(lab: &Lab) -> String {
+    let cell: std::net::Ipv4Addr = lab.cell_addr().parse().unwrap();
+    std::net::Ipv4Addr::from(u32::from(cell) - 1).to_string()
+}
+
+async fn lab_with_routing() -> (Lab, TestClient) {
+    require_root_and_tools(&["nft", "ping"]);
+    let options = LabOptions {
+        reconcile_interval_seconds: RECONCILE_SECONDS,
+        ..LabOptions::default()
+    };
+    let lab = Lab::start(options).await;
+    let admin = lab.admin().await;
+    assert!(
+        eventually(APPLY_TIMEOUT, || has_comment(&lab, "nat4")),
+        "no table inet picd with NAT in the cell; log:\n{}",
+        lab.picd_log()
+    );
+    (lab, admin)
+}
+
+#[tokio::test]
+async fn the_table_is_applied_with_nat_and_system_rules_and_status_is_ok() {
+    let (lab, admin) = lab_with_routing().await;
+    let found = comments(&lab);
+    for comment in [
+        "nat4",
+        "nat6",
+        "rule:system-input-invalid",
+        "rule:system-input-established",
+    ] {
+        assert!(
+            found.iter().any(|c| c == comment),
+            "{comment} missing: {found:?}"
+        );
+    }
+    let (status, body) = admin.get_json("/api/status").await;
+    assert_eq!(status, StatusCode::OK);
+    let nft = body["subsystems"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "nftables").cloned())
+        .expect("nftables");
+    assert_eq!(nft["state"], "ok", "{nft}");
+    let (_, rules) = admin.get_json(FIREWALL).await;
+    assert!(
+        rules["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "active"),
+        "{rules}"
+    );
+}
+
+#[tokio::test]
+async fn a_firewall_rule_drops_and_counts_and_its_deletion_lets_through() {
+    let (lab, admin) = lab_with_routing().await;
+    assert!(
+        pings(&lab),
+        "the cell does not answer pings before any rule"
+    );
+    let body =
+        json!({ "name": "No pings", "chain": "input", "protocol": "icmp", "action": "drop" });
+    let (status, rule) = json_of(admin.send_json(Method::POST, FIREWALL, &body).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{rule}");
+    let id = rule["id"].as_str().unwrap().to_string();
+    let comment = format!("rule:{id}");
+    assert!(eventually(APPLY_TIMEOUT, || has_comment(&lab, &comment)));
+    assert!(!pings(&lab), "a ping passed the drop rule");
+    assert!(!pings(&lab), "a ping passed the drop rule");
+    // Counters survive the rebuilds every reconcile makes, and show in the API.
+    tokio::time::sleep(Duration::from_secs(2 * RECONCILE_SECONDS + 1)).await;
+    let (_, rules) = admin.get_json(FIREWALL).await;
+    let shown = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .cloned()
+        .expect("the rule");
+    assert_eq!(shown["status"], "active", "{shown}");
+    assert!(shown["packets_total"].as_u64().unwrap_or(0) >= 2, "{shown}");
+
+    let resp = admin
+        .send_json(Method::DELETE, &format!("{FIREWALL}/{id}"), &json!({}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert!(eventually(APPLY_TIMEOUT, || !has_comment(&lab, &comment)));
+    assert!(
+        eventually(APPLY_TIMEOUT, || pings(&lab)),
+        "pings still dropped"
+    );
+}
+
+#[tokio::test]
+async fn a_blocked_address_is_dropped_until_its_expiry_passes() {
+    let (lab, admin) = lab_with_routing().await;
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::seconds(BLOCK_SECONDS);
+    let expires = expires
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let body = json!({ "list_type": "blacklist", "ip_address": test_side_addr(&lab),
+                       "reason": "test", "expires_at": expires });
+    let (status, entry) = json_of(admin.send_json(Method::POST, IP_LIST, &body).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{entry}");
+    assert!(
+        eventually(Duration::from_secs(3), || !pings(&lab)),
+        "the blocked address still reaches the cell"
+    );
+    let timeout = Duration::from_secs(BLOCK_SECONDS as u64 + 10);
+    assert!(
+        eventually(timeout, || pings(&lab)),
+        "still blocked after the expiry"
+    );
+    let (status, listed) = admin.get_json(IP_LIST).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["entries"], json!([]), "{listed}");
+}
+
+#[tokio::test]
+async fn a_table_deleted_by_hand_comes_back_at_the_next_reconcile() {
+    let (lab, _admin) = lab_with_routing().await;
+    let before = comments(&lab);
+    run(&format!(
+        "ip netns exec {} nft delete table inet picd",
+        lab.cell_ns
+    ));
+    assert!(
+        eventually(APPLY_TIMEOUT, || comments(&lab) == before),
+        "the table did not come back as it was: {:?} vs {before:?}",
+        comments(&lab)
+    );
+    run(&format!(
+        "ip netns exec {} nft flush table inet picd",
+        lab.cell_ns
+    ));
+    assert!(
+        eventually(APPLY_TIMEOUT, || comments(&lab) == before),
+        "the flushed table did not come back"
+    );
+}
