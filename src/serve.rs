@@ -48,6 +48,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         vault.clone(),
     )?);
     let routing = Arc::new(crate::routing::driver::RoutingDriver::new(&settings));
+    // The firewall goes up before the first pass brings WireGuard's peers in; a failure shows
+    // in /api/status and is retried by every pass.
+    let _ = crate::driver::Driver::reconcile(routing.as_ref(), &db).await;
     let drivers = crate::health::probes::default_drivers(
         &settings,
         wireguard.clone(),

@@ -203,3 +203,36 @@ async fn a_table_deleted_by_hand_comes_back_at_the_next_reconcile() {
         "the flushed table did not come back"
     );
 }
+
+#[tokio::test]
+async fn a_stopped_picd_leaves_its_table_and_a_restarted_one_builds_the_same() {
+    let (mut lab, admin) = lab_with_routing().await;
+    let body =
+        json!({ "name": "Block Redis", "protocol": "tcp", "port_start": 6379, "action": "drop" });
+    let (status, rule) = json_of(admin.send_json(Method::POST, FIREWALL, &body).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{rule}");
+    let comment = format!("rule:{}", rule["id"].as_str().unwrap());
+    assert!(eventually(APPLY_TIMEOUT, || has_comment(&lab, &comment)));
+    let before = comments(&lab);
+    // SIGTERM, or SIGKILL when it is slow to stop: either way the rules stay in the kernel
+    // (picd never flushes to permissive on the way out). A clean stop is the WireGuard
+    // tests' concern.
+    let _ = lab.stop_picd();
+    assert_eq!(
+        comments(&lab),
+        before,
+        "the table changed when picd stopped"
+    );
+    lab.restart_picd().await;
+    assert!(
+        eventually(APPLY_TIMEOUT, || lab
+            .picd_log()
+            .contains("picd is listening")),
+        "picd did not come back"
+    );
+    assert_eq!(
+        comments(&lab),
+        before,
+        "a restarted picd built another table"
+    );
+}

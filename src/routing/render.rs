@@ -201,3 +201,58 @@ fn nat_chain(out: &mut String, desired: &Desired) {
     }
     let _ = writeln!(out, "  }}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(action: &str) -> FirewallRule {
+        FirewallRule {
+            id: "r1".into(),
+            name: "SSH".into(),
+            chain: "input".into(),
+            protocol: "tcp".into(),
+            port_start: 22,
+            port_end: 22,
+            action: action.into(),
+            limit_rate: 5,
+            limit_unit: "minute".into(),
+            conntrack: "new,established".into(),
+            is_system: false,
+            created_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_limit_rule_drops_over_its_rate_and_keeps_its_counter() {
+        let counter = Counter {
+            packets: 7,
+            bytes: 420,
+        };
+        assert_eq!(
+            rule_text(&rule("limit"), counter),
+            "meta l4proto tcp th dport 22 ct state { new, established } limit rate over 5/minute \
+             counter packets 7 bytes 420 drop comment \"rule:r1\""
+        );
+    }
+
+    #[test]
+    fn an_entry_keeps_its_remaining_time_and_an_expired_one_is_left_out() {
+        let now = crate::time::parse_rfc3339("2026-01-01T01:00:00Z").unwrap();
+        let entry = |expires: &str| IpEntry {
+            id: "e".into(),
+            list_type: "blacklist".into(),
+            ip_address: "203.0.113.0/24".into(),
+            reason: String::new(),
+            status: "active".into(),
+            expires_at: Some(expires.into()),
+            created_at: "2026-01-01T00:00:00Z".into(),
+        };
+        assert_eq!(
+            element(&entry("2026-01-01T02:00:00Z"), true, now).as_deref(),
+            Some("203.0.113.0/24 timeout 7200s expires 3600s")
+        );
+        assert_eq!(element(&entry("2026-01-01T02:00:00Z"), false, now), None);
+        assert_eq!(element(&entry("2026-01-01T00:30:00Z"), true, now), None);
+    }
+}
