@@ -39,7 +39,8 @@ cat >"$WORK/picd.toml" <<TOML
 log_level = "warn"
 TOML
 
-# setup_state_dir DIR: completes the wizard unattended into DIR.
+# setup_state_dir DIR: completes the wizard unattended into DIR. BENCH_UPSTREAMS (a TOML list)
+# replaces the default upstreams, which answer nothing (port 9, discard).
 setup_state_dir() {
     cat >"$WORK/answers.toml" <<TOML
 [admin]
@@ -53,7 +54,7 @@ wireguard_port = 51820
 subnet_v4 = "10.77.0.0/24"
 subnet_v6 = "fd77:77::/64"
 [dns]
-upstreams = ["127.0.0.1:9", "[::1]:9"]
+upstreams = ${BENCH_UPSTREAMS:-["127.0.0.1:9", "[::1]:9"]}
 split_horizon = true
 TOML
     "$PICD" --config "$WORK/picd.toml" setup --answers "$WORK/answers.toml" --state-dir "$1" >/dev/null
