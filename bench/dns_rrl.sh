@@ -5,9 +5,9 @@
 # loopback nor WireGuard). dnsperf there offers OFFERED queries/s of the cell's own SOA and NS
 # (what the world may ask) for DURATION s, from one /24, to picd listening on the root side;
 # picd runs with dns_rrl_responses_per_second = 0 (off) and = RATE (on), ROUNDS times
-# alternating. Reports the responses/s dnsperf got (full answers and slips), the queries lost (dropped by RRL), picd's
-# CPU per query received, and the passed/slipped/dropped counters of GET /api/dns/stats.
-# Needs root (ip netns); removes the namespace and the veth pair on exit.
+# alternating. Reports the responses/s dnsperf got (full answers and slips), the queries lost
+# (dropped by RRL), picd's CPU per query received, and the passed/slipped/dropped counters of
+# GET /api/dns/stats. Needs root (ip netns); removes the namespace and the veth pair on exit.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
