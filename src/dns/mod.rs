@@ -22,6 +22,7 @@ pub mod store;
 pub mod tools;
 pub mod transfer;
 pub mod tsig;
+mod tsig_answer;
 pub mod tsig_routes;
 mod udp;
 mod upstream;
