@@ -14,7 +14,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{audit, auth, caddy, client, dns, health, logs, peers, setup, vault, web, wireguard};
+use crate::{
+    audit, auth, caddy, cell, client, dns, health, logs, peers, setup, vault, web, wireguard,
+};
 
 pub fn router(app: AppState) -> Router {
     let routes = Router::new()
@@ -43,10 +45,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/setup/complete", post(setup::routes::complete))
         // Core
         .route("/api/status", get(health::routes::status))
-        .route(
-            "/api/config",
-            get(setup::config_routes::get).put(setup::config_routes::put),
-        )
+        .route("/api/config", get(cell::routes::get).put(cell::routes::put))
         .route("/api/health/history", get(health::routes::history))
         // Audit
         .route("/api/audit", get(audit::routes::list))

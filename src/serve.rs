@@ -95,13 +95,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 async fn ensure_ca(db: &Db, vault: &crate::vault::Vault) -> anyhow::Result<()> {
     use crate::vault::ca::{self, CaChange};
     let config = db
-        .call(|conn| crate::setup::store::read_cell_config(conn))
+        .call(|conn| crate::cell::read_cell_config(conn))
         .await
         .map_err(|e| anyhow::anyhow!("reading the cell's settings: {e}"))?;
     let Some(config) = config else {
         return Ok(());
     };
-    let scope = crate::setup::store::ca_scope(&config.cell);
+    let scope = crate::cell::ca_scope(&config.cell);
     let needed = {
         let scope = scope.clone();
         db.call(move |conn| ca::needs_change(conn, &scope))

@@ -11,8 +11,8 @@ use rusqlite::Connection;
 
 use super::store::{self, ZoneRow};
 use super::zone::{View, Zone};
+use crate::cell::CellSettings;
 use crate::error::ApiError;
-use crate::setup::validate::CellSettings;
 
 pub use super::zone::Snapshot;
 
@@ -81,7 +81,7 @@ fn address_record(name: &Name, ttl: u32, ip: IpAddr) -> Record {
 /// (when split horizon is on) also the internal records, the peers' names and the cell's own
 /// name at its WireGuard addresses.
 pub fn build(conn: &Connection) -> Result<Snapshot, ApiError> {
-    let config = crate::setup::store::read_cell_config(conn)?;
+    let config = crate::cell::read_cell_config(conn)?;
     let mut world_zones = Vec::new();
     let mut peer_zones = Vec::new();
     for zone in store::zones(conn)? {
