@@ -31,6 +31,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .call_blocking(|conn| Ok(crate::vault::Vault::open(&settings.state_dir, conn)))
         .map_err(|e| anyhow::anyhow!("{e}"))??;
     ensure_ca(&db, &vault).await?;
+    publish_cell_name(&db).await?;
     crate::setup::token::prepare_at_start(&db, &settings.state_dir).await?;
     let wireguard = Arc::new(crate::wireguard::driver::WireGuardDriver::new(
         &settings,
@@ -87,6 +88,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     tracing::info!("picd stopped");
     Ok(())
+}
+
+/// A cell set up before its names were published publishes its own name at start-up
+/// (the migration that made the names table published the peers' names).
+async fn publish_cell_name(db: &Db) -> anyhow::Result<()> {
+    db.write(|tx| match crate::cell::read_cell_config(tx)? {
+        Some(config) => crate::cell::store::publish_own_name(tx, &config.cell),
+        None => Ok(()),
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("publishing the cell's name: {e}"))
 }
 
 /// A cell set up before it had a CA or a WireGuard key gets them at start-up (the readers

@@ -112,6 +112,15 @@ pub struct CellSettings {
     pub subnet_v6: Ipv6Net,
 }
 
+impl CellSettings {
+    /// The cell's own address in each of its subnets: the first host.
+    pub fn own_addresses(&self) -> (IpAddr, IpAddr) {
+        let v4 = u32::from(self.subnet_v4.network()) + 1;
+        let v6 = u128::from(self.subnet_v6.network()) + 1;
+        (IpAddr::V4(v4.into()), IpAddr::V6(v6.into()))
+    }
+}
+
 pub const CELL_FIELDS: &[&str] = &[
     "name",
     "domain",

@@ -5,6 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::dns_settings::DnsSettings;
 use super::settings::CellSettings;
 use super::tls::{TlsMode, TlsSettings};
+use crate::dns::names::{NameView, APEX};
 use crate::error::ApiError;
 
 /// What the cell's CA may vouch for: the cell's domain and subnets.
@@ -51,7 +52,7 @@ pub fn write_cell_config(
             tls.acme_email,
             tls.acme_ca
     ])?;
-    Ok(())
+    publish_own_name(conn, cell)
 }
 
 pub fn read_cell_config(conn: &Connection) -> Result<Option<CellConfig>, ApiError> {
@@ -101,4 +102,11 @@ pub fn setup_completed_at(conn: &Connection) -> Result<Option<String>, ApiError>
     Ok(conn
         .prepare_cached("SELECT completed_at FROM setup_state WHERE id = 1")?
         .query_row([], |r| r.get(0))?)
+}
+
+/// Publishes the cell's own name (its domain, for peers) at its WireGuard addresses. Written
+/// with the settings, and at start-up for a cell set up before names were published.
+pub fn publish_own_name(conn: &Connection, cell: &CellSettings) -> Result<(), ApiError> {
+    let (v4, v6) = cell.own_addresses();
+    crate::dns::names::publish(conn, "cell", APEX, NameView::Internal, &[v4, v6])
 }

@@ -12,6 +12,7 @@ mod index;
 mod input;
 pub mod limits;
 mod marker;
+pub mod names;
 pub mod routes;
 mod rrl;
 pub mod server;

@@ -85,9 +85,7 @@ pub fn parse_key(text: &str) -> Option<Key> {
 
 /// The cell's own address in each of its subnets: the first host.
 pub fn cell_addresses(cell: &crate::cell::CellSettings) -> (IpAddr, IpAddr) {
-    let v4 = u32::from(cell.subnet_v4.network()) + 1;
-    let v6 = u128::from(cell.subnet_v6.network()) + 1;
-    (IpAddr::V4(v4.into()), IpAddr::V6(v6.into()))
+    cell.own_addresses()
 }
 
 /// Reads the desired state: None until setup has completed.
