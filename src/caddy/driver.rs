@@ -52,7 +52,7 @@ pub fn desired_sites(conn: &Connection, settings: &Settings) -> Result<Vec<Site>
         return Ok(Vec::new());
     };
     let mut sites = vec![Site {
-        host: config.cell.domain.clone(),
+        host: config.cell.domain.to_string(),
         upstream: picd_upstream(settings),
     }];
     sites.extend(store::routes(conn)?);

@@ -4,6 +4,7 @@
 //! domain reads them from here.
 
 pub mod dns_settings;
+pub mod labels;
 pub mod routes;
 pub mod settings;
 pub mod store;

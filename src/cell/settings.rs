@@ -7,6 +7,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::labels::{DnsLabel, DomainName};
 use crate::error::ApiError;
 use crate::validation::{check, object, string, Problems};
 
@@ -104,8 +105,8 @@ fn subnet_v6(value: &str) -> Result<Ipv6Net, String> {
 /// The cell's identity, as stored and as /api/config shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellSettings {
-    pub name: String,
-    pub domain: String,
+    pub name: DnsLabel,
+    pub domain: DomainName,
     pub public_endpoint: String,
     pub wireguard_port: u16,
     pub subnet_v4: Ipv4Net,
@@ -137,9 +138,9 @@ pub fn cell_step(value: &Value, prefix: &str) -> Result<CellSettings, ApiError> 
     };
     let f = |k: &str| format!("{prefix}{k}");
     let name = string(map, "name", &mut p, prefix)
-        .and_then(|v| check(&mut p, &f("name"), dns_label(&v).map(|_| v)));
+        .and_then(|v| check(&mut p, &f("name"), DnsLabel::parse(&v)));
     let domain = string(map, "domain", &mut p, prefix)
-        .and_then(|v| check(&mut p, &f("domain"), domain_name(&v)));
+        .and_then(|v| check(&mut p, &f("domain"), DomainName::parse(&v)));
     let public_endpoint = string(map, "public_endpoint", &mut p, prefix)
         .and_then(|v| check(&mut p, &f("public_endpoint"), endpoint(&v)));
     let wireguard_port = match map.get("wireguard_port") {

@@ -3,6 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::dns_settings::DnsSettings;
+use super::labels::{DnsLabel, DomainName};
 use super::settings::CellSettings;
 use super::tls::{TlsMode, TlsSettings};
 use crate::dns::names::{NameView, APEX};
@@ -39,8 +40,8 @@ pub fn write_cell_config(
              tls_mode = ?10, acme_email = ?11, acme_ca = ?12",
     )?
     .execute(params![
-            cell.name,
-            cell.domain,
+            cell.name.as_str(),
+            cell.domain.as_str(),
             cell.public_endpoint,
             cell.wireguard_port,
             cell.subnet_v4.to_string(),
@@ -73,8 +74,8 @@ pub fn read_cell_config(conn: &Connection) -> Result<Option<CellConfig>, ApiErro
                 let text = |i: usize| r.get::<_, String>(i);
                 Ok(CellConfig {
                     cell: CellSettings {
-                        name: text(0)?,
-                        domain: text(1)?,
+                        name: DnsLabel::parse(&text(0)?).map_err(|_| corrupt(0, "name"))?,
+                        domain: DomainName::parse(&text(1)?).map_err(|_| corrupt(1, "domain"))?,
                         public_endpoint: text(2)?,
                         wireguard_port: r.get(3)?,
                         subnet_v4: text(4)?.parse().map_err(|_| corrupt(4, "subnet_v4"))?,
