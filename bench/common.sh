@@ -12,7 +12,13 @@ die() {
     exit 1
 }
 
+# BENCH_SKIP_BUILD=1 measures the release binary already built (say, while sources change).
 build_release() {
+    if [[ ${BENCH_SKIP_BUILD:-0} == 1 ]]; then
+        [[ -x $PICD ]] || die "no binary at $PICD"
+        say "using the release binary of $(date -u -r "$PICD" +%Y-%m-%dT%H:%M:%SZ) (BENCH_SKIP_BUILD)"
+        return 0
+    fi
     say "building picd (release)..."
     (cd "$ROOT" && cargo build --release --locked --quiet) || die "cargo build --release failed"
     [[ -x $PICD ]] || die "no binary at $PICD"
@@ -39,8 +45,10 @@ cat >"$WORK/picd.toml" <<TOML
 log_level = "warn"
 TOML
 
-# setup_state_dir DIR: completes the wizard unattended into DIR.
+# setup_state_dir DIR: completes the wizard unattended into DIR. BENCH_UPSTREAMS (a TOML list)
+# replaces the default upstreams, which answer nothing (port 9, discard).
 setup_state_dir() {
+    local upstreams=${BENCH_UPSTREAMS:-'["127.0.0.1:9", "[::1]:9"]'}
     cat >"$WORK/answers.toml" <<TOML
 [admin]
 username = "$ADMIN_USER"
@@ -53,7 +61,7 @@ wireguard_port = 51820
 subnet_v4 = "10.77.0.0/24"
 subnet_v6 = "fd77:77::/64"
 [dns]
-upstreams = ["127.0.0.1:9", "[::1]:9"]
+upstreams = $upstreams
 split_horizon = true
 TOML
     "$PICD" --config "$WORK/picd.toml" setup --answers "$WORK/answers.toml" --state-dir "$1" >/dev/null

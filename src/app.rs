@@ -15,7 +15,8 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
-    audit, auth, caddy, client, dns, health, logs, peers, routing, setup, vault, web, wireguard,
+    audit, auth, caddy, cell, client, dns, health, logs, peers, routing, setup, vault, web,
+    wireguard,
 };
 
 pub fn router(app: AppState) -> Router {
@@ -45,10 +46,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/setup/complete", post(setup::routes::complete))
         // Core
         .route("/api/status", get(health::routes::status))
-        .route(
-            "/api/config",
-            get(setup::config_routes::get).put(setup::config_routes::put),
-        )
+        .route("/api/config", get(cell::routes::get).put(cell::routes::put))
         .route("/api/health/history", get(health::routes::history))
         // Audit
         .route("/api/audit", get(audit::routes::list))
@@ -115,19 +113,25 @@ pub fn router(app: AppState) -> Router {
         .route("/api/dns/stats", get(dns::stats::stats))
         .route("/api/dns/reload", post(dns::tools::reload))
         .route("/api/dns/ddns/refresh", post(dns::tools::ddns_refresh))
-        .route("/api/dns/acme/present", post(dns::tools::acme_present))
-        .route("/api/dns/acme/cleanup", post(dns::tools::acme_cleanup))
+        .route(
+            "/api/dns/acme/present",
+            post(dns::acme_routes::acme_present),
+        )
+        .route(
+            "/api/dns/acme/cleanup",
+            post(dns::acme_routes::acme_cleanup),
+        )
         .route(
             "/api/dns/acme/cleanup-stale",
-            post(dns::tools::acme_cleanup_stale),
+            post(dns::acme_routes::acme_cleanup_stale),
         )
         .route(
             "/api/dns/secondaries",
-            get(dns::tools::secondaries).post(dns::tools::add_secondary),
+            get(dns::secondary_routes::secondaries).post(dns::secondary_routes::add_secondary),
         )
         .route(
             "/api/dns/secondaries/{address}",
-            axum::routing::delete(dns::tools::delete_secondary),
+            axum::routing::delete(dns::secondary_routes::delete_secondary),
         )
         .route(
             "/api/dns/secondaries/{address}/tsig-key",

@@ -31,6 +31,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .call_blocking(|conn| Ok(crate::vault::Vault::open(&settings.state_dir, conn)))
         .map_err(|e| anyhow::anyhow!("{e}"))??;
     ensure_ca(&db, &vault).await?;
+    publish_cell_name(&db).await?;
     crate::setup::token::prepare_at_start(&db, &settings.state_dir).await?;
     let wireguard = Arc::new(crate::wireguard::driver::WireGuardDriver::new(
         &settings,
@@ -95,19 +96,30 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A cell set up before its names were published publishes its own name at start-up
+/// (the migration that made the names table published the peers' names).
+async fn publish_cell_name(db: &Db) -> anyhow::Result<()> {
+    db.write(|tx| match crate::cell::read_cell_config(tx)? {
+        Some(config) => crate::cell::store::publish_own_name(tx, &config.cell),
+        None => Ok(()),
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("publishing the cell's name: {e}"))
+}
+
 /// A cell set up before it had a CA or a WireGuard key gets them at start-up (the readers
 /// that need them do not write). A CA made for another scope than the cell's domain and
 /// subnets (an older picd's, with no name constraints) is re-issued here, audited.
 async fn ensure_ca(db: &Db, vault: &crate::vault::Vault) -> anyhow::Result<()> {
     use crate::vault::ca::{self, CaChange};
     let config = db
-        .call(|conn| crate::setup::store::read_cell_config(conn))
+        .call(|conn| crate::cell::read_cell_config(conn))
         .await
         .map_err(|e| anyhow::anyhow!("reading the cell's settings: {e}"))?;
     let Some(config) = config else {
         return Ok(());
     };
-    let scope = crate::setup::store::ca_scope(&config.cell);
+    let scope = crate::cell::ca_scope(&config.cell);
     let needed = {
         let scope = scope.clone();
         db.call(move |conn| ca::needs_change(conn, &scope))

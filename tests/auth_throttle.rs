@@ -260,3 +260,39 @@ async fn the_cookie_of_an_expired_session_does_not_block_a_login() {
     let resp = admin.get("/api/auth/me").await;
     expect_error(resp, StatusCode::UNAUTHORIZED, "session_expired").await;
 }
+
+#[tokio::test]
+async fn a_new_password_ends_the_device_cookies_issued_before_it() {
+    let (picd, _admin) = picd_with_admin().await;
+    let laptop = picd.client_from("127.0.0.2");
+    laptop.login_ok(ADMIN_USER, ADMIN_PASSWORD).await;
+    let old_device = laptop
+        .cookie_sent_to("/api/auth/login", DEVICE_COOKIE)
+        .expect("a device cookie");
+    let new_password = "a password nobody guessed before";
+    let resp = laptop
+        .post_with_csrf(
+            "/api/auth/change-password",
+            &json!({ "current_password": ADMIN_PASSWORD, "new_password": new_password }),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK, "{:?}", json_of(resp).await);
+
+    // Guesses from elsewhere lock the username out of new devices ...
+    for i in 3..3 + FAILURES_PER_USER {
+        let resp = picd
+            .client_from(&format!("127.0.0.{i}"))
+            .login(ADMIN_USER, WRONG_PASSWORD)
+            .await;
+        expect_error(resp, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    // ... and the cookie issued under the old password is no known device any more, on the
+    // laptop or copied elsewhere (a device that knew the old password is a stranger now).
+    let resp = laptop.login(ADMIN_USER, new_password).await;
+    expect_error(resp, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    let copy = picd.client_from("127.0.0.30");
+    copy.set_cookie("/api/auth", DEVICE_COOKIE, &old_device);
+    let resp = copy.login(ADMIN_USER, new_password).await;
+    expect_error(resp, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_no_internal_errors(&picd);
+}

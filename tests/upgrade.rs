@@ -183,6 +183,39 @@ async fn upgrade_from(version: &str) {
     let mx = kdig(dns, &format!("mail.{zone}"), "MX", &[]);
     assert_eq!(mx.data("MX"), [format!("10 {www}.")], "{}", mx.text);
 
+    // The peers' names (published by the migration that made the names table) and the
+    // cell's own name (published at start-up) answer in the internal view.
+    let (_, config) = admin.get_json("/api/config").await;
+    let domain = config["cell"]["domain"].as_str().unwrap();
+    let setting = |config: &str, key: &str| {
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split(['/', ',']).next())
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    for peer in manifest["peers"].as_array().unwrap() {
+        let name = format!("{}.{domain}", peer["name"].as_str().unwrap());
+        let address = setting(peer["config"].as_str().unwrap(), "Address = ");
+        let answer = kdig(dns, &name, "A", &[]);
+        assert_eq!(
+            answer.data("A"),
+            [address],
+            "{version}: {name}: {}",
+            answer.text
+        );
+    }
+    let cell_v4 = setting(manifest["peers"][0]["config"].as_str().unwrap(), "DNS = ");
+    let apex = kdig(dns, domain, "A", &[]);
+    assert_eq!(
+        apex.data("A"),
+        [cell_v4],
+        "{version}: {domain}: {}",
+        apex.text
+    );
+
     // The old leaf verifies against the CA that issued it, now retired, and its CRL; the
     // revoked one is refused by that CRL.
     let (_, cas) = admin.get_json("/api/vault/cas").await;

@@ -202,6 +202,70 @@ async fn disabling_or_deleting_a_peer_cuts_only_its_tunnel() {
     );
 }
 
+/// The cell's preshared key for a peer, as `wg` reads it from picd's interface.
+fn interface_psk(lab: &Lab, key: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.cell_ns,
+            "wg",
+            "show",
+            &lab.ifname,
+            "preshared-keys",
+        ])
+        .output()
+        .expect("wg show preshared-keys");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(key).map(|rest| rest.trim().to_string()))
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_peer_whose_preshared_key_changes_stays_on_the_interface() {
+    let mut lab = Lab::start(LabOptions::default()).await;
+    let admin = lab.admin().await;
+    let (a, client_a) = peer_on_tunnel(&mut lab, &admin, "anna").await;
+    let (_, client_b) = peer_on_tunnel(&mut lab, &admin, "bert").await;
+    let key_a = a["public_key"].as_str().unwrap().to_string();
+    let with_psk = interface_psk(&lab, &key_a);
+    assert!(
+        with_psk.len() == 44,
+        "anna starts with a preshared key: {with_psk:?}"
+    );
+
+    // The same public key with its preshared key taken away, then a new one given: the
+    // interface follows each change, and the client with the config picd serves reconnects.
+    for (psk, why) in [
+        (false, "without a preshared key"),
+        (true, "with a new preshared key"),
+    ] {
+        let updated = update_peer(&admin, "anna", json!({ "preshared_key": psk })).await;
+        assert_eq!(updated["public_key"], key_a.as_str(), "{updated}");
+        let on_interface = interface_psk(&lab, &key_a);
+        match psk {
+            false => assert_eq!(on_interface, "(none)", "{why}"),
+            true => assert!(
+                on_interface.len() == 44 && on_interface != with_psk,
+                "{why}: {on_interface:?}"
+            ),
+        }
+        let config = config_text(&admin, "/api/peers/anna/config").await;
+        let client = lab.reconfigure(&client_a, &config);
+        assert!(
+            lab.tunnel_works_within(&client, REHANDSHAKE),
+            "anna's tunnel {why} did not come back within {REHANDSHAKE:?}"
+        );
+        assert_works(&lab, &client_b, "bert's tunnel while anna's key changed");
+    }
+    assert!(
+        !lab.picd_log().contains("panicked"),
+        "picd panicked:\n{}",
+        lab.picd_log()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_peer_is_retired_by_the_reconcile() {
     let options = LabOptions {

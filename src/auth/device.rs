@@ -6,6 +6,9 @@
 //! the owner's own browser. A device that guesses is itself locked out like a username.
 //!
 //! The cookie grants nothing by itself (the password is still needed), so logout keeps it.
+//! The MAC also covers the user's stored password hash, so a new password (a reset, or the
+//! owner's own change) ends every device cookie issued before it: a device that knew the old
+//! password is a stranger again.
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,7 +31,7 @@ const LIFETIME_SECS: u64 = 365 * 24 * 3600;
 /// Longer cookie values are not ours and are not even decoded.
 const MAX_COOKIE_CHARS: usize = 128;
 /// Domain separation: this key signs nothing else, but a MAC should say what it is for.
-const CONTEXT: &[u8] = b"picd device cookie v1\0";
+const CONTEXT: &[u8] = b"picd device cookie v2\0";
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -66,11 +69,13 @@ impl DeviceCookies {
     }
 
     /// The nonce of the request's device cookie when it is valid for `username`.
+    /// `credential` is the user's stored password hash (empty for an unknown user).
     pub async fn recognise(
         &self,
         app: &AppState,
         headers: &HeaderMap,
         username: &str,
+        credential: &str,
     ) -> Result<Option<String>, ApiError> {
         let Some(value) = cookie_value(headers) else {
             return Ok(None);
@@ -83,15 +88,23 @@ impl DeviceCookies {
         };
         let key = self.key(app).await?;
         // verify_slice compares in constant time.
-        let valid = signer(key, username, nonce)?.verify_slice(&mac).is_ok();
+        let valid = signer(key, username, credential, nonce)?
+            .verify_slice(&mac)
+            .is_ok();
         Ok(valid.then(|| nonce.to_string()))
     }
 
     /// A new device cookie for `username`, as a Set-Cookie value.
-    pub async fn issue(&self, app: &AppState, username: &str) -> Result<HeaderValue, ApiError> {
+    pub async fn issue(
+        &self,
+        app: &AppState,
+        username: &str,
+        credential: &str,
+    ) -> Result<HeaderValue, ApiError> {
         let key = self.key(app).await?;
         let nonce = URL_SAFE_NO_PAD.encode(rand::random::<[u8; NONCE_BYTES]>());
-        let mac = URL_SAFE_NO_PAD.encode(signer(key, username, &nonce)?.finalize().into_bytes());
+        let mac = signer(key, username, credential, &nonce)?.finalize();
+        let mac = URL_SAFE_NO_PAD.encode(mac.into_bytes());
         // Sent to the login route only; Secure is added with the session cookie's (app.rs).
         let cookie = format!(
             "{DEVICE_COOKIE}={nonce}.{mac}; Path=/api/auth; Max-Age={LIFETIME_SECS}; HttpOnly; SameSite=Strict"
@@ -101,13 +114,20 @@ impl DeviceCookies {
     }
 }
 
-fn signer(key: &[u8], username: &str, nonce: &str) -> Result<HmacSha256, ApiError> {
+fn signer(
+    key: &[u8],
+    username: &str,
+    credential: &str,
+    nonce: &str,
+) -> Result<HmacSha256, ApiError> {
     // HMAC takes a key of any length, so this cannot fail; no panic in a handler all the same.
     let mut mac = HmacSha256::new_from_slice(key)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("device cookie key: {e}")))?;
     mac.update(CONTEXT);
-    mac.update(username.as_bytes());
-    mac.update(b"\0");
+    for part in [username, credential] {
+        mac.update(part.as_bytes());
+        mac.update(b"\0");
+    }
     mac.update(nonce.as_bytes());
     Ok(mac)
 }
@@ -129,14 +149,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_mac_binds_the_username_and_the_nonce() {
+    fn the_mac_binds_the_username_the_password_hash_and_the_nonce() {
         let key = [7u8; KEY_BYTES];
-        let sign = |key: &[u8], user: &str, nonce: &str| signer(key, user, nonce).unwrap();
-        let mac = sign(&key, "admin", "n1").finalize().into_bytes();
-        assert!(sign(&key, "admin", "n1").verify_slice(&mac).is_ok());
-        assert!(sign(&key, "admim", "n1").verify_slice(&mac).is_err());
-        assert!(sign(&key, "admin", "n2").verify_slice(&mac).is_err());
-        assert!(sign(&[8u8; KEY_BYTES], "admin", "n1")
+        let sign = |key: &[u8], user: &str, hash: &str, nonce: &str| {
+            signer(key, user, hash, nonce).unwrap()
+        };
+        let mac = sign(&key, "admin", "$argon2id$h1", "n1")
+            .finalize()
+            .into_bytes();
+        assert!(sign(&key, "admin", "$argon2id$h1", "n1")
+            .verify_slice(&mac)
+            .is_ok());
+        for (user, hash, nonce) in [
+            ("admim", "$argon2id$h1", "n1"),
+            ("admin", "$argon2id$h2", "n1"),
+            ("admin", "$argon2id$h1", "n2"),
+            // The separators keep the parts apart.
+            ("admin$argon2id$h1", "", "n1"),
+        ] {
+            assert!(sign(&key, user, hash, nonce).verify_slice(&mac).is_err());
+        }
+        assert!(sign(&[8u8; KEY_BYTES], "admin", "$argon2id$h1", "n1")
             .verify_slice(&mac)
             .is_err());
     }

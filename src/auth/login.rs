@@ -47,9 +47,11 @@ pub async fn login(
             .refuse(&app.db, "user", "", detail, ApiError::InvalidCredentials)
             .await);
     }
+    let found = find(&app, &username).await?;
+    let credential = found.as_ref().map_or("", |(_, hash)| hash.as_str());
     let device = app
         .device_cookies
-        .recognise(&app, &headers, &username)
+        .recognise(&app, &headers, &username, credential)
         .await?;
     detail["known_device"] = json!(device.is_some());
     let subject = match &device {
@@ -63,7 +65,8 @@ pub async fn login(
             return Err(audit.refuse(&app.db, "user", "", detail, err).await);
         }
     };
-    let verified = verify(&app, &username, body.password).await;
+    let credential = credential.to_string();
+    let verified = verify(found, body.password).await;
     let user = match verified {
         Ok(Some(user)) => user,
         Ok(None) => {
@@ -81,7 +84,11 @@ pub async fn login(
     app.throttle.succeeded(reservation);
     let new_device = match device {
         Some(_) => None,
-        None => Some(app.device_cookies.issue(&app, &user.username).await?),
+        None => Some(
+            app.device_cookies
+                .issue(&app, &user.username, &credential)
+                .await?,
+        ),
     };
     let csrf = super::start_session(&session, &user.id).await?;
     audit.set_actor(user.username.clone());
@@ -101,18 +108,20 @@ pub async fn login(
     Ok(response)
 }
 
+/// The user called `username` and their stored password hash.
+async fn find(app: &AppState, username: &str) -> ApiResult<Option<(store::User, String)>> {
+    let name = username.to_string();
+    app.db
+        .call(move |conn| Ok(store::find_with_hash(conn, &name)?))
+        .await
+}
+
 /// The user when `password` is theirs. An unknown username costs a verification too, so the
 /// answer takes as long as for a wrong password.
 async fn verify(
-    app: &AppState,
-    username: &str,
+    found: Option<(store::User, String)>,
     password: String,
 ) -> ApiResult<Option<store::User>> {
-    let name = username.to_string();
-    let found = app
-        .db
-        .call(move |conn| Ok(store::find_with_hash(conn, &name)?))
-        .await?;
     let (user, hash) = found.unzip();
     let verified = password::verify(password, hash).await?;
     Ok(user.filter(|_| verified))
@@ -127,7 +136,12 @@ pub async fn verify_current_password(
     username: &str,
     current: String,
 ) -> ApiResult<bool> {
-    let device = app.device_cookies.recognise(app, headers, username).await?;
+    let found = find(app, username).await?;
+    let credential = found.as_ref().map_or("", |(_, hash)| hash.as_str());
+    let device = app
+        .device_cookies
+        .recognise(app, headers, username, credential)
+        .await?;
     let subject = match &device {
         Some(nonce) => Subject::Device(nonce),
         None => Subject::User(username),
@@ -139,7 +153,7 @@ pub async fn verify_current_password(
     if current.len() > password::MAX_PASSWORD_BYTES {
         return Ok(false);
     }
-    match verify(app, username, current).await {
+    match verify(found, current).await {
         Ok(Some(_)) => {
             app.throttle.succeeded(reservation);
             Ok(true)

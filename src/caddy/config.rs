@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 
 use super::admin::{AdminAddress, SOCKET_ORIGIN};
 use super::tls_files::TlsPaths;
+use crate::cell::tls::{TlsMode, TlsSettings};
 use crate::config::Settings;
-use crate::setup::tls::{TlsMode, TlsSettings};
 
 /// One site: a host name and the backend it is proxied to (`host:port`, or Caddy's
 /// `unix//PATH` for picd's own socket).

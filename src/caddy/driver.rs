@@ -11,11 +11,11 @@ use super::admin::{self, AdminAddress};
 use super::config::{self, Site};
 use super::store;
 use super::tls_files::{self, TlsPaths};
+use crate::cell::tls::{TlsMode, TlsSettings};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::driver::{Driver, DriverError, DriverState, SubsystemStatus};
 use crate::error::ApiError;
-use crate::setup::tls::{TlsMode, TlsSettings};
 use crate::vault::Vault;
 
 const NAME: &str = "caddy";
@@ -48,11 +48,11 @@ fn picd_upstream(settings: &Settings) -> String {
 
 /// The sites Caddy should serve: the cell's domain first, then the extra routes.
 pub fn desired_sites(conn: &Connection, settings: &Settings) -> Result<Vec<Site>, ApiError> {
-    let Some(config) = crate::setup::store::read_cell_config(conn)? else {
+    let Some(config) = crate::cell::read_cell_config(conn)? else {
         return Ok(Vec::new());
     };
     let mut sites = vec![Site {
-        host: config.cell.domain.clone(),
+        host: config.cell.domain.to_string(),
         upstream: picd_upstream(settings),
     }];
     sites.extend(store::routes(conn)?);
@@ -61,7 +61,7 @@ pub fn desired_sites(conn: &Connection, settings: &Settings) -> Result<Vec<Site>
 
 /// How Caddy gets its certificates, as the wizard or /api/config set it.
 pub fn tls_settings(conn: &Connection) -> Result<TlsSettings, ApiError> {
-    Ok(crate::setup::store::read_cell_config(conn)?
+    Ok(crate::cell::read_cell_config(conn)?
         .map(|c| c.tls)
         .unwrap_or_default())
 }

@@ -12,8 +12,8 @@ use super::config::Site;
 use super::store;
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
+use crate::cell::tls::{TlsMode, LETS_ENCRYPT};
 use crate::error::{ApiError, ApiResult, Json, Path};
-use crate::setup::tls::{TlsMode, LETS_ENCRYPT};
 use crate::state::AppState;
 
 /// The certificate the cell's domain is served with. Internal mode: the one picd issued
@@ -28,7 +28,7 @@ pub async fn cert_status(_admin: AdminUser, State(app): State<AppState>) -> ApiR
                     [],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 ))?;
-            Ok((crate::setup::store::read_cell_config(conn)?, cert))
+            Ok((crate::cell::read_cell_config(conn)?, cert))
         })
         .await?;
     let config = config.ok_or_else(|| ApiError::not_found("cell config"))?;
@@ -129,7 +129,7 @@ pub struct NewRoute {
 
 fn validate(body: &NewRoute) -> Result<Site, ApiError> {
     let mut fields = Vec::new();
-    let host = crate::setup::validate::domain_name(body.host.trim())
+    let host = crate::cell::domain_name(body.host.trim())
         .map_err(|m| fields.push(("host".to_string(), m)))
         .ok();
     let upstream = body.upstream.trim();

@@ -41,8 +41,13 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
     (
         10,
+        "dns_names",
+        include_str!("../../migrations/0010_dns_names.sql"),
+    ),
+    (
+        11,
         "routing",
-        include_str!("../../migrations/0010_routing.sql"),
+        include_str!("../../migrations/0011_routing.sql"),
     ),
 ];
 

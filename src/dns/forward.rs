@@ -20,6 +20,8 @@ const MAX_TTL: u32 = 86_400;
 const MAX_NEGATIVE_TTL: u32 = 10_800;
 /// Entries kept at most; when full, expired entries go first, then the oldest.
 const MAX_ENTRIES: usize = 10_000;
+/// How many of the oldest entries a full cache drops at once.
+const EVICT_BATCH: usize = MAX_ENTRIES / 8;
 
 type Key = (LowerName, RecordType, DNSClass);
 
@@ -119,16 +121,7 @@ impl Forwarder {
         };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= MAX_ENTRIES {
-            cache.retain(|_, e| e.stored.elapsed().as_secs() < u64::from(e.ttl));
-            if cache.len() >= MAX_ENTRIES {
-                if let Some(oldest) = cache
-                    .iter()
-                    .min_by_key(|(_, e)| e.stored)
-                    .map(|(k, _)| k.clone())
-                {
-                    cache.remove(&oldest);
-                }
-            }
+            evict(&mut cache);
         }
         cache.insert(
             key(query),
@@ -289,4 +282,21 @@ impl Drop for Asking<'_> {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Makes room in a full cache: what has expired goes, then, if that freed less than a batch,
+/// the oldest down to a batch below the bound. A scan of the whole cache runs once per
+/// `EVICT_BATCH` inserts: dropping one entry per insert made every forward of a flood of
+/// distinct names scan all of it under the cache lock (2,600 forwards/s at most).
+fn evict(cache: &mut HashMap<Key, Entry>) {
+    cache.retain(|_, e| e.stored.elapsed().as_secs() < u64::from(e.ttl));
+    let keep = MAX_ENTRIES - EVICT_BATCH;
+    if cache.len() <= keep {
+        return;
+    }
+    let mut ages: Vec<Instant> = cache.values().map(|e| e.stored).collect();
+    let excess = ages.len() - keep;
+    let (_, cutoff, _) = ages.select_nth_unstable(excess - 1);
+    let cutoff = *cutoff;
+    cache.retain(|_, e| e.stored > cutoff);
 }

@@ -16,7 +16,7 @@ pub const MAX_TTL: u32 = 604_800;
 /// A zone name from a path or body: lowercase, absolute.
 pub fn zone_name(text: &str) -> Result<String, ApiError> {
     let trimmed = text.trim().trim_end_matches('.').to_ascii_lowercase();
-    crate::setup::validate::domain_name(&trimmed).map_err(|m| ApiError::invalid("zone", m))?;
+    crate::cell::domain_name(&trimmed).map_err(|m| ApiError::invalid("zone", m))?;
     Ok(format!("{trimmed}."))
 }
 

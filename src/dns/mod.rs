@@ -3,6 +3,7 @@
 //! upstream resolvers. Zones and records live in SQLite; the server answers from an in-memory
 //! snapshot that is rebuilt and swapped atomically after every change.
 
+pub mod acme_routes;
 pub mod answer;
 pub mod cache;
 pub mod driver;
@@ -12,8 +13,10 @@ mod index;
 mod input;
 pub mod limits;
 mod marker;
+pub mod names;
 pub mod routes;
 mod rrl;
+pub mod secondary_routes;
 pub mod server;
 pub mod snapshot;
 pub mod standalone;
@@ -22,6 +25,7 @@ pub mod store;
 pub mod tools;
 pub mod transfer;
 pub mod tsig;
+mod tsig_answer;
 pub mod tsig_routes;
 mod udp;
 mod upstream;

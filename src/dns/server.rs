@@ -179,6 +179,16 @@ async fn serve_tcp_connection(
             continue;
         }
         let peer = super::view::tcp_is_peer(&snapshot, client, local, &shared.wireguard_interface);
+        if super::tsig_answer::carries_tsig(&buf) {
+            match super::tsig_answer::answer(&snapshot, &buf, client, peer, Transport::Tcp) {
+                Some(Some(reply)) => {
+                    send(shared, &mut stream, &reply).await?;
+                    continue;
+                }
+                Some(None) => return Ok(()),
+                None => {}
+            }
+        }
         let reply = match answer::handle(&snapshot, &buf, peer, Transport::Tcp) {
             Outcome::Reply(bytes) => bytes,
             Outcome::Forward(query) => {

@@ -9,10 +9,11 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use ipnet::IpNet;
 use rusqlite::Connection;
 
+use super::names::{self, NameView, PublishedName};
 use super::store::{self, ZoneRow};
 use super::zone::{View, Zone};
+use crate::cell::CellSettings;
 use crate::error::ApiError;
-use crate::setup::validate::CellSettings;
 
 pub use super::zone::Snapshot;
 
@@ -77,11 +78,34 @@ fn address_record(name: &Name, ttl: u32, ip: IpAddr) -> Record {
     }
 }
 
+/// Serves the names published for `view` under the cell's zone, each replacing whatever
+/// addresses the zone's records gave that name.
+fn publish_names(
+    zone: &mut Zone,
+    origin: &Name,
+    names: &[PublishedName],
+    view: NameView,
+    ttl: u32,
+) {
+    for published in names.iter().filter(|n| n.view == view) {
+        let name = if published.name == names::APEX {
+            origin.clone()
+        } else {
+            match name_under(origin, &published.name) {
+                Ok(name) => name,
+                Err(_) => continue,
+            }
+        };
+        zone.replace_addresses(&name, &published.addresses, ttl);
+    }
+}
+
 /// Builds the snapshot from the store: every zone's public records for the world; for peers
-/// (when split horizon is on) also the internal records, the peers' names and the cell's own
-/// name at its WireGuard addresses.
+/// (when split horizon is on) also the internal records and the names other domains published
+/// for them (`names`: the peers' names, the cell's own name at its WireGuard addresses).
 pub fn build(conn: &Connection) -> Result<Snapshot, ApiError> {
-    let config = crate::setup::store::read_cell_config(conn)?;
+    let config = crate::cell::read_cell_config(conn)?;
+    let names = names::list(conn)?;
     let mut world_zones = Vec::new();
     let mut peer_zones = Vec::new();
     for zone in store::zones(conn)? {
@@ -124,24 +148,28 @@ pub fn build(conn: &Connection) -> Result<Snapshot, ApiError> {
                 }
             }
         }
+        if is_cell_zone {
+            publish_names(
+                &mut world,
+                &origin,
+                &names,
+                NameView::Public,
+                zone.default_ttl,
+            );
+        }
         let mut peers = world.clone();
         if config.as_ref().is_some_and(|c| c.dns.split_horizon) {
             for record in internal {
                 peers.insert(record);
             }
-            if let (true, Some(config)) = (is_cell_zone, &config) {
-                let (v4, v6) = crate::wireguard::cell_addresses(&config.cell);
-                peers.replace_addresses(&origin, &[v4, v6], zone.default_ttl);
-                for peer in crate::peers::store::list(conn)? {
-                    let Ok(name) = name_under(&origin, &peer.name) else {
-                        continue;
-                    };
-                    let addrs: Vec<IpAddr> = [&peer.address_v4, &peer.address_v6]
-                        .iter()
-                        .filter_map(|a| a.parse().ok())
-                        .collect();
-                    peers.replace_addresses(&name, &addrs, zone.default_ttl);
-                }
+            if is_cell_zone {
+                publish_names(
+                    &mut peers,
+                    &origin,
+                    &names,
+                    NameView::Internal,
+                    zone.default_ttl,
+                );
             }
         }
         world_zones.push(world);

@@ -148,7 +148,7 @@ pub fn cell_zone_missing(conn: &Connection) -> Result<bool, ApiError> {
 
 /// The name of the cell's zone once it has a domain, and whether that zone exists.
 fn cell_zone(conn: &Connection) -> Result<Option<(String, bool)>, ApiError> {
-    let Some(config) = crate::setup::store::read_cell_config(conn)? else {
+    let Some(config) = crate::cell::read_cell_config(conn)? else {
         return Ok(None);
     };
     let name = format!("{}.", config.cell.domain);

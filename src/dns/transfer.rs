@@ -57,7 +57,7 @@ pub fn answer(snapshot: &Snapshot, bytes: &[u8], client: IpAddr) -> Option<Vec<V
 
 /// NOTAUTH, with the TSIG record RFC 8945 asks for: unsigned for BADKEY and BADSIG, signed
 /// for BADTIME, none for a request that should have been signed and was not.
-fn refuse(mut response: Message, refusal: Option<Refusal>) -> Option<Vec<u8>> {
+pub(super) fn refuse(mut response: Message, refusal: Option<Refusal>) -> Option<Vec<u8>> {
     response.metadata.response_code = ResponseCode::NotAuth;
     match refusal {
         None => response.to_vec().ok(),

@@ -1,9 +1,11 @@
 //! TSIG (RFC 8945, hmac-sha256) for zone transfers and NOTIFY: the keys (names in SQLite,
 //! secrets in the vault), which secondary must use which key, checking a signed transfer
-//! request and signing the messages that answer it.
+//! request (a transfer's or any other query's, see `tsig_answer`) and signing the messages
+//! that answer it, refusing a signed request seen before.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, OnceLock};
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::rdata::tsig::{make_tsig_record, TsigAlgorithm, TsigError, TSIG};
@@ -254,7 +256,40 @@ pub fn check(keys: &TransferKeys, query: &Message, bytes: &[u8], client: IpAddr)
     if !window.contains(&now) && window.end != now {
         return Check::Refused(Some(Refusal::BadTime(responder)));
     }
+    if !first_sight(&tsig.name, &tsig.data.mac, signed_at, now) {
+        // RFC 8945 5.2.3: a request signed in the window is valid for the whole window, so a
+        // captured one could be sent again; it is refused as BADTIME like a stale one.
+        return Check::Refused(Some(Refusal::BadTime(responder)));
+    }
     Check::Signed(responder)
+}
+
+/// Signed requests remembered at most; only correctly signed ones are remembered, so only a
+/// key holder can fill it.
+const SEEN_MAX: usize = 16_384;
+
+/// (key name, MAC) of the signed requests accepted, each until its time window closes.
+type Seen = HashMap<(Name, Vec<u8>), u64>;
+
+/// Whether this (key, MAC) is new within its window; remembers it. One table for the whole
+/// process: answers come from several UDP threads and the TCP tasks, and a replay must be
+/// caught whichever of them it reaches.
+fn first_sight(key: &Name, mac: &[u8], signed_at: u64, now: u64) -> bool {
+    static SEEN: OnceLock<Mutex<Seen>> = OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if seen.len() >= SEEN_MAX {
+        seen.retain(|_, until| *until >= now);
+        if seen.len() >= SEEN_MAX {
+            // Full of live entries: refusing is safe (the key holder retries later), while
+            // forgetting would let a replay through.
+            return false;
+        }
+    }
+    let until = signed_at + u64::from(FUDGE);
+    seen.insert((key.clone(), mac.to_vec()), until).is_none()
 }
 
 /// Signs the messages of one answer in order: the first over the request's MAC and the full

@@ -67,20 +67,52 @@ pub fn serve(shared: &Arc<Shared>, socket: UdpSocket) {
             let peer = interfaces.is_peer(client.ip(), batch.interfaces[i]);
             let query = &batch.buffers[i][..batch.lengths[i]];
             let reply = &mut batch.replies[batch.destinations.len()];
-            let ready = match cache.answer(&snapshot, query, peer, reply) {
-                Udp::Reply if peer => true,
-                Udp::Reply => match rrl.as_mut() {
-                    None => true,
-                    Some(rrl) => limit(rrl, &shared.stats, client, query, reply),
-                },
-                Udp::Forward(query) => forward(shared, &socket, &snapshot, query, client, reply),
-                Udp::Drop => false,
+            let signed = super::tsig_answer::carries_tsig(query)
+                .then(|| {
+                    super::tsig_answer::answer(&snapshot, query, client.ip(), peer, Transport::Udp)
+                })
+                .flatten();
+            let ready = match signed {
+                // Signed and checked: its answer (signed, or the TSIG refusal) goes out.
+                Some(Some(bytes)) => {
+                    *reply = bytes;
+                    true
+                }
+                Some(None) => false,
+                None => answer_unsigned(
+                    shared, &socket, &snapshot, &mut cache, &mut rrl, query, peer, client, reply,
+                ),
             };
             if ready {
                 batch.destinations.push(SocketAddrAny::from(client));
             }
         }
         batch.send(&socket);
+    }
+}
+
+/// The usual path: the answer cache, RRL for the world, forwards for peers; whether `reply`
+/// goes out.
+#[allow(clippy::too_many_arguments)]
+fn answer_unsigned(
+    shared: &Arc<Shared>,
+    socket: &Arc<UdpSocket>,
+    snapshot: &Arc<Snapshot>,
+    cache: &mut AnswerCache,
+    rrl: &mut Option<RateLimiter>,
+    query: &[u8],
+    peer: bool,
+    client: SocketAddr,
+    reply: &mut Vec<u8>,
+) -> bool {
+    match cache.answer(snapshot, query, peer, reply) {
+        Udp::Reply if peer => true,
+        Udp::Reply => match rrl.as_mut() {
+            None => true,
+            Some(rrl) => limit(rrl, &shared.stats, client, query, reply),
+        },
+        Udp::Forward(query) => forward(shared, socket, snapshot, query, client, reply),
+        Udp::Drop => false,
     }
 }
 

@@ -20,7 +20,7 @@ pub async fn health(State(app): State<AppState>) -> ApiResult<Json<Value>> {
 pub async fn status(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
     let config = app
         .db
-        .call(|conn| crate::setup::store::read_cell_config(conn))
+        .call(|conn| crate::cell::read_cell_config(conn))
         .await?;
     let subsystems = app.drivers.statuses().await;
     Ok(Json(json!({

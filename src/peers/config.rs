@@ -17,7 +17,7 @@ const QUIET_ZONE: usize = 4;
 /// The wg-quick file for a peer. Peers that brought their own key get a file without a
 /// private key: only their device has it.
 pub fn render(conn: &Connection, vault: &Vault, peer: &PeerRecord) -> Result<String, ApiError> {
-    let cell = crate::setup::store::read_cell_config(conn)?
+    let cell = crate::cell::read_cell_config(conn)?
         .ok_or_else(|| ApiError::not_found("cell config"))?
         .cell;
     let server_key = crate::wireguard::server_public_key(conn)?

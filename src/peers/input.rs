@@ -5,7 +5,8 @@
 use ipnet::IpNet;
 use serde_json::{Map, Value};
 
-use crate::setup::validate::{dns_label, CellSettings, Problems};
+use crate::cell::{dns_label, CellSettings};
+use crate::validation::Problems;
 
 pub const MAX_KEEPALIVE: u64 = 3600;
 pub const DEFAULT_KEEPALIVE: u16 = 25;

@@ -13,8 +13,8 @@ use super::QrQuery;
 use crate::audit::AuditCtx;
 use crate::auth::{password, store as users, AdminUser, Role};
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
-use crate::setup::validate::{object, Problems};
 use crate::state::AppState;
+use crate::validation::{object, Problems};
 
 const CREATE_FIELDS: &[&str] = &[
     "name",
@@ -178,7 +178,7 @@ pub async fn create(
         .transact(&app.db, move |tx, entry| {
             entry.target_type = "peer".into();
             entry.target_id = name.clone();
-            let cell = crate::setup::store::read_cell_config(tx)?
+            let cell = crate::cell::read_cell_config(tx)?
                 .ok_or_else(|| ApiError::not_found("cell config"))?
                 .cell;
             if store::get(tx, &name)?.is_some() {
@@ -265,7 +265,7 @@ pub async fn update(
             entry.target_id = name.clone();
             let mut peer = store::require(tx, &name)?;
             let old_key = peer.public_key.clone();
-            let cell = crate::setup::store::read_cell_config(tx)?
+            let cell = crate::cell::read_cell_config(tx)?
                 .ok_or_else(|| ApiError::not_found("cell config"))?
                 .cell;
             if let Field::Set(key) = &public_key {

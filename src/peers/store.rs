@@ -9,6 +9,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::db::conflict_on_unique;
+use crate::dns::names::NameView;
 use crate::error::ApiError;
 use crate::vault::Vault;
 use crate::wireguard::{parse_key, DesiredPeer};
@@ -104,6 +105,9 @@ pub fn user_id(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>
     .map(Option::flatten)
 }
 
+/// The owner of the peers' names in DNS (`<peer>.<cell domain>`).
+const NAME_OWNER: &str = "peers";
+
 pub fn insert(conn: &Connection, peer: &PeerRecord) -> Result<(), ApiError> {
     conn.execute(
         "INSERT INTO peers (name, public_key, key_source, has_preshared_key, address_v4, address_v6, tunnel,
@@ -130,7 +134,11 @@ pub fn insert(conn: &Connection, peer: &PeerRecord) -> Result<(), ApiError> {
         }
         other => other,
     })?;
-    Ok(())
+    let addresses: Vec<std::net::IpAddr> = [&peer.address_v4, &peer.address_v6]
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    crate::dns::names::publish(conn, NAME_OWNER, &peer.name, NameView::Internal, &addresses)
 }
 
 /// Writes the mutable fields of a peer.
@@ -167,8 +175,10 @@ pub fn set_user(conn: &Connection, name: &str, user_id: &str) -> rusqlite::Resul
     )
 }
 
-pub fn delete(conn: &Connection, name: &str) -> rusqlite::Result<usize> {
-    conn.execute("DELETE FROM peers WHERE name = ?1", [name])
+pub fn delete(conn: &Connection, name: &str) -> Result<usize, ApiError> {
+    let removed = conn.execute("DELETE FROM peers WHERE name = ?1", [name])?;
+    crate::dns::names::withdraw(conn, NAME_OWNER, name)?;
+    Ok(removed)
 }
 
 /// The lowest free IPv4 and IPv6 host addresses, skipping the network address, the cell's own

@@ -78,7 +78,7 @@ impl RoutingDriver {
         let desired = db
             .call(move |conn| {
                 let now = crate::time::now();
-                let config = crate::setup::store::read_cell_config(conn)?;
+                let config = crate::cell::store::read_cell_config(conn)?;
                 Ok(Desired {
                     rules: store::list_rules(conn)?,
                     entries: store::list_ip_entries(conn, None, &crate::time::format_rfc3339(now))?,

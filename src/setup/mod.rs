@@ -5,11 +5,9 @@
 
 pub mod answers;
 pub mod claim;
-pub mod config_routes;
 pub mod gate;
 pub mod routes;
 pub mod store;
 pub mod throttle;
-pub mod tls;
 pub mod token;
 pub mod validate;

@@ -131,18 +131,22 @@ pub(crate) async fn validated_step(
             Ok(detail)
         }
         Step::Cell => {
-            let cell = validate::cell_step(data, "")?;
+            let cell = crate::cell::settings::cell_step(data, "")?;
             let detail = json!({ "name": cell.name, "domain": cell.domain });
             draft.cell = Some(cell);
             Ok(detail)
         }
         Step::Dns => {
-            draft.dns = Some(validate::dns_step(data, "", own_dns_listeners)?);
+            draft.dns = Some(crate::cell::dns_settings::dns_step(
+                data,
+                "",
+                own_dns_listeners,
+            )?);
             Ok(json!({}))
         }
         Step::Tls => {
             let domain = draft.cell.as_ref().map(|c| c.domain.as_str());
-            let tls = super::tls::tls_step(data, "", domain)?;
+            let tls = crate::cell::tls::tls_step(data, "", domain)?;
             let detail = json!({ "mode": tls.mode });
             draft.tls = Some(tls);
             Ok(detail)
@@ -166,8 +170,8 @@ pub async fn post_step(
     if state.completed_at.is_some() {
         return Err(refuse(already_complete()).await);
     }
-    let mut problems = validate::Problems::default();
-    let Some(map) = validate::object(&body, &["step", "data"], &mut problems, "") else {
+    let mut problems = crate::validation::Problems::default();
+    let Some(map) = crate::validation::object(&body, &["step", "data"], &mut problems, "") else {
         return Err(refuse(problems.into_error("")).await);
     };
     // An unknown key (a typo such as "date" for "data") must be refused, not ignored.

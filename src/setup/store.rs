@@ -1,11 +1,11 @@
 //! Where the wizard stands, its draft, and the cell's settings once it has completed.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
-use super::tls::{TlsMode, TlsSettings};
-use super::validate::{CellSettings, DnsSettings};
 use crate::auth::store::{self as users, Role, User};
+use crate::cell::{ca_scope, write_cell_config, TlsSettings};
+use crate::cell::{CellSettings, DnsSettings};
 use crate::error::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -159,7 +159,8 @@ pub fn complete(
     };
     // A TLS step from before the domain was changed is checked against the final domain.
     let tls = draft.tls.clone().unwrap_or_default();
-    super::tls::fits_domain(&tls, &cell.domain).map_err(|m| ApiError::invalid("tls.mode", m))?;
+    crate::cell::tls::fits_domain(&tls, &cell.domain)
+        .map_err(|m| ApiError::invalid("tls.mode", m))?;
     let user = users::create(conn, &admin.username, Role::Admin, &admin.password_hash)?;
     write_cell_config(conn, cell, dns, &tls)?;
     crate::vault::ca::ensure_ca(conn, vault, &cell.name, &ca_scope(cell))?;
@@ -173,93 +174,4 @@ pub fn complete(
         [crate::time::now_rfc3339()],
     )?;
     Ok(user)
-}
-
-/// What the cell's CA may vouch for: the cell's domain and subnets.
-pub fn ca_scope(cell: &CellSettings) -> crate::vault::ca::CaScope {
-    crate::vault::ca::CaScope::new(&cell.domain, cell.subnet_v4, cell.subnet_v6)
-}
-
-/// The cell's settings as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CellConfig {
-    pub cell: CellSettings,
-    pub dns: DnsSettings,
-    pub tls: TlsSettings,
-    pub updated_at: String,
-}
-
-pub fn write_cell_config(
-    conn: &Connection,
-    cell: &CellSettings,
-    dns: &DnsSettings,
-    tls: &TlsSettings,
-) -> Result<(), ApiError> {
-    let upstreams =
-        serde_json::to_string(&dns.upstreams).map_err(|e| ApiError::Internal(e.into()))?;
-    conn.prepare_cached(
-        "INSERT INTO cell_config (id, name, domain, public_endpoint, wireguard_port, subnet_v4, subnet_v6,
-                                  dns_upstreams, split_horizon, updated_at, tls_mode, acme_email, acme_ca)
-         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-         ON CONFLICT(id) DO UPDATE SET name = ?1, domain = ?2, public_endpoint = ?3, wireguard_port = ?4,
-             subnet_v4 = ?5, subnet_v6 = ?6, dns_upstreams = ?7, split_horizon = ?8, updated_at = ?9,
-             tls_mode = ?10, acme_email = ?11, acme_ca = ?12",
-    )?
-    .execute(params![
-            cell.name,
-            cell.domain,
-            cell.public_endpoint,
-            cell.wireguard_port,
-            cell.subnet_v4.to_string(),
-            cell.subnet_v6.to_string(),
-            upstreams,
-            dns.split_horizon,
-            crate::time::now_rfc3339(),
-            tls.mode.as_str(),
-            tls.acme_email,
-            tls.acme_ca
-    ])?;
-    Ok(())
-}
-
-pub fn read_cell_config(conn: &Connection) -> Result<Option<CellConfig>, ApiError> {
-    let corrupt = |i: usize, what: &str| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("stored cell config: bad {what}").into(),
-        )
-    };
-    let config = conn
-        .prepare_cached(
-            "SELECT name, domain, public_endpoint, wireguard_port, subnet_v4, subnet_v6, dns_upstreams,
-                    split_horizon, updated_at, tls_mode, acme_email, acme_ca
-             FROM cell_config WHERE id = 1",
-        )?
-        .query_row([], |r| {
-                let text = |i: usize| r.get::<_, String>(i);
-                Ok(CellConfig {
-                    cell: CellSettings {
-                        name: text(0)?,
-                        domain: text(1)?,
-                        public_endpoint: text(2)?,
-                        wireguard_port: r.get(3)?,
-                        subnet_v4: text(4)?.parse().map_err(|_| corrupt(4, "subnet_v4"))?,
-                        subnet_v6: text(5)?.parse().map_err(|_| corrupt(5, "subnet_v6"))?,
-                    },
-                    dns: DnsSettings {
-                        upstreams: serde_json::from_str(&text(6)?)
-                            .map_err(|_| corrupt(6, "dns_upstreams"))?,
-                        split_horizon: r.get(7)?,
-                    },
-                    updated_at: text(8)?,
-                    tls: TlsSettings {
-                        mode: TlsMode::parse(&text(9)?).ok_or_else(|| corrupt(9, "tls_mode"))?,
-                        acme_email: text(10)?,
-                        acme_ca: text(11)?,
-                    },
-                })
-            })
-        .optional()?;
-    Ok(config)
 }

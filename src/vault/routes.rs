@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use super::{ca, store};
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
+use crate::cell::{dns_label, domain_name};
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
-use crate::setup::validate::{dns_label, domain_name};
 use crate::state::AppState;
 
 const MAX_SANS: usize = 100;

@@ -108,6 +108,24 @@ fn matches(current: &Peer, desired: &DesiredPeer) -> bool {
     a == b && current.preshared_key == desired.preshared_key
 }
 
+/// Adds `desired` to the interface, or brings the entry there (`current`) in line with it.
+/// The userspace device cannot change a peer in place (boringtun asserts on it, which would
+/// take the interface's configuration thread down), so a changed peer is removed and added
+/// again there; the kernel changes it in place and keeps its session.
+fn set_peer(
+    api: &dyn WireguardInterfaceApi,
+    mode: Mode,
+    current: Option<&Peer>,
+    desired: &DesiredPeer,
+) -> Result<(), defguard_wireguard_rs::error::WireguardInterfaceError> {
+    match current {
+        Some(current) if matches(current, desired) => return Ok(()),
+        Some(_) if mode == Mode::Userspace => api.remove_peer(&desired.public_key)?,
+        _ => {}
+    }
+    api.configure_peer(&to_peer(desired))
+}
+
 fn wg_error(e: impl std::fmt::Display) -> DriverError {
     DriverError::Failed(NAME, e.to_string())
 }
@@ -183,10 +201,7 @@ impl WireGuardDriver {
             }
         }
         for peer in &desired.peers {
-            match host.peers.get(&peer.public_key) {
-                Some(current) if matches(current, peer) => {}
-                _ => api.configure_peer(&to_peer(peer)).map_err(wg_error)?,
-            }
+            set_peer(api, mode, host.peers.get(&peer.public_key), peer).map_err(wg_error)?;
         }
         Ok(())
     }
@@ -194,9 +209,9 @@ impl WireGuardDriver {
     /// The fast path after one peer changed: remove its old key (if it had another one) and
     /// apply its desired entry, without reading the whole interface.
     pub async fn apply_peer(&self, name: &str, old_key: Option<String>) {
-        if self.mode.is_err() {
+        let Ok(mode) = self.mode else {
             return;
-        }
+        };
         let (db, vault, inner, name) = (
             self.db.clone(),
             self.vault.clone(),
@@ -222,8 +237,12 @@ impl WireGuardDriver {
             }
             let result = match desired {
                 Some(peer) => api
-                    .configure_peer(&to_peer(&peer))
-                    .map_err(|e| e.to_string()),
+                    .read_interface_data()
+                    .map_err(|e| e.to_string())
+                    .and_then(|host| {
+                        set_peer(api, mode, host.peers.get(&peer.public_key), &peer)
+                            .map_err(|e| e.to_string())
+                    }),
                 None => Ok(()),
             };
             guard.last_error = result.as_ref().err().cloned();

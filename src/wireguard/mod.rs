@@ -84,15 +84,13 @@ pub fn parse_key(text: &str) -> Option<Key> {
 }
 
 /// The cell's own address in each of its subnets: the first host.
-pub fn cell_addresses(cell: &crate::setup::validate::CellSettings) -> (IpAddr, IpAddr) {
-    let v4 = u32::from(cell.subnet_v4.network()) + 1;
-    let v6 = u128::from(cell.subnet_v6.network()) + 1;
-    (IpAddr::V4(v4.into()), IpAddr::V6(v6.into()))
+pub fn cell_addresses(cell: &crate::cell::CellSettings) -> (IpAddr, IpAddr) {
+    cell.own_addresses()
 }
 
 /// Reads the desired state: None until setup has completed.
 pub fn desired(conn: &Connection, vault: &Vault) -> Result<Option<Desired>, ApiError> {
-    let Some(config) = crate::setup::store::read_cell_config(conn)? else {
+    let Some(config) = crate::cell::read_cell_config(conn)? else {
         return Ok(None);
     };
     // The key is made at setup (or at start-up for an older cell), never here: this is a read.

@@ -354,8 +354,41 @@ impl Lab {
         client
     }
 
+    /// Gives a running client the keys and peer of a new config picd served (as a user who
+    /// imports the updated config into the same app); addresses and routes stay.
+    pub fn reconfigure(&self, client: &WgClient, config_text: &str) -> WgClient {
+        let config = parse_wg_config(config_text);
+        run(&format!(
+            "ip netns exec {} wg set {} peer {} remove",
+            client.ns, client.ifname, client.config.public_key
+        ));
+        let client = WgClient {
+            config,
+            ..client.clone()
+        };
+        self.set_keys(&client);
+        client
+    }
+
     /// `wg set` the client's keys and peer, then its addresses and routes.
     fn apply(&self, client: &WgClient) {
+        self.set_keys(client);
+        let (c, ns, ifname) = (&client.config, &client.ns, &client.ifname);
+        for address in &c.addresses {
+            let nodad = if address.contains(':') { "nodad" } else { "" };
+            run(&format!(
+                "ip -n {ns} addr add {address} dev {ifname} {nodad}"
+            ));
+        }
+        run(&format!("ip -n {ns} link set {ifname} up"));
+        for net in &c.allowed_ips {
+            let family = if net.contains(':') { "-6" } else { "-4" };
+            run(&format!("ip -n {ns} {family} route add {net} dev {ifname}"));
+        }
+    }
+
+    /// `wg set` the client's private key and its one peer (the cell).
+    fn set_keys(&self, client: &WgClient) {
         let (c, ns, ifname) = (&client.config, &client.ns, &client.ifname);
         let key_file = |name: &str, key: &str| {
             let path = self.dir.path().join(format!("{ifname}.{name}"));
@@ -380,17 +413,6 @@ impl Lab {
             line += &format!(" persistent-keepalive {k}");
         }
         run(&line);
-        for address in &c.addresses {
-            let nodad = if address.contains(':') { "nodad" } else { "" };
-            run(&format!(
-                "ip -n {ns} addr add {address} dev {ifname} {nodad}"
-            ));
-        }
-        run(&format!("ip -n {ns} link set {ifname} up"));
-        for net in &c.allowed_ips {
-            let family = if net.contains(':') { "-6" } else { "-4" };
-            run(&format!("ip -n {ns} {family} route add {net} dev {ifname}"));
-        }
     }
 
     /// Whether one ping from the client to `target` through its tunnel gets an answer.

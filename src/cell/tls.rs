@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::validate::{domain_name, object, string, Problems};
+use super::settings::domain_name;
 use crate::error::ApiError;
+use crate::validation::{object, string, Problems};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -158,7 +159,7 @@ pub fn fits_domain(settings: &TlsSettings, domain: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::setup::validate::tests::fields;
+    use crate::validation::tests::fields;
     use serde_json::json;
 
     #[test]

@@ -6,11 +6,12 @@ use serde_json::{json, Value};
 
 use super::store::{self, CellConfig};
 use super::tls::{self, TlsSettings};
-use super::validate::{self, CellSettings, DnsSettings, Problems};
+use super::{dns_settings, settings, CellSettings, DnsSettings};
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json};
 use crate::state::AppState;
+use crate::validation::{self, Problems};
 
 const READ_ONLY: &[&str] = &["setup_completed_at", "updated_at"];
 
@@ -27,7 +28,7 @@ fn render(config: &CellConfig, completed_at: Option<String>) -> Value {
 fn current_in(conn: &rusqlite::Connection) -> ApiResult<Value> {
     let config =
         store::read_cell_config(conn)?.ok_or_else(|| ApiError::not_found("cell config"))?;
-    Ok(render(&config, store::load(conn)?.completed_at))
+    Ok(render(&config, store::setup_completed_at(conn)?))
 }
 
 pub async fn get(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
@@ -45,12 +46,12 @@ fn parse(body: &Value, own_listeners: &[std::net::SocketAddr]) -> Result<Section
     let mut allowed = vec!["cell", "dns", "tls"];
     allowed.extend_from_slice(READ_ONLY);
     let mut problems = Problems::default();
-    let Some(map) = validate::object(body, &allowed, &mut problems, "") else {
+    let Some(map) = validation::object(body, &allowed, &mut problems, "") else {
         return Err(problems.into_error(""));
     };
     let mut fields = Vec::new();
-    let cell = validate::cell_step(map.get("cell").unwrap_or(&Value::Null), "cell.");
-    let dns = validate::dns_step(
+    let cell = settings::cell_step(map.get("cell").unwrap_or(&Value::Null), "cell.");
+    let dns = dns_settings::dns_step(
         map.get("dns").unwrap_or(&Value::Null),
         "dns.",
         own_listeners,
