@@ -34,7 +34,7 @@ fn kdig_to_file(server: std::net::SocketAddr, name: &str, rtype: &str) -> Reply 
         .args(["-q", name, "-t", rtype])
         .stdin(std::process::Stdio::null())
         .stdout(out.reopen().expect("reopen"))
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("starting kdig");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -46,7 +46,14 @@ fn kdig_to_file(server: std::net::SocketAddr, name: &str, rtype: &str) -> Reply 
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Reply::parse(&std::fs::read_to_string(out.path()).expect("kdig output"))
+    let mut reply = Reply::parse(&std::fs::read_to_string(out.path()).expect("kdig output"));
+    // Errors (a refused transfer) go to stderr: kept for the messages.
+    let mut errors = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut errors);
+    }
+    reply.text.push_str(&errors);
+    reply
 }
 
 /// An AXFR request signed with the right key but a clock an hour behind, over TCP; the
@@ -138,7 +145,15 @@ async fn a_zone_of_large_records_transfers_whole_to_knot() {
     let knot_port = free_dns_port(IpAddr::V4(Ipv4Addr::LOCALHOST));
     add_secondary(&cell, knot_port).await;
 
-    let axfr = kdig_to_file(picd, CELL_DOMAIN, "AXFR");
+    // The new secondary is allowed once the DNS server's snapshot has it (eventual, as for
+    // records): until then the transfer is refused.
+    let axfr = ask_until(
+        PROPAGATION,
+        "the transfer allowed to the new secondary",
+        || kdig_to_file(picd, CELL_DOMAIN, "AXFR"),
+        |r| !r.answer.is_empty(),
+    )
+    .await;
     assert_whole(&axfr, LARGE_RECORDS);
     // More than one message: 24 x 3.8 KB do not fit in one.
     let tail = &axfr.text[axfr.text.len().saturating_sub(400)..];
