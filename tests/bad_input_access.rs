@@ -74,6 +74,14 @@ fn who_may_not(config: &Value) -> Vec<Refused> {
         put_config(),
         ADMIN_ONLY,
     ));
+    // A read-only key reads the settings but never changes them.
+    table.push(refused(
+        ReadOnlyKey,
+        Method::PUT,
+        "/api/config",
+        put_config(),
+        (403, "insufficient_scope"),
+    ));
     let reset = Body::Json(json!({ "username": ADMIN_USER, "new_password": NEW_PASSWORD }));
     let reset_path = "/api/auth/admin/reset-password";
     table.push(refused(Peer, Method::POST, reset_path, reset, ADMIN_ONLY));

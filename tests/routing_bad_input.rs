@@ -11,6 +11,7 @@ use serde_json::json;
 const UNAUTHORIZED: (u16, &str) = (401, "unauthorized");
 const ADMIN_ONLY: (u16, &str) = (403, "admin_only");
 const CSRF_INVALID: (u16, &str) = (403, "csrf_invalid");
+const INSUFFICIENT_SCOPE: (u16, &str) = (403, "insufficient_scope");
 const MALFORMED: (u16, &str) = (400, "malformed_json");
 const INVALID_BODY: (u16, &str) = (422, "invalid_body");
 const INVALID_FIELDS: (u16, &str) = (400, "validation_failed");
@@ -48,6 +49,7 @@ fn table() -> Vec<Refused> {
         (Anonymous, UNAUTHORIZED),
         (Peer, ADMIN_ONLY),
         (AdminNoCsrf, CSRF_INVALID),
+        (ReadOnlyKey, INSUFFICIENT_SCOPE),
     ] {
         table.push(refused(
             who,

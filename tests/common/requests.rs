@@ -17,6 +17,8 @@ pub enum Who {
     AdminNoCsrf,
     /// A peer-role user, sending its CSRF token.
     Peer,
+    /// An API key with only the `read-only` scope, as a Bearer token (no session, no CSRF).
+    ReadOnlyKey,
 }
 
 #[derive(Clone, Debug)]
@@ -67,6 +69,8 @@ pub struct Clients {
     pub admin_token: String,
     pub peer: TestClient,
     pub peer_token: String,
+    /// The token of a `read-only` API key (none before setup).
+    pub read_only_key: Option<String>,
 }
 
 impl Clients {
@@ -84,11 +88,15 @@ impl Clients {
             admin,
             peer: picd.client(),
             peer_token: String::new(),
+            read_only_key: None,
         }
     }
 
     pub async fn signed_in(picd: &Picd, admin: TestClient, peer: TestClient) -> Clients {
+        let (_, read_only_key) =
+            super::keys::create_key_with(&admin, "table-reader", &["read-only"]).await;
         Clients {
+            read_only_key: Some(read_only_key),
             anonymous: picd.client(),
             admin_token: admin.csrf_token().await,
             peer_token: peer.csrf_token().await,
@@ -110,8 +118,16 @@ impl Clients {
             Who::Admin => (&self.admin, Some(&self.admin_token)),
             Who::AdminNoCsrf => (&self.admin, None),
             Who::Peer => (&self.peer, Some(&self.peer_token)),
+            Who::ReadOnlyKey => (&self.anonymous, None),
         };
         let mut request = client.http.request(r.method.clone(), client.url(&r.path));
+        if let Who::ReadOnlyKey = r.who {
+            let key = self
+                .read_only_key
+                .as_ref()
+                .expect("a read-only key exists only once setup is complete");
+            request = request.bearer_auth(key);
+        }
         if let Some(token) = token {
             request = request.header("x-csrf-token", token.as_str());
         }
