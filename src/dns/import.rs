@@ -1,12 +1,12 @@
 //! POST /api/dns/zones/{zone}/import: a BIND zone file (text/plain, or JSON
 //! `{"content": "..."}`) read by picd's own zone reader, checked against the zone on a reader
-//! connection, and written in chunks.
+//! connection, and written in short writer jobs.
 //!
 //! The writer is one thread every request shares: a 100,000-record import in one transaction
 //! held it for seconds, and every login and API write waited behind it. So the file is parsed
 //! and checked (types, TTLs, duplicates, CNAME rules, caps) against the zone's index loaded
-//! once, off the writer; then the records are inserted `CHUNK` per writer job, each job
-//! short, with other writes interleaved between them. A record that a concurrent write made
+//! once, off the writer; then the records are inserted by writer jobs that each stop after
+//! `JOB_BUDGET` of work, with other writes interleaved between them. A record that a concurrent write made
 //! a duplicate in between is reported on its line. The serial bump and the audit entry
 //! (counts and errors) come last, in one transaction; refresh after that.
 
@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use hickory_proto::rr::Record;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 
 use super::index::ZoneIndex;
 use super::input;
@@ -27,8 +28,10 @@ use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::state::AppState;
 
-/// Records per writer job: a few milliseconds of inserts each.
-const CHUNK: usize = 500;
+/// How long one writer job of an import may insert before it hands the writer back: a write
+/// that arrives meanwhile waits at most this (plus the job's commit). A fixed count of records
+/// per job took tens of milliseconds on a loaded machine.
+const JOB_BUDGET: Duration = Duration::from_millis(4);
 
 /// What the file asks for once it has been checked against the zone.
 struct Plan {
@@ -79,20 +82,22 @@ pub async fn import(
                 .await)
         }
     };
-    let records = std::mem::take(&mut plan.records);
+    // Reversed, so each job takes its records from the end without moving the rest.
+    let mut pending = std::mem::take(&mut plan.records);
+    pending.reverse();
     let mut imported = 0usize;
-    for chunk in records.chunks(CHUNK) {
-        let chunk = chunk.to_vec();
+    while !pending.is_empty() {
         let name = zone.clone();
-        let (count, errors) = app
+        let (count, errors, rest) = app
             .db
-            .write(move |tx| insert_chunk(tx, &name, chunk))
+            .write(move |tx| insert_for_a_while(tx, &name, pending, JOB_BUDGET))
             .await?;
         imported += count;
         plan.errors.extend(errors);
+        pending = rest;
     }
     let (skipped, mut errors) = (plan.skipped, plan.errors);
-    // Errors come from parsing, planning and the chunks: report them in file order.
+    // Errors come from parsing, planning and the writer jobs: report them in file order.
     errors.sort_by_key(|e| e.line);
     let error_count = errors.len();
     audit
@@ -216,16 +221,22 @@ fn plan(conn: &rusqlite::Connection, zone: &str, text: &str, limits: Limits) -> 
     Ok(plan)
 }
 
-/// One writer job: up to `CHUNK` inserts; a record a concurrent write already stored is an
-/// error on its line, not a failure of the chunk.
-fn insert_chunk(
+/// What one writer job inserted, the lines it refused, and the records left for the next job.
+type JobOutcome = (usize, Vec<ImportError>, Vec<(usize, Record)>);
+
+/// One writer job: inserts records taken from the end of `pending` until `budget` has passed
+/// (at least one per job, so an import always advances), and gives back the rest. A record a
+/// concurrent write already stored is an error on its line, not a failure of the job.
+fn insert_for_a_while(
     tx: &rusqlite::Transaction<'_>,
     zone: &str,
-    chunk: Vec<(usize, Record)>,
-) -> ApiResult<(usize, Vec<ImportError>)> {
+    mut pending: Vec<(usize, Record)>,
+    budget: Duration,
+) -> ApiResult<JobOutcome> {
     store::require_zone(tx, zone)?;
+    let started = Instant::now();
     let (mut count, mut errors) = (0, Vec::new());
-    for (line, record) in chunk {
+    while let Some((line, record)) = pending.pop() {
         match store::insert_record(tx, zone, &record, "public") {
             Ok(_) => count += 1,
             Err(e @ ApiError::Conflict { .. }) => errors.push(ImportError {
@@ -235,6 +246,9 @@ fn insert_chunk(
             }),
             Err(other) => return Err(other),
         }
+        if started.elapsed() >= budget {
+            break;
+        }
     }
-    Ok((count, errors))
+    Ok((count, errors, pending))
 }
