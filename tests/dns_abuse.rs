@@ -1,5 +1,5 @@
 //! The DNS server against the attacks it must hold against, on the real binary: a FORMERR
-//! bait with hundreds of questions, ANY, a burst from one world network (RRL), 30,000 names
+//! bait with hundreds of questions, ANY, a burst from one world network (RRL, also of requests signed with an unknown key), 30,000 names
 //! at once (forwards capped, file descriptors bounded, `/health` fast), a forward that loops
 //! back to picd, a TCP client that never reads, and more TCP connections than allowed.
 //! Upstreams are loopback stand-ins in the test.
@@ -131,24 +131,21 @@ async fn error_replies_and_any_stay_small() {
     assert_no_internal_errors(&cell.picd);
 }
 
-#[tokio::test]
-async fn a_burst_from_one_world_network_is_rate_limited_with_slips() {
-    // The namespace's root-side address is not loopback and did not come through
-    // WireGuard: the world, even when asked from this host.
-    let world = Netns::create();
-    let cell = DnsCell::start_on(&[IpAddr::V4(world.host_addr)]).await;
+/// Sends `BURST` queries made by `make` from the world namespace's address at once and counts
+/// the replies: (full answers, slips), and the RRL counters' growth (slipped, dropped).
+async fn burst_from_the_world(
+    cell: &DnsCell,
+    world: &Netns,
+    make: impl Fn(u16) -> Vec<u8>,
+) -> (u64, u64, u64, u64) {
     let server = cell.dns_at(IpAddr::V4(world.host_addr));
     let socket = UdpSocket::bind(SocketAddr::new(IpAddr::V4(world.host_addr), 0)).expect("bind");
     socket
         .set_read_timeout(Some(Duration::from_millis(300)))
         .expect("timeout");
-    let before = stats(&cell).await;
-    const BURST: u16 = 200;
+    let before = stats(cell).await;
     for id in 0..BURST {
-        let q = query(id, "home.example.", RecordType::SOA, false);
-        socket
-            .send_to(&q.to_vec().expect("encode"), server)
-            .expect("send");
+        socket.send_to(&make(id), server).expect("send");
     }
     let (mut full, mut truncated) = (0, 0);
     let mut buf = vec![0u8; 4096];
@@ -161,15 +158,30 @@ async fn a_burst_from_one_world_network_is_rate_limited_with_slips() {
             full += 1;
         }
     }
-    let after = stats(&cell).await;
-    let slipped = after["rrl"]["slipped"].as_u64().unwrap_or(0)
-        - before["rrl"]["slipped"].as_u64().unwrap_or(0);
-    let dropped = after["rrl"]["dropped"].as_u64().unwrap_or(0)
-        - before["rrl"]["dropped"].as_u64().unwrap_or(0);
+    let after = stats(cell).await;
+    let grown = |what: &str| {
+        after["rrl"][what].as_u64().unwrap_or(0) - before["rrl"][what].as_u64().unwrap_or(0)
+    };
     eprintln!("burst of {BURST}: {full} answers, {truncated} slips, stats {after}");
+    (full, truncated, grown("slipped"), grown("dropped"))
+}
+
+const BURST: u16 = 200;
+
+#[tokio::test]
+async fn a_burst_from_one_world_network_is_rate_limited_with_slips() {
+    // The namespace's root-side address is not loopback and did not come through
+    // WireGuard: the world, even when asked from this host.
+    let world = Netns::create();
+    let cell = DnsCell::start_on(&[IpAddr::V4(world.host_addr)]).await;
+    let (full, truncated, slipped, dropped) = burst_from_the_world(&cell, &world, |id| {
+        let q = query(id, "home.example.", RecordType::SOA, false);
+        q.to_vec().expect("encode")
+    })
+    .await;
     assert!(full <= 40, "{full} full answers went out of {BURST}");
-    assert!(truncated > 0 && slipped >= truncated, "{after}");
-    assert!(dropped > 0, "{after}");
+    assert!(truncated > 0 && slipped >= truncated, "{slipped} slipped");
+    assert!(dropped > 0, "none dropped");
     // Loopback (the cell itself) is not limited.
     for _ in 0..50 {
         assert_eq!(
@@ -177,6 +189,32 @@ async fn a_burst_from_one_world_network_is_rate_limited_with_slips() {
             "NOERROR"
         );
     }
+}
+
+/// Requests signed with a key the cell does not know get a TSIG refusal (BADKEY), and those
+/// refusals are answers like any other: within the world's response rate.
+#[tokio::test]
+async fn a_burst_of_requests_signed_with_an_unknown_key_is_rate_limited() {
+    use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+    use hickory_proto::rr::TSigner;
+    let world = Netns::create();
+    let cell = DnsCell::start_on(&[IpAddr::V4(world.host_addr)]).await;
+    let key_name = Name::from_ascii("nobody-knows-me.").expect("key name");
+    let signer =
+        TSigner::new(vec![7u8; 32], TsigAlgorithm::HmacSha256, key_name, 300).expect("signer");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let (full, _, _, dropped) = burst_from_the_world(&cell, &world, |id| {
+        let mut q = query(id, "home.example.", RecordType::SOA, false);
+        q.finalize(&signer, now).expect("signing");
+        q.to_vec().expect("encode")
+    })
+    .await;
+    assert!(full > 0, "no refusal came back at all");
+    assert!(full <= 40, "{full} full refusals went out of {BURST}");
+    assert!(dropped > 0, "none dropped");
 }
 
 #[tokio::test]

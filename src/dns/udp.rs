@@ -73,10 +73,15 @@ pub fn serve(shared: &Arc<Shared>, socket: UdpSocket) {
                 })
                 .flatten();
             let ready = match signed {
-                // Signed and checked: its answer (signed, or the TSIG refusal) goes out.
+                // Signed and checked: its answer (signed, or the TSIG refusal) goes out,
+                // within the world's response rate like every other answer: a flood of
+                // requests signed with a made-up key must not be a way around RRL.
                 Some(Some(bytes)) => {
                     *reply = bytes;
-                    true
+                    match rrl.as_mut() {
+                        Some(rrl) if !peer => limit(rrl, &shared.stats, client, query, reply),
+                        _ => true,
+                    }
                 }
                 Some(None) => false,
                 None => answer_unsigned(
