@@ -1,8 +1,9 @@
 //! The DNS server against the attacks it must hold against, on the real binary: a FORMERR
-//! bait with hundreds of questions, ANY, a burst from one world network (RRL, also of requests signed with an unknown key), 30,000 names
-//! at once (forwards capped, file descriptors bounded, `/health` fast), a forward that loops
-//! back to picd, a TCP client that never reads, and more TCP connections than allowed.
-//! Upstreams are loopback stand-ins in the test.
+//! bait with hundreds of questions, ANY, a burst from one world network (RRL, also of
+//! requests signed with an unknown key), 30,000 names at once (forwards capped, file
+//! descriptors bounded, `/health` fast), a forward that loops back to picd, a TCP client that
+//! never reads, and more TCP connections than allowed. Upstreams are loopback stand-ins in
+//! the test.
 
 mod common;
 
