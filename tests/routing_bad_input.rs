@@ -1,4 +1,5 @@
-//! The routing routes (`/api/routing/firewall`, `/api/routing/ip-list`) refuse the wrong
+//! The routing routes (`/api/routing/firewall`, `/api/routing/ip-list`,
+//! `/api/routing/rate-limits`, `/api/routing/templates`) refuse the wrong
 //! actor, a missing CSRF token and bad bodies with the API's JSON error shape, never a 500,
 //! and store nothing.
 
@@ -20,6 +21,18 @@ const NOT_FOUND: (u16, &str) = (404, "not_found");
 
 const FIREWALL: &str = "/api/routing/firewall";
 const IP_LIST: &str = "/api/routing/ip-list";
+const RATE_LIMITS: &str = "/api/routing/rate-limits";
+const TEMPLATES: &str = "/api/routing/templates";
+const APPLY: &str = "/api/routing/templates/udp-flood/apply";
+
+fn limit(extra: serde_json::Value) -> Body {
+    let mut body = json!({ "name": "l", "protocol": "udp", "port_start": 9000,
+                           "rule_type": "rate_limit", "max_pps": 10 });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    Body::Json(body)
+}
 
 fn rule(extra: serde_json::Value) -> Body {
     let mut body = json!({ "name": "r", "protocol": "tcp", "port_start": 80, "action": "drop" });
@@ -41,7 +54,7 @@ fn table() -> Vec<Refused> {
     use Who::*;
     let mut table = Vec::new();
     for (who, answer) in [(Anonymous, UNAUTHORIZED), (Peer, ADMIN_ONLY)] {
-        for path in [FIREWALL, IP_LIST] {
+        for path in [FIREWALL, IP_LIST, RATE_LIMITS, TEMPLATES] {
             table.push(refused(who, Method::GET, path, Body::Empty, answer));
         }
     }
@@ -79,7 +92,87 @@ fn table() -> Vec<Refused> {
             Body::Empty,
             answer,
         ));
+        table.push(refused(
+            who,
+            Method::POST,
+            RATE_LIMITS,
+            limit(json!({})),
+            answer,
+        ));
+        table.push(refused(
+            who,
+            Method::DELETE,
+            &format!("{RATE_LIMITS}/x"),
+            Body::Empty,
+            answer,
+        ));
+        table.push(refused(
+            who,
+            Method::POST,
+            APPLY,
+            Body::Json(json!({ "port": 9001 })),
+            answer,
+        ));
     }
+    let bad_limits = [
+        (raw(JSON, "{\"name\": "), MALFORMED),
+        (limit(json!({ "max_pps": "many" })), INVALID_BODY),
+        (limit(json!({ "max_pps": -1 })), INVALID_BODY),
+        (limit(json!({ "max_pps": 20_000_000 })), INVALID_FIELDS),
+        (limit(json!({ "max_port_pps": 20_000_000 })), INVALID_FIELDS),
+        (limit(json!({ "surprise": true })), INVALID_BODY),
+        (limit(json!({ "rule_type": "xdp" })), INVALID_FIELDS),
+        (limit(json!({ "protocol": "sctp" })), INVALID_FIELDS),
+        (limit(json!({ "protocol": "icmp" })), INVALID_FIELDS),
+        (limit(json!({ "max_pps": 0 })), INVALID_FIELDS),
+        (limit(json!({ "rule_type": "block" })), INVALID_FIELDS),
+        (
+            limit(json!({ "rule_type": "block", "max_pps": 0, "port_start": null })),
+            INVALID_FIELDS,
+        ),
+        (
+            limit(json!({ "rule_type": "allow_only", "max_pps": 0, "port_start": null })),
+            INVALID_FIELDS,
+        ),
+        (
+            limit(json!({ "port_start": 9000, "port_end": 8000 })),
+            INVALID_FIELDS,
+        ),
+        (
+            limit(json!({ "name": "a\"; flush ruleset; \"" })),
+            INVALID_FIELDS,
+        ),
+        (limit(json!({ "name": "x".repeat(200_000) })), TOO_LARGE),
+    ];
+    for (body, answer) in bad_limits {
+        table.push(refused(Admin, Method::POST, RATE_LIMITS, body, answer));
+    }
+    for (path, body, answer) in [
+        (APPLY, raw(JSON, "{\"port\": "), MALFORMED),
+        (APPLY, Body::Json(json!({ "port": "ssh" })), INVALID_BODY),
+        (APPLY, Body::Json(json!({ "port": 70000 })), INVALID_BODY),
+        (APPLY, Body::Json(json!({ "port": 0 })), INVALID_FIELDS),
+        (APPLY, Body::Json(json!({})), INVALID_FIELDS),
+        (
+            APPLY,
+            Body::Json(json!({ "port": 1, "x": 1 })),
+            INVALID_BODY,
+        ),
+        (
+            "/api/routing/templates/nope/apply",
+            Body::Json(json!({})),
+            NOT_FOUND,
+        ),
+    ] {
+        table.push(refused(Admin, Method::POST, path, body, answer));
+    }
+    table.push(refused(
+        Admin,
+        Method::GET,
+        "/api/routing/templates?category=Gaming&x=1",
+        Body::Empty,
+        (400, "invalid_query"),
+    ));
     let bad_rules = [
         (raw(JSON, "{\"name\": "), MALFORMED),
         (Body::Json(json!(["r"])), INVALID_BODY),
@@ -172,6 +265,8 @@ fn table() -> Vec<Refused> {
         format!("{FIREWALL}/{long}"),
         format!("{IP_LIST}/nope"),
         format!("{IP_LIST}/{long}"),
+        format!("{RATE_LIMITS}/nope"),
+        format!("{RATE_LIMITS}/{long}"),
     ] {
         table.push(refused(
             Admin,
@@ -206,6 +301,11 @@ async fn routing_routes_refuse_with_json_errors_and_store_nothing() {
         count("SELECT COUNT(*) FROM routing_ip_list"),
         0,
         "a refused request stored an entry"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM routing_rate_limits"),
+        0,
+        "a refused request stored a rate-limit rule"
     );
     assert_no_internal_errors(&picd);
 }

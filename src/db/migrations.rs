@@ -49,6 +49,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "routing",
         include_str!("../../migrations/0011_routing.sql"),
     ),
+    (
+        12,
+        "routing_rate_limits",
+        include_str!("../../migrations/0012_routing_rate_limits.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.

@@ -82,6 +82,7 @@ impl RoutingDriver {
                 Ok(Desired {
                     rules: store::list_rules(conn)?,
                     entries: store::list_ip_entries(conn, None, &crate::time::format_rfc3339(now))?,
+                    rate_limits: super::rate_limits::list(conn)?,
                     peer_subnets: config.map(|c| (c.cell.subnet_v4, c.cell.subnet_v6)),
                     wireguard_interface: interface,
                     counters,
@@ -234,10 +235,11 @@ fn counters_of(table: &Value) -> HashMap<String, Counter> {
         .unwrap_or(&[]);
     for item in items {
         let rule = &item["rule"];
-        let Some(id) = rule["comment"]
-            .as_str()
-            .and_then(|c| c.strip_prefix("rule:"))
-        else {
+        // A firewall rule's counter by its id; a rate-limit line's by its whole comment.
+        let Some(key) = rule["comment"].as_str().and_then(|c| {
+            c.strip_prefix("rule:")
+                .or_else(|| c.starts_with("ratelimit:").then_some(c))
+        }) else {
             continue;
         };
         let counter = rule["expr"]
@@ -248,7 +250,7 @@ fn counters_of(table: &Value) -> HashMap<String, Counter> {
                 bytes: c["bytes"].as_u64().unwrap_or(0),
             })
             .unwrap_or_default();
-        counters.insert(id.to_string(), counter);
+        counters.insert(key.to_string(), counter);
     }
     counters
 }

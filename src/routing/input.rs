@@ -37,7 +37,7 @@ pub struct NewRule {
     conntrack: Option<String>,
 }
 
-fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<String, ApiError> {
+pub(super) fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<String, ApiError> {
     match allowed.contains(&value) {
         true => Ok(value.to_string()),
         false => Err(ApiError::invalid(
@@ -47,7 +47,7 @@ fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<String, ApiError
     }
 }
 
-fn valid_name(name: &str) -> Result<String, ApiError> {
+pub(super) fn valid_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     let printable = name
         .chars()
@@ -84,7 +84,58 @@ fn conntrack_states(text: &str) -> Result<String, ApiError> {
     Ok(states.join(","))
 }
 
+/// A rule's ports: none (0, 0), one, or a range; ports only with tcp or udp.
+pub(super) fn port_range(
+    protocol: &str,
+    start: Option<u16>,
+    end: Option<u16>,
+) -> Result<(u16, u16), ApiError> {
+    let (port_start, port_end) = match (start, end) {
+        (None, None) => (0, 0),
+        (Some(start), end) => (start, end.unwrap_or(start)),
+        (None, Some(_)) => {
+            return Err(ApiError::invalid("port_start", "is required with port_end"))
+        }
+    };
+    if port_start != 0 || port_end != 0 {
+        if !matches!(protocol, "tcp" | "udp") {
+            return Err(ApiError::invalid(
+                "protocol",
+                "must be tcp or udp when ports are given",
+            ));
+        }
+        if port_start == 0 || port_end < port_start {
+            return Err(ApiError::invalid(
+                "port_end",
+                "ports are 1 to 65535, and port_end is at least port_start",
+            ));
+        }
+    }
+    Ok((port_start, port_end))
+}
+
 impl NewRule {
+    /// A rule that drops new connections to `port` over `rate` per `unit` (a template's).
+    pub fn limit_new_connections(
+        name: String,
+        protocol: &str,
+        port: u16,
+        rate: u32,
+        unit: &str,
+    ) -> Self {
+        NewRule {
+            name,
+            chain: Some("input".into()),
+            protocol: Some(protocol.into()),
+            port_start: Some(port),
+            port_end: None,
+            action: "limit".into(),
+            limit_rate: Some(rate),
+            limit_unit: Some(unit.into()),
+            conntrack: Some("new".into()),
+        }
+    }
+
     pub fn validate(self) -> Result<FirewallRule, ApiError> {
         let name = valid_name(&self.name)?;
         let chain = one_of(
@@ -102,27 +153,7 @@ impl NewRule {
             &self.action,
             &["drop", "accept", "reject", "limit"],
         )?;
-        let (port_start, port_end) = match (self.port_start, self.port_end) {
-            (None, None) => (0, 0),
-            (Some(start), end) => (start, end.unwrap_or(start)),
-            (None, Some(_)) => {
-                return Err(ApiError::invalid("port_start", "is required with port_end"))
-            }
-        };
-        if port_start != 0 || port_end != 0 {
-            if !matches!(protocol.as_str(), "tcp" | "udp") {
-                return Err(ApiError::invalid(
-                    "protocol",
-                    "must be tcp or udp when ports are given",
-                ));
-            }
-            if port_start == 0 || port_end < port_start {
-                return Err(ApiError::invalid(
-                    "port_end",
-                    "ports are 1 to 65535, and port_end is at least port_start",
-                ));
-            }
-        }
+        let (port_start, port_end) = port_range(&protocol, self.port_start, self.port_end)?;
         let (limit_rate, limit_unit) = match (action.as_str(), self.limit_rate, self.limit_unit) {
             ("limit", Some(rate), Some(unit)) => {
                 if !(1..=LIMIT_RATE_MAX).contains(&rate) {

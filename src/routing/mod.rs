@@ -1,12 +1,15 @@
-//! Routing: the cell's firewall rules, IP allow/block lists and NAT for the peers' subnets,
+//! Routing: the cell's firewall rules, rate-limit rules on its ports (and templates that make
+//! them), IP allow/block lists and NAT for the peers' subnets,
 //! kept as desired state in SQLite and rendered into one nftables table (`inet picd`) that
 //! picd owns and replaces atomically on every reconcile.
 
 pub mod driver;
 pub mod input;
+pub mod rate_limits;
 pub mod render;
 pub mod routes;
 pub mod store;
+pub mod templates;
 
 /// The table picd owns; nothing else of the host's ruleset is touched.
 pub const TABLE: &str = "picd";

@@ -9,6 +9,7 @@ use std::fmt::Write;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use time::OffsetDateTime;
 
+use super::rate_limits::{self, RateLimit};
 use super::store::{FirewallRule, IpEntry};
 use super::TABLE;
 
@@ -16,10 +17,12 @@ use super::TABLE;
 pub struct Desired {
     pub rules: Vec<FirewallRule>,
     pub entries: Vec<IpEntry>,
+    pub rate_limits: Vec<RateLimit>,
     /// The peers' subnets, masqueraded when they leave the cell (None before setup).
     pub peer_subnets: Option<(Ipv4Net, Ipv6Net)>,
     pub wireguard_interface: String,
-    /// Counters read from the table before it is replaced, by rule id, so they do not reset.
+    /// Counters read from the table before it is replaced, so they do not reset: a firewall
+    /// rule's by its id, a rate-limit rule's lines by their comment.
     pub counters: HashMap<String, Counter>,
     pub now: OffsetDateTime,
 }
@@ -41,10 +44,13 @@ pub fn ruleset(desired: &Desired) -> String {
     let _ = writeln!(out, "delete table inet {TABLE}");
     let _ = writeln!(out, "table inet {TABLE} {{");
     sets(&mut out, desired);
+    rate_limits::render_sets(&mut out, &desired.rate_limits);
     let _ = writeln!(
         out,
         "  chain prerouting {{ type filter hook prerouting priority raw; policy accept;"
     );
+    let counter = |key: &str| desired.counters.get(key).copied().unwrap_or_default();
+    rate_limits::render_blocks(&mut out, &desired.rate_limits, &counter);
     let _ = writeln!(out, "    ip saddr @allow4 accept");
     let _ = writeln!(out, "    ip6 saddr @allow6 accept");
     let _ = writeln!(
@@ -55,6 +61,7 @@ pub fn ruleset(desired: &Desired) -> String {
         out,
         "    ip6 saddr @block6 counter drop comment \"blocklist6\""
     );
+    rate_limits::render_rules(&mut out, &desired.rate_limits, &counter);
     let _ = writeln!(out, "  }}");
     for chain in ["input", "forward", "output"] {
         filter_chain(&mut out, desired, chain);

@@ -1,5 +1,5 @@
-//! `/api/routing/firewall` and `/api/routing/ip-list`: the owner's firewall rules and IP
-//! allow/block lists. Each change is stored with its audit entry, then the table is rebuilt;
+//! `/api/routing/firewall`, `/api/routing/rate-limits` and `/api/routing/ip-list`: the
+//! owner's firewall rules, rate-limit rules on the cell's ports and IP allow/block lists. Each change is stored with its audit entry, then the table is rebuilt;
 //! the answer does not wait for nft (a cell without CAP_NET_ADMIN still records the change).
 
 use axum::extract::State;
@@ -8,8 +8,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use std::collections::HashMap;
+
 use super::input::{NewIpEntry, NewRule};
-use super::store;
+use super::rate_limits::{self, NewRateLimit, RateLimit};
+use super::render::Counter;
+use super::store::{self, FirewallRule};
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
@@ -17,6 +21,7 @@ use crate::state::AppState;
 
 const RULE: &str = "firewall_rule";
 const ENTRY: &str = "ip_list_entry";
+const RATE_LIMIT: &str = "rate_limit_rule";
 /// Longest id accepted in a path: a UUID, or a system rule's name.
 const ID_MAX: usize = 64;
 
@@ -51,6 +56,16 @@ pub async fn create_rule(
         Ok(rule) => rule,
         Err(err) => return Err(audit.refuse(&app.db, RULE, "", json!({}), err).await),
     };
+    insert_firewall_rule(&app, audit, rule).await
+}
+
+/// Stores a validated firewall rule with its audit entry (409 for a duplicate) and rebuilds
+/// the table; the 201 answer.
+pub(super) async fn insert_firewall_rule(
+    app: &AppState,
+    audit: AuditCtx,
+    rule: FirewallRule,
+) -> ApiResult<Response> {
     let stored = rule.clone();
     audit
         .transact(&app.db, move |tx, entry| {
@@ -186,6 +201,96 @@ pub async fn delete_ip_entry(
     Ok(StatusCode::NO_CONTENT)
 }
 
+fn rate_limit_json(rule: &RateLimit, counters: &HashMap<String, Counter>) -> Value {
+    let lookup = |key: &str| counters.get(key).copied().unwrap_or_default();
+    let dropped = rate_limits::dropped(rule, &lookup);
+    let loaded = ["block", "source4", "port"]
+        .iter()
+        .any(|part| counters.contains_key(&rate_limits::comment(&rule.id, part)));
+    let mut value = serde_json::to_value(rule).unwrap_or_else(|_| json!({}));
+    value["packets_dropped"] = json!(dropped.packets);
+    value["bytes_dropped"] = json!(dropped.bytes);
+    value["status"] = json!(if loaded { "loaded" } else { "pending_load" });
+    value
+}
+
+pub async fn list_rate_limits(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+) -> ApiResult<Json<Value>> {
+    let rules = app.db.call(|conn| Ok(rate_limits::list(conn)?)).await?;
+    let counters = app.routing.counters();
+    let rules: Vec<Value> = rules
+        .iter()
+        .map(|r| rate_limit_json(r, &counters))
+        .collect();
+    Ok(Json(json!({ "rules": rules })))
+}
+
+pub async fn create_rate_limit(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    audit: AuditCtx,
+    Json(body): Json<NewRateLimit>,
+) -> ApiResult<Response> {
+    let rule = match body.validate() {
+        Ok(rule) => rule,
+        Err(err) => return Err(audit.refuse(&app.db, RATE_LIMIT, "", json!({}), err).await),
+    };
+    insert_rate_limit(&app, audit, rule).await
+}
+
+/// Stores a validated rate-limit rule with its audit entry (409 for a second rule on the same
+/// ports) and rebuilds the table; the 201 answer.
+pub(super) async fn insert_rate_limit(
+    app: &AppState,
+    audit: AuditCtx,
+    rule: RateLimit,
+) -> ApiResult<Response> {
+    let stored = rule.clone();
+    audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = RATE_LIMIT.into();
+            entry.target_id = stored.id.clone();
+            entry.detail = json!({
+                "name": stored.name, "protocol": stored.protocol,
+                "port_start": stored.port_start, "port_end": stored.port_end,
+                "rule_type": stored.rule_type, "max_pps": stored.max_pps,
+                "max_port_pps": stored.max_port_pps,
+            });
+            rate_limits::insert(tx, &stored).map_err(|e| {
+                crate::db::conflict_on_unique(e, "a rate-limit rule on these ports exists already")
+            })
+        })
+        .await?;
+    app.routing.reconcile_soon(&app.db);
+    let body = rate_limit_json(&rule, &HashMap::new());
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn delete_rate_limit(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    audit: AuditCtx,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if id.len() > ID_MAX {
+        return Err(ApiError::not_found("rate-limit rule"));
+    }
+    audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = RATE_LIMIT.into();
+            entry.target_id = id.clone();
+            match rate_limits::delete(tx, &id)? {
+                0 => Err(ApiError::not_found("rate-limit rule")),
+                _ => Ok(()),
+            }
+        })
+        .await?;
+    app.routing.reconcile_soon(&app.db);
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The domain's routes, merged into the app's router with one line.
 pub fn router() -> axum::Router<AppState> {
     use axum::routing::{delete, get};
@@ -197,4 +302,14 @@ pub fn router() -> axum::Router<AppState> {
             get(list_ip_entries).post(create_ip_entry),
         )
         .route("/api/routing/ip-list/{id}", delete(delete_ip_entry))
+        .route(
+            "/api/routing/rate-limits",
+            get(list_rate_limits).post(create_rate_limit),
+        )
+        .route("/api/routing/rate-limits/{id}", delete(delete_rate_limit))
+        .route("/api/routing/templates", get(super::templates::list))
+        .route(
+            "/api/routing/templates/{id}/apply",
+            axum::routing::post(super::templates::apply),
+        )
 }

@@ -124,6 +124,19 @@ impl Lab {
         format!("pv{}", self.tag)
     }
 
+    /// A second address on the root namespace's side of the cell's veth, which the cell routes
+    /// back over the same pair: a second source for a test, as another host would be. Gone
+    /// with the veth when the lab is dropped.
+    pub fn second_test_side_addr(&self) -> String {
+        let addr = self.addr(254);
+        run(&format!("ip addr add {addr}/32 dev {}", self.root_veth()));
+        run(&format!(
+            "ip -n {} route add {addr}/32 dev eth0",
+            self.cell_ns
+        ));
+        addr
+    }
+
     /// 10.213.X.<host>
     fn addr(&self, host: u32) -> String {
         format!("10.213.{}.{host}", self.lease.octet)
