@@ -23,6 +23,8 @@ const FIREWALL: &str = "/api/routing/firewall";
 const IP_LIST: &str = "/api/routing/ip-list";
 const RATE_LIMITS: &str = "/api/routing/rate-limits";
 const TEMPLATES: &str = "/api/routing/templates";
+const METRICS: &str = "/api/routing/metrics";
+const SUMMARY: &str = "/api/routing/metrics/summary";
 const APPLY: &str = "/api/routing/templates/udp-flood/apply";
 
 fn limit(extra: serde_json::Value) -> Body {
@@ -54,7 +56,7 @@ fn table() -> Vec<Refused> {
     use Who::*;
     let mut table = Vec::new();
     for (who, answer) in [(Anonymous, UNAUTHORIZED), (Peer, ADMIN_ONLY)] {
-        for path in [FIREWALL, IP_LIST, RATE_LIMITS, TEMPLATES] {
+        for path in [FIREWALL, IP_LIST, RATE_LIMITS, TEMPLATES, METRICS, SUMMARY] {
             table.push(refused(who, Method::GET, path, Body::Empty, answer));
         }
     }
@@ -165,6 +167,28 @@ fn table() -> Vec<Refused> {
         ),
     ] {
         table.push(refused(Admin, Method::POST, path, body, answer));
+    }
+    const INVALID_QUERY: (u16, &str) = (400, "invalid_query");
+    for (query, answer) in [
+        ("/summary?window=2d", INVALID_FIELDS),
+        ("/summary?window=1h&x=1", INVALID_QUERY),
+        ("?interval=7m", INVALID_FIELDS),
+        ("?from=yesterday", INVALID_FIELDS),
+        ("?to=2026-13-01T00:00:00Z", INVALID_FIELDS),
+        (
+            "?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+            INVALID_FIELDS,
+        ),
+        (
+            "?from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z&interval=1m",
+            INVALID_FIELDS,
+        ),
+        ("?port=70000", INVALID_QUERY),
+        ("?port=-1", INVALID_QUERY),
+        ("?port=ssh", INVALID_QUERY),
+    ] {
+        let path = format!("{METRICS}{query}");
+        table.push(refused(Admin, Method::GET, &path, Body::Empty, answer));
     }
     table.push(refused(
         Admin,

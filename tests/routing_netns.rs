@@ -501,3 +501,86 @@ async fn templates_make_ordinary_rules_in_one_call() {
     let gone = format!("ratelimit:{}:port", flood["id"].as_str().unwrap());
     assert!(eventually(APPLY_TIMEOUT, || !has_comment(&lab, &gone)));
 }
+
+/// Polls `path` until `done` holds for its JSON, or fails with the last answer.
+async fn poll_json(admin: &TestClient, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + APPLY_TIMEOUT;
+    loop {
+        let (status, body) = admin.get_json(path).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if done(&body) {
+            return body;
+        }
+        assert!(std::time::Instant::now() < deadline, "{path}: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_metrics_show_what_reached_a_port_and_what_the_rules_dropped() {
+    let (lab, admin) = lab_with_routing().await;
+    let source = test_side_addr(&lab);
+    let dropped = create(
+        &admin,
+        FIREWALL,
+        json!({ "name": "Closed", "protocol": "udp", "port_start": 6000, "action": "drop" }),
+    )
+    .await;
+    let accepted = create(
+        &admin,
+        FIREWALL,
+        json!({ "name": "Open", "protocol": "udp", "port_start": 6001, "action": "accept" }),
+    )
+    .await;
+    for rule in [&dropped, &accepted] {
+        let comment = format!("rule:{}", rule["id"].as_str().unwrap());
+        assert!(eventually(APPLY_TIMEOUT, || has_comment(&lab, &comment)));
+    }
+    let counter = UdpCounter::start(&lab, &[6000, 6001], 1.5);
+    send_udp(&lab, &source, 6000, 40, Duration::from_millis(5));
+    send_udp(&lab, &source, 6001, 25, Duration::from_millis(5));
+    let counts = counter.counts();
+    assert_eq!(
+        counts.get(&format!("{source}:6001")),
+        Some(&25),
+        "{counts:?}"
+    );
+    assert_eq!(counts.get(&format!("{source}:6000")), None, "{counts:?}");
+
+    let port = |body: &Value, port: u64| -> Value {
+        body["top_ports"]
+            .as_array()
+            .and_then(|ports| ports.iter().find(|p| p["port"] == port).cloned())
+            .unwrap_or(Value::Null)
+    };
+    let summary = poll_json(&admin, "/api/routing/metrics/summary?window=10m", |b| {
+        port(b, 6000)["packets_dropped"].as_u64() >= Some(40)
+            && port(b, 6001)["packets_passed"].as_u64() >= Some(25)
+    })
+    .await;
+    assert_eq!(port(&summary, 6000)["packets_passed"], 0, "{summary}");
+    assert_eq!(port(&summary, 6001)["packets_dropped"], 0, "{summary}");
+    assert!(summary["total_dropped"].as_u64() >= Some(40), "{summary}");
+    assert!(summary["total_passed"].as_u64() >= Some(25), "{summary}");
+    assert!(
+        summary["total_bytes_dropped"].as_u64() >= Some(40 * 28),
+        "{summary}"
+    );
+
+    let history = poll_json(&admin, "/api/routing/metrics?interval=1m&port=6000", |b| {
+        let sum: u64 = b["buckets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x["packets_dropped"].as_u64())
+            .sum();
+        sum >= 40
+    })
+    .await;
+    for bucket in history["buckets"].as_array().unwrap() {
+        // A minute's start: "YYYY-MM-DDTHH:MM:00...".
+        let at = bucket["bucket"].as_str().unwrap();
+        assert_eq!(at.get(16..19), Some(":00"), "{bucket}");
+        assert_eq!(bucket["port"], 6000, "{bucket}");
+    }
+}

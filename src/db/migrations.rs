@@ -51,8 +51,8 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
     (
         12,
-        "routing_rate_limits",
-        include_str!("../../migrations/0012_routing_rate_limits.sql"),
+        "routing_limits_metrics",
+        include_str!("../../migrations/0012_routing_limits_metrics.sql"),
     ),
 ];
 

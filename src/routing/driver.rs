@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::render::{self, Counter, Desired};
-use super::{store, TABLE};
+use super::{metrics, store, TABLE};
 use crate::db::Db;
 use crate::driver::{Driver, DriverError, DriverState, SubsystemStatus};
 
@@ -27,6 +27,8 @@ struct Applied {
     error: Option<String>,
     rules: usize,
     counters: HashMap<String, Counter>,
+    /// Whether `counters` were read by this picd (the metrics count growth from them).
+    sampled: bool,
 }
 
 pub struct RoutingDriver {
@@ -116,11 +118,27 @@ impl RoutingDriver {
             ));
         }
         let ids: Vec<String> = desired.entries.iter().map(|e| e.id.clone()).collect();
-        db.write(move |tx| Ok(store::note_applied(tx, &ids, &crate::time::now_rfc3339())?))
-            .await
-            .map_err(|e| format!("recording the applied entries: {e}"))?;
+        let growth = {
+            let applied = self.lock();
+            let kinds = metrics::classify(&desired);
+            applied
+                .sampled
+                .then(|| metrics::growth(&kinds, &applied.counters, &read_back))
+        };
+        db.write(move |tx| {
+            let now = crate::time::now();
+            store::note_applied(tx, &ids, &crate::time::format_rfc3339(now))?;
+            if let Some(growth) = growth {
+                metrics::record(tx, &growth, now)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| format!("recording the applied entries and metrics: {e}"))?;
         let rules = desired.rules.len();
-        self.lock().counters = read_back;
+        let mut applied = self.lock();
+        applied.counters = read_back;
+        applied.sampled = true;
         Ok(rules)
     }
 }
@@ -226,7 +244,8 @@ async fn read_table() -> Result<Option<Value>, String> {
     }
 }
 
-/// Each picd rule's counter, by the rule id in its comment.
+/// Each commented line's counter: a firewall rule's by the id in its comment, any other by the
+/// comment.
 fn counters_of(table: &Value) -> HashMap<String, Counter> {
     let mut counters = HashMap::new();
     let items = table["nftables"]
@@ -235,13 +254,11 @@ fn counters_of(table: &Value) -> HashMap<String, Counter> {
         .unwrap_or(&[]);
     for item in items {
         let rule = &item["rule"];
-        // A firewall rule's counter by its id; a rate-limit line's by its whole comment.
-        let Some(key) = rule["comment"].as_str().and_then(|c| {
-            c.strip_prefix("rule:")
-                .or_else(|| c.starts_with("ratelimit:").then_some(c))
-        }) else {
+        // A firewall rule's counter by its id; any other line's by its whole comment.
+        let Some(comment) = rule["comment"].as_str() else {
             continue;
         };
+        let key = comment.strip_prefix("rule:").unwrap_or(comment);
         let counter = rule["expr"]
             .as_array()
             .and_then(|e| e.iter().find_map(|x| x.get("counter")))

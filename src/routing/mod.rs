@@ -5,6 +5,8 @@
 
 pub mod driver;
 pub mod input;
+pub mod metrics;
+pub mod metrics_routes;
 pub mod rate_limits;
 pub mod render;
 pub mod routes;

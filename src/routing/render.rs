@@ -49,6 +49,7 @@ pub fn ruleset(desired: &Desired) -> String {
         out,
         "  chain prerouting {{ type filter hook prerouting priority raw; policy accept;"
     );
+    super::metrics::render_seen(&mut out, desired);
     let counter = |key: &str| desired.counters.get(key).copied().unwrap_or_default();
     rate_limits::render_blocks(&mut out, &desired.rate_limits, &counter);
     let _ = writeln!(out, "    ip saddr @allow4 accept");

@@ -308,6 +308,11 @@ pub fn router() -> axum::Router<AppState> {
         )
         .route("/api/routing/rate-limits/{id}", delete(delete_rate_limit))
         .route("/api/routing/templates", get(super::templates::list))
+        .route("/api/routing/metrics", get(super::metrics_routes::history))
+        .route(
+            "/api/routing/metrics/summary",
+            get(super::metrics_routes::summary),
+        )
         .route(
             "/api/routing/templates/{id}/apply",
             axum::routing::post(super::templates::apply),

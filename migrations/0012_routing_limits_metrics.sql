@@ -15,3 +15,16 @@ CREATE TABLE routing_rate_limits (
     created_at    TEXT NOT NULL,
     UNIQUE (protocol, port_start, port_end)
 );
+
+-- Traffic metrics from the table's counters: per minute, the packets and bytes that reached
+-- the cell (prerouting) and those picd's rules dropped, in all (port 0) and per port that a
+-- rule names (a range by its first port). Rows older than the retention are deleted.
+CREATE TABLE routing_metrics (
+    bucket           TEXT NOT NULL,
+    port             INTEGER NOT NULL CHECK (port BETWEEN 0 AND 65535),
+    packets_seen     INTEGER NOT NULL DEFAULT 0,
+    packets_dropped  INTEGER NOT NULL DEFAULT 0,
+    bytes_seen       INTEGER NOT NULL DEFAULT 0,
+    bytes_dropped    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (bucket, port)
+);
