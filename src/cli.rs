@@ -446,6 +446,7 @@ fn audit_reanchor(settings: &Settings) -> anyhow::Result<ExitCode> {
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     crate::audit::anchor::write(&settings.state_dir, &anchor)?;
+    crate::health::write_guard::acknowledge_in(&settings.state_dir, "picd audit reanchor")?;
     println!("audit anchor moved to entry {}", anchor.seq);
     Ok(ExitCode::SUCCESS)
 }

@@ -73,8 +73,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
-    let app =
+    let guard = crate::health::write_guard::WriteGuard::at_start(&storage, &settings.state_dir)?;
+    let mut app =
         AppState::new(db, vault, settings, drivers, wireguard, dns, caddy).with_routing(routing);
+    app.storage = Arc::new(guard);
     tracing::info!(
         listen = %listener.local_addr()?,
         listen_socket = %app.settings.listen_socket.display(),

@@ -156,11 +156,23 @@ async fn a_damaged_wal_after_kill_9_is_named_at_start() {
         remaining + 1
     );
 
+    // Changes are refused until the owner acknowledges the loss; reads keep working.
+    let resp = admin
+        .send_json(Method::POST, "/api/peers", &json!({ "name": "after" }))
+        .await;
+    expect_error(resp, StatusCode::SERVICE_UNAVAILABLE, "storage_degraded").await;
+    let (status, _) = admin.get_json("/api/peers").await;
+    assert_eq!(status, StatusCode::OK);
+    let resp = admin
+        .send_json(Method::POST, "/api/status/storage/acknowledge", &json!({}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+
     // New writes do not hide the loss: the anchor is kept, and a restart names it again.
     let resp = admin
         .send_json(Method::POST, "/api/peers", &json!({ "name": "after" }))
         .await;
-    assert!(resp.status().is_success());
+    assert!(resp.status().is_success(), "{}", resp.status());
     restarted.restart().await;
     let admin = restarted.client();
     admin.login_ok(ADMIN_USER, ADMIN_PASSWORD).await;
@@ -182,6 +194,9 @@ async fn a_damaged_wal_after_kill_9_is_named_at_start() {
     let (restarted, admin) = start_on(damaged).await;
     let (_, storage) = storage_status(&admin).await;
     assert_eq!(storage["state"], "ok", "{storage}");
+    // A start that finds the storage whole drops the acknowledgement: the next loss is
+    // refused anew.
+    assert!(!restarted.state_dir().join("storage-acknowledged").exists());
     drop(restarted);
 }
 
