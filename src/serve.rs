@@ -94,6 +94,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ended = app.wireguard.clone().run_device_watchdog() => ended.context("WireGuard")?,
         ended = run_storage_keepers(app.clone(), storage.degraded()) => ended.context("storage keepers ended")?,
     }
+    if !storage.degraded() {
+        crate::audit::anchor::anchor_at_shutdown(&app.db, &app.settings.state_dir).await;
+    }
     tracing::info!("picd stopped");
     Ok(())
 }

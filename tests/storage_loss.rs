@@ -237,3 +237,47 @@ async fn a_snapshot_is_a_private_consistent_copy_in_backups() {
         .unwrap();
     assert!(setup_done >= 1);
 }
+
+/// Rounds of write-then-stop: the anchor must hold the last acknowledged entry every time.
+const STOP_ROUNDS: usize = 5;
+
+#[tokio::test]
+async fn the_anchor_holds_the_last_write_even_when_picd_stops_right_after_it() {
+    let (mut picd, _admin) = picd_with_admin().await;
+    for round in 0..STOP_ROUNDS {
+        let admin = picd.client();
+        admin.login_ok(ADMIN_USER, ADMIN_PASSWORD).await;
+        let resp = admin
+            .send_json(
+                Method::POST,
+                "/api/peers",
+                &json!({ "name": format!("stop{round}") }),
+            )
+            .await;
+        assert!(resp.status().is_success(), "{}", resp.status());
+        // SIGTERM at once: the last entry is anchored before picd exits (at shutdown if the
+        // keeper had not reached it yet), not only after a next write that never comes.
+        let (_, status) = picd.terminate().expect("picd stopped on SIGTERM");
+        assert!(status.success(), "{status}");
+        let head = head_seq(&picd);
+        assert_eq!(
+            anchor_seq(&picd.state_dir()),
+            Some(head),
+            "round {round}: the anchor trails the database's head {head}"
+        );
+        picd.restart().await;
+    }
+    // And while picd runs, the anchor reaches each write without a next one.
+    let admin = picd.client();
+    admin.login_ok(ADMIN_USER, ADMIN_PASSWORD).await;
+    let resp = admin
+        .send_json(Method::POST, "/api/peers", &json!({ "name": "running" }))
+        .await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let head = head_seq(&picd);
+    let deadline = Instant::now() + ANCHOR_TIMEOUT;
+    while anchor_seq(&picd.state_dir()) != Some(head) {
+        assert!(Instant::now() < deadline, "the anchor did not reach {head}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -5,7 +5,10 @@
 //!
 //! The anchor is written after commits, off the writer's path (an fsync and a rename per
 //! group would double a commit's cost): a task waits for the writer's commit signal and
-//! writes the newest head, many commits at once when they come quickly.
+//! writes the newest head, many commits at once when they come quickly. At shutdown, once
+//! the last request has been answered, the head is anchored once more: a write answered
+//! during the shutdown grace would otherwise stay unanchored, the keeper stopped with the
+//! server.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -156,5 +159,22 @@ pub async fn run_anchor_keeper(db: Db, state_dir: PathBuf) -> anyhow::Result<()>
         if commits.changed().await.is_err() {
             return Ok(());
         }
+    }
+}
+
+/// The last anchor, written when picd stops: the keeper ends with the server, and a write
+/// answered after its last pass (during the shutdown grace) would otherwise be anchored only
+/// by the next start's check.
+pub async fn anchor_at_shutdown(db: &Db, state_dir: &Path) {
+    let dir = state_dir.to_path_buf();
+    let result = match db.call(|conn| Ok(current(conn)?)).await {
+        Ok(anchor) => tokio::task::spawn_blocking(move || write(&dir, &anchor))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|written| written),
+        Err(e) => Err(anyhow::anyhow!("reading the audit head: {e}")),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %format!("{e:#}"), "writing the audit anchor at shutdown");
     }
 }
