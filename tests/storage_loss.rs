@@ -281,3 +281,47 @@ async fn the_anchor_holds_the_last_write_even_when_picd_stops_right_after_it() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Writes in flight when SIGTERM comes, per round: answered in the shutdown grace.
+const IN_FLIGHT: usize = 8;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_answered_during_shutdown_are_anchored() {
+    let (mut picd, _admin) = picd_with_admin().await;
+    for round in 0..STOP_ROUNDS {
+        let admin = std::sync::Arc::new(picd.client());
+        admin.login_ok(ADMIN_USER, ADMIN_PASSWORD).await;
+        let token = admin.csrf_token().await;
+        let url = admin.url("/api/peers");
+        let mut writes = Vec::new();
+        for i in 0..IN_FLIGHT {
+            let (admin, token, url) = (admin.clone(), token.clone(), url.clone());
+            writes.push(tokio::spawn(async move {
+                admin
+                    .http
+                    .post(url)
+                    .header("x-csrf-token", token)
+                    .json(&json!({ "name": format!("flight{round}x{i}") }))
+                    .send()
+                    .await
+                    .map(|r| r.status())
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (_, status) = tokio::task::block_in_place(|| picd.terminate()).expect("stopped");
+        assert!(status.success(), "{status}");
+        let mut answered = 0;
+        for write in writes {
+            if write.await.unwrap().is_ok_and(|s| s.is_success()) {
+                answered += 1;
+            }
+        }
+        let head = head_seq(&picd);
+        assert_eq!(
+            anchor_seq(&picd.state_dir()),
+            Some(head),
+            "round {round}: {answered} writes answered, the anchor trails the head {head}"
+        );
+        picd.restart().await;
+    }
+}
