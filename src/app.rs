@@ -46,6 +46,10 @@ pub fn router(app: AppState) -> Router {
         .route("/api/setup/complete", post(setup::routes::complete))
         // Core
         .route("/api/status", get(health::routes::status))
+        .route(
+            "/api/status/storage/acknowledge",
+            post(health::routes::acknowledge_storage),
+        )
         .route("/api/config", get(cell::routes::get).put(cell::routes::put))
         .route("/api/health/history", get(health::routes::history))
         // Audit
@@ -206,6 +210,10 @@ pub fn router(app: AppState) -> Router {
         .layer(from_fn_with_state(
             app.clone(),
             auth::secret_routes::audit_secret_reads,
+        ))
+        .layer(from_fn_with_state(
+            app.clone(),
+            health::write_guard::refuse_changes_while_degraded,
         ))
         .layer(from_fn_with_state(app.clone(), auth::authenticate))
         // Two session layers, one per cookie name, chosen by the request's scheme.

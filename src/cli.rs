@@ -22,6 +22,10 @@ pub struct Args {
     /// Settings file [default: /etc/picd/picd.toml, read if present]
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The package's defaults, under the settings file: each key the settings file leaves
+    /// out is taken from here (the Debian package's is /usr/share/picd/package.toml)
+    #[arg(long, global = true, value_name = "FILE")]
+    defaults: Option<PathBuf>,
     /// Where the database and vault live; wins over --dev's folder and the settings file
     #[arg(long, global = true, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -120,7 +124,7 @@ enum AdminCommand {
 }
 
 fn settings(args: &Args) -> anyhow::Result<Settings> {
-    let mut settings = Settings::load(args.config.as_deref())?;
+    let mut settings = Settings::load(args.defaults.as_deref(), args.config.as_deref())?;
     if args.dev {
         settings.state_dir = PathBuf::from(DEV_STATE_DIR);
     }
@@ -442,6 +446,7 @@ fn audit_reanchor(settings: &Settings) -> anyhow::Result<ExitCode> {
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     crate::audit::anchor::write(&settings.state_dir, &anchor)?;
+    crate::health::write_guard::acknowledge_in(&settings.state_dir, "picd audit reanchor")?;
     println!("audit anchor moved to entry {}", anchor.seq);
     Ok(ExitCode::SUCCESS)
 }

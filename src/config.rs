@@ -1,6 +1,13 @@
-//! picd's own settings: one TOML file (`/etc/picd/picd.toml`), every key overridable by a
-//! `PICD_<KEY>` environment variable, then by command-line flags. (The cell's settings, set
-//! by the wizard, live in the database and are served by /api/config.)
+//! picd's own settings, in layers, each key taken from the highest that sets it: the
+//! command-line flags, a `PICD_<KEY>` environment variable, the owner's file
+//! (`/etc/picd/picd.toml`), the package's defaults file (`--defaults`, the Debian package's
+//! `/usr/share/picd/package.toml`), and the defaults built in. (The cell's settings, set by
+//! the wizard, live in the database and are served by /api/config.)
+//!
+//! The package's defaults are not in the owner's file because that one is a conffile: an
+//! owner who edited it keeps their copy on upgrade, without whatever keys the package added
+//! since. The package's own file is replaced on every upgrade, so those keys always arrive,
+//! and an owner's edit of the same key still wins.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -161,25 +168,22 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Defaults, then the file (required when `explicit`, else read only if present), then the
-    /// environment.
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
+    /// The built-in defaults, then the package's defaults file (`defaults`, required when
+    /// given), then the owner's file (required when `path` is given, else read only if
+    /// present at /etc/picd/picd.toml), then the environment.
+    pub fn load(defaults: Option<&Path>, path: Option<&Path>) -> anyhow::Result<Settings> {
         let (path, explicit) = match path {
             Some(p) => (p.to_path_buf(), true),
             None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
         };
         let mut table = toml::Table::try_from(Settings::default())?;
+        if let Some(defaults) = defaults {
+            let text = std::fs::read_to_string(defaults)
+                .with_context(|| format!("reading {}", defaults.display()))?;
+            overlay(&mut table, &text, defaults)?;
+        }
         match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let file: toml::Table =
-                    toml::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
-                for (key, value) in file {
-                    if !table.contains_key(&key) {
-                        bail!("{}: unknown key `{key}`", path.display());
-                    }
-                    table.insert(key, value);
-                }
-            }
+            Ok(text) => overlay(&mut table, &text, &path)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {}
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         }
@@ -255,6 +259,20 @@ impl Settings {
     }
 }
 
+/// Every key the file `origin` sets replaces the one in `table`; a key picd does not know is
+/// refused, naming the file (a typo would otherwise be a setting silently not applied).
+fn overlay(table: &mut toml::Table, text: &str, origin: &Path) -> anyhow::Result<()> {
+    let file: toml::Table =
+        toml::from_str(text).with_context(|| format!("reading {}", origin.display()))?;
+    for (key, value) in file {
+        if !table.contains_key(&key) {
+            bail!("{}: unknown key `{key}`", origin.display());
+        }
+        table.insert(key, value);
+    }
+    Ok(())
+}
+
 /// `PICD_<KEY>` overrides `<key>`; the value is read as the key's type (lists are
 /// comma-separated).
 fn apply_env(table: &mut toml::Table, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
@@ -305,6 +323,68 @@ mod tests {
         assert_eq!(s.session_idle_minutes, 5);
         assert_eq!(s.trusted_proxies.len(), 2);
         assert_eq!(s.cookie_secure, CookieSecure::Always);
+    }
+
+    /// The package's keys as packaging/package.toml sets them, and an owner's file of 0.1.0
+    /// (which set none of them) with one edit of its own.
+    const PACKAGE_TOML: &str = include_str!("../packaging/package.toml");
+    const OWNERS_OLD_TOML: &str = "session_absolute_hours = 8\nlog_level = \"debug\"\n";
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_package_defaults_fill_what_the_owners_file_leaves_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let defaults = write(dir.path(), "package.toml", PACKAGE_TOML);
+        let owners = write(dir.path(), "picd.toml", OWNERS_OLD_TOML);
+        let s = Settings::load(Some(&defaults), Some(&owners)).unwrap();
+        assert_eq!(s.listen_socket, PathBuf::from("/run/picd/http.sock"));
+        assert_eq!(s.caddy_admin, "unix//run/caddy-admin/admin.sock");
+        assert_eq!(s.caddy_tls_dir, PathBuf::from("/run/picd/tls"));
+        assert_eq!(s.session_absolute_hours, 8);
+        assert_eq!(s.log_level, "debug");
+        // Neither file sets it: the built-in default.
+        assert_eq!(
+            s.session_idle_minutes,
+            Settings::default().session_idle_minutes
+        );
+    }
+
+    #[test]
+    fn the_owners_file_wins_over_the_package_defaults_key_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let defaults = write(dir.path(), "package.toml", PACKAGE_TOML);
+        let owners = write(
+            dir.path(),
+            "picd.toml",
+            "caddy_admin = \"127.0.0.1:2019\"\nlisten_socket = \"\"\n",
+        );
+        let s = Settings::load(Some(&defaults), Some(&owners)).unwrap();
+        assert_eq!(s.caddy_admin, "127.0.0.1:2019");
+        assert_eq!(s.listen_socket(), None);
+        assert_eq!(s.caddy_tls_dir, PathBuf::from("/run/picd/tls"));
+        // Without the package's file, only the owner's and the built-in defaults count.
+        let s = Settings::load(None, Some(&owners)).unwrap();
+        assert_eq!(s.caddy_tls_dir, PathBuf::new());
+    }
+
+    #[test]
+    fn a_defaults_file_asked_for_must_exist_and_know_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let owners = write(dir.path(), "picd.toml", "");
+        let absent = dir.path().join("absent.toml");
+        let err = Settings::load(Some(&absent), Some(&owners)).unwrap_err();
+        assert!(format!("{err:#}").contains("absent.toml"), "{err:#}");
+        let typo = write(dir.path(), "package.toml", "listen_sockett = \"/run/x\"\n");
+        let err = Settings::load(Some(&typo), Some(&owners)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("package.toml: unknown key `listen_sockett`"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -63,6 +63,15 @@ pub enum ApiError {
         subsystem: &'static str,
         reason: String,
     },
+    /// picd found its storage degraded at start (src/health/write_guard.rs) and refuses
+    /// changes until the owner restores a snapshot or acknowledges the loss; reads still work.
+    #[error(
+        "picd's storage is degraded (see the storage subsystem of /api/status): changes are \
+         refused until the owner restores the newest snapshot from backups/ or acknowledges \
+         the loss with POST /api/status/storage/acknowledge (or `picd audit reanchor`, picd \
+         stopped)"
+    )]
+    StorageDegraded,
     #[error("database error")]
     Db(#[from] rusqlite::Error),
     #[error("i/o error")]
@@ -122,7 +131,9 @@ impl ApiError {
             } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::LimitExceeded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable { .. } | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::Busy { .. } | ApiError::StorageDegraded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Db(_) | ApiError::Io(_) | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -148,6 +159,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Busy { .. } => "busy",
+            ApiError::StorageDegraded => "storage_degraded",
             ApiError::Db(_) | ApiError::Io(_) | ApiError::Internal(_) => "internal",
         }
     }

@@ -73,8 +73,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
-    let app =
+    let guard = crate::health::write_guard::WriteGuard::at_start(&storage, &settings.state_dir)?;
+    let mut app =
         AppState::new(db, vault, settings, drivers, wireguard, dns, caddy).with_routing(routing);
+    app.storage = Arc::new(guard);
     tracing::info!(
         listen = %listener.local_addr()?,
         listen_socket = %app.settings.listen_socket.display(),
@@ -91,6 +93,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ended = run_reconciler(app.clone()) => ended.context("reconciler ended")?,
         ended = app.wireguard.clone().run_device_watchdog() => ended.context("WireGuard")?,
         ended = run_storage_keepers(app.clone(), storage.degraded()) => ended.context("storage keepers ended")?,
+    }
+    if !storage.degraded() {
+        crate::audit::anchor::anchor_at_shutdown(&app.db, &app.settings.state_dir).await;
     }
     tracing::info!("picd stopped");
     Ok(())

@@ -36,6 +36,8 @@ pub struct AppState {
     pub caddy: Arc<CaddyDriver>,
     pub routing: Arc<crate::routing::driver::RoutingDriver>,
     pub started: Instant,
+    /// Whether changes are refused while storage is degraded (set by `serve` at start).
+    pub storage: Arc<crate::health::write_guard::WriteGuard>,
     /// Wakes the reconciler; requests coalesce, so a burst of changes costs one pass.
     reconcile_wanted: Arc<tokio::sync::Notify>,
     dns_refresh_pending: Arc<AtomicBool>,
@@ -72,6 +74,7 @@ impl AppState {
             caddy,
             routing,
             started: Instant::now(),
+            storage: Arc::default(),
             reconcile_wanted: Arc::new(tokio::sync::Notify::new()),
             dns_refresh_pending: Arc::new(AtomicBool::new(false)),
             setup_done: Arc::new(AtomicBool::new(false)),

@@ -7,8 +7,9 @@
 //! `systemd-analyze security`; the package installs in a clean Debian root made by
 //! debootstrap; and it upgrades the 0.1.0 release's package in place there
 //! (packaging/test-upgrade-in-chroot): the service restarted, the state dir, its modes and
-//! the edited settings kept, the old state migrated and served by today's binary, and kept by
-//! `apt-get remove`.
+//! the edited settings kept, the old state migrated and served by today's binary, picd
+//! reachable through Caddy though the kept settings name none of the sockets (the package's
+//! defaults file does), and the state kept by `apt-get remove`.
 //!
 //! The package is built from this test run's own (debug) picd binary through build-deb's
 //! `PICD_BINARY`, not from a second, release build of the whole dependency tree, which would
@@ -26,9 +27,10 @@ use common::{picd_cli, stderr_of, PICD};
 /// The worst exposure `systemd-analyze security` may give the unit (0 is best, 10 worst).
 const MAX_EXPOSURE: f64 = 3.0;
 /// The package's files that matter, as `dpkg-deb -c` and `dpkg -L` name them.
-const PACKAGE_FILES: [&str; 5] = [
+const PACKAGE_FILES: [&str; 6] = [
     "/usr/bin/picd",
     "/etc/picd/picd.toml",
+    "/usr/share/picd/package.toml",
     "/usr/share/picd/Caddyfile",
     "/lib/systemd/system/picd.service",
     "/lib/systemd/system/caddy.service.d/picd.conf",
@@ -135,22 +137,41 @@ fn the_base_caddyfile_is_valid_and_keeps_the_admin_api_local() {
 #[test]
 fn the_packages_settings_units_and_caddyfile_agree_on_the_sockets() {
     let read = |path: &str| std::fs::read_to_string(repo().join(path)).expect(path);
+    // The package's keys are in its defaults file, not in the owner's conffile: an owner who
+    // edited an older conffile keeps it on upgrade, and still gets these.
+    let defaults = read("packaging/package.toml");
     let settings = read("packaging/picd.toml");
-    for line in [
-        format!("listen_socket = \"{PICD_SOCKET}\""),
-        format!("caddy_admin = \"{CADDY_ADMIN_SOCKET}\""),
-        "caddy_tls_dir = \"/run/picd/tls\"".to_string(),
+    for (key, value) in [
+        ("listen_socket", PICD_SOCKET),
+        ("caddy_admin", CADDY_ADMIN_SOCKET),
+        ("caddy_tls_dir", "/run/picd/tls"),
     ] {
+        let line = format!("{key} = \"{value}\"");
         assert!(
-            settings.lines().any(|l| l == line),
-            "no `{line}` in packaging/picd.toml"
+            defaults.lines().any(|l| l == line),
+            "no `{line}` in packaging/package.toml"
+        );
+        assert!(
+            !settings.lines().any(|l| l.starts_with(&format!("{key} "))),
+            "packaging/picd.toml sets {key}: leave it to packaging/package.toml"
         );
     }
-    // picd reads the file as it is shipped.
+    // picd reads both files as they are shipped, as the unit passes them.
+    let picd_unit = read("systemd/picd.service");
+    assert!(
+        picd_unit.contains(
+            "\nExecStart=/usr/bin/picd serve --defaults /usr/share/picd/package.toml \
+             --config /etc/picd/picd.toml\n"
+        ),
+        "{picd_unit}"
+    );
     let state = tempfile::tempdir().expect("temporary directory");
     let config = repo().join("packaging/picd.toml");
+    let package_defaults = repo().join("packaging/package.toml");
     let out = picd_cli(
         &[
+            "--defaults",
+            package_defaults.to_str().expect("path"),
             "--config",
             config.to_str().expect("path"),
             "--state-dir",
@@ -165,7 +186,6 @@ fn the_packages_settings_units_and_caddyfile_agree_on_the_sockets() {
         stderr_of(&out)
     );
     // Each socket's directory is made by the unit of the daemon that listens there.
-    let picd_unit = read("systemd/picd.service");
     assert!(
         picd_unit.contains("\nRuntimeDirectory=picd\n"),
         "{picd_unit}"
@@ -406,6 +426,7 @@ fn the_package_upgrades_the_release_in_place_and_keeps_the_cell() {
     for step in [
         "cell set up and peer bob added by 0.1.0-1",
         "migrated and served the old state",
+        "picd reachable through Caddy after the upgrade",
         "try-restart picd.service",
         "remove kept /var/lib/picd",
         "test-upgrade-in-chroot: OK",

@@ -156,11 +156,23 @@ async fn a_damaged_wal_after_kill_9_is_named_at_start() {
         remaining + 1
     );
 
+    // Changes are refused until the owner acknowledges the loss; reads keep working.
+    let resp = admin
+        .send_json(Method::POST, "/api/peers", &json!({ "name": "after" }))
+        .await;
+    expect_error(resp, StatusCode::SERVICE_UNAVAILABLE, "storage_degraded").await;
+    let (status, _) = admin.get_json("/api/peers").await;
+    assert_eq!(status, StatusCode::OK);
+    let resp = admin
+        .send_json(Method::POST, "/api/status/storage/acknowledge", &json!({}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+
     // New writes do not hide the loss: the anchor is kept, and a restart names it again.
     let resp = admin
         .send_json(Method::POST, "/api/peers", &json!({ "name": "after" }))
         .await;
-    assert!(resp.status().is_success());
+    assert!(resp.status().is_success(), "{}", resp.status());
     restarted.restart().await;
     let admin = restarted.client();
     admin.login_ok(ADMIN_USER, ADMIN_PASSWORD).await;
@@ -182,6 +194,9 @@ async fn a_damaged_wal_after_kill_9_is_named_at_start() {
     let (restarted, admin) = start_on(damaged).await;
     let (_, storage) = storage_status(&admin).await;
     assert_eq!(storage["state"], "ok", "{storage}");
+    // A start that finds the storage whole drops the acknowledgement: the next loss is
+    // refused anew.
+    assert!(!restarted.state_dir().join("storage-acknowledged").exists());
     drop(restarted);
 }
 
@@ -221,4 +236,92 @@ async fn a_snapshot_is_a_private_consistent_copy_in_backups() {
         .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
         .unwrap();
     assert!(setup_done >= 1);
+}
+
+/// Rounds of write-then-stop: the anchor must hold the last acknowledged entry every time.
+const STOP_ROUNDS: usize = 5;
+
+#[tokio::test]
+async fn the_anchor_holds_the_last_write_even_when_picd_stops_right_after_it() {
+    let (mut picd, _admin) = picd_with_admin().await;
+    for round in 0..STOP_ROUNDS {
+        let admin = picd.client();
+        admin.login_ok(ADMIN_USER, ADMIN_PASSWORD).await;
+        let resp = admin
+            .send_json(
+                Method::POST,
+                "/api/peers",
+                &json!({ "name": format!("stop{round}") }),
+            )
+            .await;
+        assert!(resp.status().is_success(), "{}", resp.status());
+        // SIGTERM at once: the last entry is anchored before picd exits (at shutdown if the
+        // keeper had not reached it yet), not only after a next write that never comes.
+        let (_, status) = picd.terminate().expect("picd stopped on SIGTERM");
+        assert!(status.success(), "{status}");
+        let head = head_seq(&picd);
+        assert_eq!(
+            anchor_seq(&picd.state_dir()),
+            Some(head),
+            "round {round}: the anchor trails the database's head {head}"
+        );
+        picd.restart().await;
+    }
+    // And while picd runs, the anchor reaches each write without a next one.
+    let admin = picd.client();
+    admin.login_ok(ADMIN_USER, ADMIN_PASSWORD).await;
+    let resp = admin
+        .send_json(Method::POST, "/api/peers", &json!({ "name": "running" }))
+        .await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let head = head_seq(&picd);
+    let deadline = Instant::now() + ANCHOR_TIMEOUT;
+    while anchor_seq(&picd.state_dir()) != Some(head) {
+        assert!(Instant::now() < deadline, "the anchor did not reach {head}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Writes in flight when SIGTERM comes, per round: answered in the shutdown grace.
+const IN_FLIGHT: usize = 8;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_answered_during_shutdown_are_anchored() {
+    let (mut picd, _admin) = picd_with_admin().await;
+    for round in 0..STOP_ROUNDS {
+        let admin = std::sync::Arc::new(picd.client());
+        admin.login_ok(ADMIN_USER, ADMIN_PASSWORD).await;
+        let token = admin.csrf_token().await;
+        let url = admin.url("/api/peers");
+        let mut writes = Vec::new();
+        for i in 0..IN_FLIGHT {
+            let (admin, token, url) = (admin.clone(), token.clone(), url.clone());
+            writes.push(tokio::spawn(async move {
+                admin
+                    .http
+                    .post(url)
+                    .header("x-csrf-token", token)
+                    .json(&json!({ "name": format!("flight{round}x{i}") }))
+                    .send()
+                    .await
+                    .map(|r| r.status())
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (_, status) = tokio::task::block_in_place(|| picd.terminate()).expect("stopped");
+        assert!(status.success(), "{status}");
+        let mut answered = 0;
+        for write in writes {
+            if write.await.unwrap().is_ok_and(|s| s.is_success()) {
+                answered += 1;
+            }
+        }
+        let head = head_seq(&picd);
+        assert_eq!(
+            anchor_seq(&picd.state_dir()),
+            Some(head),
+            "round {round}: {answered} writes answered, the anchor trails the head {head}"
+        );
+        picd.restart().await;
+    }
 }

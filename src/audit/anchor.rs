@@ -5,10 +5,14 @@
 //!
 //! The anchor is written after commits, off the writer's path (an fsync and a rename per
 //! group would double a commit's cost): a task waits for the writer's commit signal and
-//! writes the newest head, many commits at once when they come quickly.
+//! writes the newest head, many commits at once when they come quickly. At shutdown, once
+//! the last request has been answered, the head is anchored once more: a write answered
+//! during the shutdown grace would otherwise stay unanchored, the keeper stopped with the
+//! server.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension};
@@ -87,6 +91,27 @@ pub fn write(state_dir: &Path, anchor: &Anchor) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The newest anchor this process wrote with `write_newer`, per state dir.
+static NEWEST_WRITTEN: Mutex<Vec<(PathBuf, i64)>> = Mutex::new(Vec::new());
+
+/// `write`, for the keeper and the shutdown: one at a time, and never an older head over a
+/// newer one. The keeper's last write may still run on a blocking thread when the shutdown
+/// writes the final head; within one picd the chain only grows, so the lower sequence is
+/// the stale one.
+fn write_newer(state_dir: &Path, anchor: &Anchor) -> anyhow::Result<()> {
+    let mut newest = NEWEST_WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+    let known = newest.iter_mut().find(|(dir, _)| dir == state_dir);
+    if known.as_ref().is_some_and(|(_, seq)| *seq > anchor.seq) {
+        return Ok(());
+    }
+    write(state_dir, anchor)?;
+    match known {
+        Some((_, seq)) => *seq = anchor.seq,
+        None => newest.push((state_dir.to_path_buf(), anchor.seq)),
+    }
+    Ok(())
+}
+
 /// The head of the chain in the database.
 pub fn head(conn: &Connection) -> rusqlite::Result<(i64, String)> {
     conn.query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
@@ -146,7 +171,7 @@ pub async fn run_anchor_keeper(db: Db, state_dir: PathBuf) -> anyhow::Result<()>
         if written != Some(anchor.seq) {
             let dir = state_dir.clone();
             let seq = anchor.seq;
-            let result = tokio::task::spawn_blocking(move || write(&dir, &anchor)).await?;
+            let result = tokio::task::spawn_blocking(move || write_newer(&dir, &anchor)).await?;
             match result {
                 Ok(()) => written = Some(seq),
                 // Tried again after the next commit; the anchor lagging is not a loss.
@@ -156,5 +181,22 @@ pub async fn run_anchor_keeper(db: Db, state_dir: PathBuf) -> anyhow::Result<()>
         if commits.changed().await.is_err() {
             return Ok(());
         }
+    }
+}
+
+/// The last anchor, written when picd stops: the keeper ends with the server, and a write
+/// answered after its last pass (during the shutdown grace) would otherwise be anchored only
+/// by the next start's check.
+pub async fn anchor_at_shutdown(db: &Db, state_dir: &Path) {
+    let dir = state_dir.to_path_buf();
+    let result = match db.call(|conn| Ok(current(conn)?)).await {
+        Ok(anchor) => tokio::task::spawn_blocking(move || write_newer(&dir, &anchor))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|written| written),
+        Err(e) => Err(anyhow::anyhow!("reading the audit head: {e}")),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %format!("{e:#}"), "writing the audit anchor at shutdown");
     }
 }

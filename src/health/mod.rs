@@ -4,6 +4,7 @@
 pub mod probes;
 pub mod routes;
 pub mod storage;
+pub mod write_guard;
 
 use std::time::Duration;
 

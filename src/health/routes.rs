@@ -1,9 +1,11 @@
-//! GET /health (public), GET /api/status, GET /api/health/history.
+//! GET /health (public), GET /api/status, GET /api/health/history, and
+//! POST /api/status/storage/acknowledge.
 
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Query};
 use crate::state::AppState;
@@ -65,4 +67,29 @@ pub async fn history(
         })
         .await?;
     Ok(Json(json!({ "entries": entries })))
+}
+
+/// The owner accepts degraded storage as it is, and changes are allowed again
+/// (src/health/write_guard.rs); `acknowledged` is false when the storage was whole. Audited
+/// like every change: the entry records that the owner chose to carry on.
+pub async fn acknowledge_storage(
+    _admin: AdminUser,
+    audit: AuditCtx,
+    State(app): State<AppState>,
+) -> ApiResult<Json<Value>> {
+    let degraded = app.storage.degraded();
+    audit
+        .transact(&app.db, move |_tx, entry| {
+            entry.action = "storage.acknowledge".into();
+            entry.target_type = "storage".into();
+            entry.target_id = "database".into();
+            entry.detail = json!({ "degraded": degraded });
+            Ok(())
+        })
+        .await?;
+    let guard = app.storage.clone();
+    let acknowledged = tokio::task::spawn_blocking(move || guard.acknowledge())
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))??;
+    Ok(Json(json!({ "acknowledged": acknowledged })))
 }

@@ -57,8 +57,11 @@ pub async fn check_at_start(db: &Db, state_dir: &Path) -> anyhow::Result<Storage
     if let Some(report) = integrity {
         problems.push(format!("the database fails its integrity check ({report})"));
     }
-    let restore = "restore the newest snapshot from backups/ (see the README, \"Restoring a \
-                   snapshot\"), or run `picd audit reanchor` to accept the loss";
+    let restore = "changes are refused until the owner acts: restore the newest snapshot from \
+                   backups/ (see the README, \"Restoring a snapshot\"), or accept the loss \
+                   with POST /api/status/storage/acknowledge while picd runs, or with \
+                   `picd audit reanchor` while it is stopped (which also moves the audit \
+                   anchor to the database's head)";
     match compared {
         AnchorCheck::Holds => {}
         AnchorCheck::Missing if unreadable => {}
@@ -87,14 +90,33 @@ pub async fn check_at_start(db: &Db, state_dir: &Path) -> anyhow::Result<Storage
     Ok(StorageCheck { problem })
 }
 
-/// `PRAGMA quick_check`: None when it says "ok", else its first lines.
+/// `PRAGMA quick_check`: None when it says "ok", else its first lines. A page damaged badly
+/// enough stops the check itself with SQLITE_CORRUPT after the lines naming it: that is its
+/// finding too, not a reason for picd to refuse to start (the owner needs it running to see
+/// what was lost).
 fn quick_check(conn: &rusqlite::Connection) -> rusqlite::Result<Option<String>> {
     let mut stmt = conn.prepare("PRAGMA quick_check")?;
-    let lines: Vec<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .take(QUICK_CHECK_LINES)
-        .collect::<Result<_, _>>()?;
+    let mut rows = stmt.query([])?;
+    let mut lines = Vec::new();
+    while lines.len() < QUICK_CHECK_LINES {
+        match rows.next() {
+            Ok(Some(row)) => lines.push(row.get::<_, String>(0)?),
+            Ok(None) => break,
+            Err(e) if is_corruption(&e) => {
+                lines.push(format!("the check stopped: {e}"));
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
     Ok((lines != ["ok"]).then(|| lines.join("; ")))
+}
+
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
 }
 
 /// The `storage` subsystem of /api/status.

@@ -1,5 +1,6 @@
-//! A small client for the W3C WebDriver protocol (chromedriver), over reqwest: enough to load
-//! pages, find elements by CSS, type, click, wait for text and take screenshots.
+//! The browser tests' WebDriver session: fantoccini drives chromedriver; this adds what the
+//! tests wait for (an element displayed, a text, a URL) with failure messages that show the
+//! page, and ends the session when a failing test unwinds.
 
 #![allow(dead_code)]
 
@@ -8,12 +9,14 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
-use base64::Engine;
+use anyhow::{anyhow, Context, Result};
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 
-/// The key under which WebDriver returns an element reference.
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+pub use fantoccini::elements::Element;
+
 /// How long `wait_*` keep polling before they give up.
 pub const WAIT: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(100);
@@ -21,127 +24,83 @@ const POLL: Duration = Duration::from_millis(100);
 /// One browser session. Dropping it ends the session, so the browser goes away even when a
 /// test fails half-way.
 pub struct WebDriver {
-    http: reqwest::Client,
+    client: Client,
     driver: String,
     session: String,
     ended: bool,
 }
 
-/// An element of the current page.
-#[derive(Debug, Clone)]
-pub struct Element(String);
+/// chromedriver's console log (`POST /session/{id}/se/log`), which W3C WebDriver lacks.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({ "type": "browser" }).to_string()),
+        )
+    }
+}
 
 impl WebDriver {
     /// Starts a session on the chromedriver at `driver` (e.g. `http://127.0.0.1:9515`).
     pub async fn start(driver: &str, capabilities: Value) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()?;
-        let body = json!({ "capabilities": { "alwaysMatch": capabilities } });
-        let answer: Value = http
-            .post(format!("{driver}/session"))
-            .json(&body)
-            .send()
+        let Value::Object(capabilities) = capabilities else {
+            return Err(anyhow!("capabilities are a JSON object"));
+        };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(driver)
             .await
-            .context("chromedriver did not answer")?
-            .json()
-            .await?;
-        let session = answer["value"]["sessionId"]
-            .as_str()
-            .ok_or_else(|| anyhow!("no session from chromedriver: {answer}"))?
-            .to_string();
+            .context("chromedriver did not start a session")?;
+        let session = client
+            .session_id()
+            .await?
+            .ok_or_else(|| anyhow!("no session id from chromedriver"))?;
         Ok(WebDriver {
-            http,
+            client,
             driver: driver.to_string(),
             session,
             ended: false,
         })
     }
 
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value> {
-        let url = format!("{}/session/{}{path}", self.driver, self.session);
-        let mut request = self.http.request(method.clone(), &url);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        let status = response.status();
-        let answer: Value = response
-            .json()
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        if !status.is_success() {
-            bail!(
-                "{method} {path}: {} ({})",
-                answer["value"]["error"],
-                answer["value"]["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-            );
-        }
-        Ok(answer["value"].clone())
-    }
-
-    async fn get(&self, path: &str) -> Result<Value> {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Result<Value> {
-        self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-
     pub async fn goto(&self, url: &str) -> Result<()> {
-        self.post("/url", json!({ "url": url })).await.map(drop)
+        Ok(self.client.goto(url).await?)
     }
 
     pub async fn url(&self) -> Result<String> {
-        Ok(self
-            .get("/url")
-            .await?
-            .as_str()
-            .unwrap_or_default()
-            .to_string())
+        Ok(self.client.current_url().await?.to_string())
     }
 
     pub async fn set_window_size(&self, width: u32, height: u32) -> Result<()> {
-        self.post("/window/rect", json!({ "width": width, "height": height }))
-            .await
-            .map(drop)
+        Ok(self.client.set_window_size(width, height).await?)
     }
 
     /// Runs `script` in the page (a function body; `arguments` holds `args`).
     pub async fn execute(&self, script: &str, args: Value) -> Result<Value> {
-        self.post("/execute/sync", json!({ "script": script, "args": args }))
-            .await
+        let args = match args {
+            Value::Array(items) => items,
+            Value::Null => Vec::new(),
+            one => vec![one],
+        };
+        Ok(self.client.execute(script, args).await?)
     }
 
     pub async fn find_all(&self, css: &str) -> Result<Vec<Element>> {
-        let found = self
-            .post(
-                "/elements",
-                json!({ "using": "css selector", "value": css }),
-            )
-            .await?;
-        Ok(found
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|e| e[ELEMENT_KEY].as_str().map(|id| Element(id.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(self.client.find_all(Locator::Css(css)).await?)
     }
 
     pub async fn find(&self, css: &str) -> Result<Element> {
@@ -153,52 +112,31 @@ impl WebDriver {
     }
 
     pub async fn click(&self, element: &Element) -> Result<()> {
-        self.post(&format!("/element/{}/click", element.0), json!({}))
-            .await
-            .map(drop)
+        Ok(element.click().await?)
     }
 
     /// Clears the input and types `text` into it, key by key.
     pub async fn fill(&self, css: &str, text: &str) -> Result<()> {
         let element = self.wait_for(css).await?;
-        self.post(&format!("/element/{}/clear", element.0), json!({}))
-            .await?;
-        self.post(
-            &format!("/element/{}/value", element.0),
-            json!({ "text": text }),
-        )
-        .await
-        .map(drop)
+        element.clear().await?;
+        Ok(element.send_keys(text).await?)
     }
 
     pub async fn text(&self, element: &Element) -> Result<String> {
-        Ok(self
-            .get(&format!("/element/{}/text", element.0))
-            .await?
-            .as_str()
-            .unwrap_or_default()
-            .to_string())
+        Ok(element.text().await?)
     }
 
     pub async fn attribute(&self, element: &Element, name: &str) -> Result<Option<String>> {
-        let value = self
-            .get(&format!("/element/{}/attribute/{name}", element.0))
-            .await?;
-        Ok(value.as_str().map(str::to_string))
+        Ok(element.attr(name).await?)
     }
 
     /// A DOM property, e.g. an input's current `value` (attributes hold only the initial one).
-    pub async fn property(&self, element: &Element, name: &str) -> Result<serde_json::Value> {
-        self.get(&format!("/element/{}/property/{name}", element.0))
-            .await
+    pub async fn property(&self, element: &Element, name: &str) -> Result<Value> {
+        Ok(element.prop(name).await?.map_or(Value::Null, Value::from))
     }
 
     pub async fn is_displayed(&self, element: &Element) -> Result<bool> {
-        Ok(self
-            .get(&format!("/element/{}/displayed", element.0))
-            .await?
-            .as_bool()
-            .unwrap_or(false))
+        Ok(element.is_displayed().await?)
     }
 
     /// The page's visible text, for failure messages.
@@ -227,7 +165,7 @@ impl WebDriver {
         while Instant::now() < deadline {
             for element in self.find_all(css).await? {
                 // The page may replace the element between the two calls: look again.
-                if self.is_displayed(&element).await.unwrap_or(false) {
+                if element.is_displayed().await.unwrap_or(false) {
                     return Ok(element);
                 }
             }
@@ -242,7 +180,7 @@ impl WebDriver {
         let mut last = String::new();
         while Instant::now() < deadline {
             for element in self.find_all(css).await? {
-                if let Ok(text) = self.text(&element).await {
+                if let Ok(text) = element.text().await {
                     if text.contains(needle) {
                         return Ok(text);
                     }
@@ -273,20 +211,16 @@ impl WebDriver {
 
     /// Saves a PNG of the viewport.
     pub async fn screenshot(&self, path: &Path) -> Result<()> {
-        let encoded = self.get("/screenshot").await?;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(encoded.as_str().unwrap_or_default())
-            .context("screenshot is not base64")?;
+        let png = self.client.screenshot().await?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))
     }
 
-    /// The browser console's messages so far (chromedriver's log endpoint; needs
-    /// `goog:loggingPrefs` in the capabilities).
+    /// The browser console's messages so far (needs `goog:loggingPrefs` in the capabilities).
     pub async fn console_messages(&self) -> Result<Vec<String>> {
-        let entries = self.post("/se/log", json!({ "type": "browser" })).await?;
+        let entries = self.client.issue_cmd(BrowserLog).await?;
         Ok(entries
             .as_array()
             .map(|items| {
@@ -307,13 +241,14 @@ impl WebDriver {
     /// Ends the session (the browser quits).
     pub async fn quit(mut self) -> Result<()> {
         self.ended = true;
-        self.call(reqwest::Method::DELETE, "", None).await.map(drop)
+        Ok(self.client.clone().close().await?)
     }
 }
 
 impl Drop for WebDriver {
-    /// A failing test unwinds without an async context: end the session with a plain blocking
-    /// HTTP request so chromedriver closes the browser before the test kills chromedriver.
+    /// A failing test unwinds without an async context to finish fantoccini's own close: end
+    /// the session with a plain blocking HTTP request so chromedriver closes the browser
+    /// before the test kills chromedriver.
     fn drop(&mut self) {
         if self.ended {
             return;
