@@ -13,15 +13,26 @@ use std::process::{Command, Output, Stdio};
 use common::*;
 use rusqlite::Connection;
 
-/// The migrations released in 0.1.0 and this binary's newest.
+/// The migrations released in 0.1.0.
 const RELEASED: u32 = 6;
-const LATEST: u32 = 11;
 /// A version no picd has written yet.
 const FUTURE: u32 = 99;
 const OLD_USER: &str = "from-0-1-0";
 
 fn migrations_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")
+}
+
+/// This binary's newest migration: the highest number among migrations/NNNN_*.sql.
+fn latest() -> u32 {
+    std::fs::read_dir(migrations_dir())
+        .expect("migrations/")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".sql")?.get(..4)?.parse().ok()
+        })
+        .max()
+        .expect("at least one migration")
 }
 
 fn migrate(state: &Path) -> Output {
@@ -182,7 +193,7 @@ fn a_database_from_a_newer_picd_is_refused_with_its_bytes_unchanged() {
         let message = stderr_of(&out);
         assert!(
             message.contains(&format!("schema version {FUTURE}"))
-                && message.contains(&format!("knows versions up to {LATEST}"))
+                && message.contains(&format!("knows versions up to {}", latest()))
                 && message.contains("newer picd")
                 && message.contains("pre-migrate"),
             "{message}"
@@ -211,7 +222,10 @@ fn a_database_with_data_is_backed_up_before_it_is_migrated() {
     let out = migrate(&state);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(stdout_of(&out).contains("applied migration 0008"));
-    let found = backups(&state, &format!("pre-migrate-{RELEASED:04}-{LATEST:04}-"));
+    let found = backups(
+        &state,
+        &format!("pre-migrate-{RELEASED:04}-{:04}-", latest()),
+    );
     assert_eq!(found.len(), 1, "{found:?}");
     let backup = &found[0];
     let mode = std::fs::metadata(backup).unwrap().permissions().mode() & 0o777;
@@ -259,7 +273,7 @@ fn a_failing_migration_is_named_and_leaves_the_database_at_the_version_before() 
     assert!(
         message.contains("migration 0008_ca_constraints failed and was rolled back")
             && message.contains("the database is at version 7")
-            && message.contains(&format!("pre-migrate-0006-{LATEST:04}-")),
+            && message.contains(&format!("pre-migrate-0006-{:04}-", latest())),
         "{message}"
     );
     let conn = open_db(&db);
