@@ -14,7 +14,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{audit, auth, caddy, client, dns, health, logs, peers, setup, vault, web, wireguard};
+use crate::{
+    audit, auth, caddy, client, dns, health, logs, peers, services, setup, vault, web, wireguard,
+};
 
 pub fn router(app: AppState) -> Router {
     let routes = Router::new()
@@ -183,6 +185,8 @@ pub fn router(app: AppState) -> Router {
             axum::routing::delete(auth::key_routes::revoke),
         )
         .route("/api/keys/{id}/rotate", post(auth::key_routes::rotate))
+        // Service store
+        .merge(services::routes::router())
         // Pages
         .route("/", get(web::index))
         .route("/setup", get(web::setup))

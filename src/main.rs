@@ -18,6 +18,7 @@ mod health;
 mod logs;
 mod peers;
 mod serve;
+mod services;
 mod session_layer;
 mod setup;
 mod state;

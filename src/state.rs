@@ -34,6 +34,7 @@ pub struct AppState {
     pub wireguard: Arc<WireGuardDriver>,
     pub dns: Arc<DnsDriver>,
     pub caddy: Arc<CaddyDriver>,
+    pub services: crate::services::ServicesState,
     pub started: Instant,
     /// Wakes the reconciler; requests coalesce, so a burst of changes costs one pass.
     reconcile_wanted: Arc<tokio::sync::Notify>,
@@ -55,6 +56,12 @@ impl AppState {
             settings.login_failures_per_user,
             settings.login_failures_per_address,
         );
+        let services = crate::services::ServicesState::new(Arc::new(
+            crate::services::driver::DockerDriver::new(
+                settings.docker_socket.clone(),
+                &settings.state_dir,
+            ),
+        ));
         AppState {
             db,
             settings: Arc::new(settings),
@@ -67,6 +74,7 @@ impl AppState {
             vault,
             wireguard,
             dns,
+            services,
             caddy,
             started: Instant::now(),
             reconcile_wanted: Arc::new(tokio::sync::Notify::new()),

@@ -15,7 +15,7 @@ use rusqlite::Connection;
 
 /// The migrations released in 0.1.0 and this binary's newest.
 const RELEASED: u32 = 6;
-const LATEST: u32 = 9;
+const LATEST: u32 = 10;
 /// A version no picd has written yet.
 const FUTURE: u32 = 99;
 const OLD_USER: &str = "from-0-1-0";

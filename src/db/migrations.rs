@@ -39,6 +39,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "dns_tsig",
         include_str!("../../migrations/0009_dns_tsig.sql"),
     ),
+    (
+        10,
+        "services",
+        include_str!("../../migrations/0010_services.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.
