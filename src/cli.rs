@@ -73,6 +73,11 @@ enum Command {
         #[command(subcommand)]
         command: VaultCommand,
     },
+    /// The service store
+    Services {
+        #[command(subcommand)]
+        command: ServicesCommand,
+    },
     /// Administration
     Admin {
         #[command(subcommand)]
@@ -114,6 +119,20 @@ enum DnsCommand {
 enum VaultCommand {
     /// Replace the vault identity and re-encrypt every secret (stop picd first)
     Rekey,
+}
+
+#[derive(Subcommand, Debug)]
+enum ServicesCommand {
+    /// Build every service's image from Debian packages, import it into the Docker engine
+    /// and record its Id
+    BuildImages {
+        /// Where built root filesystems are kept, keyed by recipe hash [default: STATE/image-cache]
+        #[arg(long, value_name = "DIR", env = "PICD_SERVICES_IMAGE_CACHE")]
+        cache: Option<PathBuf>,
+        /// Debian mirror [default: the first one in apt's sources]
+        #[arg(long, value_name = "URL", env = "PICD_DEBIAN_MIRROR")]
+        mirror: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -293,6 +312,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => {
             init_logging(&settings);
             runtime()?.block_on(crate::dns::standalone::serve(&zone_file, &origin, listen))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Services {
+            command: ServicesCommand::BuildImages { cache, mirror },
+        } => {
+            prepare_state_dir(&settings.state_dir)?;
+            let db = Db::open(&settings.database_path())?;
+            let cache = cache.unwrap_or_else(|| settings.state_dir.join("image-cache"));
+            let mirror = match mirror {
+                Some(m) => m,
+                None => crate::services::images::machine_mirror()?,
+            };
+            runtime()?.block_on(async {
+                let driver = crate::services::driver::DockerDriver::new(
+                    settings.docker_socket.clone(),
+                    &settings.state_dir,
+                );
+                let docker = driver.connect().await?;
+                crate::services::images::build_all(&db, &docker, &cache, &mirror).await
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Vault {

@@ -20,6 +20,7 @@ mod logs;
 mod peers;
 mod routing;
 mod serve;
+mod services;
 mod session_layer;
 mod setup;
 mod state;

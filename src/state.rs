@@ -35,6 +35,7 @@ pub struct AppState {
     pub dns: Arc<DnsDriver>,
     pub caddy: Arc<CaddyDriver>,
     pub routing: Arc<crate::routing::driver::RoutingDriver>,
+    pub services: crate::services::ServicesState,
     pub started: Instant,
     /// Whether changes are refused while storage is degraded (set by `serve` at start).
     pub storage: Arc<crate::health::write_guard::WriteGuard>,
@@ -59,6 +60,12 @@ impl AppState {
             settings.login_failures_per_address,
         );
         let routing = Arc::new(crate::routing::driver::RoutingDriver::new(&settings));
+        let services = crate::services::ServicesState::new(Arc::new(
+            crate::services::driver::DockerDriver::new(
+                settings.docker_socket.clone(),
+                &settings.state_dir,
+            ),
+        ));
         AppState {
             db,
             settings: Arc::new(settings),
@@ -71,6 +78,7 @@ impl AppState {
             vault,
             wireguard,
             dns,
+            services,
             caddy,
             routing,
             started: Instant::now(),

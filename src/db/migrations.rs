@@ -54,6 +54,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "routing_limits_metrics",
         include_str!("../../migrations/0012_routing_limits_metrics.sql"),
     ),
+    (
+        13,
+        "services",
+        include_str!("../../migrations/0013_services.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.

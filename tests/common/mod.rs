@@ -10,6 +10,7 @@
 pub mod caddy;
 mod client;
 mod dns;
+pub mod docker;
 mod fixtures;
 pub mod keys;
 pub mod netns;

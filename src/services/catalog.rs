@@ -1,0 +1,141 @@
+//! The service catalog, compiled into picd: trusting the catalog is trusting the package.
+//! Each manifest says what the service is, how its image is built from Debian packages, where
+//! it listens, what it may do, and how accounts are provisioned.
+
+use serde::Serialize;
+
+/// How a service's image comes to the engine.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ImageSource {
+    /// Built here from Debian packages on a Debian base (no registry needed).
+    DebianPackages {
+        suite: &'static str,
+        packages: &'static [&'static str],
+    },
+}
+
+/// An HTTP endpoint published through Caddy at `<subdomain>.<cell domain>`.
+#[derive(Debug, Serialize)]
+pub struct HttpEndpoint {
+    pub subdomain: &'static str,
+    /// Status the health probe expects from `GET /` without credentials.
+    pub health_status: u16,
+}
+
+/// A directory of the service's data, kept across removes unless purged.
+#[derive(Debug, Serialize)]
+pub struct Volume {
+    pub name: &'static str,
+    pub mount: &'static str,
+}
+
+/// A config file picd writes from a template (`{{http_port}}` is replaced by the port picd
+/// allocated), mounted read-only into the container.
+#[derive(Debug, Serialize)]
+pub struct ConfigFile {
+    pub name: &'static str,
+    pub mount: &'static str,
+    #[serde(skip)]
+    pub template: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Resources {
+    pub memory_bytes: i64,
+    pub pids: i64,
+}
+
+/// What the container may do. Every service runs with a read-only root, no-new-privileges and
+/// every capability dropped except those listed.
+#[derive(Debug, Serialize)]
+pub struct Security {
+    pub user: &'static str,
+    pub capabilities: &'static [&'static str],
+    /// Writable scratch directories (tmpfs) on the read-only root.
+    pub tmpfs: &'static [&'static str],
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountMechanism {
+    /// One `user:hash` line per account in a file the server re-reads on every request.
+    Htpasswd { file: &'static str },
+}
+
+#[derive(Debug, Serialize)]
+pub struct Manifest {
+    /// Never renamed: rows, labels, volumes and routes are keyed by it.
+    pub id: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    /// Upstream version and picd's packaging revision.
+    pub version: &'static str,
+    pub image: ImageSource,
+    pub entrypoint: &'static [&'static str],
+    pub http: HttpEndpoint,
+    pub volumes: &'static [Volume],
+    pub config: &'static [ConfigFile],
+    pub env: &'static [(&'static str, &'static str)],
+    pub resources: Resources,
+    pub security: Security,
+    pub accounts: AccountMechanism,
+    pub backup_paths: &'static [&'static str],
+}
+
+/// WebDAV with nginx and the dav-ext module: each account sees only its own folder
+/// (`root /srv/dav/$remote_user`), accounts are htpasswd lines re-read per request.
+pub const FILES: Manifest = Manifest {
+    id: "files",
+    name: "Files",
+    description: "WebDAV file storage: a private folder for every person of the cell",
+    version: "1.22.1-deb12+picd1",
+    image: ImageSource::DebianPackages {
+        suite: "bookworm",
+        packages: &["nginx", "libnginx-mod-http-dav-ext"],
+    },
+    entrypoint: &["/usr/sbin/nginx", "-c", "/etc/picd-files/nginx.conf"],
+    http: HttpEndpoint {
+        subdomain: "files",
+        health_status: 401,
+    },
+    volumes: &[Volume {
+        name: "data",
+        mount: "/srv/dav",
+    }],
+    config: &[
+        ConfigFile {
+            name: "nginx.conf",
+            mount: "/etc/picd-files/nginx.conf",
+            template: include_str!("files/nginx.conf"),
+        },
+        ConfigFile {
+            name: "users",
+            mount: "/etc/picd-files/users",
+            template: "",
+        },
+    ],
+    env: &[],
+    resources: Resources {
+        memory_bytes: 64 * 1024 * 1024,
+        pids: 64,
+    },
+    // www-data (33): nginx runs unprivileged as a whole, so it needs no capability at all
+    // (its port is above 1024 and it never switches user).
+    security: Security {
+        user: "33:33",
+        capabilities: &[],
+        tmpfs: &["/tmp", "/var/lib/nginx", "/var/log/nginx", "/run"],
+    },
+    accounts: AccountMechanism::Htpasswd {
+        file: "/etc/picd-files/users",
+    },
+    backup_paths: &["/srv/dav"],
+};
+
+/// Every service of the store, in the order the store page lists them.
+pub const CATALOG: &[&Manifest] = &[&FILES];
+
+pub fn find(id: &str) -> Option<&'static Manifest> {
+    CATALOG.iter().copied().find(|m| m.id == id)
+}

@@ -1,0 +1,356 @@
+//! The Docker driver: makes the engine run exactly the installed services. Containers carry
+//! picd's labels and picd lists, starts and removes only containers with those labels, so a
+//! container someone else made is never touched. Applying twice changes nothing: a container
+//! is recreated only when the spec hash on its label differs from the wanted one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, HostConfig, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    StartContainerOptions,
+};
+use bollard::Docker;
+use sha2::{Digest, Sha256};
+
+use super::catalog::{self, Manifest};
+use super::store::{self, BuiltImage, Installed};
+use crate::db::Db;
+use crate::driver::{Driver, DriverError, SubsystemStatus};
+
+pub const LABEL_MANAGED: &str = "org.picd.managed";
+pub const LABEL_SERVICE: &str = "org.picd.service";
+pub const LABEL_SPEC: &str = "org.picd.spec";
+const NAME: &str = "docker";
+
+pub fn container_name(service_id: &str) -> String {
+    format!("picd-{service_id}")
+}
+
+pub struct DockerDriver {
+    socket: PathBuf,
+    /// Where each service's data and config live: `<dir>/<id>/{data,config}`.
+    services_dir: PathBuf,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> DriverError {
+    DriverError::Unavailable(NAME, e.to_string())
+}
+
+fn failed(e: impl std::fmt::Display) -> DriverError {
+    DriverError::Failed(NAME, e.to_string())
+}
+
+impl DockerDriver {
+    pub fn new(socket: PathBuf, state_dir: &Path) -> Self {
+        DockerDriver {
+            socket,
+            services_dir: state_dir.join("services"),
+        }
+    }
+
+    pub fn service_dir(&self, service_id: &str) -> PathBuf {
+        self.services_dir.join(service_id)
+    }
+
+    /// A client speaking the engine's API version (Debian 12's engine speaks 1.41).
+    pub async fn connect(&self) -> Result<Docker, DriverError> {
+        let path = self.socket.to_string_lossy();
+        let docker = Docker::connect_with_unix(&path, 120, bollard::API_DEFAULT_VERSION)
+            .map_err(unavailable)?;
+        let docker = docker.negotiate_version().await.map_err(unavailable)?;
+        docker.ping().await.map_err(unavailable)?;
+        Ok(docker)
+    }
+
+    /// picd's containers (and only those), running or not.
+    pub async fn managed_containers(
+        &self,
+        docker: &Docker,
+    ) -> Result<Vec<ContainerSummary>, DriverError> {
+        let filters = HashMap::from([("label", vec![format!("{LABEL_MANAGED}=true")])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        docker.list_containers(Some(options)).await.map_err(failed)
+    }
+
+    /// Creates the service's data folders (kept across removes unless purged).
+    pub fn create_volumes(&self, manifest: &Manifest) -> std::io::Result<()> {
+        for volume in manifest.volumes {
+            let path = self
+                .service_dir(manifest.id)
+                .join("volumes")
+                .join(volume.name);
+            std::fs::create_dir_all(&path)?;
+            chown_to_service_user(&path, manifest)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the service's config files (atomically) from their templates.
+    pub fn write_config(&self, manifest: &Manifest, installed: &Installed) -> std::io::Result<()> {
+        let config = self.service_dir(manifest.id).join("config");
+        std::fs::create_dir_all(&config)?;
+        for file in manifest.config {
+            let path = config.join(file.name);
+            // Account files are picd's to fill (see accounts); only templates are rewritten.
+            if file.template.is_empty() && path.exists() {
+                continue;
+            }
+            let text = file
+                .template
+                .replace("{{http_port}}", &installed.http_port.to_string());
+            super::write_atomically(&path, text.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The container the service should have; its hash goes on a label.
+    fn wanted(
+        &self,
+        manifest: &Manifest,
+        installed: &Installed,
+        image: &BuiltImage,
+    ) -> ContainerCreateBody {
+        let dir = self.service_dir(manifest.id);
+        let mut binds: Vec<String> = manifest
+            .volumes
+            .iter()
+            .map(|v| format!("{}:{}", dir.join("volumes").join(v.name).display(), v.mount))
+            .collect();
+        binds.extend(manifest.config.iter().map(|f| {
+            format!(
+                "{}:{}:ro",
+                dir.join("config").join(f.name).display(),
+                f.mount
+            )
+        }));
+        let tmpfs = manifest
+            .security
+            .tmpfs
+            .iter()
+            .map(|p| (p.to_string(), "rw,nosuid,nodev,size=16m".to_string()))
+            .collect();
+        let host = HostConfig {
+            // Host networking, bound to the loopback port picd allocated: Docker's bridge
+            // network is never used, and only Caddy (on this machine) reaches the service.
+            network_mode: Some("host".into()),
+            binds: Some(binds),
+            tmpfs: Some(tmpfs),
+            readonly_rootfs: Some(true),
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: Some(
+                manifest
+                    .security
+                    .capabilities
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect(),
+            ),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            memory: Some(manifest.resources.memory_bytes),
+            pids_limit: Some(manifest.resources.pids),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            ..Default::default()
+        };
+        let mut body = ContainerCreateBody {
+            image: Some(image.image_id.clone()),
+            entrypoint: Some(manifest.entrypoint.iter().map(|s| s.to_string()).collect()),
+            cmd: Some(vec![]),
+            user: Some(manifest.security.user.into()),
+            env: Some(
+                manifest
+                    .env
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            ),
+            host_config: Some(host),
+            ..Default::default()
+        };
+        // The port is in the hash too: the service reads it from its config only at start.
+        // A HashMap (tmpfs) serializes in a random order: hash it sorted, apart from the rest.
+        let mut hashed = body.clone();
+        let mut tmpfs: Vec<String> = manifest
+            .security
+            .tmpfs
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        tmpfs.sort();
+        if let Some(host) = hashed.host_config.as_mut() {
+            host.tmpfs = None;
+        }
+        let mut spec = serde_json::to_vec(&hashed).unwrap_or_default();
+        spec.extend_from_slice(tmpfs.join("\n").as_bytes());
+        spec.extend_from_slice(&installed.http_port.to_be_bytes());
+        let hash = hex::encode(&Sha256::digest(&spec)[..8]);
+        body.labels = Some(HashMap::from([
+            (LABEL_MANAGED.to_string(), "true".to_string()),
+            (LABEL_SERVICE.to_string(), manifest.id.to_string()),
+            (LABEL_SPEC.to_string(), hash),
+        ]));
+        body
+    }
+
+    /// Makes one installed service's container exist, match its spec and run.
+    pub async fn apply_service(
+        &self,
+        docker: &Docker,
+        installed: &Installed,
+        image: Option<&BuiltImage>,
+        existing: Option<&ContainerSummary>,
+    ) -> Result<(), DriverError> {
+        let manifest = catalog::find(&installed.service_id)
+            .ok_or_else(|| failed(format!("{} is not in the catalog", installed.service_id)))?;
+        let image = image.ok_or_else(|| {
+            failed(format!(
+                "{}: no image built (run `picd services build-images`)",
+                manifest.id
+            ))
+        })?;
+        super::images::verify(docker, image).await?;
+        self.create_volumes(manifest).map_err(failed)?;
+        self.write_config(manifest, installed).map_err(failed)?;
+        let wanted = self.wanted(manifest, installed, image);
+        let wanted_spec = wanted
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_SPEC))
+            .cloned();
+        if let Some(container) = existing {
+            let spec = container
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_SPEC))
+                .cloned();
+            let id = container.id.clone().unwrap_or_default();
+            if spec == wanted_spec {
+                if container.state != Some(ContainerSummaryStateEnum::RUNNING) {
+                    docker
+                        .start_container(&id, None::<StartContainerOptions>)
+                        .await
+                        .map_err(failed)?;
+                }
+                return Ok(());
+            }
+            remove_container(docker, &id).await?;
+        }
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&container_name(manifest.id))
+            .build();
+        let created = docker
+            .create_container(Some(options), wanted)
+            .await
+            .map_err(failed)?;
+        docker
+            .start_container(&created.id, None::<StartContainerOptions>)
+            .await
+            .map_err(failed)?;
+        tracing::info!(service = manifest.id, container = %created.id, "service container started");
+        Ok(())
+    }
+}
+
+async fn remove_container(docker: &Docker, id: &str) -> Result<(), DriverError> {
+    let options = RemoveContainerOptionsBuilder::new().force(true).build();
+    docker
+        .remove_container(id, Some(options))
+        .await
+        .map_err(failed)
+}
+
+/// The service runs as an unprivileged user: its data folders must be that user's.
+fn chown_to_service_user(path: &Path, manifest: &Manifest) -> std::io::Result<()> {
+    let mut ids = manifest
+        .security
+        .user
+        .split(':')
+        .map(|s| s.parse::<u32>().ok());
+    let (uid, gid) = (ids.next().flatten(), ids.next().flatten());
+    std::os::unix::fs::chown(path, uid, gid)
+}
+
+fn service_of(container: &ContainerSummary) -> Option<&str> {
+    container
+        .labels
+        .as_ref()?
+        .get(LABEL_SERVICE)
+        .map(String::as_str)
+}
+
+#[async_trait]
+impl Driver for DockerDriver {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn reconcile(&self, db: &Db) -> Result<(), DriverError> {
+        let (installed, images) = db
+            .call(|conn| {
+                let installed = store::installed(conn)?;
+                let mut images = HashMap::new();
+                for row in &installed {
+                    if let Some(image) = store::image(conn, &row.service_id)? {
+                        images.insert(row.service_id.clone(), image);
+                    }
+                }
+                Ok((installed, images))
+            })
+            .await
+            .map_err(failed)?;
+        let docker = self.connect().await?;
+        let containers = self.managed_containers(&docker).await?;
+        let mut first_error = None;
+        for row in &installed {
+            let existing = containers
+                .iter()
+                .find(|c| service_of(c) == Some(row.service_id.as_str()));
+            let applied = self
+                .apply_service(&docker, row, images.get(&row.service_id), existing)
+                .await;
+            if let Err(e) = applied {
+                tracing::warn!(service = %row.service_id, error = %e, "service not applied");
+                first_error.get_or_insert(e);
+            }
+        }
+        // picd's containers of services no longer installed (data folders are kept).
+        for container in &containers {
+            let wanted = installed
+                .iter()
+                .any(|row| service_of(container) == Some(row.service_id.as_str()));
+            if !wanted {
+                remove_container(&docker, container.id.as_deref().unwrap_or_default()).await?;
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn status(&self) -> SubsystemStatus {
+        match self.connect().await {
+            Ok(docker) => {
+                let version = docker.client_version();
+                SubsystemStatus::ok(
+                    NAME,
+                    Some(format!(
+                        "engine API {}.{}",
+                        version.major_version, version.minor_version
+                    )),
+                )
+            }
+            Err(DriverError::Unavailable(_, reason) | DriverError::Failed(_, reason)) => {
+                SubsystemStatus::unavailable(NAME, reason)
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! `picd services build-images`: each service's image built from Debian packages on this
+//! machine (no registry is needed), imported into the engine, and its Id recorded. The driver
+//! creates containers from the recorded Id only, so an image changed behind picd's back is
+//! never run.
+//!
+//! A built root filesystem is cached as a tar keyed by the recipe's hash: a second build of
+//! the same recipe (another cell on the machine, a CI run's next test) only imports it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use bollard::query_parameters::CreateImageOptionsBuilder;
+use bollard::Docker;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use super::catalog::{ImageSource, Manifest, CATALOG};
+use super::store::{self, BuiltImage};
+use crate::db::Db;
+
+/// The build recipe's script: its text is part of every recipe's hash.
+const BUILD_SCRIPT: &str = include_str!("build_rootfs.sh");
+
+/// The hash naming a recipe's cached root filesystem and its image tag.
+pub fn recipe_hash(manifest: &Manifest) -> String {
+    let ImageSource::DebianPackages { suite, packages } = &manifest.image;
+    let mut hash = Sha256::new();
+    for part in [manifest.id, manifest.version, suite, BUILD_SCRIPT] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    for package in *packages {
+        hash.update(package.as_bytes());
+        hash.update([0]);
+    }
+    hex::encode(hash.finalize())
+}
+
+/// The Debian mirror this machine installs its own packages from (the first `deb` source of
+/// apt's configuration), so an image build needs nothing the machine does not already use.
+pub fn machine_mirror() -> anyhow::Result<String> {
+    let deb822 =
+        std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+    for line in deb822.lines() {
+        if let Some(uris) = line.strip_prefix("URIs:") {
+            if let Some(first) = uris.split_whitespace().next() {
+                return Ok(first.to_string());
+            }
+        }
+    }
+    let classic = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
+    for line in classic.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some("deb") {
+            if let Some(url) = words.find(|w| !w.starts_with('[')) {
+                return Ok(url.to_string());
+            }
+        }
+    }
+    anyhow::bail!("no Debian mirror in apt's sources; pass --mirror URL")
+}
+
+/// Builds (or takes from the cache) one service's root filesystem tar. Parallel builds of the
+/// same recipe wait on a lock file and the second one reuses the first one's tar.
+fn rootfs_tar(manifest: &Manifest, cache: &Path, mirror: &str) -> anyhow::Result<PathBuf> {
+    let ImageSource::DebianPackages { suite, packages } = &manifest.image;
+    std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+    let key = format!("{}-{}", manifest.id, &recipe_hash(manifest)[..16]);
+    let tar = cache.join(format!("{key}.tar"));
+    let lock = std::fs::File::create(cache.join(format!("{key}.lock")))?;
+    lock.lock().context("locking the image cache")?;
+    if tar.exists() {
+        eprintln!(
+            "{}: root filesystem from the cache ({})",
+            manifest.id,
+            tar.display()
+        );
+        return Ok(tar);
+    }
+    let root = cache.join(format!("{key}.root"));
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    std::fs::create_dir_all(&root)?;
+    eprintln!(
+        "{}: debootstrap {suite} and {}",
+        manifest.id,
+        packages.join(" ")
+    );
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(BUILD_SCRIPT)
+        .env("ROOT", &root)
+        .env("SUITE", suite)
+        .env("MIRROR", mirror)
+        .env("PACKAGES", packages.join(" "))
+        .env("OUT", &tar)
+        .env("DEB_CACHE", cache.join("debs"))
+        .status()
+        .context("running the image build (sh)")?;
+    let _ = std::fs::remove_dir_all(&root);
+    anyhow::ensure!(
+        status.success(),
+        "{}: the image build failed ({status})",
+        manifest.id
+    );
+    Ok(tar)
+}
+
+/// Imports a root filesystem tar and returns the engine's Id for it.
+async fn import(docker: &Docker, manifest: &Manifest, tar: &Path) -> anyhow::Result<String> {
+    let tag = recipe_hash(manifest)[..16].to_string();
+    let repo = format!("picd/{}", manifest.id);
+    let bytes = tokio::fs::read(tar).await?;
+    let options = CreateImageOptionsBuilder::new()
+        .from_src("-")
+        .repo(&repo)
+        .tag(&tag)
+        .build();
+    let mut progress =
+        docker.create_image(Some(options), Some(bollard::body_full(bytes.into())), None);
+    while let Some(step) = progress.next().await {
+        step.context("docker import")?;
+    }
+    let inspected = docker.inspect_image(&format!("{repo}:{tag}")).await?;
+    inspected
+        .id
+        .context("the engine gave the imported image no Id")
+}
+
+/// Builds every catalog service's image and records its Id.
+pub async fn build_all(db: &Db, docker: &Docker, cache: &Path, mirror: &str) -> anyhow::Result<()> {
+    for manifest in CATALOG {
+        let started = Instant::now();
+        let (m, c, mi) = (*manifest, cache.to_path_buf(), mirror.to_string());
+        let tar = tokio::task::spawn_blocking(move || rootfs_tar(m, &c, &mi)).await??;
+        let image_id = import(docker, manifest, &tar).await?;
+        let built = BuiltImage {
+            service_id: manifest.id.to_string(),
+            recipe_hash: recipe_hash(manifest),
+            image_id: image_id.clone(),
+            built_at: crate::time::now_rfc3339(),
+        };
+        db.write(move |tx| Ok(store::record_image(tx, &built)?))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "{}: image {image_id} ({:.1} s)",
+            manifest.id,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses an image whose Id in the engine is not the one recorded when picd built it: a
+/// retagged or rebuilt image is not what the owner installed.
+pub async fn verify(docker: &Docker, image: &BuiltImage) -> Result<(), crate::driver::DriverError> {
+    let tag = format!("picd/{}:{}", image.service_id, &image.recipe_hash[..16]);
+    let found = docker.inspect_image(&tag).await.map_err(|e| {
+        crate::driver::DriverError::Failed(
+            "docker",
+            format!(
+                "{}: image {tag} is not in the engine ({e}); run `picd services build-images`",
+                image.service_id
+            ),
+        )
+    })?;
+    if found.id.as_deref() != Some(image.image_id.as_str()) {
+        return Err(crate::driver::DriverError::Failed(
+            "docker",
+            format!(
+                "{}: image {tag} has Id {} but picd built {}; refusing to run it",
+                image.service_id,
+                found.id.unwrap_or_default(),
+                image.image_id
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! The steps of an install after its desired state was committed, each reported as it
+//! happens: image, volumes, config, container, health, route, dns, then `done`, or the step
+//! that failed. A failed install removes what it created (container, rows, route); the data
+//! folders stay, as they do on remove.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::catalog::Manifest;
+use super::store::{self, Installed};
+use crate::driver::DriverError;
+use crate::state::AppState;
+
+/// Longest the health step waits for the service's first answer.
+const HEALTH_WAIT: Duration = Duration::from_secs(30);
+
+pub type Progress = mpsc::Sender<Value>;
+
+struct Failed {
+    step: &'static str,
+    error: String,
+}
+
+fn at(step: &'static str) -> impl Fn(DriverError) -> Failed {
+    move |e| Failed {
+        step,
+        error: e.to_string(),
+    }
+}
+
+async fn report(progress: &Progress, step: &str, detail: Value) {
+    let mut event = json!({ "step": step, "state": "ok" });
+    if let (Some(map), Value::Object(extra)) = (event.as_object_mut(), detail) {
+        map.extend(extra);
+    }
+    // A client that went away does not stop the install.
+    let _ = progress.send(event).await;
+}
+
+/// Runs the install's steps and ends with the final event.
+pub async fn run(
+    app: AppState,
+    manifest: &'static Manifest,
+    row: Installed,
+    host: Option<String>,
+    progress: Progress,
+) {
+    match steps(&app, manifest, &row, host.as_deref(), &progress).await {
+        Ok(true) => report(&progress, "done", json!({ "applied": true })).await,
+        Ok(false) => report(&progress, "done", json!({ "applied": false })).await,
+        Err(failed) => {
+            tracing::warn!(service = manifest.id, step = failed.step, error = %failed.error, "install failed");
+            roll_back(&app, manifest, host.as_deref()).await;
+            let _ = progress
+                .send(json!({ "step": failed.step, "state": "failed", "error": failed.error }))
+                .await;
+        }
+    }
+}
+
+/// Ok(false): the engine is not answering; the install is recorded and the reconciler
+/// applies it once the engine answers.
+async fn steps(
+    app: &AppState,
+    manifest: &'static Manifest,
+    row: &Installed,
+    host: Option<&str>,
+    progress: &Progress,
+) -> Result<bool, Failed> {
+    let driver = app.services.driver.clone();
+    let docker = match driver.connect().await {
+        Ok(docker) => docker,
+        Err(e) => {
+            report(
+                progress,
+                "image",
+                json!({ "state": "waiting", "reason": e.to_string() }),
+            )
+            .await;
+            return Ok(false);
+        }
+    };
+    let id = manifest.id;
+    let image = app
+        .db
+        .call(move |conn| Ok(store::image(conn, id)?))
+        .await
+        .map_err(|e| Failed {
+            step: "image",
+            error: e.to_string(),
+        })?
+        .ok_or(Failed {
+            step: "image",
+            error: "no image built for this service: run `picd services build-images`".into(),
+        })?;
+    super::images::verify(&docker, &image)
+        .await
+        .map_err(at("image"))?;
+    report(progress, "image", json!({ "image_id": image.image_id })).await;
+
+    let io = |step| {
+        move |e: std::io::Error| Failed {
+            step,
+            error: e.to_string(),
+        }
+    };
+    driver.create_volumes(manifest).map_err(io("volumes"))?;
+    report(progress, "volumes", json!({})).await;
+    driver.write_config(manifest, row).map_err(io("config"))?;
+    report(progress, "config", json!({})).await;
+
+    let containers = driver
+        .managed_containers(&docker)
+        .await
+        .map_err(at("container"))?;
+    let existing = containers.iter().find(|c| {
+        c.labels
+            .as_ref()
+            .and_then(|l| l.get(super::driver::LABEL_SERVICE))
+            .map(String::as_str)
+            == Some(id)
+    });
+    driver
+        .apply_service(&docker, row, Some(&image), existing)
+        .await
+        .map_err(at("container"))?;
+    report(
+        progress,
+        "container",
+        json!({ "name": super::driver::container_name(id) }),
+    )
+    .await;
+
+    let waited = wait_healthy(row.http_port, manifest.http.health_status)
+        .await
+        .map_err(|error| Failed {
+            step: "health",
+            error,
+        })?;
+    report(
+        progress,
+        "health",
+        json!({ "seconds": waited.as_secs_f64() }),
+    )
+    .await;
+
+    app.request_reconcile();
+    report(progress, "route", json!({ "host": host })).await;
+    report(
+        progress,
+        "dns",
+        json!({ "name": host, "published": host.is_some() }),
+    )
+    .await;
+    Ok(true)
+}
+
+/// Polls the service's HTTP endpoint on loopback until it answers with the expected status.
+pub async fn wait_healthy(port: u16, expected: u16) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut last = String::from("no answer");
+    while started.elapsed() < HEALTH_WAIT {
+        match http_status(port).await {
+            Ok(status) if status == expected => return Ok(started.elapsed()),
+            Ok(status) => last = format!("answered {status}, expected {expected}"),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!(
+        "not healthy after {} s: {last}",
+        HEALTH_WAIT.as_secs()
+    ))
+}
+
+/// The status of `GET /` on a loopback port (HTTP/1.0, so the server closes the connection).
+pub async fn http_status(port: u16) -> std::io::Result<u16> {
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        stream
+            .write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await?;
+        let mut head = [0u8; 64];
+        let n = stream.read(&mut head).await?;
+        let line = String::from_utf8_lossy(&head[..n]);
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other("not an HTTP answer"))
+    };
+    tokio::time::timeout(Duration::from_secs(2), ask)
+        .await
+        .map_err(|_| std::io::Error::other("timed out"))?
+}
+
+async fn roll_back(app: &AppState, manifest: &'static Manifest, host: Option<&str>) {
+    let (id, host) = (manifest.id, host.map(str::to_string));
+    let removed = app
+        .db
+        .write(move |tx| {
+            store::delete_installed(tx, id)?;
+            if let Some(host) = &host {
+                super::exposure::withdraw_route(tx, host)?;
+                super::exposure::withdraw_name(tx, manifest)?;
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = removed {
+        tracing::error!(service = id, error = %e, "rolling back a failed install");
+    }
+    // The reconciler removes the container of a service no longer installed.
+    app.request_reconcile();
+}

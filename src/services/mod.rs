@@ -1,0 +1,41 @@
+//! The service store: a catalog compiled into picd, images built locally from Debian
+//! packages, installed services as desired state in SQLite, and the Docker driver that runs
+//! them (`catalog`, `images`, `store`, `driver`, `routes`).
+
+pub mod catalog;
+pub mod driver;
+pub mod exposure;
+pub mod images;
+pub mod install;
+pub mod routes;
+pub mod store;
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// The store's share of the application state.
+#[derive(Clone)]
+pub struct ServicesState {
+    pub driver: Arc<driver::DockerDriver>,
+    /// One install or remove at a time: port allocation and the engine's state stay simple.
+    pub busy: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl ServicesState {
+    pub fn new(driver: Arc<driver::DockerDriver>) -> Self {
+        ServicesState {
+            driver,
+            busy: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+}
+
+/// Writes a file other programs read: a temp file, fsync, rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("picd-tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,252 @@
+//! `/api/store` (the catalog with installed state, install with live progress, remove) and
+//! `/api/services/active`.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::catalog::{self, Manifest, CATALOG};
+use super::store::{self, Installed};
+use super::{exposure, install};
+use crate::audit::AuditCtx;
+use crate::auth::AdminUser;
+use crate::error::{ApiError, ApiResult, Json};
+use crate::state::AppState;
+
+const TARGET: &str = "service";
+/// Loopback ports picd hands to services.
+const PORTS: std::ops::Range<u16> = 20000..30000;
+
+pub async fn list(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+    let (installed, images) = app
+        .db
+        .call(|conn| {
+            let installed = store::installed(conn)?;
+            let mut images = Vec::new();
+            for manifest in CATALOG {
+                images.push(store::image(conn, manifest.id)?);
+            }
+            Ok((installed, images))
+        })
+        .await?;
+    let services: Vec<Value> = CATALOG
+        .iter()
+        .zip(images)
+        .map(|(manifest, image)| {
+            let row = installed.iter().find(|r| r.service_id == manifest.id);
+            json!({
+                "id": manifest.id,
+                "name": manifest.name,
+                "description": manifest.description,
+                "version": manifest.version,
+                "image": manifest.image,
+                "image_id": image.map(|i| i.image_id),
+                "subdomain": manifest.http.subdomain,
+                "resources": manifest.resources,
+                "security": manifest.security,
+                "installed": row.is_some(),
+                "installed_at": row.map(|r| r.installed_at.clone()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "services": services })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallBody {
+    id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveBody {
+    id: String,
+    #[serde(default)]
+    purge: bool,
+}
+
+fn known(id: &str) -> Result<&'static Manifest, ApiError> {
+    // The id is only ever compared with the catalog's, never used as a path or a name.
+    catalog::find(id).ok_or_else(|| ApiError::not_found("service"))
+}
+
+/// A loopback port no installed service has and nothing on this machine listens on.
+fn allocate_port(taken: &[u16]) -> Result<u16, ApiError> {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..64 {
+        let port = rng.gen_range(PORTS);
+        if !taken.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(ApiError::conflict(
+        "no_free_port",
+        "no free loopback port for the service",
+    ))
+}
+
+pub async fn install(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    audit: AuditCtx,
+    Json(body): Json<InstallBody>,
+) -> ApiResult<Response> {
+    let manifest = match known(&body.id) {
+        Ok(m) => m,
+        Err(err) => return Err(audit.refuse(&app.db, TARGET, "", json!({}), err).await),
+    };
+    let guard = app.services.busy.clone().lock_owned().await;
+    let (row, host) = audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = TARGET.into();
+            entry.target_id = manifest.id.into();
+            if store::installed_one(tx, manifest.id)?.is_some() {
+                return Err(ApiError::conflict(
+                    "already_installed",
+                    "the service is installed",
+                ));
+            }
+            let row = Installed {
+                service_id: manifest.id.into(),
+                http_port: allocate_port(&store::ports_in_use(tx)?)?,
+                installed_at: crate::time::now_rfc3339(),
+            };
+            store::insert_installed(tx, &row)?;
+            let host = exposure::host(tx, manifest)?;
+            if let Some(host) = &host {
+                exposure::publish_route(tx, host, row.http_port)?;
+                exposure::publish_name(tx, manifest)?;
+            }
+            entry.detail = json!({ "http_port": row.http_port, "host": host });
+            Ok((row, host))
+        })
+        .await?;
+    let (sender, receiver) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        let _guard = guard;
+        install::run(app, manifest, row, host, sender).await;
+    });
+    Ok(Sse::new(events(receiver))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn events(
+    receiver: tokio::sync::mpsc::Receiver<Value>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let event = receiver.recv().await?;
+        let sse = Event::default().event("progress").data(event.to_string());
+        Some((Ok(sse), receiver))
+    })
+}
+
+pub async fn remove(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    audit: AuditCtx,
+    Json(body): Json<RemoveBody>,
+) -> ApiResult<Json<Value>> {
+    let manifest = match known(&body.id) {
+        Ok(m) => m,
+        Err(err) => return Err(audit.refuse(&app.db, TARGET, "", json!({}), err).await),
+    };
+    let purge = body.purge;
+    let _guard = app.services.busy.lock().await;
+    audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = TARGET.into();
+            entry.target_id = manifest.id.into();
+            // A purge destroys the service's data: the audit entry says so on its own.
+            entry.detail = json!({ "purge": purge });
+            if !store::delete_installed(tx, manifest.id)? {
+                return Err(ApiError::not_found("installed service"));
+            }
+            if let Some(host) = exposure::host(tx, manifest)? {
+                exposure::withdraw_route(tx, &host)?;
+                exposure::withdraw_name(tx, manifest)?;
+            }
+            Ok(())
+        })
+        .await?;
+    // The container goes first, so nothing writes into a folder being purged.
+    if let Err(e) = crate::driver::Driver::reconcile(app.services.driver.as_ref(), &app.db).await {
+        tracing::warn!(service = manifest.id, error = %e, "reconcile after remove");
+    }
+    app.request_reconcile();
+    let mut purged = false;
+    if purge {
+        let volumes = app.services.driver.service_dir(manifest.id).join("volumes");
+        match std::fs::remove_dir_all(&volumes) {
+            Ok(()) => purged = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => purged = true,
+            Err(e) => return Err(ApiError::Io(e)),
+        }
+    }
+    Ok(Json(
+        json!({ "id": manifest.id, "removed": true, "purged": purged }),
+    ))
+}
+
+pub async fn active(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+    let installed = app.db.call(|conn| Ok(store::installed(conn)?)).await?;
+    let driver = app.services.driver.clone();
+    let containers = match driver.connect().await {
+        Ok(docker) => driver.managed_containers(&docker).await.ok(),
+        Err(_) => None,
+    };
+    let mut services = Vec::new();
+    for row in installed {
+        let container = containers.as_ref().and_then(|list| {
+            list.iter().find(|c| {
+                c.labels
+                    .as_ref()
+                    .and_then(|l| l.get(super::driver::LABEL_SERVICE))
+                    == Some(&row.service_id)
+            })
+        });
+        let health = match container {
+            Some(_) => {
+                let expected = catalog::find(&row.service_id).map(|m| m.http.health_status);
+                let status = install::http_status(row.http_port).await.ok();
+                if status.is_some() && status == expected {
+                    "healthy"
+                } else {
+                    "unhealthy"
+                }
+            }
+            None => "unknown",
+        };
+        services.push(json!({
+            "id": row.service_id,
+            "http_port": row.http_port,
+            "installed_at": row.installed_at,
+            "container": container.map(|c| json!({
+                "id": c.id,
+                "state": c.state,
+                "status": c.status,
+            })),
+            "health": health,
+        }));
+    }
+    Ok(Json(
+        json!({ "services": services, "engine": containers.is_some() }),
+    ))
+}
+
+/// The store's routes, merged into the app's router in one line.
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/api/store", get(list))
+        .route("/api/store/install", post(install))
+        .route("/api/store/remove", post(remove))
+        .route("/api/services/active", get(active))
+}

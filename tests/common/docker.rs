@@ -1,0 +1,160 @@
+//! A private Docker engine for the service tests: its own data root, exec root, pid file and
+//! unix socket under a temporary directory, no bridge and no iptables rules (services use host
+//! networking on loopback ports). One engine is shared by the tests of a test binary that run
+//! at the same time, and stopped by its PID when the last of them drops it. Service images
+//! are built once per run into `target/service-images`, keyed by recipe hash (picd's build
+//! takes a lock there, so parallel test binaries build each recipe once).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use super::tools::require_tool;
+
+const DOCKERD_START: Duration = Duration::from_secs(60);
+const DOCKERD_STOP: Duration = Duration::from_secs(20);
+
+/// The image cache every service test shares.
+pub fn image_cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/service-images")
+}
+
+pub struct Dockerd {
+    child: Mutex<Option<Child>>,
+    dir: tempfile::TempDir,
+}
+
+static SHARED: Mutex<Weak<Dockerd>> = Mutex::new(Weak::new());
+
+impl Dockerd {
+    /// The engine shared by the running tests, started if none runs.
+    pub fn shared() -> Arc<Dockerd> {
+        let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(running) = shared.upgrade() {
+            return running;
+        }
+        let started = Arc::new(Dockerd::start());
+        *shared = Arc::downgrade(&started);
+        started
+    }
+
+    fn start() -> Dockerd {
+        super::require_root();
+        require_tool("dockerd");
+        require_tool("docker");
+        let dir = tempfile::Builder::new()
+            .prefix("picd-dockerd-")
+            .tempdir()
+            .expect("temporary directory");
+        let root = dir.path();
+        let log = std::fs::File::create(root.join("dockerd.log")).expect("dockerd log");
+        let child = Command::new("dockerd")
+            .arg(format!("--data-root={}", root.join("data").display()))
+            .arg(format!("--exec-root={}", root.join("exec").display()))
+            .arg(format!("--pidfile={}", root.join("dockerd.pid").display()))
+            .arg(format!(
+                "--host=unix://{}",
+                root.join("docker.sock").display()
+            ))
+            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting dockerd");
+        let dockerd = Dockerd {
+            child: Mutex::new(Some(child)),
+            dir,
+        };
+        let started = Instant::now();
+        while started.elapsed() < DOCKERD_START {
+            if dockerd.socket().exists() && dockerd.docker(&["version"]).status.success() {
+                return dockerd;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "dockerd did not answer within {DOCKERD_START:?}:\n{}",
+            dockerd.log()
+        );
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("docker.sock")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
+    }
+
+    /// Runs the docker CLI against this engine.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket().display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running docker")
+    }
+
+    /// The docker CLI's standard output, asserting success.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
+        // Containers first (the engine would leave their processes to containerd otherwise).
+        let ids = self.docker(&["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let _ = self.docker(&["rm", "-f", id]);
+        }
+        // Our own child, by its id.
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < DOCKERD_STOP {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// `picd services build-images` for a test picd's state directory, against this engine, with
+/// the shared cache: the first test of a run builds, the others import.
+pub fn build_images(state_dir: &Path, dockerd: &Dockerd) -> String {
+    require_tool("debootstrap");
+    let out = super::clean_command()
+        .args(["services", "build-images", "--state-dir"])
+        .arg(state_dir)
+        .arg("--cache")
+        .arg(image_cache_dir())
+        .env("PICD_DOCKER_SOCKET", dockerd.socket())
+        .stdin(Stdio::null())
+        .output()
+        .expect("running picd services build-images");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "picd services build-images failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
