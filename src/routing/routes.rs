@@ -184,15 +184,34 @@ pub async fn delete_ip_entry(
     audit: AuditCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    delete_row(
+        &app,
+        audit,
+        (ENTRY, "IP list entry"),
+        id,
+        store::delete_ip_entry,
+    )
+    .await
+}
+
+/// Deletes one row by id with its audit entry (404 naming `what` when there is none), then
+/// rebuilds the table.
+async fn delete_row(
+    app: &AppState,
+    audit: AuditCtx,
+    (target_type, what): (&'static str, &'static str),
+    id: String,
+    delete: fn(&rusqlite::Connection, &str) -> rusqlite::Result<usize>,
+) -> ApiResult<StatusCode> {
     if id.len() > ID_MAX {
-        return Err(ApiError::not_found("IP list entry"));
+        return Err(ApiError::not_found(what));
     }
     audit
         .transact(&app.db, move |tx, entry| {
-            entry.target_type = ENTRY.into();
+            entry.target_type = target_type.into();
             entry.target_id = id.clone();
-            match store::delete_ip_entry(tx, &id)? {
-                0 => Err(ApiError::not_found("IP list entry")),
+            match delete(tx, &id)? {
+                0 => Err(ApiError::not_found(what)),
                 _ => Ok(()),
             }
         })
@@ -274,21 +293,14 @@ pub async fn delete_rate_limit(
     audit: AuditCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if id.len() > ID_MAX {
-        return Err(ApiError::not_found("rate-limit rule"));
-    }
-    audit
-        .transact(&app.db, move |tx, entry| {
-            entry.target_type = RATE_LIMIT.into();
-            entry.target_id = id.clone();
-            match rate_limits::delete(tx, &id)? {
-                0 => Err(ApiError::not_found("rate-limit rule")),
-                _ => Ok(()),
-            }
-        })
-        .await?;
-    app.routing.reconcile_soon(&app.db);
-    Ok(StatusCode::NO_CONTENT)
+    delete_row(
+        &app,
+        audit,
+        (RATE_LIMIT, "rate-limit rule"),
+        id,
+        rate_limits::delete,
+    )
+    .await
 }
 
 /// The domain's routes, merged into the app's router with one line.
