@@ -159,3 +159,142 @@ async fn without_an_engine_docker_is_unavailable_and_an_install_is_recorded() {
     assert_eq!(audit, 1, "one audited install");
     assert_no_internal_errors(&picd);
 }
+
+const ACCOUNTS: &str = "/api/services/catalog/files/accounts";
+const SETTINGS: &str = "/api/services/settings";
+
+fn accounts_table() -> Vec<Refused> {
+    use Who::*;
+    let one = format!("{ACCOUNTS}/peer1");
+    let credentials = format!("{ACCOUNTS}/peer1/credentials");
+    let mut table = Vec::new();
+    for (who, answer) in [(Anonymous, UNAUTHORIZED), (Peer, ADMIN_ONLY)] {
+        for path in [ACCOUNTS, credentials.as_str(), SETTINGS] {
+            table.push(refused(who, Method::GET, path, Body::Empty, answer));
+        }
+    }
+    for (who, answer) in [
+        (Anonymous, UNAUTHORIZED),
+        (Peer, ADMIN_ONLY),
+        (AdminNoCsrf, CSRF_INVALID),
+    ] {
+        let peer = Body::Json(json!({ "peer": "peer1" }));
+        table.push(refused(who, Method::POST, ACCOUNTS, peer, answer));
+        table.push(refused(who, Method::DELETE, &one, Body::Empty, answer));
+        let days = Body::Json(json!({ "archive_retention_days": 7 }));
+        table.push(refused(who, Method::PUT, SETTINGS, days, answer));
+    }
+    let bad_accounts = [
+        (raw(JSON, "{\"peer\": "), MALFORMED),
+        (Body::Json(json!({ "peer": 5 })), INVALID_BODY),
+        (Body::Json(json!({ "peer": "peer1", "x": 1 })), INVALID_BODY),
+        (Body::Json(json!({ "owner": "yes" })), INVALID_BODY),
+        (Body::Json(json!({})), INVALID_FIELDS),
+        (
+            Body::Json(json!({ "peer": "peer1", "owner": true })),
+            INVALID_FIELDS,
+        ),
+        (Body::Json(json!({ "peer": "../etc" })), INVALID_FIELDS),
+        (
+            Body::Json(json!({ "peer": "x".repeat(200_000) })),
+            TOO_LARGE,
+        ),
+        // Not installed yet.
+        (Body::Json(json!({ "peer": "peer1" })), NOT_FOUND),
+    ];
+    for (body, answer) in bad_accounts {
+        table.push(refused(Admin, Method::POST, ACCOUNTS, body, answer));
+    }
+    let nope = "/api/services/catalog/nope/accounts";
+    table.push(refused(Admin, Method::GET, nope, Body::Empty, NOT_FOUND));
+    let peer = Body::Json(json!({ "peer": "peer1" }));
+    table.push(refused(Admin, Method::POST, nope, peer, NOT_FOUND));
+    for path in [format!("{ACCOUNTS}/..%2Fx"), format!("{ACCOUNTS}/nobody")] {
+        table.push(refused(
+            Admin,
+            Method::DELETE,
+            &path,
+            Body::Empty,
+            NOT_FOUND,
+        ));
+        let creds = format!("{path}/credentials");
+        table.push(refused(Admin, Method::GET, &creds, Body::Empty, NOT_FOUND));
+    }
+    let bad_settings = [
+        (raw(JSON, "{"), MALFORMED),
+        (
+            Body::Json(json!({ "archive_retention_days": "x" })),
+            INVALID_BODY,
+        ),
+        (
+            Body::Json(json!({ "archive_retention_days": -1 })),
+            INVALID_BODY,
+        ),
+        (Body::Json(json!({})), INVALID_BODY),
+        (
+            Body::Json(json!({ "archive_retention_days": 0 })),
+            INVALID_FIELDS,
+        ),
+        (
+            Body::Json(json!({ "archive_retention_days": 4000 })),
+            INVALID_FIELDS,
+        ),
+    ];
+    for (body, answer) in bad_settings {
+        table.push(refused(Admin, Method::PUT, SETTINGS, body, answer));
+    }
+    table
+}
+
+#[tokio::test]
+async fn account_routes_refuse_bad_input_and_without_an_engine_an_account_is_still_written() {
+    let (picd, admin) = picd_with_admin_using(no_engine()).await;
+    insert_user(&picd.db(), PEER_USER, "peer", PEER_PASSWORD);
+    let peer = picd.client();
+    peer.login_ok(PEER_USER, PEER_PASSWORD).await;
+    let clients = Clients::signed_in(&picd, admin, peer).await;
+    clients.check_all(&accounts_table()).await;
+    let (_, settings) = clients.admin.get_json(SETTINGS).await;
+    assert_eq!(settings["archive_retention_days"], 30, "{settings}");
+
+    // Installed while the engine is away: the account is recorded and its line written.
+    let admin = &clients.admin;
+    let resp = admin
+        .send_json(Method::POST, INSTALL, &json!({ "id": "files" }))
+        .await;
+    resp.text().await.unwrap();
+    let resp = admin
+        .send_json(Method::POST, "/api/peers", &json!({ "name": "peer1" }))
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let resp = admin
+        .send_json(Method::POST, ACCOUNTS, &json!({ "peer": "ghost" }))
+        .await;
+    expect_error(resp, StatusCode::NOT_FOUND, "not_found").await;
+    let resp = admin
+        .send_json(Method::POST, ACCOUNTS, &json!({ "peer": "peer1" }))
+        .await;
+    let (status, body) = json_of(resp).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["live"], false, "{body}");
+    assert!(body.get("password").is_none(), "{body}");
+    let users = picd.state_dir().join("services/files/config/users");
+    let text = std::fs::read_to_string(users).expect("the account file");
+    assert!(text.starts_with("peer1:$6$rounds=1000$"), "{text}");
+    let (status, creds) = admin
+        .get_json(&format!("{ACCOUNTS}/peer1/credentials"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{creds}");
+    let password = creds["password"].as_str().expect("a password");
+    assert_eq!(password.len(), 32);
+    // The password is in the vault only: not in the row, the audit log or picd's log.
+    let audit: String = picd
+        .db()
+        .query_row("SELECT group_concat(detail, ' ') FROM audit_log", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(!audit.contains(password));
+    assert!(!picd.log().contains(password));
+    assert_no_internal_errors(&picd);
+}

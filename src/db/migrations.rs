@@ -59,6 +59,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "services",
         include_str!("../../migrations/0013_services.sql"),
     ),
+    (
+        14,
+        "service_accounts",
+        include_str!("../../migrations/0014_service_accounts.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.

@@ -67,7 +67,12 @@ pub async fn service_credentials(
     State(app): State<AppState>,
 ) -> ApiResult<Response> {
     let peer = own_peer(&app, &user).await?;
-    let response = Json(json!({ "peer": peer.name, "credentials": [] })).into_response();
+    let (vault, name) = (app.vault.clone(), peer.name.clone());
+    let credentials = app
+        .db
+        .call(move |conn| crate::services::accounts::credentials::of_peer(conn, &vault, &name))
+        .await?;
+    let response = Json(json!({ "peer": peer.name, "credentials": credentials })).into_response();
     Ok(owned_by(response, peer.name))
 }
 

@@ -326,6 +326,8 @@ pub async fn delete(
             entry.target_id = name.clone();
             let peer = store::require(tx, &name)?;
             let user_id = store::user_id(tx, &name)?;
+            // Its service accounts go with it; the reconcile archives their data.
+            let accounts = crate::services::accounts::store::forget_peer(tx, &vault, &name)?;
             store::delete(tx, &name)?;
             crate::dns::store::bump_cell_serial(tx)?;
             if let Some(user_id) = user_id {
@@ -336,12 +338,15 @@ pub async fn delete(
             entry.detail = json!({
                 "address_v4": peer.address_v4, "address_v6": peer.address_v6,
                 "public_key": peer.public_key, "portal_login_removed": peer.has_portal_login,
+                "service_accounts_removed": accounts.len(),
             });
             Ok(peer)
         })
         .await?;
     app.wireguard.remove_key(&peer.public_key).await;
     app.refresh_dns();
+    // The services' account files lose the peer's lines at once.
+    app.request_reconcile();
     Ok(Json(json!({ "deleted": peer.name })))
 }
 
@@ -367,7 +372,16 @@ pub async fn service_credentials(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let peer = app.db.call(move |conn| store::require(conn, &name)).await?;
-    // Service accounts arrive with the services store; until then a peer has none.
-    Ok(Json(json!({ "peer": peer.name, "credentials": [] })))
+    let vault = app.vault.clone();
+    let (peer, credentials) = app
+        .db
+        .call(move |conn| {
+            let peer = store::require(conn, &name)?;
+            let filled = crate::services::accounts::credentials::of_peer(conn, &vault, &peer.name)?;
+            Ok((peer, filled))
+        })
+        .await?;
+    Ok(Json(
+        json!({ "peer": peer.name, "credentials": credentials }),
+    ))
 }

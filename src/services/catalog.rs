@@ -31,11 +31,12 @@ pub struct Volume {
 }
 
 /// A config file picd writes from a template (`{{http_port}}` is replaced by the port picd
-/// allocated), mounted read-only into the container.
+/// allocated) into the service's config folder, which is mounted read-only as a whole at the
+/// manifest's `config_mount`: a folder, never single files, so a file picd replaces by rename
+/// is the one the server reads (a single-file bind mount keeps the old inode).
 #[derive(Debug, Serialize)]
 pub struct ConfigFile {
     pub name: &'static str,
-    pub mount: &'static str,
     #[serde(skip)]
     pub template: &'static str,
 }
@@ -57,10 +58,34 @@ pub struct Security {
 }
 
 #[derive(Debug, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AccountMechanism {
-    /// One `user:hash` line per account in a file the server re-reads on every request.
-    Htpasswd { file: &'static str },
+    /// One `user:hash` line per account (sha512-crypt: the passwords are random, so a slow
+    /// hash would only slow every request) in a file of the config folder that the server
+    /// re-reads on every request.
+    Htpasswd {
+        /// The file's name in the config folder.
+        file: &'static str,
+        /// The volume in which each account has a folder of its own, named after it.
+        folder_in: &'static str,
+    },
+}
+
+/// How picd knows the service accepts a new account: a request with its credentials.
+#[derive(Debug, Serialize)]
+pub struct AccountProbe {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub headers: &'static [(&'static str, &'static str)],
+    /// The status an accepted login gets.
+    pub expect: u16,
+}
+
+/// What a person needs to set up a client, shown with their credentials.
+#[derive(Debug, Serialize)]
+pub struct ClientHints {
+    pub protocol: &'static str,
+    pub setup: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -76,10 +101,14 @@ pub struct Manifest {
     pub http: HttpEndpoint,
     pub volumes: &'static [Volume],
     pub config: &'static [ConfigFile],
+    /// Where the config folder is mounted (read-only) in the container.
+    pub config_mount: &'static str,
     pub env: &'static [(&'static str, &'static str)],
     pub resources: Resources,
     pub security: Security,
     pub accounts: AccountMechanism,
+    pub account_probe: AccountProbe,
+    pub client: ClientHints,
     pub backup_paths: &'static [&'static str],
 }
 
@@ -106,15 +135,14 @@ pub const FILES: Manifest = Manifest {
     config: &[
         ConfigFile {
             name: "nginx.conf",
-            mount: "/etc/picd-files/nginx.conf",
             template: include_str!("files/nginx.conf"),
         },
         ConfigFile {
             name: "users",
-            mount: "/etc/picd-files/users",
             template: "",
         },
     ],
+    config_mount: "/etc/picd-files",
     env: &[],
     resources: Resources {
         memory_bytes: 64 * 1024 * 1024,
@@ -128,7 +156,20 @@ pub const FILES: Manifest = Manifest {
         tmpfs: &["/tmp", "/var/lib/nginx", "/var/log/nginx", "/run"],
     },
     accounts: AccountMechanism::Htpasswd {
-        file: "/etc/picd-files/users",
+        file: "users",
+        folder_in: "data",
+    },
+    account_probe: AccountProbe {
+        method: "PROPFIND",
+        path: "/",
+        headers: &[("Depth", "0")],
+        expect: 207,
+    },
+    client: ClientHints {
+        protocol: "WebDAV",
+        setup: "Connect a file manager to the URL with this username and password: on \
+                Android and iOS an app such as a WebDAV client or the Files app's \"Connect \
+                to Server\", on Linux davs://<host>/, on Windows \"Map network drive\".",
     },
     backup_paths: &["/srv/dav"],
 };

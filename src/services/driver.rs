@@ -18,6 +18,8 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use sha2::{Digest, Sha256};
 
+use super::accounts::disk::{self, Applied};
+use super::accounts::store::{self as accounts, Account};
 use super::catalog::{self, Manifest};
 use super::store::{self, BuiltImage, Installed};
 use crate::db::Db;
@@ -34,8 +36,11 @@ pub fn container_name(service_id: &str) -> String {
 
 pub struct DockerDriver {
     socket: PathBuf,
-    /// Where each service's data and config live: `<dir>/<id>/{data,config}`.
+    /// Where each service's data and config live: `<dir>/<id>/{volumes,config,archive}`.
     services_dir: PathBuf,
+    /// One accounts pass at a time (a request's and the reconciler's), so two never race to
+    /// archive the same folder.
+    accounts_pass: std::sync::Mutex<()>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> DriverError {
@@ -51,6 +56,7 @@ impl DockerDriver {
         DockerDriver {
             socket,
             services_dir: state_dir.join("services"),
+            accounts_pass: std::sync::Mutex::new(()),
         }
     }
 
@@ -79,6 +85,27 @@ impl DockerDriver {
             .filters(&filters)
             .build();
         docker.list_containers(Some(options)).await.map_err(failed)
+    }
+
+    /// Makes the service's account file and folders match its accounts (see accounts::disk).
+    pub fn apply_accounts(
+        &self,
+        manifest: &Manifest,
+        accounts: &[Account],
+        retention_days: u32,
+    ) -> std::io::Result<Applied> {
+        let _one = self
+            .accounts_pass
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        disk::apply(
+            &self.service_dir(manifest.id),
+            manifest,
+            accounts,
+            retention_days,
+            now,
+        )
     }
 
     /// Creates the service's data folders (kept across removes unless purged).
@@ -125,13 +152,11 @@ impl DockerDriver {
             .iter()
             .map(|v| format!("{}:{}", dir.join("volumes").join(v.name).display(), v.mount))
             .collect();
-        binds.extend(manifest.config.iter().map(|f| {
-            format!(
-                "{}:{}:ro",
-                dir.join("config").join(f.name).display(),
-                f.mount
-            )
-        }));
+        binds.push(format!(
+            "{}:{}:ro",
+            dir.join("config").display(),
+            manifest.config_mount
+        ));
         let tmpfs = manifest
             .security
             .tmpfs
@@ -271,7 +296,7 @@ async fn remove_container(docker: &Docker, id: &str) -> Result<(), DriverError> 
 }
 
 /// The service runs as an unprivileged user: its data folders must be that user's.
-fn chown_to_service_user(path: &Path, manifest: &Manifest) -> std::io::Result<()> {
+pub fn chown_to_service_user(path: &Path, manifest: &Manifest) -> std::io::Result<()> {
     let mut ids = manifest
         .security
         .user
@@ -296,19 +321,33 @@ impl Driver for DockerDriver {
     }
 
     async fn reconcile(&self, db: &Db) -> Result<(), DriverError> {
-        let (installed, images) = db
+        let (installed, images, mut people, retention) = db
             .call(|conn| {
                 let installed = store::installed(conn)?;
                 let mut images = HashMap::new();
+                let mut people = HashMap::new();
                 for row in &installed {
                     if let Some(image) = store::image(conn, &row.service_id)? {
                         images.insert(row.service_id.clone(), image);
                     }
+                    people.insert(
+                        row.service_id.clone(),
+                        accounts::of_service(conn, &row.service_id)?,
+                    );
                 }
-                Ok((installed, images))
+                Ok((installed, images, people, accounts::retention_days(conn)?))
             })
             .await
             .map_err(failed)?;
+        // Accounts first: they are files, and hold even while the engine is down.
+        for row in &installed {
+            let Some(manifest) = catalog::find(&row.service_id) else {
+                continue;
+            };
+            let accounts = people.remove(&row.service_id).unwrap_or_default();
+            self.apply_accounts(manifest, &accounts, retention)
+                .map_err(failed)?;
+        }
         let docker = self.connect().await?;
         let containers = self.managed_containers(&docker).await?;
         let mut first_error = None;

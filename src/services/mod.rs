@@ -1,7 +1,9 @@
 //! The service store: a catalog compiled into picd, images built locally from Debian
 //! packages, installed services as desired state in SQLite, and the Docker driver that runs
-//! them (`catalog`, `images`, `store`, `driver`, `routes`).
+//! them (`catalog`, `images`, `store`, `driver`, `routes`), and an account in each for the
+//! people of the cell (`accounts`).
 
+pub mod accounts;
 pub mod catalog;
 pub mod driver;
 pub mod exposure;

@@ -159,6 +159,7 @@ pub async fn remove(
         Err(err) => return Err(audit.refuse(&app.db, TARGET, "", json!({}), err).await),
     };
     let purge = body.purge;
+    let vault = app.vault.clone();
     let _guard = app.services.busy.lock().await;
     audit
         .transact(&app.db, move |tx, entry| {
@@ -168,6 +169,11 @@ pub async fn remove(
             entry.detail = json!({ "purge": purge });
             if !store::delete_installed(tx, manifest.id)? {
                 return Err(ApiError::not_found("installed service"));
+            }
+            // Kept on a plain remove, so a reinstall gives everyone their account back.
+            if purge {
+                let forgotten = super::accounts::store::forget_service(tx, &vault, manifest.id)?;
+                entry.detail["accounts_removed"] = json!(forgotten);
             }
             if let Some(host) = exposure::host(tx, manifest)? {
                 exposure::withdraw_route(tx, &host)?;
@@ -183,12 +189,19 @@ pub async fn remove(
     app.request_reconcile();
     let mut purged = false;
     if purge {
-        let volumes = app.services.driver.service_dir(manifest.id).join("volumes");
-        match std::fs::remove_dir_all(&volumes) {
-            Ok(()) => purged = true,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => purged = true,
-            Err(e) => return Err(ApiError::Io(e)),
+        // The data, and the archived data of removed accounts.
+        let dir = app.services.driver.service_dir(manifest.id);
+        for folder in [
+            dir.join("volumes"),
+            super::accounts::disk::archive_dir(&dir),
+        ] {
+            match std::fs::remove_dir_all(&folder) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ApiError::Io(e)),
+            }
         }
+        purged = true;
     }
     Ok(Json(
         json!({ "id": manifest.id, "removed": true, "purged": purged }),
@@ -249,4 +262,5 @@ pub fn router() -> axum::Router<AppState> {
         .route("/api/store/install", post(install))
         .route("/api/store/remove", post(remove))
         .route("/api/services/active", get(active))
+        .merge(super::accounts::routes::router())
 }

@@ -267,11 +267,23 @@ impl CaddyCell {
         CaddyCell::start_with(Caddy::start(), ip, ports).await
     }
 
+    /// `start` on 127.0.0.1 with more environment for picd (a Docker engine's socket, say).
+    pub async fn start_with_env(extra: &[(&str, String)]) -> CaddyCell {
+        let ip = "127.0.0.1";
+        let ports = (free_port_on(ip), free_port_on(ip));
+        CaddyCell::start_inner(Caddy::start(), ip, ports, extra).await
+    }
+
     /// `start` with a given Caddy, and Caddy's https and http ports.
-    pub async fn start_with(
+    pub async fn start_with(caddy: Caddy, ip: &str, ports: (u16, u16)) -> CaddyCell {
+        CaddyCell::start_inner(caddy, ip, ports, &[]).await
+    }
+
+    async fn start_inner(
         caddy: Caddy,
         ip: &str,
         (https_port, http_port): (u16, u16),
+        extra: &[(&str, String)],
     ) -> CaddyCell {
         let sockets = tempfile::tempdir().expect("temporary directory");
         let picd_socket = sockets.path().join("http.sock");
@@ -286,7 +298,11 @@ impl CaddyCell {
             ("PICD_RECONCILE_INTERVAL_SECONDS", "1".to_string()),
         ];
         let options = PicdOptions {
-            env: env.map(|(k, v)| (k.to_string(), v)).to_vec(),
+            env: env
+                .iter()
+                .chain(extra)
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
             ..PicdOptions::default()
         };
         let (picd, admin) = super::picd_with_admin_using(options).await;
