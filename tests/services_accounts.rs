@@ -14,14 +14,23 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 const ACCOUNTS: &str = "/api/services/catalog/files/accounts";
+const CALENDAR_ACCOUNTS: &str = "/api/services/catalog/calendar/accounts";
 const GONE_WITHIN: Duration = Duration::from_secs(10);
 
 fn files_host() -> String {
     format!("files.{CELL_DOMAIN}")
 }
 
+fn calendar_host() -> String {
+    format!("calendar.{CELL_DOMAIN}")
+}
+
 async fn provision(admin: &TestClient, body: Value) -> Value {
-    let resp = admin.send_json(Method::POST, ACCOUNTS, &body).await;
+    provision_in(admin, ACCOUNTS, body).await
+}
+
+async fn provision_in(admin: &TestClient, accounts: &str, body: Value) -> Value {
+    let resp = admin.send_json(Method::POST, accounts, &body).await;
     let (status, answer) = json_of(resp).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(
@@ -32,16 +41,47 @@ async fn provision(admin: &TestClient, body: Value) -> Value {
 }
 
 async fn password_of(admin: &TestClient, user: &str) -> String {
+    password_in(admin, ACCOUNTS, &files_host(), user).await
+}
+
+async fn password_in(admin: &TestClient, accounts: &str, host: &str, user: &str) -> String {
     let (status, body) = admin
-        .get_json(&format!("{ACCOUNTS}/{user}/credentials"))
+        .get_json(&format!("{accounts}/{user}/credentials"))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["username"], user);
-    assert_eq!(body["url"], format!("https://{}/", files_host()));
+    assert_eq!(body["url"], format!("https://{host}/"));
     body["password"].as_str().expect("password").to_string()
 }
 
-/// A WebDAV request through Caddy with basic credentials.
+/// A cell behind Caddy on the shared engine, with the service images built and two peers.
+async fn start_cell_with_peers(dockerd: &Dockerd, service: &str) -> CaddyCell {
+    let socket = dockerd.socket().display().to_string();
+    let cell = CaddyCell::start_with_env(&[("PICD_DOCKER_SOCKET", socket)]).await;
+    let built = build_images(&cell.picd.state_dir(), dockerd);
+    assert!(
+        built.contains(&format!("{service}: image sha256:")),
+        "{built}"
+    );
+    for name in ["alice", "bob"] {
+        let resp = cell
+            .admin
+            .send_json(Method::POST, "/api/peers", &json!({ "name": name }))
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED, "adding peer {name}");
+    }
+    cell
+}
+
+async fn install(admin: &TestClient, id: &str) {
+    let resp = admin
+        .send_json(Method::POST, "/api/store/install", &json!({ "id": id }))
+        .await;
+    let body = resp.text().await.unwrap();
+    assert!(body.contains(r#""step":"done""#), "{body}");
+}
+
+/// A WebDAV request through Caddy to the files service with basic credentials.
 fn dav(
     cell: &CaddyCell,
     user: &str,
@@ -50,10 +90,21 @@ fn dav(
     path: &str,
     extra: &[&str],
 ) -> Answer {
+    dav_at(cell, &files_host(), (user, password), method, path, extra)
+}
+
+fn dav_at(
+    cell: &CaddyCell,
+    host: &str,
+    (user, password): (&str, &str),
+    method: &str,
+    path: &str,
+    extra: &[&str],
+) -> Answer {
     let login = format!("{user}:{password}");
     let mut args = vec!["-u", login.as_str(), "-X", method];
     args.extend(extra);
-    cell.curl(&files_host(), path, &args)
+    cell.curl(host, path, &args)
 }
 
 fn put(cell: &CaddyCell, user: &str, password: &str, path: &str, text: &str) -> Answer {
@@ -74,17 +125,8 @@ fn wait_for_status(cell: &CaddyCell, user: &str, password: &str, status: u16) ->
 #[tokio::test]
 async fn each_peer_gets_a_private_folder_whose_login_ends_with_the_peer() {
     let dockerd = Dockerd::shared();
-    let socket = dockerd.socket().display().to_string();
-    let cell = CaddyCell::start_with_env(&[("PICD_DOCKER_SOCKET", socket)]).await;
+    let cell = start_cell_with_peers(&dockerd, "files").await;
     let admin = &cell.admin;
-    let built = build_images(&cell.picd.state_dir(), &dockerd);
-    assert!(built.contains("files: image sha256:"), "{built}");
-    for name in ["alice", "bob"] {
-        let resp = admin
-            .send_json(Method::POST, "/api/peers", &json!({ "name": name }))
-            .await;
-        assert_eq!(resp.status(), StatusCode::CREATED, "adding peer {name}");
-    }
 
     // No account before the service is installed.
     let resp = admin
@@ -92,15 +134,7 @@ async fn each_peer_gets_a_private_folder_whose_login_ends_with_the_peer() {
         .await;
     expect_error(resp, StatusCode::NOT_FOUND, "not_found").await;
 
-    let resp = admin
-        .send_json(
-            Method::POST,
-            "/api/store/install",
-            &json!({ "id": "files" }),
-        )
-        .await;
-    let body = resp.text().await.unwrap();
-    assert!(body.contains(r#""step":"done""#), "{body}");
+    install(admin, "files").await;
     cell.expect_served(&files_host(), "/", 401);
 
     let alice = provision(admin, json!({ "peer": "alice" })).await;
@@ -211,5 +245,103 @@ async fn each_peer_gets_a_private_folder_whose_login_ends_with_the_peer() {
         .unwrap();
     assert_eq!(left, 0);
     assert!(!archive.exists(), "the archive outlived the purge");
+    assert_no_internal_errors(&cell.picd);
+}
+
+const EVENT: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//picd test//EN\r\n\
+BEGIN:VEVENT\r\nUID:picnic-1\r\nDTSTAMP:20261207T120000Z\r\n\
+DTSTART:20261224T180000Z\r\nDTEND:20261224T200000Z\r\nSUMMARY:Picnic at the lake\r\n\
+END:VEVENT\r\nEND:VCALENDAR\r\n";
+
+const CARD: &str = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:bob-card\r\nFN:Bob Example\r\n\
+N:Example;Bob;;;\r\nEND:VCARD\r\n";
+
+const CALENDAR_QUERY: &str = r#"<?xml version="1.0"?>
+<c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">
+  <d:prop><c:calendar-data/></d:prop>
+  <c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT"/></c:comp-filter></c:filter>
+</c:calendar-query>"#;
+
+const ADDRESS_BOOK: &str = r#"<?xml version="1.0"?>
+<d:mkcol xmlns:d="DAV:" xmlns:card="urn:ietf:params:xml:ns:carddav">
+  <d:set><d:prop><d:resourcetype><d:collection/><card:addressbook/></d:resourcetype></d:prop></d:set>
+</d:mkcol>"#;
+
+#[tokio::test]
+async fn each_peer_keeps_calendars_and_contacts_only_it_can_read() {
+    // Its own engine: the files test's cell runs at the same time.
+    let dockerd = Dockerd::private();
+    let cell = start_cell_with_peers(&dockerd, "calendar").await;
+    let admin = &cell.admin;
+    install(admin, "calendar").await;
+    let host = calendar_host();
+    cell.expect_served(&host, "/", 302);
+    provision_in(admin, CALENDAR_ACCOUNTS, json!({ "peer": "alice" })).await;
+    provision_in(admin, CALENDAR_ACCOUNTS, json!({ "peer": "bob" })).await;
+    let alice_pw = password_in(admin, CALENDAR_ACCOUNTS, &host, "alice").await;
+    let bob_pw = password_in(admin, CALENDAR_ACCOUNTS, &host, "bob").await;
+    let alice = ("alice", alice_pw.as_str());
+
+    // CalDAV: a calendar, an event in it, and a query that finds the event.
+    let made = dav_at(&cell, &host, alice, "MKCALENDAR", "/alice/cal/", &[]);
+    assert_eq!(made.status, 201, "{made:?}");
+    let ics = [
+        "-H",
+        "Content-Type: text/calendar; charset=utf-8",
+        "--data-binary",
+        EVENT,
+    ];
+    let put = dav_at(&cell, &host, alice, "PUT", "/alice/cal/picnic.ics", &ics);
+    assert_eq!(put.status, 201, "{put:?}");
+    let query = [
+        "-H",
+        "Depth: 1",
+        "-H",
+        "Content-Type: application/xml",
+        "--data-binary",
+        CALENDAR_QUERY,
+    ];
+    let found = dav_at(&cell, &host, alice, "REPORT", "/alice/cal/", &query);
+    assert_eq!(found.status, 207, "{found:?}");
+    assert!(found.body.contains("Picnic at the lake"), "{found:?}");
+
+    // CardDAV: an address book and a card.
+    let book = [
+        "-H",
+        "Content-Type: application/xml",
+        "--data-binary",
+        ADDRESS_BOOK,
+    ];
+    let made = dav_at(&cell, &host, alice, "MKCOL", "/alice/contacts/", &book);
+    assert_eq!(made.status, 201, "{made:?}");
+    let vcf = ["-H", "Content-Type: text/vcard", "--data-binary", CARD];
+    let put = dav_at(&cell, &host, alice, "PUT", "/alice/contacts/bob.vcf", &vcf);
+    assert_eq!(put.status, 201, "{put:?}");
+
+    // Owner-only rights: Bob can neither query nor read Alice's collections.
+    let bob = ("bob", bob_pw.as_str());
+    let peek = dav_at(&cell, &host, bob, "REPORT", "/alice/cal/", &query);
+    assert_eq!(peek.status, 403, "bob read alice's calendar: {peek:?}");
+    let get = dav_at(&cell, &host, bob, "GET", "/alice/cal/picnic.ics", &[]);
+    assert_eq!(get.status, 403, "{get:?}");
+
+    // Alice's account is taken away: her login ends, her collections wait in the archive.
+    let resp = admin
+        .send_json(
+            Method::DELETE,
+            &format!("{CALENDAR_ACCOUNTS}/alice"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let after = dav_at(&cell, &host, alice, "PROPFIND", "/", &["-H", "Depth: 0"]);
+    assert_eq!(after.status, 401, "{after:?}");
+    let archive = cell.picd.state_dir().join("services/calendar/archive");
+    let kept: Vec<_> = std::fs::read_dir(&archive)
+        .expect("an archive")
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].join("cal/picnic.ics").is_file(), "{kept:?}");
     assert_no_internal_errors(&cell.picd);
 }

@@ -66,9 +66,21 @@ pub enum AccountMechanism {
     Htpasswd {
         /// The file's name in the config folder.
         file: &'static str,
-        /// The volume in which each account has a folder of its own, named after it.
+        /// The hash scheme the server reads.
+        hash: HashScheme,
+        /// Where each account has a folder of its own, named after it: a path under the
+        /// service's volumes folder, starting with a volume's name.
         folder_in: &'static str,
     },
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HashScheme {
+    /// `$6$` sha512-crypt (nginx through libcrypt, Dovecot's SHA512-CRYPT).
+    Sha512Crypt,
+    /// `$apr1$` (Radicale 3.1.8's "md5").
+    Apr1,
 }
 
 /// How picd knows the service accepts a new account: a request with its credentials.
@@ -157,6 +169,7 @@ pub const FILES: Manifest = Manifest {
     },
     accounts: AccountMechanism::Htpasswd {
         file: "users",
+        hash: HashScheme::Sha512Crypt,
         folder_in: "data",
     },
     account_probe: AccountProbe {
@@ -174,8 +187,76 @@ pub const FILES: Manifest = Manifest {
     backup_paths: &["/srv/dav"],
 };
 
+/// CalDAV and CardDAV with Radicale: calendars and address books, each account with rights
+/// over its own collections only (`owner_only`), accounts as htpasswd lines re-read per request.
+pub const CALENDAR: Manifest = Manifest {
+    id: "calendar",
+    name: "Calendar and contacts",
+    description: "CalDAV and CardDAV: calendars and address books for every person of the cell",
+    version: "3.1.8-deb12+picd1",
+    image: ImageSource::DebianPackages {
+        suite: "bookworm",
+        packages: &["python3-radicale"],
+    },
+    entrypoint: &[
+        "/usr/bin/python3",
+        "-m",
+        "radicale",
+        "--config",
+        "/etc/picd-calendar/config",
+    ],
+    http: HttpEndpoint {
+        subdomain: "calendar",
+        // Radicale sends `/` to its web interface (off here) before it asks for a login.
+        health_status: 302,
+    },
+    volumes: &[Volume {
+        name: "data",
+        mount: "/srv/radicale",
+    }],
+    config: &[
+        ConfigFile {
+            name: "config",
+            template: include_str!("calendar/radicale.conf"),
+        },
+        ConfigFile {
+            name: "users",
+            template: "",
+        },
+    ],
+    config_mount: "/etc/picd-calendar",
+    env: &[("HOME", "/tmp")],
+    resources: Resources {
+        memory_bytes: 128 * 1024 * 1024,
+        pids: 64,
+    },
+    security: Security {
+        user: "33:33",
+        capabilities: &[],
+        tmpfs: &["/tmp"],
+    },
+    accounts: AccountMechanism::Htpasswd {
+        file: "users",
+        hash: HashScheme::Apr1,
+        folder_in: "data/collection-root",
+    },
+    account_probe: AccountProbe {
+        method: "PROPFIND",
+        path: "/",
+        headers: &[("Depth", "0")],
+        expect: 207,
+    },
+    client: ClientHints {
+        protocol: "CalDAV and CardDAV",
+        setup: "Add a CalDAV account (calendars) and a CardDAV account (contacts) with the \
+                URL, username and password: on iOS in Settings > Calendar > Accounts, on \
+                Android with DAVx5, on the desktop in Thunderbird or Evolution.",
+    },
+    backup_paths: &["/srv/radicale"],
+};
+
 /// Every service of the store, in the order the store page lists them.
-pub const CATALOG: &[&Manifest] = &[&FILES];
+pub const CATALOG: &[&Manifest] = &[&FILES, &CALENDAR];
 
 pub fn find(id: &str) -> Option<&'static Manifest> {
     CATALOG.iter().copied().find(|m| m.id == id)

@@ -39,6 +39,12 @@ impl Dockerd {
         started
     }
 
+    /// An engine of the caller's own: picd manages every container carrying its labels on
+    /// its engine (one cell per engine), so two cells that run at once need two engines.
+    pub fn private() -> Arc<Dockerd> {
+        Arc::new(Dockerd::start())
+    }
+
     fn start() -> Dockerd {
         super::require_root();
         require_tool("dockerd");

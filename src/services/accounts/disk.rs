@@ -34,7 +34,9 @@ pub fn apply(
     retention_days: u32,
     now_unix: i64,
 ) -> std::io::Result<Applied> {
-    let AccountMechanism::Htpasswd { file, folder_in } = &manifest.accounts;
+    let AccountMechanism::Htpasswd {
+        file, folder_in, ..
+    } = &manifest.accounts;
     let mut applied = Applied::default();
     let config = service_dir.join("config");
     std::fs::create_dir_all(&config)?;
@@ -49,7 +51,10 @@ pub fn apply(
     }
 
     let volume = service_dir.join("volumes").join(folder_in);
-    std::fs::create_dir_all(&volume)?;
+    if !volume.is_dir() {
+        std::fs::create_dir_all(&volume)?;
+        crate::services::driver::chown_to_service_user(&volume, manifest)?;
+    }
     for account in accounts {
         let folder = volume.join(&account.username);
         if !folder.is_dir() {

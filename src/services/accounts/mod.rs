@@ -4,6 +4,7 @@
 //! the data of an account that is gone is archived, not destroyed (`store`, `disk`, `routes`,
 //! `credentials`).
 
+mod apr1;
 pub mod credentials;
 pub mod disk;
 pub mod probe;
@@ -11,6 +12,8 @@ pub mod routes;
 pub mod store;
 
 use rand::RngCore;
+
+use super::catalog::{AccountMechanism, HashScheme, Manifest};
 use zeroize::Zeroizing;
 
 /// sha512-crypt's fewest rounds: the passwords are 192 random bits, so more rounds add no
@@ -30,8 +33,17 @@ pub fn new_password() -> Zeroizing<String> {
     Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref()))
 }
 
-/// The `$6$` sha512-crypt hash the services' account files hold.
-pub fn hash(password: &str) -> anyhow::Result<String> {
+/// The hash of a password in the scheme the service's account file holds.
+pub fn hash(manifest: &Manifest, password: &str) -> anyhow::Result<String> {
+    let AccountMechanism::Htpasswd { hash, .. } = &manifest.accounts;
+    match hash {
+        HashScheme::Sha512Crypt => sha512_crypt(password),
+        HashScheme::Apr1 => Ok(apr1::hash(password)),
+    }
+}
+
+/// The `$6$` sha512-crypt hash.
+fn sha512_crypt(password: &str) -> anyhow::Result<String> {
     let params = sha_crypt::Sha512Params::new(HASH_ROUNDS)
         .map_err(|e| anyhow::anyhow!("sha512-crypt parameters: {e:?}"))?;
     sha_crypt::sha512_simple(password, &params).map_err(|e| anyhow::anyhow!("sha512-crypt: {e:?}"))
@@ -46,7 +58,7 @@ mod tests {
         let (a, b) = (new_password(), new_password());
         assert_ne!(*a, *b);
         assert_eq!(a.len(), 32);
-        let hashed = hash(&a).unwrap();
+        let hashed = hash(&crate::services::catalog::FILES, &a).unwrap();
         assert!(hashed.starts_with("$6$rounds=1000$"), "{hashed}");
         assert!(sha_crypt::sha512_check(&a, &hashed).is_ok());
         assert!(sha_crypt::sha512_check(&b, &hashed).is_err());

@@ -114,7 +114,7 @@ pub async fn create(
         service_id: manifest.id.into(),
         username: username.clone(),
         peer_name: peer.clone(),
-        password_hash: super::hash(&password)?,
+        password_hash: super::hash(manifest, &password)?,
         created_at: crate::time::now_rfc3339(),
     };
     let (vault, secret) = (app.vault.clone(), password.clone());
