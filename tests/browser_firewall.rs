@@ -6,7 +6,7 @@
 //! the time it has left; a template that needs a port says so at its field and applies with
 //! one; traffic seeded into the store shows in the summary and as bars of the chart; a rule
 //! and an address are deleted after confirming. Screenshots land in target/screenshots/
-//! (firewall*.png).
+//! (firewall.png, firewall-mobile*.png, firewall-field-error.png).
 
 #[path = "common/webdriver.rs"]
 mod webdriver;
@@ -280,6 +280,7 @@ async fn add_rule(browser: &WebDriver, api: &Api) -> Result<()> {
     browser
         .wait_for_text("#fw-add-alert", "Please correct")
         .await?;
+    shot(browser, "firewall-field-error").await?;
 
     browser
         .fill("#fw-port-start", &RULE_PORTS.0.to_string())
