@@ -62,8 +62,10 @@ pub fn free_port() -> u16 {
         .expect("a free local port")
 }
 
-/// The picd binary with no inherited `PICD_*` variable, and no WireGuard interface in the
-/// machine's own namespace: the desired state is still recorded, which is what the UI shows.
+/// The picd binary with no inherited `PICD_*` variable, and no WireGuard interface or
+/// nftables table in the machine's own namespace (the tests run as root: a firewall rule
+/// made through the UI must not reach the host): the desired state is still recorded, which
+/// is what the UI shows.
 pub fn picd_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_picd"));
     for (key, _) in std::env::vars_os() {
@@ -72,6 +74,7 @@ pub fn picd_command() -> Command {
         }
     }
     command.env("PICD_WIREGUARD_MODE", "off");
+    command.env("PICD_ROUTING_MODE", "off");
     command.env("PICD_DNS_LISTEN", "");
     command.env("PICD_CADDY_ADMIN", "127.0.0.1:1");
     command

@@ -7,6 +7,7 @@ import { brandMark, busy } from "./dom.js";
 import { clearErrors, markInvalid, setAlert, showErrors } from "./forms.js";
 import * as audit from "./audit.js";
 import * as dns from "./dns.js";
+import * as firewall from "./firewall.js";
 import * as peer from "./peer.js";
 import * as peers from "./peers.js";
 import * as settings from "./settings.js";
@@ -21,6 +22,7 @@ const ROUTES = {
   "peers/": { title: "Peer", view: peer },
   vault: { title: "Vault", view: vault },
   dns: { title: "DNS", view: dns },
+  firewall: { title: "Firewall", view: firewall },
   audit: { title: "Audit log", view: audit },
   settings: { title: "Settings", view: settings },
 };
@@ -29,6 +31,7 @@ const FLASH_SECONDS = 8;
 const main = document.getElementById("main");
 const viewRoot = document.getElementById("view");
 const flashRegion = document.getElementById("flash");
+const nav = document.querySelector(".nav");
 let flashTimer = null;
 let pendingFlash = "";
 let active = null;
@@ -94,6 +97,8 @@ function route(initial = false) {
   for (const link of document.querySelectorAll(".nav a")) {
     if (link.dataset.route === section) {
       link.setAttribute("aria-current", "page");
+      // On a phone the row scrolls: the current section is always in sight.
+      if (nav.scrollWidth > nav.clientWidth) link.scrollIntoView({ block: "nearest", inline: "nearest" });
     } else {
       link.removeAttribute("aria-current");
     }
@@ -123,6 +128,17 @@ function route(initial = false) {
     main.focus({ preventScroll: true });
     window.scrollTo(0, 0);
   }
+}
+
+/** Marks the nav row when sections lie past either edge (it scrolls on a phone). */
+function navOverflow() {
+  const mark = () => {
+    nav.classList.toggle("nav-more", nav.scrollLeft + nav.clientWidth < nav.scrollWidth - 1);
+    nav.classList.toggle("nav-less", nav.scrollLeft > 1);
+  };
+  nav.addEventListener("scroll", mark, { passive: true });
+  window.addEventListener("resize", mark);
+  mark();
 }
 
 /** The account menu closes like a menu: on Escape, on a click elsewhere, after a choice. */
@@ -226,6 +242,7 @@ async function start() {
   document.getElementById("menu-user").textContent = me.user.username;
   document.querySelector("#user-menu summary").setAttribute("aria-label", `Account menu, signed in as ${me.user.username}`);
   userMenu();
+  navOverflow();
   passwordDialog();
   logoutButton();
   window.addEventListener("hashchange", () => route());

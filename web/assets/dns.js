@@ -5,7 +5,7 @@
 
 import { api, ApiError, queryString } from "./api.js";
 import { busy, cell, dataTable, h, replace } from "./dom.js";
-import { alertRegion, clearErrors, errorLine, field, markInvalid, setAlert, showErrors } from "./forms.js";
+import { alertRegion, clearErrors, errorLine, field, markInvalid, selectField, setAlert, showErrors } from "./forms.js";
 import { openDialog } from "./dialog.js";
 
 export const RECORD_TYPES = ["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "NS", "PTR"];
@@ -27,29 +27,6 @@ const DATA_HINTS = {
 };
 
 const zoneApi = (zone, rest = "") => `/api/dns/zones/${encodeURIComponent(zone)}${rest}`;
-
-/** A labelled <select> with its error line, in the markup of forms.js `field`. */
-function selectField({ id, name, label, options, value, hint }) {
-  const select = h(
-    "select",
-    {
-      id,
-      name: id,
-      "data-field": name,
-      "data-label": label,
-      "aria-describedby": [hint ? `${id}-hint` : null, `${id}-error`].filter(Boolean).join(" "),
-    },
-    options.map((o) => h("option", { value: o.value, selected: o.value === value }, o.label)),
-  );
-  return h(
-    "div",
-    { class: "field" },
-    h("label", { for: id }, label),
-    select,
-    hint ? h("p", { class: "hint", id: `${id}-hint` }, hint) : null,
-    errorLine(id),
-  );
-}
 
 /**
  * A TTL as typed: empty means the zone's default (left out), digits a number; anything else

@@ -31,6 +31,29 @@ export function field({ id, name, label, type = "text", hint, placeholder, autoc
   );
 }
 
+/** A labelled <select> with its hint and error line, in the markup of `field`. */
+export function selectField({ id, name, label, options, value, hint }) {
+  const select = h(
+    "select",
+    {
+      id,
+      name: id,
+      "data-field": name,
+      "data-label": label,
+      "aria-describedby": [hint ? `${id}-hint` : null, `${id}-error`].filter(Boolean).join(" "),
+    },
+    options.map((o) => h("option", { value: o.value, selected: o.value === value }, o.label)),
+  );
+  return h(
+    "div",
+    { class: "field" },
+    h("label", { for: id }, label),
+    select,
+    hint ? h("p", { class: "hint", id: `${id}-hint` }, hint) : null,
+    errorLine(id),
+  );
+}
+
 /** A checkbox with its label, hint and error line. */
 export function checkbox({ id, name, label, hint, checked = false, value }) {
   const input = h("input", {
