@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::keys::{create_key_with, KeyClient};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -287,6 +288,28 @@ async fn account_routes_refuse_bad_input_and_without_an_engine_an_account_is_sti
     assert_eq!(status, StatusCode::OK, "{creds}");
     let password = creds["password"].as_str().expect("a password");
     assert_eq!(password.len(), 32);
+    // A secret read: a read-only key is refused, and the admin's read is audited.
+    let (_, reader) = create_key_with(admin, "reader", &["read-only"]).await;
+    let reader = KeyClient::new(&picd, &reader);
+    let path = format!("{ACCOUNTS}/peer1/credentials");
+    expect_error(
+        reader.get(&path).await,
+        StatusCode::FORBIDDEN,
+        "secret_requires_admin",
+    )
+    .await;
+    let read: String = picd
+        .db()
+        .query_row(
+            "SELECT detail FROM audit_log WHERE result = 'success' ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        read.contains("/api/services/catalog/{id}/accounts/{username}/credentials"),
+        "{read}"
+    );
     // The password is in the vault only: not in the row, the audit log or picd's log.
     let audit: String = picd
         .db()

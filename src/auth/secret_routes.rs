@@ -24,6 +24,8 @@ pub const SECRET_ROUTES: &[&str] = &[
     "/api/peer/config",
     "/api/peer/qr",
     "/api/peer/service-credentials",
+    // A service account's password.
+    "/api/services/catalog/{id}/accounts/{username}/credentials",
 ];
 
 pub fn returns_secret(matched_path: &str) -> bool {
