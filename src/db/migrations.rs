@@ -59,6 +59,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "services",
         include_str!("../../migrations/0013_services.sql"),
     ),
+    (
+        15,
+        "routing_peer_policy",
+        include_str!("../../migrations/0015_routing_peer_policy.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.

@@ -7,6 +7,8 @@ pub mod driver;
 pub mod input;
 pub mod metrics;
 pub mod metrics_routes;
+pub mod peer_policy;
+pub mod peer_policy_routes;
 pub mod rate_limits;
 pub mod render;
 pub mod routes;

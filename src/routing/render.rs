@@ -9,6 +9,7 @@ use std::fmt::Write;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use time::OffsetDateTime;
 
+use super::peer_policy::{self, PeerPolicy};
 use super::rate_limits::{self, RateLimit};
 use super::store::{FirewallRule, IpEntry};
 use super::TABLE;
@@ -20,6 +21,8 @@ pub struct Desired {
     pub rate_limits: Vec<RateLimit>,
     /// The peers' subnets, masqueraded when they leave the cell (None before setup).
     pub peer_subnets: Option<(Ipv4Net, Ipv6Net)>,
+    /// Every peer's effective policy (internet, peer to peer) with its addresses.
+    pub peer_policies: Vec<PeerPolicy>,
     pub wireguard_interface: String,
     /// Counters read from the table before it is replaced, so they do not reset: a firewall
     /// rule's by its id, a rate-limit rule's lines by their comment.
@@ -44,6 +47,7 @@ pub fn ruleset(desired: &Desired) -> String {
     let _ = writeln!(out, "delete table inet {TABLE}");
     let _ = writeln!(out, "table inet {TABLE} {{");
     sets(&mut out, desired);
+    peer_policy::render_sets(&mut out, &desired.peer_policies);
     rate_limits::render_sets(&mut out, &desired.rate_limits);
     let _ = writeln!(
         out,
@@ -135,6 +139,12 @@ fn filter_chain(out: &mut String, desired: &Desired, chain: &str) {
         out,
         "  chain {chain} {{ type filter hook {chain} priority filter; policy accept;"
     );
+    if chain == "forward" {
+        // First: neither the allow list nor the owner's rules may open what a peer's policy
+        // closes.
+        let counter = |key: &str| desired.counters.get(key).copied().unwrap_or_default();
+        peer_policy::render_forward(out, desired.peer_subnets, &counter);
+    }
     if chain != "output" {
         // Listed addresses pass the owner's rules (a whitelist means "never lock these out").
         let _ = writeln!(out, "    ip saddr @allow4 accept");
