@@ -24,12 +24,21 @@ impl Lab {
         host
     }
 
-    /// Lets the cell's kernel forward IPv4 between its interfaces, in the cell's namespace
-    /// only (a new namespace starts with forwarding off).
+    /// Sets the cell's namespace up as README's install step asks of an administrator:
+    /// IPv4 forwarding on (a new namespace starts with it off) and no ICMP redirects (the
+    /// kernel would send one for every packet a peer sends to another peer, back out of the
+    /// interface it came in, and each one takes from the same per-host budget as the
+    /// "administratively prohibited" answers to that peer). Only this namespace is touched.
     pub fn enable_forwarding(&self) {
-        run(&format!(
-            "ip netns exec {} sysctl -q -w net.ipv4.ip_forward=1",
-            self.cell_ns
-        ));
+        for setting in [
+            "net.ipv4.ip_forward=1".to_string(),
+            "net.ipv4.conf.all.send_redirects=0".to_string(),
+            format!("net.ipv4.conf.{}.send_redirects=0", self.ifname),
+        ] {
+            run(&format!(
+                "ip netns exec {} sysctl -q -w {setting}",
+                self.cell_ns
+            ));
+        }
     }
 }
