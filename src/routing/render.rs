@@ -255,6 +255,68 @@ mod tests {
     }
 
     #[test]
+    fn the_peer_policy_comes_first_in_the_forward_chain_and_its_sets_hold_the_peers() {
+        let desired = Desired {
+            rules: vec![FirewallRule {
+                chain: "forward".into(),
+                ..rule("accept")
+            }],
+            entries: Vec::new(),
+            rate_limits: Vec::new(),
+            peer_subnets: Some(("10.8.0.0/24".parse().unwrap(), "fd00::/64".parse().unwrap())),
+            peer_policies: vec![PeerPolicy {
+                peer: "alice".into(),
+                address_v4: "10.8.0.2".into(),
+                address_v6: "fd00::2".into(),
+                internet: false,
+                peer_to_peer: true,
+                updated_at: None,
+            }],
+            wireguard_interface: "wg0".into(),
+            counters: HashMap::new(),
+            now: crate::time::now(),
+        };
+        let text = ruleset(&desired);
+        assert!(
+            text.contains("  set no_internet4 { type ipv4_addr; elements = { 10.8.0.2 } }\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  set isolated4 { type ipv4_addr; }\n"),
+            "{text}"
+        );
+        let forward: Vec<&str> = text
+            .split("chain forward {")
+            .nth(1)
+            .and_then(|c| c.split("\n  }").next())
+            .expect("a forward chain")
+            .lines()
+            .skip(1)
+            .map(str::trim)
+            .collect();
+        // Each line by its comment, or whole when it has none.
+        let lines: Vec<&str> = forward
+            .iter()
+            .map(|l| l.rsplit("comment ").next().unwrap_or(l))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "\"peer-isolated4-from\"",
+                "\"peer-isolated4-to\"",
+                "\"peer-isolated6-from\"",
+                "\"peer-isolated6-to\"",
+                "\"peer-no-internet4\"",
+                "\"peer-no-internet6\"",
+                "ip saddr @allow4 accept",
+                "ip6 saddr @allow6 accept",
+                "\"rule:r1\"",
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
     fn an_entry_keeps_its_remaining_time_and_an_expired_one_is_left_out() {
         let now = crate::time::parse_rfc3339("2026-01-01T01:00:00Z").unwrap();
         let entry = |expires: &str| IpEntry {
