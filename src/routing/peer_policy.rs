@@ -129,29 +129,36 @@ pub const COMMENTS: [&str; 6] = [
 /// `no_internet4/6` (peers whose internet is off) and `isolated4/6` (peers with
 /// peer_to_peer off), holding the peers' addresses.
 pub fn render_sets(out: &mut String, policies: &[PeerPolicy]) {
-    let sets: [(&str, &str, fn(&PeerPolicy) -> bool, bool); 4] = [
-        ("no_internet4", "ipv4_addr", |p| !p.internet, true),
-        ("no_internet6", "ipv6_addr", |p| !p.internet, false),
-        ("isolated4", "ipv4_addr", |p| !p.peer_to_peer, true),
-        ("isolated6", "ipv6_addr", |p| !p.peer_to_peer, false),
-    ];
-    for (name, family, listed, v4) in sets {
-        let elements: Vec<&str> = policies
-            .iter()
-            .filter(|p| listed(p))
-            .map(|p| match v4 {
-                true => p.address_v4.as_str(),
-                false => p.address_v6.as_str(),
-            })
-            // Addresses come from the peers' rows; anything else would break the whole table.
-            .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
-            .collect();
-        let _ = write!(out, "  set {name} {{ type {family};");
-        if !elements.is_empty() {
-            let _ = write!(out, " elements = {{ {} }}", elements.join(", "));
-        }
-        let _ = writeln!(out, " }}");
+    let no_internet: Vec<&PeerPolicy> = policies.iter().filter(|p| !p.internet).collect();
+    let isolated: Vec<&PeerPolicy> = policies.iter().filter(|p| !p.peer_to_peer).collect();
+    for (name, peers) in [("no_internet", &no_internet), ("isolated", &isolated)] {
+        let v4 = peers.iter().map(|p| p.address_v4.as_str());
+        address_set(out, &format!("{name}4"), "ipv4_addr", v4);
+        let v6 = peers.iter().map(|p| p.address_v6.as_str());
+        address_set(out, &format!("{name}6"), "ipv6_addr", v6);
     }
+}
+
+fn address_set<'a>(
+    out: &mut String,
+    name: &str,
+    family: &str,
+    addresses: impl Iterator<Item = &'a str>,
+) {
+    // Addresses come from the peers' rows; anything else (or the other family) would make
+    // nft refuse the whole table.
+    let v4 = family == "ipv4_addr";
+    let elements: Vec<&str> = addresses
+        .filter(|a| {
+            a.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_ipv4() == v4)
+        })
+        .collect();
+    let _ = write!(out, "  set {name} {{ type {family};");
+    if !elements.is_empty() {
+        let _ = write!(out, " elements = {{ {} }}", elements.join(", "));
+    }
+    let _ = writeln!(out, " }}");
 }
 
 /// The first lines of the forward chain: a packet between two peers where either is
