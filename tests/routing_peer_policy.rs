@@ -28,7 +28,8 @@ struct PolicyLab {
     admin: TestClient,
     alice: WgClient,
     bob: WgClient,
-    internet: String,
+    /// The internet host's IPv4 and IPv6 addresses.
+    internet: [String; 2],
 }
 
 /// One ping from `client` to `target`: whether it was answered, what ping printed, and how
@@ -48,15 +49,18 @@ fn reaches(client: &WgClient, target: &str) -> bool {
     ping_once(client, target).0
 }
 
-/// The peer's tunnel address (the config's IPv4 Address, without its prefix).
-fn tunnel_addr(client: &WgClient) -> String {
-    let address = client
-        .config
-        .addresses
-        .iter()
-        .find(|a| !a.contains(':'))
-        .expect("an IPv4 address");
-    address.split('/').next().unwrap().to_string()
+/// The peer's tunnel addresses, IPv4 then IPv6 (the config's Address, without prefixes).
+fn tunnel_addrs(client: &WgClient) -> [String; 2] {
+    let family = |v6: bool| {
+        let address = client
+            .config
+            .addresses
+            .iter()
+            .find(|a| a.contains(':') == v6)
+            .expect("an address of each family");
+        address.split('/').next().unwrap().to_string()
+    };
+    [family(false), family(true)]
 }
 
 async fn peer_on_tunnel(lab: &mut Lab, admin: &TestClient, name: &str) -> WgClient {
@@ -80,14 +84,14 @@ async fn policy_lab() -> PolicyLab {
     let admin = lab.admin().await;
     let alice = peer_on_tunnel(&mut lab, &admin, "alice").await;
     let bob = peer_on_tunnel(&mut lab, &admin, "bob").await;
-    let internet = lab.internet_host();
+    let (internet4, internet6) = lab.internet_host();
     lab.enable_forwarding();
     let lab = PolicyLab {
         lab,
         admin,
         alice,
         bob,
-        internet,
+        internet: [internet4, internet6],
     };
     // Before any policy: every path is open.
     lab.assert_paths(true, true, "before any policy");
@@ -103,37 +107,32 @@ impl PolicyLab {
         policy
     }
 
-    fn alice_and_bob(&self) -> (String, String) {
-        (tunnel_addr(&self.alice), tunnel_addr(&self.bob))
+    fn alice_and_bob(&self) -> ([String; 2], [String; 2]) {
+        (tunnel_addrs(&self.alice), tunnel_addrs(&self.bob))
     }
 
-    /// Asserts whether alice reaches the internet host and whether the peers reach each
-    /// other; bob's internet and both peers' way to the cell stay open throughout.
+    /// Asserts, over IPv4 and IPv6, whether alice reaches the internet host and whether the
+    /// peers reach each other; bob's internet and both peers' way to the cell stay open
+    /// throughout.
     fn assert_paths(&self, alice_internet: bool, peer_to_peer: bool, when: &str) {
         let (a, b) = self.alice_and_bob();
-        let cell = [self.lab.cell_wg_addr(), self.lab.cell_addr()];
-        assert_eq!(
-            reaches(&self.alice, &self.internet),
-            alice_internet,
-            "{when}: alice to the internet"
-        );
-        assert!(
-            reaches(&self.bob, &self.internet),
-            "{when}: bob to the internet"
-        );
-        assert_eq!(
-            reaches(&self.alice, &b),
-            peer_to_peer,
-            "{when}: alice to bob"
-        );
-        assert_eq!(reaches(&self.bob, &a), peer_to_peer, "{when}: bob to alice");
-        for target in &cell {
+        for family in 0..2 {
+            let internet = &self.internet[family];
+            let reached = reaches(&self.alice, internet);
+            assert_eq!(reached, alice_internet, "{when}: alice to {internet}");
+            assert!(reaches(&self.bob, internet), "{when}: bob to {internet}");
+            let reached = reaches(&self.alice, &b[family]);
+            assert_eq!(reached, peer_to_peer, "{when}: alice to bob {}", b[family]);
+            let reached = reaches(&self.bob, &a[family]);
+            assert_eq!(reached, peer_to_peer, "{when}: bob to alice {}", a[family]);
+        }
+        for target in [self.lab.cell_wg_addr(), self.lab.cell_addr()] {
             assert!(
-                reaches(&self.alice, target),
+                reaches(&self.alice, &target),
                 "{when}: alice to the cell {target}"
             );
             assert!(
-                reaches(&self.bob, target),
+                reaches(&self.bob, &target),
                 "{when}: bob to the cell {target}"
             );
         }
@@ -149,12 +148,15 @@ impl PolicyLab {
     }
 }
 
-/// Asserts that the ping was refused with an ICMP error well before its wait ran out.
+/// Asserts that the ping was refused with an ICMP "administratively prohibited" (ping says
+/// "Packet filtered" for IPv4) well before its wait ran out.
 fn assert_refused_fast(client: &WgClient, target: &str) {
     let (answered, text, took) = ping_once(client, target);
     assert!(!answered, "{target} answered: {text}");
+    let text_lower = text.to_lowercase();
+    let prohibited = text_lower.contains("filtered") || text_lower.contains("prohibited");
     assert!(
-        took < FAST_REFUSAL && text.to_lowercase().contains("filtered"),
+        took < FAST_REFUSAL && prohibited,
         "not refused at once ({took:?}, wait {PING_WAIT_SECONDS} s): {text}"
     );
     eprintln!("{target} refused in {took:?}");
@@ -169,12 +171,14 @@ async fn a_peer_without_internet_reaches_the_cell_and_peers_but_is_refused_outsi
         (&json!(false), &json!(true)),
         "{policy}"
     );
+    let [internet4, internet6] = &lab.internet;
     assert!(
-        eventually(APPLY_TIMEOUT, || !reaches(&lab.alice, &lab.internet)),
+        eventually(APPLY_TIMEOUT, || !reaches(&lab.alice, internet4)),
         "alice still reaches the internet host; log:\n{}",
         lab.lab.picd_log()
     );
-    assert_refused_fast(&lab.alice, &lab.internet);
+    assert_refused_fast(&lab.alice, internet4);
+    assert_refused_fast(&lab.alice, internet6);
     lab.assert_paths(false, true, "alice's internet off");
     let shown = lab.shown("alice").await;
     assert_eq!(shown["internet"], false, "{shown}");
@@ -187,7 +191,7 @@ async fn a_peer_without_internet_reaches_the_cell_and_peers_but_is_refused_outsi
 
     lab.set("alice", json!({ "internet": true })).await;
     assert!(
-        eventually(APPLY_TIMEOUT, || reaches(&lab.alice, &lab.internet)),
+        eventually(APPLY_TIMEOUT, || reaches(&lab.alice, internet4)),
         "alice's internet did not come back"
     );
     lab.assert_paths(true, true, "alice's internet on again");
@@ -199,17 +203,19 @@ async fn an_isolated_peer_and_the_others_cannot_reach_each_other() {
     let (alice, bob) = lab.alice_and_bob();
     lab.set("bob", json!({ "peer_to_peer": false })).await;
     assert!(
-        eventually(APPLY_TIMEOUT, || !reaches(&lab.alice, &bob)),
+        eventually(APPLY_TIMEOUT, || !reaches(&lab.alice, &bob[0])),
         "alice still reaches the isolated bob; log:\n{}",
         lab.lab.picd_log()
     );
-    assert_refused_fast(&lab.alice, &bob);
-    assert_refused_fast(&lab.bob, &alice);
+    for family in 0..2 {
+        assert_refused_fast(&lab.alice, &bob[family]);
+        assert_refused_fast(&lab.bob, &alice[family]);
+    }
     lab.assert_paths(true, false, "bob isolated");
 
     lab.set("bob", json!({ "peer_to_peer": true })).await;
     assert!(
-        eventually(APPLY_TIMEOUT, || reaches(&lab.alice, &bob)),
+        eventually(APPLY_TIMEOUT, || reaches(&lab.alice, &bob[0])),
         "alice does not reach bob again"
     );
     lab.assert_paths(true, true, "bob no longer isolated");
