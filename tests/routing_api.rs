@@ -263,3 +263,86 @@ async fn without_net_admin_nftables_is_unavailable_and_changes_are_recorded() {
         .collect();
     assert!(names.contains(&"Block Redis"), "{body}");
 }
+
+const PEER_POLICY: &str = "/api/routing/peers";
+
+/// The policy GET /api/routing/peers shows for `peer` (Null when it is not listed).
+async fn shown_policy(admin: &TestClient, peer: &str) -> Value {
+    let (status, body) = admin.get_json(PEER_POLICY).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let found = body["peers"]
+        .as_array()
+        .and_then(|peers| peers.iter().find(|p| p["peer"] == peer).cloned());
+    found.unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn a_peer_policy_starts_open_changes_one_field_at_a_time_is_audited_and_goes_with_its_peer() {
+    let (picd, admin) = picd_with_admin().await;
+    common::netns::create_peer(&admin, json!({ "name": "alice" })).await;
+    let shown = shown_policy(&admin, "alice").await;
+    assert_eq!(
+        (
+            &shown["internet"],
+            &shown["peer_to_peer"],
+            &shown["updated_at"]
+        ),
+        (&json!(true), &json!(true), &Value::Null),
+        "{shown}"
+    );
+    assert!(shown["address_v4"].is_string(), "{shown}");
+
+    let path = format!("{PEER_POLICY}/alice");
+    let resp = admin
+        .send_json(Method::PUT, &path, &json!({ "internet": false }))
+        .await;
+    let (status, changed) = json_of(resp).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(
+        (&changed["internet"], &changed["peer_to_peer"]),
+        (&json!(false), &json!(true))
+    );
+    let audit = last_audit(&picd.db());
+    assert_eq!(
+        (
+            audit.target_type.as_str(),
+            audit.target_id.as_str(),
+            audit.result.as_str()
+        ),
+        ("peer_policy", "alice", "success")
+    );
+    assert_eq!(audit.detail["internet"], false, "{:?}", audit.detail);
+
+    // A second change keeps the field it does not name.
+    let resp = admin
+        .send_json(Method::PUT, &path, &json!({ "peer_to_peer": false }))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let shown = shown_policy(&admin, "alice").await;
+    assert_eq!(
+        (&shown["internet"], &shown["peer_to_peer"]),
+        (&json!(false), &json!(false))
+    );
+    assert!(shown["updated_at"].is_string(), "{shown}");
+
+    let resp = admin
+        .send_json(Method::DELETE, "/api/peers/alice", &json!({}))
+        .await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    assert_eq!(shown_policy(&admin, "alice").await, Value::Null);
+    let rows: i64 = picd
+        .db()
+        .query_row("SELECT COUNT(*) FROM routing_peer_policy", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0, "the policy row outlived its peer");
+    let resp = admin
+        .send_json(Method::PUT, &path, &json!({ "internet": true }))
+        .await;
+    let (status, body) = json_of(resp).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let audit = last_audit(&picd.db());
+    assert_eq!(
+        (audit.target_id.as_str(), audit.result.as_str()),
+        ("alice", "failure")
+    );
+}

@@ -1,5 +1,5 @@
 //! The routing routes (`/api/routing/firewall`, `/api/routing/ip-list`,
-//! `/api/routing/rate-limits`, `/api/routing/templates`) refuse the wrong
+//! `/api/routing/rate-limits`, `/api/routing/templates`, `/api/routing/peers`) refuse the wrong
 //! actor, a missing CSRF token and bad bodies with the API's JSON error shape, never a 500,
 //! and store nothing.
 
@@ -26,6 +26,10 @@ const TEMPLATES: &str = "/api/routing/templates";
 const METRICS: &str = "/api/routing/metrics";
 const SUMMARY: &str = "/api/routing/metrics/summary";
 const APPLY: &str = "/api/routing/templates/udp-flood/apply";
+const PEER_POLICIES: &str = "/api/routing/peers";
+/// The one peer the test makes, so that a refused policy change has a peer to miss.
+const PEER: &str = "alice";
+const PEER_POLICY: &str = "/api/routing/peers/alice";
 
 fn limit(extra: serde_json::Value) -> Body {
     let mut body = json!({ "name": "l", "protocol": "udp", "port_start": 9000,
@@ -56,7 +60,15 @@ fn table() -> Vec<Refused> {
     use Who::*;
     let mut table = Vec::new();
     for (who, answer) in [(Anonymous, UNAUTHORIZED), (Peer, ADMIN_ONLY)] {
-        for path in [FIREWALL, IP_LIST, RATE_LIMITS, TEMPLATES, METRICS, SUMMARY] {
+        for path in [
+            FIREWALL,
+            IP_LIST,
+            RATE_LIMITS,
+            TEMPLATES,
+            METRICS,
+            SUMMARY,
+            PEER_POLICIES,
+        ] {
             table.push(refused(who, Method::GET, path, Body::Empty, answer));
         }
     }
@@ -115,7 +127,15 @@ fn table() -> Vec<Refused> {
             Body::Json(json!({ "port": 9001 })),
             answer,
         ));
+        table.push(refused(
+            who,
+            Method::PUT,
+            PEER_POLICY,
+            Body::Json(json!({ "internet": false })),
+            answer,
+        ));
     }
+    peer_policy_rows(&mut table);
     let bad_limits = [
         (raw(JSON, "{\"name\": "), MALFORMED),
         (limit(json!({ "max_pps": "many" })), INVALID_BODY),
@@ -310,9 +330,40 @@ fn table() -> Vec<Refused> {
     table
 }
 
+/// PUT /api/routing/peers/{peer}: booleans `internet` and `peer_to_peer` only, at least one,
+/// for a peer that exists.
+fn peer_policy_rows(table: &mut Vec<Refused>) {
+    let bodies = [
+        (raw(JSON, "{\"internet\": "), MALFORMED),
+        (Body::Json(json!({})), INVALID_FIELDS),
+        (Body::Json(json!(["internet"])), INVALID_FIELDS),
+        (Body::Json(json!({ "internet": "no" })), INVALID_FIELDS),
+        (Body::Json(json!({ "internet": 0 })), INVALID_FIELDS),
+        (Body::Json(json!({ "internet": null })), INVALID_FIELDS),
+        (Body::Json(json!({ "peer_to_peer": "off" })), INVALID_FIELDS),
+        (
+            Body::Json(json!({ "internet": false, "exit": "tor" })),
+            INVALID_FIELDS,
+        ),
+        (
+            Body::Json(json!({ "internet": false, "pad": "x".repeat(200_000) })),
+            TOO_LARGE,
+        ),
+    ];
+    for (body, answer) in bodies {
+        table.push(refused(Who::Admin, Method::PUT, PEER_POLICY, body, answer));
+    }
+    let long = format!("{PEER_POLICIES}/{}", "x".repeat(300));
+    for path in [format!("{PEER_POLICIES}/nobody"), long] {
+        let body = Body::Json(json!({ "internet": false }));
+        table.push(refused(Who::Admin, Method::PUT, &path, body, NOT_FOUND));
+    }
+}
+
 #[tokio::test]
 async fn routing_routes_refuse_with_json_errors_and_store_nothing() {
     let (picd, admin, peer) = picd_with_admin_and_peer().await;
+    common::netns::create_peer(&admin, json!({ "name": PEER })).await;
     let clients = Clients::signed_in(&picd, admin, peer).await;
     clients.check_all(&table()).await;
     let count = |sql: &str| -> i64 { picd.db().query_row(sql, [], |r| r.get(0)).unwrap() };
@@ -330,6 +381,11 @@ async fn routing_routes_refuse_with_json_errors_and_store_nothing() {
         count("SELECT COUNT(*) FROM routing_rate_limits"),
         0,
         "a refused request stored a rate-limit rule"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM routing_peer_policy"),
+        0,
+        "a refused request stored a peer policy"
     );
     assert_no_internal_errors(&picd);
 }

@@ -301,7 +301,8 @@ async fn account_routes_refuse_bad_input_and_without_an_engine_an_account_is_sti
     let read: String = picd
         .db()
         .query_row(
-            "SELECT detail FROM audit_log WHERE result = 'success' ORDER BY seq DESC LIMIT 1",
+            "SELECT detail FROM audit_log WHERE result = 'success' AND detail LIKE '%secret_read%'
+             ORDER BY seq DESC LIMIT 1",
             [],
             |r| r.get(0),
         )

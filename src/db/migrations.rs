@@ -64,6 +64,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "service_accounts",
         include_str!("../../migrations/0014_service_accounts.sql"),
     ),
+    (
+        15,
+        "routing_peer_policy",
+        include_str!("../../migrations/0015_routing_peer_policy.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.

@@ -86,6 +86,7 @@ impl RoutingDriver {
                     entries: store::list_ip_entries(conn, None, &crate::time::format_rfc3339(now))?,
                     rate_limits: super::rate_limits::list(conn)?,
                     peer_subnets: config.map(|c| (c.cell.subnet_v4, c.cell.subnet_v6)),
+                    peer_policies: super::peer_policy::list(conn)?,
                     wireguard_interface: interface,
                     counters,
                     now,

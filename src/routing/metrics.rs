@@ -86,6 +86,9 @@ pub fn classify(desired: &Desired) -> HashMap<String, (u16, Kind)> {
     for key in ["blocklist4", "blocklist6"] {
         map.insert(key.to_string(), (0, Kind::Dropped));
     }
+    for key in super::peer_policy::COMMENTS {
+        map.insert(key.to_string(), (0, Kind::Dropped));
+    }
     for rule in &desired.rules {
         if rule.chain != "output" && rule.action != "accept" {
             map.insert(rule.id.clone(), (rule.port_start, Kind::Dropped));

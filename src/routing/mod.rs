@@ -1,5 +1,6 @@
 //! Routing: the cell's firewall rules, rate-limit rules on its ports (and templates that make
-//! them), IP allow/block lists and NAT for the peers' subnets,
+//! them), IP allow/block lists, each peer's policy (internet, peer to peer) and NAT for the
+//! peers' subnets,
 //! kept as desired state in SQLite and rendered into one nftables table (`inet picd`) that
 //! picd owns and replaces atomically on every reconcile.
 
@@ -7,6 +8,8 @@ pub mod driver;
 pub mod input;
 pub mod metrics;
 pub mod metrics_routes;
+pub mod peer_policy;
+pub mod peer_policy_routes;
 pub mod rate_limits;
 pub mod render;
 pub mod routes;

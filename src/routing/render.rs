@@ -9,6 +9,7 @@ use std::fmt::Write;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use time::OffsetDateTime;
 
+use super::peer_policy::{self, PeerPolicy};
 use super::rate_limits::{self, RateLimit};
 use super::store::{FirewallRule, IpEntry};
 use super::TABLE;
@@ -20,6 +21,8 @@ pub struct Desired {
     pub rate_limits: Vec<RateLimit>,
     /// The peers' subnets, masqueraded when they leave the cell (None before setup).
     pub peer_subnets: Option<(Ipv4Net, Ipv6Net)>,
+    /// Every peer's effective policy (internet, peer to peer) with its addresses.
+    pub peer_policies: Vec<PeerPolicy>,
     pub wireguard_interface: String,
     /// Counters read from the table before it is replaced, so they do not reset: a firewall
     /// rule's by its id, a rate-limit rule's lines by their comment.
@@ -44,6 +47,7 @@ pub fn ruleset(desired: &Desired) -> String {
     let _ = writeln!(out, "delete table inet {TABLE}");
     let _ = writeln!(out, "table inet {TABLE} {{");
     sets(&mut out, desired);
+    peer_policy::render_sets(&mut out, &desired.peer_policies);
     rate_limits::render_sets(&mut out, &desired.rate_limits);
     let _ = writeln!(
         out,
@@ -135,6 +139,12 @@ fn filter_chain(out: &mut String, desired: &Desired, chain: &str) {
         out,
         "  chain {chain} {{ type filter hook {chain} priority filter; policy accept;"
     );
+    if chain == "forward" {
+        // First: neither the allow list nor the owner's rules may open what a peer's policy
+        // closes.
+        let counter = |key: &str| desired.counters.get(key).copied().unwrap_or_default();
+        peer_policy::render_forward(out, desired.peer_subnets, &counter);
+    }
     if chain != "output" {
         // Listed addresses pass the owner's rules (a whitelist means "never lock these out").
         let _ = writeln!(out, "    ip saddr @allow4 accept");
@@ -241,6 +251,68 @@ mod tests {
             rule_text(&rule("limit"), counter),
             "meta l4proto tcp th dport 22 ct state { new, established } limit rate over 5/minute \
              counter packets 7 bytes 420 drop comment \"rule:r1\""
+        );
+    }
+
+    #[test]
+    fn the_peer_policy_comes_first_in_the_forward_chain_and_its_sets_hold_the_peers() {
+        let desired = Desired {
+            rules: vec![FirewallRule {
+                chain: "forward".into(),
+                ..rule("accept")
+            }],
+            entries: Vec::new(),
+            rate_limits: Vec::new(),
+            peer_subnets: Some(("10.8.0.0/24".parse().unwrap(), "fd00::/64".parse().unwrap())),
+            peer_policies: vec![PeerPolicy {
+                peer: "alice".into(),
+                address_v4: "10.8.0.2".into(),
+                address_v6: "fd00::2".into(),
+                internet: false,
+                peer_to_peer: true,
+                updated_at: None,
+            }],
+            wireguard_interface: "wg0".into(),
+            counters: HashMap::new(),
+            now: crate::time::now(),
+        };
+        let text = ruleset(&desired);
+        assert!(
+            text.contains("  set no_internet4 { type ipv4_addr; elements = { 10.8.0.2 } }\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  set isolated4 { type ipv4_addr; }\n"),
+            "{text}"
+        );
+        let forward: Vec<&str> = text
+            .split("chain forward {")
+            .nth(1)
+            .and_then(|c| c.split("\n  }").next())
+            .expect("a forward chain")
+            .lines()
+            .skip(1)
+            .map(str::trim)
+            .collect();
+        // Each line by its comment, or whole when it has none.
+        let lines: Vec<&str> = forward
+            .iter()
+            .map(|l| l.rsplit("comment ").next().unwrap_or(l))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "\"peer-isolated4-from\"",
+                "\"peer-isolated4-to\"",
+                "\"peer-isolated6-from\"",
+                "\"peer-isolated6-to\"",
+                "\"peer-no-internet4\"",
+                "\"peer-no-internet6\"",
+                "ip saddr @allow4 accept",
+                "ip6 saddr @allow6 accept",
+                "\"rule:r1\"",
+            ],
+            "{text}"
         );
     }
 

@@ -305,7 +305,7 @@ pub async fn delete_rate_limit(
 
 /// The domain's routes, merged into the app's router with one line.
 pub fn router() -> axum::Router<AppState> {
-    use axum::routing::{delete, get};
+    use axum::routing::{delete, get, put};
     axum::Router::new()
         .route("/api/routing/firewall", get(list_rules).post(create_rule))
         .route("/api/routing/firewall/{id}", delete(delete_rule))
@@ -319,6 +319,11 @@ pub fn router() -> axum::Router<AppState> {
             get(list_rate_limits).post(create_rate_limit),
         )
         .route("/api/routing/rate-limits/{id}", delete(delete_rate_limit))
+        .route("/api/routing/peers", get(super::peer_policy_routes::list))
+        .route(
+            "/api/routing/peers/{peer}",
+            put(super::peer_policy_routes::update),
+        )
         .route("/api/routing/templates", get(super::templates::list))
         .route("/api/routing/metrics", get(super::metrics_routes::history))
         .route(

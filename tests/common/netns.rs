@@ -24,6 +24,7 @@ use super::process::PICD;
 use reqwest::StatusCode;
 
 mod client_ns;
+mod internet;
 mod peers;
 mod system;
 pub use client_ns::*;
