@@ -33,6 +33,9 @@ pub enum ApiError {
     Forbidden { code: &'static str, message: String },
     #[error("{what} not found")]
     NotFound { what: String },
+    /// A per-service route (`/api/files/*`, ...) while its service is not installed.
+    #[error("the {service} service is not installed")]
+    NotInstalled { service: &'static str },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("request body is too large")]
@@ -120,7 +123,7 @@ impl ApiError {
             | ApiError::InvalidCredentials
             | ApiError::SetupTokenRequired => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::NotFound { .. } | ApiError::NotInstalled { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -151,6 +154,7 @@ impl ApiError {
             ApiError::SessionExpired => "session_expired",
             ApiError::SetupTokenRequired => "setup_token_required",
             ApiError::NotFound { .. } => "not_found",
+            ApiError::NotInstalled { .. } => "not_installed",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::Unprocessable { .. } => "invalid_body",

@@ -189,6 +189,26 @@ async fn each_peer_gets_a_private_folder_whose_login_ends_with_the_peer() {
         401
     );
 
+    // The files API: usage per account and a listing, never outside the account's folder.
+    let (_, users) = admin.get_json("/api/files/users").await;
+    let alice_usage = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "alice")
+        .map(|u| u["usage"].clone())
+        .unwrap_or_else(|| panic!("{users}"));
+    assert_eq!(alice_usage["bytes"], 13, "{users}");
+    assert_eq!(alice_usage["files"], 1, "{users}");
+    let (status, listed) = admin
+        .get_json("/api/files/users/alice/files?path=/notes")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["entries"][0]["name"], "hello.txt", "{listed}");
+    assert_eq!(listed["entries"][0]["bytes"], 13, "{listed}");
+    let resp = admin.get("/api/files/users/alice/files?path=../bob").await;
+    expect_error(resp, StatusCode::BAD_REQUEST, "validation_failed").await;
+
     // Alice is deleted: her login stops working at once, her files wait in the archive.
     let resp = admin
         .send_json(Method::DELETE, "/api/peers/alice", &json!({}))
@@ -317,6 +337,20 @@ async fn each_peer_keeps_calendars_and_contacts_only_it_can_read() {
     let vcf = ["-H", "Content-Type: text/vcard", "--data-binary", CARD];
     let put = dav_at(&cell, &host, alice, "PUT", "/alice/contacts/bob.vcf", &vcf);
     assert_eq!(put.status, 201, "{put:?}");
+
+    // The calendar API sees what Alice made.
+    let (_, users) = admin.get_json("/api/calendar/users").await;
+    let theirs = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "alice")
+        .cloned()
+        .unwrap_or_else(|| panic!("{users}"));
+    assert_eq!(theirs["calendars"][0]["name"], "cal", "{users}");
+    assert_eq!(theirs["calendars"][0]["items"], 1, "{users}");
+    assert_eq!(theirs["address_books"][0]["name"], "contacts", "{users}");
+    assert_eq!(theirs["address_books"][0]["items"], 1, "{users}");
 
     // Owner-only rights: Bob can neither query nor read Alice's collections.
     let bob = ("bob", bob_pw.as_str());

@@ -17,6 +17,8 @@ const INVALID_BODY: (u16, &str) = (422, "invalid_body");
 const INVALID_FIELDS: (u16, &str) = (400, "validation_failed");
 const NOT_FOUND: (u16, &str) = (404, "not_found");
 const TOO_LARGE: (u16, &str) = (413, "payload_too_large");
+const NOT_INSTALLED: (u16, &str) = (404, "not_installed");
+const INVALID_QUERY: (u16, &str) = (400, "invalid_query");
 
 const STORE: &str = "/api/store";
 const INSTALL: &str = "/api/store/install";
@@ -206,6 +208,40 @@ fn accounts_table() -> Vec<Refused> {
     for (body, answer) in bad_accounts {
         table.push(refused(Admin, Method::POST, ACCOUNTS, body, answer));
     }
+    for path in [
+        "/api/files/status",
+        "/api/files/users",
+        "/api/files/users/peer1/files",
+        "/api/calendar/status",
+        "/api/calendar/users",
+    ] {
+        for (who, answer) in [(Anonymous, UNAUTHORIZED), (Peer, ADMIN_ONLY)] {
+            table.push(refused(who, Method::GET, path, Body::Empty, answer));
+        }
+    }
+    // Not installed: the per-service routes but status answer 404 not_installed.
+    for path in [
+        "/api/files/users",
+        "/api/files/users/peer1/files",
+        "/api/calendar/users",
+    ] {
+        table.push(refused(
+            Admin,
+            Method::GET,
+            path,
+            Body::Empty,
+            NOT_INSTALLED,
+        ));
+    }
+    let files = "/api/files/users/peer1/files";
+    for (query, answer) in [
+        ("?path=../x", INVALID_FIELDS),
+        ("?path=%0A", INVALID_FIELDS),
+        ("?nope=1", INVALID_QUERY),
+    ] {
+        let path = format!("{files}{query}");
+        table.push(refused(Admin, Method::GET, &path, Body::Empty, answer));
+    }
     let nope = "/api/services/catalog/nope/accounts";
     table.push(refused(Admin, Method::GET, nope, Body::Empty, NOT_FOUND));
     let peer = Body::Json(json!({ "peer": "peer1" }));
@@ -255,6 +291,8 @@ async fn account_routes_refuse_bad_input_and_without_an_engine_an_account_is_sti
     peer.login_ok(PEER_USER, PEER_PASSWORD).await;
     let clients = Clients::signed_in(&picd, admin, peer).await;
     clients.check_all(&accounts_table()).await;
+    let (_, status) = clients.admin.get_json("/api/files/status").await;
+    assert_eq!(status["installed"], false, "{status}");
     let (_, settings) = clients.admin.get_json(SETTINGS).await;
     assert_eq!(settings["archive_retention_days"], 30, "{settings}");
 

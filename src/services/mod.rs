@@ -4,6 +4,7 @@
 //! people of the cell (`accounts`).
 
 pub mod accounts;
+pub mod adapters;
 pub mod catalog;
 pub mod driver;
 pub mod exposure;

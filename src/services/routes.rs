@@ -263,4 +263,6 @@ pub fn router() -> axum::Router<AppState> {
         .route("/api/store/remove", post(remove))
         .route("/api/services/active", get(active))
         .merge(super::accounts::routes::router())
+        .merge(super::adapters::files::router())
+        .merge(super::adapters::calendar::router())
 }

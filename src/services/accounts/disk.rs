@@ -22,6 +22,12 @@ pub fn archive_dir(service_dir: &Path) -> PathBuf {
     service_dir.join("archive")
 }
 
+/// The folder that holds one folder per account.
+pub fn accounts_root(service_dir: &Path, manifest: &Manifest) -> PathBuf {
+    let AccountMechanism::Htpasswd { folder_in, .. } = &manifest.accounts;
+    service_dir.join("volumes").join(folder_in)
+}
+
 /// A folder name that can be an account's: what picd accepts as a username (a DNS label).
 fn is_account_name(name: &str) -> bool {
     crate::cell::settings::dns_label(name).is_ok()
@@ -34,9 +40,7 @@ pub fn apply(
     retention_days: u32,
     now_unix: i64,
 ) -> std::io::Result<Applied> {
-    let AccountMechanism::Htpasswd {
-        file, folder_in, ..
-    } = &manifest.accounts;
+    let AccountMechanism::Htpasswd { file, .. } = &manifest.accounts;
     let mut applied = Applied::default();
     let config = service_dir.join("config");
     std::fs::create_dir_all(&config)?;
@@ -50,7 +54,7 @@ pub fn apply(
         applied.file_rewritten = true;
     }
 
-    let volume = service_dir.join("volumes").join(folder_in);
+    let volume = accounts_root(service_dir, manifest);
     if !volume.is_dir() {
         std::fs::create_dir_all(&volume)?;
         crate::services::driver::chown_to_service_user(&volume, manifest)?;
