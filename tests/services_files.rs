@@ -179,6 +179,15 @@ async fn files_service_is_built_installed_hardened_and_reconciled() {
     let ours = dockerd.docker_ok(&["ps", "-aq", "--filter", "label=org.picd.managed=true"]);
     assert_eq!(ours.lines().count(), 1, "duplicates: {ours}");
 
+    // Removed and at once installed again: the install succeeds (bench/services.sh, which
+    // does this right after a start, caught the engine still removing the old container).
+    let resp = admin
+        .send_json(Method::POST, REMOVE, &json!({ "id": "files" }))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let events = install(&admin, "files").await;
+    assert!(events.iter().all(|e| e["state"] == "ok"), "{events:?}");
+
     // Removed through the API: the container goes, the data folder stays, the other one too.
     let resp = admin
         .send_json(

@@ -41,6 +41,9 @@ pub struct DockerDriver {
     /// One accounts pass at a time (a request's and the reconciler's), so two never race to
     /// archive the same folder.
     accounts_pass: std::sync::Mutex<()>,
+    /// One engine pass at a time (an install's container step and the reconciler): two
+    /// passes would race to create, replace or remove the same container.
+    engine_pass: tokio::sync::Mutex<()>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> DriverError {
@@ -57,6 +60,7 @@ impl DockerDriver {
             socket,
             services_dir: state_dir.join("services"),
             accounts_pass: std::sync::Mutex::new(()),
+            engine_pass: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -228,8 +232,24 @@ impl DockerDriver {
         body
     }
 
+    /// `apply_service` for one service on its own, in the engine's one-pass-at-a-time order.
+    pub async fn apply_one(
+        &self,
+        docker: &Docker,
+        installed: &Installed,
+        image: &BuiltImage,
+    ) -> Result<(), DriverError> {
+        let _one = self.engine_pass.lock().await;
+        let containers = self.managed_containers(docker).await?;
+        let existing = containers
+            .iter()
+            .find(|c| service_of(c) == Some(installed.service_id.as_str()));
+        self.apply_service(docker, installed, Some(image), existing)
+            .await
+    }
+
     /// Makes one installed service's container exist, match its spec and run.
-    pub async fn apply_service(
+    async fn apply_service(
         &self,
         docker: &Docker,
         installed: &Installed,
@@ -247,6 +267,14 @@ impl DockerDriver {
         super::images::verify(docker, image).await?;
         self.create_volumes(manifest).map_err(failed)?;
         self.write_config(manifest, installed).map_err(failed)?;
+        // A container the engine is still removing (a remove just before) is as good as gone.
+        let existing = match existing {
+            Some(c) if c.state == Some(ContainerSummaryStateEnum::REMOVING) => {
+                wait_removed(docker, c.id.as_deref().unwrap_or_default()).await?;
+                None
+            }
+            other => other,
+        };
         let wanted = self.wanted(manifest, installed, image);
         let wanted_spec = wanted
             .labels
@@ -285,6 +313,23 @@ impl DockerDriver {
         tracing::info!(service = manifest.id, container = %created.id, "service container started");
         Ok(())
     }
+}
+
+/// Waits (up to 30 s) until the engine has finished removing a container.
+async fn wait_removed(docker: &Docker, id: &str) -> Result<(), DriverError> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(30) {
+        match docker.inspect_container(id, None).await {
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(()),
+            Err(e) => return Err(failed(e)),
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    Err(failed(format!(
+        "container {id} is still being removed after 30 s"
+    )))
 }
 
 async fn remove_container(docker: &Docker, id: &str) -> Result<(), DriverError> {
@@ -349,6 +394,7 @@ impl Driver for DockerDriver {
                 .map_err(failed)?;
         }
         let docker = self.connect().await?;
+        let _one = self.engine_pass.lock().await;
         let containers = self.managed_containers(&docker).await?;
         let mut first_error = None;
         for row in &installed {

@@ -112,19 +112,8 @@ async fn steps(
     driver.write_config(manifest, row).map_err(io("config"))?;
     report(progress, "config", json!({})).await;
 
-    let containers = driver
-        .managed_containers(&docker)
-        .await
-        .map_err(at("container"))?;
-    let existing = containers.iter().find(|c| {
-        c.labels
-            .as_ref()
-            .and_then(|l| l.get(super::driver::LABEL_SERVICE))
-            .map(String::as_str)
-            == Some(id)
-    });
     driver
-        .apply_service(&docker, row, Some(&image), existing)
+        .apply_one(&docker, row, &image)
         .await
         .map_err(at("container"))?;
     report(
