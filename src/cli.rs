@@ -319,9 +319,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => {
             prepare_state_dir(&settings.state_dir)?;
             let db = Db::open(&settings.database_path())?;
-            let cache = cache.unwrap_or_else(|| settings.state_dir.join("image-cache"));
+            let cache = cache.unwrap_or_else(|| settings.services_image_cache());
             let mirror = match mirror {
                 Some(m) => m,
+                None if !settings.debian_mirror.is_empty() => settings.debian_mirror.clone(),
                 None => crate::services::images::machine_mirror()?,
             };
             runtime()?.block_on(async {
@@ -330,7 +331,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     &settings.state_dir,
                 );
                 let docker = driver.connect().await?;
-                crate::services::images::build_all(&db, &docker, &cache, &mirror).await
+                let report = std::sync::Arc::new(crate::services::images::print_progress);
+                crate::services::images::build_all(&db, &docker, &cache, &mirror, report).await
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -71,6 +71,11 @@ pub struct Settings {
     pub caddy_tls_dir: PathBuf,
     /// The Docker engine's socket.
     pub docker_socket: PathBuf,
+    /// Where built service root filesystems are cached by recipe hash (empty:
+    /// `image-cache` in the state directory).
+    pub services_image_cache: PathBuf,
+    /// The Debian mirror service images are built from (empty: the first of apt's sources).
+    pub debian_mirror: String,
     /// Seconds between health checks recorded for /api/health/history.
     pub health_interval_seconds: u64,
     /// The WireGuard interface picd manages.
@@ -144,6 +149,8 @@ impl Default for Settings {
             caddy_admin: "127.0.0.1:2019".into(),
             caddy_tls_dir: PathBuf::new(),
             docker_socket: PathBuf::from("/var/run/docker.sock"),
+            services_image_cache: PathBuf::new(),
+            debian_mirror: String::new(),
             health_interval_seconds: 30,
             wireguard_interface: "picd0".into(),
             wireguard_mode: WireGuardMode::Auto,
@@ -251,6 +258,15 @@ impl Settings {
             self.state_dir.join("caddy-tls")
         } else {
             self.caddy_tls_dir.clone()
+        }
+    }
+
+    /// Where built service root filesystems are cached.
+    pub fn services_image_cache(&self) -> PathBuf {
+        if self.services_image_cache.as_os_str().is_empty() {
+            self.state_dir.join("image-cache")
+        } else {
+            self.services_image_cache.clone()
         }
     }
 

@@ -60,12 +60,14 @@ impl AppState {
             settings.login_failures_per_address,
         );
         let routing = Arc::new(crate::routing::driver::RoutingDriver::new(&settings));
-        let services = crate::services::ServicesState::new(Arc::new(
-            crate::services::driver::DockerDriver::new(
+        let services = crate::services::ServicesState::new(
+            Arc::new(crate::services::driver::DockerDriver::new(
                 settings.docker_socket.clone(),
                 &settings.state_dir,
-            ),
-        ));
+            )),
+            settings.services_image_cache(),
+            settings.debian_mirror.clone(),
+        );
         AppState {
             db,
             settings: Arc::new(settings),

@@ -23,6 +23,7 @@ const INVALID_QUERY: (u16, &str) = (400, "invalid_query");
 const STORE: &str = "/api/store";
 const INSTALL: &str = "/api/store/install";
 const REMOVE: &str = "/api/store/remove";
+const BUILD: &str = "/api/store/build-images";
 const ACTIVE: &str = "/api/services/active";
 /// A socket path where no engine listens.
 const NO_ENGINE: &str = "/nonexistent/picd-test/docker.sock";
@@ -42,6 +43,8 @@ fn table() -> Vec<Refused> {
     ] {
         let files = || Body::Json(json!({ "id": "files" }));
         table.push(refused(who, Method::POST, INSTALL, files(), answer));
+        let empty = Body::Json(json!({}));
+        table.push(refused(who, Method::POST, BUILD, empty, answer));
         table.push(refused(who, Method::POST, REMOVE, files(), answer));
     }
     for path in [INSTALL, REMOVE] {
@@ -61,6 +64,13 @@ fn table() -> Vec<Refused> {
         for (body, answer) in bad_bodies {
             table.push(refused(Admin, Method::POST, path, body, answer));
         }
+    }
+    for (body, answer) in [
+        (raw(JSON, "{"), MALFORMED),
+        (Body::Json(json!({ "services": ["files"] })), INVALID_BODY),
+        (Body::Json(json!({ "x": "y".repeat(200_000) })), TOO_LARGE),
+    ] {
+        table.push(refused(Admin, Method::POST, BUILD, body, answer));
     }
     table.push(refused(
         Admin,
@@ -101,6 +111,13 @@ async fn store_routes_refuse_with_json_errors_and_install_nothing() {
         .query_row("SELECT COUNT(*) FROM services_installed", [], |r| r.get(0))
         .unwrap();
     assert_eq!(installed, 0, "a refused request installed a service");
+    // A build needs the engine: without one it is refused, not started.
+    let resp = clients
+        .admin
+        .send_json(Method::POST, BUILD, &json!({}))
+        .await;
+    let body = expect_error(resp, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    assert_eq!(body["subsystem"], "docker", "{body}");
     let resp = clients
         .admin
         .send_json(Method::POST, REMOVE, &json!({ "id": "files" }))

@@ -7,12 +7,14 @@
 //! the same recipe (another cell on the machine, a CI run's next test) only imports it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use bollard::Docker;
 use futures_util::StreamExt;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::catalog::{ImageSource, Manifest, CATALOG};
@@ -63,7 +65,12 @@ pub fn machine_mirror() -> anyhow::Result<String> {
 
 /// Builds (or takes from the cache) one service's root filesystem tar. Parallel builds of the
 /// same recipe wait on a lock file and the second one reuses the first one's tar.
-fn rootfs_tar(manifest: &Manifest, cache: &Path, mirror: &str) -> anyhow::Result<PathBuf> {
+fn rootfs_tar(
+    manifest: &Manifest,
+    cache: &Path,
+    mirror: &str,
+    report: &Report,
+) -> anyhow::Result<PathBuf> {
     let ImageSource::DebianPackages { suite, packages } = &manifest.image;
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
     let key = format!("{}-{}", manifest.id, &recipe_hash(manifest)[..16]);
@@ -71,11 +78,7 @@ fn rootfs_tar(manifest: &Manifest, cache: &Path, mirror: &str) -> anyhow::Result
     let lock = std::fs::File::create(cache.join(format!("{key}.lock")))?;
     lock.lock().context("locking the image cache")?;
     if tar.exists() {
-        eprintln!(
-            "{}: root filesystem from the cache ({})",
-            manifest.id,
-            tar.display()
-        );
+        report(json!({ "service": manifest.id, "step": "rootfs", "cached": true }));
         return Ok(tar);
     }
     let root = cache.join(format!("{key}.root"));
@@ -83,11 +86,12 @@ fn rootfs_tar(manifest: &Manifest, cache: &Path, mirror: &str) -> anyhow::Result
         std::fs::remove_dir_all(&root)?;
     }
     std::fs::create_dir_all(&root)?;
-    eprintln!(
-        "{}: debootstrap {suite} and {}",
-        manifest.id,
-        packages.join(" ")
-    );
+    report(json!({
+        "service": manifest.id, "step": "rootfs", "cached": false,
+        "suite": suite, "packages": packages,
+    }));
+    // The build's own output (debootstrap, apt) goes to a log beside the tar.
+    let log = std::fs::File::create(cache.join(format!("{key}.log")))?;
     let status = std::process::Command::new("sh")
         .arg("-c")
         .arg(BUILD_SCRIPT)
@@ -97,13 +101,17 @@ fn rootfs_tar(manifest: &Manifest, cache: &Path, mirror: &str) -> anyhow::Result
         .env("PACKAGES", packages.join(" "))
         .env("OUT", &tar)
         .env("DEB_CACHE", cache.join("debs"))
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
         .status()
         .context("running the image build (sh)")?;
     let _ = std::fs::remove_dir_all(&root);
     anyhow::ensure!(
         status.success(),
-        "{}: the image build failed ({status})",
-        manifest.id
+        "{}: the image build failed ({status}); its output is in {}",
+        manifest.id,
+        cache.join(format!("{key}.log")).display()
     );
     Ok(tar)
 }
@@ -112,14 +120,22 @@ fn rootfs_tar(manifest: &Manifest, cache: &Path, mirror: &str) -> anyhow::Result
 async fn import(docker: &Docker, manifest: &Manifest, tar: &Path) -> anyhow::Result<String> {
     let tag = recipe_hash(manifest)[..16].to_string();
     let repo = format!("picd/{}", manifest.id);
-    let bytes = tokio::fs::read(tar).await?;
+    // Streamed from the file: a root filesystem is over 100 MB, never held in memory.
+    let file = tokio::fs::File::open(tar).await?;
+    let chunks = futures_util::stream::try_unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = vec![0u8; 256 * 1024];
+        let n = file.read(&mut chunk).await?;
+        chunk.truncate(n);
+        Ok::<_, std::io::Error>((n > 0).then(|| (axum::body::Bytes::from(chunk), file)))
+    });
     let options = CreateImageOptionsBuilder::new()
         .from_src("-")
         .repo(&repo)
         .tag(&tag)
         .build();
     let mut progress =
-        docker.create_image(Some(options), Some(bollard::body_full(bytes.into())), None);
+        docker.create_image(Some(options), Some(bollard::body_try_stream(chunks)), None);
     while let Some(step) = progress.next().await {
         step.context("docker import")?;
     }
@@ -129,12 +145,26 @@ async fn import(docker: &Docker, manifest: &Manifest, tar: &Path) -> anyhow::Res
         .context("the engine gave the imported image no Id")
 }
 
-/// Builds every catalog service's image and records its Id.
-pub async fn build_all(db: &Db, docker: &Docker, cache: &Path, mirror: &str) -> anyhow::Result<()> {
+/// Where a build's progress goes: one JSON event per step (`rootfs`, `image`).
+pub type Report = Arc<dyn Fn(Value) + Send + Sync>;
+
+/// Builds every catalog service's image and records its Id, reporting each step.
+pub async fn build_all(
+    db: &Db,
+    docker: &Docker,
+    cache: &Path,
+    mirror: &str,
+    report: Report,
+) -> anyhow::Result<()> {
     for manifest in CATALOG {
         let started = Instant::now();
-        let (m, c, mi) = (*manifest, cache.to_path_buf(), mirror.to_string());
-        let tar = tokio::task::spawn_blocking(move || rootfs_tar(m, &c, &mi)).await??;
+        let (m, c, mi, r) = (
+            *manifest,
+            cache.to_path_buf(),
+            mirror.to_string(),
+            report.clone(),
+        );
+        let tar = tokio::task::spawn_blocking(move || rootfs_tar(m, &c, &mi, &r)).await??;
         let image_id = import(docker, manifest, &tar).await?;
         let built = BuiltImage {
             service_id: manifest.id.to_string(),
@@ -145,13 +175,33 @@ pub async fn build_all(db: &Db, docker: &Docker, cache: &Path, mirror: &str) -> 
         db.write(move |tx| Ok(store::record_image(tx, &built)?))
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!(
-            "{}: image {image_id} ({:.1} s)",
-            manifest.id,
-            started.elapsed().as_secs_f64()
-        );
+        report(json!({
+            "service": manifest.id, "step": "image", "image_id": image_id,
+            "seconds": started.elapsed().as_secs_f64(),
+        }));
     }
     Ok(())
+}
+
+/// The command line's report: `<id>: image <Id> (<s> s)` on standard output for each image
+/// (scripts read it), the root filesystem steps on standard error.
+pub fn print_progress(event: Value) {
+    let service = event["service"].as_str().unwrap_or_default();
+    match event["step"].as_str() {
+        Some("image") => println!(
+            "{service}: image {} ({:.1} s)",
+            event["image_id"].as_str().unwrap_or_default(),
+            event["seconds"].as_f64().unwrap_or_default()
+        ),
+        Some("rootfs") if event["cached"] == true => {
+            eprintln!("{service}: root filesystem from the cache")
+        }
+        Some("rootfs") => eprintln!(
+            "{service}: debootstrap {} and the service's packages (minutes)",
+            event["suite"].as_str().unwrap_or_default()
+        ),
+        _ => {}
+    }
 }
 
 /// Refuses an image whose Id in the engine is not the one recorded when picd built it: a

@@ -9,11 +9,12 @@ pub mod catalog;
 pub mod driver;
 pub mod exposure;
 pub mod images;
+pub mod images_routes;
 pub mod install;
 pub mod routes;
 pub mod store;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The store's share of the application state.
@@ -22,13 +23,25 @@ pub struct ServicesState {
     pub driver: Arc<driver::DockerDriver>,
     /// One install or remove at a time: port allocation and the engine's state stay simple.
     pub busy: Arc<tokio::sync::Mutex<()>>,
+    /// One image build at a time.
+    pub building: Arc<tokio::sync::Mutex<()>>,
+    /// Where built root filesystems are cached, and the Debian mirror ("": apt's first).
+    pub image_cache: PathBuf,
+    pub debian_mirror: String,
 }
 
 impl ServicesState {
-    pub fn new(driver: Arc<driver::DockerDriver>) -> Self {
+    pub fn new(
+        driver: Arc<driver::DockerDriver>,
+        image_cache: PathBuf,
+        debian_mirror: String,
+    ) -> Self {
         ServicesState {
             driver,
             busy: Arc::new(tokio::sync::Mutex::new(())),
+            building: Arc::new(tokio::sync::Mutex::new(())),
+            image_cache,
+            debian_mirror,
         }
     }
 }

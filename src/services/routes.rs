@@ -261,6 +261,7 @@ pub fn router() -> axum::Router<AppState> {
         .route("/api/store", get(list))
         .route("/api/store/install", post(install))
         .route("/api/store/remove", post(remove))
+        .route("/api/store/build-images", post(super::images_routes::build))
         .route("/api/services/active", get(active))
         .merge(super::accounts::routes::router())
         .merge(super::adapters::files::router())
