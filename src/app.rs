@@ -86,6 +86,10 @@ pub fn router(app: AppState) -> Router {
             "/api/peer/service-credentials",
             get(peers::portal::service_credentials),
         )
+        .route(
+            "/api/peer/service-credentials/{service}/qr",
+            get(peers::portal::service_credentials_qr),
+        )
         // Logs
         .route("/api/logs", get(logs::routes::recent))
         .route("/api/logs/search", get(logs::routes::search))

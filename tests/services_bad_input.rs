@@ -377,3 +377,110 @@ async fn account_routes_refuse_bad_input_and_without_an_engine_an_account_is_sti
     assert!(!picd.log().contains(password));
     assert_no_internal_errors(&picd);
 }
+
+const PEER_QR: &str = "/api/peer/service-credentials/files/qr";
+const QR_PEER: &str = "peer1";
+const QR_PEER_PASSWORD: &str = "peer1 keeps a long passphrase";
+const PEER_ONLY: (u16, &str) = (403, "peer_only");
+const BAD_QUERY: (u16, &str) = (400, "invalid_query");
+const WRONG_METHOD: (u16, &str) = (405, "method_not_allowed");
+
+fn peer_qr_table() -> Vec<Refused> {
+    use Who::*;
+    let get = |who, path: &str, answer| refused(who, Method::GET, path, Body::Empty, answer);
+    vec![
+        get(Anonymous, PEER_QR, UNAUTHORIZED),
+        get(Admin, PEER_QR, PEER_ONLY),
+        get(Peer, &format!("{PEER_QR}?password=yes"), BAD_QUERY),
+        get(Peer, &format!("{PEER_QR}?password=1"), BAD_QUERY),
+        get(Peer, &format!("{PEER_QR}?format=svg"), BAD_QUERY),
+        get(Peer, "/api/peer/service-credentials/nope/qr", NOT_FOUND),
+        get(
+            Peer,
+            "/api/peer/service-credentials/..%2Ffiles/qr",
+            NOT_FOUND,
+        ),
+        get(
+            Peer,
+            &format!("/api/peer/service-credentials/{}/qr", "x".repeat(5000)),
+            NOT_FOUND,
+        ),
+        // Not installed yet, so no account either.
+        get(Peer, PEER_QR, NOT_FOUND),
+        refused(
+            Peer,
+            Method::POST,
+            PEER_QR,
+            Body::Json(json!({})),
+            WRONG_METHOD,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_peers_service_qr_refuses_bad_input_and_holds_the_password_only_when_asked() {
+    let (picd, admin) = picd_with_admin_using(no_engine()).await;
+    let body = json!({ "name": QR_PEER, "portal_password": QR_PEER_PASSWORD });
+    common::netns::create_peer(&admin, body).await;
+    let peer = picd.client();
+    peer.login_ok(QR_PEER, QR_PEER_PASSWORD).await;
+    let clients = Clients::signed_in(&picd, admin, peer).await;
+    clients.check_all(&peer_qr_table()).await;
+
+    let admin = &clients.admin;
+    let resp = admin
+        .send_json(Method::POST, INSTALL, &json!({ "id": "files" }))
+        .await;
+    resp.text().await.unwrap();
+    // Installed, but the peer has no account in it yet.
+    expect_error(
+        clients.peer.get(PEER_QR).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let resp = admin
+        .send_json(Method::POST, ACCOUNTS, &json!({ "peer": QR_PEER }))
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let (_, creds) = admin
+        .get_json(&format!("{ACCOUNTS}/{QR_PEER}/credentials"))
+        .await;
+    let (url, password) = (
+        creds["url"].as_str().unwrap(),
+        creds["password"].as_str().unwrap(),
+    );
+    let host = url.strip_prefix("https://").expect("an https URL");
+
+    let plain = common::netns::decoded_qr(&clients.peer, PEER_QR, picd.root()).await;
+    assert_eq!(plain, format!("https://{QR_PEER}@{host}"));
+    let with_password = format!("{PEER_QR}?password=true");
+    let full = common::netns::decoded_qr(&clients.peer, &with_password, picd.root()).await;
+    assert_eq!(full, format!("https://{QR_PEER}:{password}@{host}"));
+    let resp = clients.peer.get(PEER_QR).await;
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+
+    // Every read is a secret read on record under the peer's name; the admin's too.
+    let reads: Vec<(String, String)> = {
+        let conn = picd.db();
+        let mut stmt = conn
+            .prepare(
+                "SELECT target_id, json_extract(detail, '$.secret_read') FROM audit_log
+                 WHERE result = 'success' AND json_extract(detail, '$.secret_read') IS NOT NULL
+                 ORDER BY seq",
+            )
+            .unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    };
+    let qr_route = "/api/peer/service-credentials/{service}/qr";
+    let admin_route = "/api/services/catalog/{id}/accounts/{username}/credentials";
+    let qr_reads = reads.iter().filter(|(t, r)| t == QR_PEER && r == qr_route);
+    assert_eq!(qr_reads.count(), 3, "{reads:?}");
+    assert_eq!(
+        reads.iter().filter(|(_, r)| r == admin_route).count(),
+        1,
+        "{reads:?}"
+    );
+    assert_no_internal_errors(&picd);
+}

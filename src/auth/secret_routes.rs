@@ -24,7 +24,10 @@ pub const SECRET_ROUTES: &[&str] = &[
     "/api/peer/config",
     "/api/peer/qr",
     "/api/peer/service-credentials",
-    // A service account's password.
+    // A QR code of a service login: the password in it when asked for. Every read is
+    // audited, with or without it, since the path alone cannot tell them apart.
+    "/api/peer/service-credentials/{service}/qr",
+    // An account's credentials as the admin reads them: the service password.
     "/api/services/catalog/{id}/accounts/{username}/credentials",
 ];
 

@@ -4,7 +4,7 @@
 //! another peer. Also the one-time invitation links that create a peer's portal login.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use defguard_wireguard_rs::key::Key;
@@ -73,6 +73,51 @@ pub async fn service_credentials(
         .call(move |conn| crate::services::accounts::credentials::of_peer(conn, &vault, &name))
         .await?;
     let response = Json(json!({ "peer": peer.name, "credentials": credentials })).into_response();
+    Ok(owned_by(response, peer.name))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialQrQuery {
+    /// The password in the code too. Off unless the person asked for it: a code on a screen
+    /// is read by any camera that sees it.
+    #[serde(default)]
+    password: bool,
+}
+
+/// A PNG QR code of the peer's login URI for one service (the URL with the username, and the
+/// password only when asked for), for a phone app to take.
+pub async fn service_credentials_qr(
+    user: PeerUser,
+    State(app): State<AppState>,
+    Path(service): Path<String>,
+    Query(query): Query<CredentialQrQuery>,
+) -> ApiResult<Response> {
+    let peer = own_peer(&app, &user).await?;
+    let (vault, name) = (app.vault.clone(), peer.name.clone());
+    let filled = app
+        .db
+        .call(move |conn| {
+            crate::services::accounts::credentials::of_peer_in(conn, &vault, &name, &service)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("service account"))?;
+    let field = |key: &str| filled[key].as_str().unwrap_or_default().to_string();
+    let password = field("password");
+    let uri = crate::services::accounts::credentials::login_uri(
+        &field("url"),
+        &field("username"),
+        query.password.then_some(password.as_str()),
+    )
+    .ok_or_else(|| {
+        ApiError::conflict(
+            "no_service_url",
+            "the service has no address yet: the cell needs a domain",
+        )
+    })?;
+    let png = super::config::qr_png(&uri)?;
+    let no_store = (header::CACHE_CONTROL, "no-store");
+    let response = ([(header::CONTENT_TYPE, "image/png"), no_store], png).into_response();
     Ok(owned_by(response, peer.name))
 }
 

@@ -101,6 +101,15 @@ pub async fn wait_until_up(name: &str, url: &str, child: &mut Child) -> Result<(
 /// Completes setup from an answers file (no wizard), then starts picd and chromedriver on
 /// free ports; returns the guard and both base URLs once each answers.
 pub async fn launch(state_dir: &Path, picd_log: &Path) -> Result<(Processes, String, String)> {
+    launch_with(state_dir, picd_log, &[]).await
+}
+
+/// `launch`, with these variables in picd's environment.
+pub async fn launch_with(
+    state_dir: &Path,
+    picd_log: &Path,
+    env: &[(&str, &str)],
+) -> Result<(Processes, String, String)> {
     let answers = state_dir.with_extension("answers.toml");
     std::fs::write(&answers, ANSWERS)?;
     let setup = picd_command()
@@ -127,6 +136,7 @@ pub async fn launch(state_dir: &Path, picd_log: &Path) -> Result<(Processes, Str
         .args(["serve", "--state-dir"])
         .arg(state_dir)
         .args(["--listen", &format!("127.0.0.1:{picd_port}")])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(picd_log)?)
         .spawn()

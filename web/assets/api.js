@@ -112,3 +112,64 @@ export async function api(path, { method = "GET", body, redirect = true } = {}, 
   }
   throw error;
 }
+
+/**
+ * A POST whose answer is a server-sent event stream (EventSource cannot POST): calls
+ * `onEvent` with each event's `data` parsed as JSON, as it arrives; resolves when the
+ * stream ends. A refused request throws an ApiError like `api` does.
+ */
+export async function apiStream(path, { method = "POST", body } = {}, onEvent) {
+  const headers = { Accept: "text/event-stream", "Content-Type": "application/json" };
+  if (needsCsrf(method, path)) {
+    headers["X-CSRF-Token"] = await currentCsrfToken();
+  }
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: JSON.stringify(body ?? {}),
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+  } catch {
+    throw new ApiError(0, null);
+  }
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    const error = new ApiError(response.status, data);
+    if (response.status === 401) return leaving("/login");
+    throw error;
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  const dispatch = (block) => {
+    const data = block
+      .split("\n")
+      .filter((line) => line.startsWith("data:"))
+      .map((line) => line.slice(5).trimStart())
+      .join("\n");
+    if (!data) return; // A keep-alive comment, or an event without data.
+    try {
+      onEvent(JSON.parse(data));
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+    }
+  };
+  for (;;) {
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch {
+      throw new ApiError(0, null);
+    }
+    if (chunk.done) break;
+    buffer += chunk.value.replace(/\r\n?/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      dispatch(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+    }
+  }
+  if (buffer.trim()) dispatch(buffer);
+}

@@ -10,6 +10,7 @@ import * as dns from "./dns.js";
 import * as firewall from "./firewall.js";
 import * as peer from "./peer.js";
 import * as peers from "./peers.js";
+import * as services from "./services.js";
 import * as settings from "./settings.js";
 import * as status from "./status.js";
 import * as vault from "./vault.js";
@@ -20,6 +21,7 @@ const ROUTES = {
   status: { title: "Status", view: status },
   peers: { title: "Peers", view: peers },
   "peers/": { title: "Peer", view: peer },
+  services: { title: "Services", view: services },
   vault: { title: "Vault", view: vault },
   dns: { title: "DNS", view: dns },
   firewall: { title: "Firewall", view: firewall },

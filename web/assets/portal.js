@@ -1,12 +1,14 @@
 // The peer portal (/portal): a signed-in peer's own device. Its QR code and config, its
-// addresses, rotating its keys, and its password. Every call is about "me": the server finds
-// the peer from the session, so this page never names a peer.
+// addresses, its accounts in the cell's services, rotating its keys, and its password.
+// Every call is about "me": the server finds the peer from the session, so this page never
+// names a peer.
 
 import { api, ApiError } from "./api.js";
 import { brandMark, busy, formatTime, h, replace } from "./dom.js";
 import { openDialog } from "./dialog.js";
 import { alertRegion, clearErrors, field, markInvalid, setAlert, showErrors } from "./forms.js";
 import { onboarding, reloadQr } from "./onboarding.js";
+import { servicesCard } from "./portalservices.js";
 import { guardAgainstBack, wipeSecrets } from "./secret.js";
 
 const QR_URL = "/api/peer/qr";
@@ -226,6 +228,7 @@ function render(peer, username) {
       }),
     ),
     card("portal-details", "Your device in the cell", details),
+    servicesCard(),
     card("portal-keys", "Keys", rotateSection(peer, rotated)),
     card("portal-password", "Password", passwordSection(username)),
   );

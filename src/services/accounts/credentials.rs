@@ -51,3 +51,70 @@ pub fn of_peer(conn: &Connection, vault: &Vault, peer: &str) -> Result<Vec<Value
     }
     Ok(filled)
 }
+
+/// The peer's account in one installed service, filled; None when it has none there.
+pub fn of_peer_in(
+    conn: &Connection,
+    vault: &Vault,
+    peer: &str,
+    service: &str,
+) -> Result<Option<Value>, ApiError> {
+    let Some(manifest) = catalog::find(service) else {
+        return Ok(None);
+    };
+    if installed::installed_one(conn, manifest.id)?.is_none() {
+        return Ok(None);
+    }
+    // Found by the peer it belongs to, never by a username the request could name.
+    let account = store::of_peer(conn, peer)?
+        .into_iter()
+        .find(|a| a.service_id == manifest.id);
+    account
+        .map(|a| of_account(conn, vault, manifest, &a))
+        .transpose()
+}
+
+/// The service's URL with the username (and, when asked for, the password) as its userinfo:
+/// `https://alice@files.home.example/`. Phone apps that take a QR code (DAVx5, WebDAV file
+/// managers) read this form; so does the camera, which offers to open it.
+pub fn login_uri(url: &str, username: &str, password: Option<&str>) -> Option<String> {
+    let rest = url.strip_prefix("https://")?;
+    let mut userinfo = userinfo_escape(username);
+    if let Some(password) = password {
+        userinfo.push(':');
+        userinfo.push_str(&userinfo_escape(password));
+    }
+    Some(format!("https://{userinfo}@{rest}"))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn userinfo_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::login_uri;
+
+    #[test]
+    fn the_login_uri_carries_the_username_and_only_an_asked_for_password() {
+        let url = "https://files.home.example/";
+        assert_eq!(
+            login_uri(url, "amy", None).as_deref(),
+            Some("https://amy@files.home.example/")
+        );
+        assert_eq!(
+            login_uri(url, "amy", Some("a:b@c")).as_deref(),
+            Some("https://amy:a%3Ab%40c@files.home.example/")
+        );
+        assert_eq!(login_uri("http://x/", "amy", None), None);
+    }
+}
