@@ -194,6 +194,12 @@ async fn install(browser: &WebDriver, api: &Api) -> Result<()> {
     ensure!(text.contains("Not installed"), "{text}");
     let hint = text_of(browser, &format!("#svc-build-hint-{SERVICE}")).await?;
     ensure!(hint.contains("picd services build-images"), "{hint}");
+    // Build images from the page: with no engine the build is refused, and the page says why.
+    click(browser, "#svc-build").await?;
+    let refused = browser
+        .wait_for_text("#svc-build-alert", "docker is unavailable")
+        .await?;
+    println!("build refused: {refused}");
 
     click(browser, &format!("#svc-install-{SERVICE}")).await?;
     let progress = format!("#svc-progress-{SERVICE}");

@@ -6,6 +6,7 @@ import { apiStream, api, ApiError } from "./api.js";
 import { busy, formatBytes, h, replace } from "./dom.js";
 import { openDialog } from "./dialog.js";
 import { alertRegion, checkbox, checkedValue, choices, setAlert } from "./forms.js";
+import { buildSection } from "./svcbuild.js";
 
 const BUILD_COMMAND = "picd services build-images";
 const STEP_LABELS = {
@@ -221,9 +222,9 @@ export function storeSection(ctx, onChanged) {
         : h(
             "p",
             { class: "hint", id: `svc-build-hint-${service.id}` },
-            "No image is built for it yet. On the cell, run ",
+            "No image is built for it yet: use Build images below, or run ",
             h("code", {}, BUILD_COMMAND),
-            " (as root); installing now records the service, and picd starts it once the image is there.",
+            " on the cell (as root). Installing now records the service, and picd starts it once the image is there.",
           ),
       h("div", { class: "actions" }, service.installed ? removeButton : installButton),
       progress.get(service.id) || null,
@@ -243,6 +244,7 @@ export function storeSection(ctx, onChanged) {
     h("p", { class: "card-lead muted" }, "Services run as containers on the cell, each at its own address under the cell's domain."),
     alert,
     grid,
+    buildSection(onChanged).element,
   );
   return { element, render, fail: (error) => setAlert(alert, error.message) };
 }
