@@ -273,6 +273,27 @@ async fn peer_detail(browser: &WebDriver, base: &str) -> Result<String> {
     // The QR code is reloaded with the new keepalive in its config.
     wait_image(browser, "#peer-qr").await?;
 
+    // Network access: internet off is saved, and is what the page shows when it comes back.
+    scroll_to(browser, "#peer-policy-internet").await?;
+    click(browser, "#peer-policy-internet").await?;
+    click(browser, "#peer-policy-save").await?;
+    browser.wait_for_text("#flash", "internet off").await?;
+    browser.goto(&format!("{base}/#/peers")).await?;
+    browser.wait_for(&format!("#peer-link-{PEER}")).await?;
+    browser.goto(&format!("{base}/#/peers/{PEER}")).await?;
+    browser.wait_for("#peer-policy-internet").await?;
+    let shown = browser
+        .execute(
+            "return ['peer-policy-internet', 'peer-policy-peers']
+               .map(id => document.getElementById(id).checked);",
+            json!([]),
+        )
+        .await?;
+    ensure!(
+        shown == json!([false, true]),
+        "after a reload the page shows internet, peers = {shown}"
+    );
+
     click(browser, "#peer-invite-submit").await?;
     let link = input_value(browser, "#peer-invite-link").await?;
     ensure!(

@@ -1,6 +1,6 @@
 // #/peers/<name>: one peer. Its addresses and keys, live WireGuard state, the QR code and
-// config, switching it on and off, editing tunnel, keepalive and expiry, inviting it to the
-// portal, and deleting it.
+// config, switching it on and off, editing tunnel, keepalive and expiry, its network access
+// (internet, other peers), inviting it to the portal, and deleting it.
 
 import { api, ApiError } from "./api.js";
 import { busy, formatBytes, formatTime, h, replace } from "./dom.js";
@@ -17,6 +17,7 @@ import {
   toLocalInput,
 } from "./forms.js";
 import { onboarding, reloadQr } from "./onboarding.js";
+import { networkAccess } from "./peerpolicy.js";
 import { isExpired, liveState, peerApi, readKeepalive, stateBadges, TUNNEL_LABELS, TUNNEL_OPTIONS } from "./peers.js";
 import { onceWarning, secretField } from "./secret.js";
 
@@ -347,6 +348,7 @@ export function mount(root, _params, ctx, name) {
         }),
       ),
       card("peer-settings", "Settings", settings),
+      card("peer-network", "Network access", networkAccess(peer.name, (m) => ctx.flash(m))),
       card("peer-portal", "Peer portal", portal),
     );
   }
