@@ -141,6 +141,15 @@ async fn files_service_is_built_installed_hardened_and_reconciled() {
     let service = &active["services"][0];
     assert_eq!(service["health"], "healthy", "{active}");
     let port = service["http_port"].as_u64().expect("port");
+    // What it uses, as the engine counts it, within its limits.
+    let used = &service["resources"];
+    let memory = used["memory_bytes"].as_u64().expect("memory in use");
+    assert!(memory > 0 && memory < 64 * 1024 * 1024, "{active}");
+    assert_eq!(used["memory_limit_bytes"], 64 * 1024 * 1024, "{active}");
+    assert!(
+        used["pids"].as_u64().is_some_and(|n| (1..=64).contains(&n)),
+        "{active}"
+    );
     // Without an account nginx asks for one.
     assert_eq!(http_status(port), "401");
 

@@ -366,6 +366,9 @@ impl Driver for DockerDriver {
     }
 
     async fn reconcile(&self, db: &Db) -> Result<(), DriverError> {
+        // Held from the read of the desired state on: a pass that read the rows before a
+        // remove committed must not act on them after the remove's own pass.
+        let _one = self.engine_pass.lock().await;
         let (installed, images, mut people, retention) = db
             .call(|conn| {
                 let installed = store::installed(conn)?;
@@ -394,7 +397,6 @@ impl Driver for DockerDriver {
                 .map_err(failed)?;
         }
         let docker = self.connect().await?;
-        let _one = self.engine_pass.lock().await;
         let containers = self.managed_containers(&docker).await?;
         let mut first_error = None;
         for row in &installed {

@@ -13,6 +13,7 @@ pub mod images_routes;
 pub mod install;
 pub mod routes;
 pub mod store;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,10 +47,13 @@ impl ServicesState {
     }
 }
 
-/// Writes a file other programs read: a temp file, fsync, rename.
+/// Writes a file other programs read: a temp file, fsync, rename. The temp file's name is
+/// its own, so two writers of one file (an install and a reconcile) never rename each
+/// other's away.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension("picd-tmp");
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.{:016x}.picd-tmp", rand::random::<u64>()));
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;

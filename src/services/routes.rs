@@ -211,9 +211,10 @@ pub async fn remove(
 pub async fn active(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
     let installed = app.db.call(|conn| Ok(store::installed(conn)?)).await?;
     let driver = app.services.driver.clone();
-    let containers = match driver.connect().await {
-        Ok(docker) => driver.managed_containers(&docker).await.ok(),
-        Err(_) => None,
+    let docker = driver.connect().await.ok();
+    let containers = match &docker {
+        Some(docker) => driver.managed_containers(docker).await.ok(),
+        None => None,
     };
     let mut services = Vec::new();
     for row in installed {
@@ -237,8 +238,13 @@ pub async fn active(_admin: AdminUser, State(app): State<AppState>) -> ApiResult
             }
             None => "unknown",
         };
+        let resources = match (&docker, container.and_then(|c| c.id.as_deref())) {
+            (Some(docker), Some(id)) => super::usage::of_container(docker, id).await,
+            _ => None,
+        };
         services.push(json!({
             "id": row.service_id,
+            "resources": resources,
             "http_port": row.http_port,
             "installed_at": row.installed_at,
             "container": container.map(|c| json!({

@@ -110,6 +110,13 @@ function facts(service, active, engine) {
     const [klass, text] = HEALTH[active?.health] || HEALTH.unknown;
     rows.push(["Health", h("span", { class: klass, "data-health": active?.health || "unknown" }, text)]);
     const container = active?.container;
+    const used = active?.resources;
+    if (used && used.memory_bytes !== null && used.memory_bytes !== undefined) {
+      rows.push([
+        "In use",
+        `${formatBytes(used.memory_bytes)} of ${formatBytes(used.memory_limit_bytes)} memory, ${used.pids ?? "?"} processes`,
+      ]);
+    }
     rows.push([
       "Container",
       container
