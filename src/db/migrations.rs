@@ -69,6 +69,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "routing_peer_policy",
         include_str!("../../migrations/0015_routing_peer_policy.sql"),
     ),
+    (
+        16,
+        "service_ports",
+        include_str!("../../migrations/0016_service_ports.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.

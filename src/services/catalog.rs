@@ -15,12 +15,47 @@ pub enum ImageSource {
     },
 }
 
-/// An HTTP endpoint published through Caddy at `<subdomain>.<cell domain>`.
+/// What an endpoint speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Served to the world through Caddy at `<subdomain>.<cell domain>`.
+    Http,
+    /// A mail client's IMAP (plain inside the machine: the port is on loopback only).
+    Imap,
+    /// Delivery into the mailboxes by a mail transfer agent on this machine; no client's.
+    Lmtp,
+}
+
+impl Protocol {
+    /// Whether a person's client connects to this endpoint's own port (HTTP goes through
+    /// Caddy's, LMTP is for the machine's mail transfer agent).
+    pub fn for_clients(self) -> bool {
+        matches!(self, Protocol::Imap)
+    }
+}
+
+/// A TCP endpoint of the service: picd allocates it a loopback port at install (kept in
+/// `service_ports`), checked against every other service's, and writes it into the config
+/// templates as `{{<name>_port}}`.
 #[derive(Debug, Serialize)]
-pub struct HttpEndpoint {
-    pub subdomain: &'static str,
-    /// Status the health probe expects from `GET /` without credentials.
-    pub health_status: u16,
+pub struct Endpoint {
+    /// Never renamed: port rows and templates are keyed by it.
+    pub name: &'static str,
+    pub protocol: Protocol,
+}
+
+/// How picd knows the service is up.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HealthCheck {
+    /// `GET /` without credentials on the endpoint answers this status.
+    HttpStatus { endpoint: &'static str, status: u16 },
+    /// The first thing the endpoint sends starts with this (a line-based protocol's greeting).
+    Greeting {
+        endpoint: &'static str,
+        starts_with: &'static str,
+    },
 }
 
 /// A directory of the service's data, kept across removes unless purged.
@@ -30,10 +65,11 @@ pub struct Volume {
     pub mount: &'static str,
 }
 
-/// A config file picd writes from a template (`{{http_port}}` is replaced by the port picd
-/// allocated) into the service's config folder, which is mounted read-only as a whole at the
-/// manifest's `config_mount`: a folder, never single files, so a file picd replaces by rename
-/// is the one the server reads (a single-file bind mount keeps the old inode).
+/// A config file picd writes from a template (`{{<endpoint>_port}}` is replaced by the port
+/// picd allocated to the endpoint) into the service's config folder, which is mounted
+/// read-only as a whole at the manifest's `config_mount`: a folder, never single files, so a
+/// file picd replaces by rename is the one the server reads (a single-file bind mount keeps
+/// the old inode).
 #[derive(Debug, Serialize)]
 pub struct ConfigFile {
     pub name: &'static str,
@@ -60,18 +96,42 @@ pub struct Security {
 #[derive(Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AccountMechanism {
-    /// One `user:hash` line per account (sha512-crypt: the passwords are random, so a slow
-    /// hash would only slow every request) in a file of the config folder that the server
-    /// re-reads on every request.
-    Htpasswd {
+    /// One line per account (sha512-crypt or apr1: the passwords are random, so a slow hash
+    /// would only slow every request) in a file of the config folder that the server re-reads
+    /// (nginx and Radicale on every request, Dovecot within about a second).
+    PasswdFile {
         /// The file's name in the config folder.
         file: &'static str,
+        /// How a line says the account's name and hash.
+        line: LineFormat,
         /// The hash scheme the server reads.
         hash: HashScheme,
         /// Where each account has a folder of its own, named after it: a path under the
         /// service's volumes folder, starting with a volume's name.
         folder_in: &'static str,
     },
+}
+
+/// The line of one account in the account file.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineFormat {
+    /// `user:hash` (nginx's auth_basic_user_file, Radicale's htpasswd).
+    Htpasswd,
+    /// `user:{SCHEME}hash` (Dovecot's passwd-file: the scheme is named in the line, so the
+    /// file stays readable whatever the passdb's default scheme).
+    DovecotPasswd,
+}
+
+impl LineFormat {
+    pub fn line(self, username: &str, scheme: HashScheme, hash: &str) -> String {
+        match self {
+            LineFormat::Htpasswd => format!("{username}:{hash}\n"),
+            LineFormat::DovecotPasswd => {
+                format!("{username}:{{{}}}{hash}\n", scheme.dovecot_name())
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -83,17 +143,36 @@ pub enum HashScheme {
     Apr1,
 }
 
-/// How picd knows the service accepts a new account: a request with its credentials.
-#[derive(Debug, Serialize)]
-pub struct AccountProbe {
-    pub method: &'static str,
-    pub path: &'static str,
-    pub headers: &'static [(&'static str, &'static str)],
-    /// The status an accepted login gets.
-    pub expect: u16,
+impl HashScheme {
+    /// The scheme's name in a Dovecot passwd-file line. Dovecot has no apr1: the catalog's
+    /// tests keep `Apr1` out of Dovecot's lines.
+    pub fn dovecot_name(self) -> &'static str {
+        match self {
+            HashScheme::Sha512Crypt => "SHA512-CRYPT",
+            HashScheme::Apr1 => "APR1-UNSUPPORTED",
+        }
+    }
 }
 
-/// What a person needs to set up a client, shown with their credentials.
+/// How picd knows the service accepts a new account: a login with its credentials.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AccountProbe {
+    /// An HTTP request with basic credentials.
+    Http {
+        endpoint: &'static str,
+        method: &'static str,
+        path: &'static str,
+        headers: &'static [(&'static str, &'static str)],
+        /// The status an accepted login gets.
+        expect: u16,
+    },
+    /// The greeting, then `a LOGIN user password`: accepted when the server says `a OK`.
+    ImapLogin { endpoint: &'static str },
+}
+
+/// What a person needs to set up a client, shown with their credentials. In `setup`,
+/// `<host>` becomes the service's host name and `<NAME_port>` the endpoint's port.
 #[derive(Debug, Serialize)]
 pub struct ClientHints {
     pub protocol: &'static str,
@@ -110,7 +189,12 @@ pub struct Manifest {
     pub version: &'static str,
     pub image: ImageSource,
     pub entrypoint: &'static [&'static str],
-    pub http: HttpEndpoint,
+    /// `<subdomain>.<cell domain>`: published in the cell's DNS for the peers, and Caddy's
+    /// host for the service's HTTP endpoint if it has one.
+    pub subdomain: &'static str,
+    /// Each gets a loopback port; the first `Http` one is what Caddy routes the host to.
+    pub endpoints: &'static [Endpoint],
+    pub health: HealthCheck,
     pub volumes: &'static [Volume],
     pub config: &'static [ConfigFile],
     /// Where the config folder is mounted (read-only) in the container.
@@ -124,6 +208,20 @@ pub struct Manifest {
     pub backup_paths: &'static [&'static str],
 }
 
+impl Manifest {
+    /// The endpoint Caddy serves at the service's host, if the service speaks HTTP.
+    pub fn routed_endpoint(&self) -> Option<&'static Endpoint> {
+        let endpoints: &'static [Endpoint] = self.endpoints;
+        endpoints.iter().find(|e| e.protocol == Protocol::Http)
+    }
+}
+
+/// The one HTTP endpoint of the WebDAV services, `{{http_port}}` in their templates.
+const HTTP_ONLY: &[Endpoint] = &[Endpoint {
+    name: "http",
+    protocol: Protocol::Http,
+}];
+
 /// WebDAV with nginx and the dav-ext module: each account sees only its own folder
 /// (`root /srv/dav/$remote_user`), accounts are htpasswd lines re-read per request.
 pub const FILES: Manifest = Manifest {
@@ -136,9 +234,11 @@ pub const FILES: Manifest = Manifest {
         packages: &["nginx", "libnginx-mod-http-dav-ext"],
     },
     entrypoint: &["/usr/sbin/nginx", "-c", "/etc/picd-files/nginx.conf"],
-    http: HttpEndpoint {
-        subdomain: "files",
-        health_status: 401,
+    subdomain: "files",
+    endpoints: HTTP_ONLY,
+    health: HealthCheck::HttpStatus {
+        endpoint: "http",
+        status: 401,
     },
     volumes: &[Volume {
         name: "data",
@@ -167,12 +267,14 @@ pub const FILES: Manifest = Manifest {
         capabilities: &[],
         tmpfs: &["/tmp", "/var/lib/nginx", "/var/log/nginx", "/run"],
     },
-    accounts: AccountMechanism::Htpasswd {
+    accounts: AccountMechanism::PasswdFile {
         file: "users",
+        line: LineFormat::Htpasswd,
         hash: HashScheme::Sha512Crypt,
         folder_in: "data",
     },
-    account_probe: AccountProbe {
+    account_probe: AccountProbe::Http {
+        endpoint: "http",
         method: "PROPFIND",
         path: "/",
         headers: &[("Depth", "0")],
@@ -205,10 +307,12 @@ pub const CALENDAR: Manifest = Manifest {
         "--config",
         "/etc/picd-calendar/config",
     ],
-    http: HttpEndpoint {
-        subdomain: "calendar",
-        // Radicale sends `/` to its web interface (off here) before it asks for a login.
-        health_status: 302,
+    subdomain: "calendar",
+    endpoints: HTTP_ONLY,
+    // Radicale sends `/` to its web interface (off here) before it asks for a login.
+    health: HealthCheck::HttpStatus {
+        endpoint: "http",
+        status: 302,
     },
     volumes: &[Volume {
         name: "data",
@@ -235,12 +339,14 @@ pub const CALENDAR: Manifest = Manifest {
         capabilities: &[],
         tmpfs: &["/tmp"],
     },
-    accounts: AccountMechanism::Htpasswd {
+    accounts: AccountMechanism::PasswdFile {
         file: "users",
+        line: LineFormat::Htpasswd,
         hash: HashScheme::Apr1,
         folder_in: "data/collection-root",
     },
-    account_probe: AccountProbe {
+    account_probe: AccountProbe::Http {
+        endpoint: "http",
         method: "PROPFIND",
         path: "/",
         headers: &[("Depth", "0")],
@@ -255,9 +361,129 @@ pub const CALENDAR: Manifest = Manifest {
     backup_paths: &["/srv/radicale"],
 };
 
+/// IMAP with Dovecot, mail delivered over LMTP: each account's maildir at `/srv/mail/<user>`,
+/// accounts as passwd-file lines Dovecot sees within about a second.
+pub const MAIL: Manifest = Manifest {
+    id: "mail",
+    name: "Mail",
+    description: "IMAP mailboxes for every person of the cell, mail delivered over LMTP",
+    version: "2.3.19.1-deb12+picd1",
+    image: ImageSource::DebianPackages {
+        suite: "bookworm",
+        packages: &["dovecot-imapd", "dovecot-lmtpd"],
+    },
+    entrypoint: &[
+        "/usr/sbin/dovecot",
+        "-F",
+        "-c",
+        "/etc/picd-mail/dovecot.conf",
+    ],
+    // No HTTP endpoint, so no Caddy route: the name is published for the peers' clients.
+    subdomain: "mail",
+    endpoints: &[
+        Endpoint {
+            name: "imap",
+            protocol: Protocol::Imap,
+        },
+        Endpoint {
+            name: "lmtp",
+            protocol: Protocol::Lmtp,
+        },
+    ],
+    health: HealthCheck::Greeting {
+        endpoint: "imap",
+        starts_with: "* OK",
+    },
+    volumes: &[Volume {
+        name: "data",
+        mount: "/srv/mail",
+    }],
+    config: &[
+        ConfigFile {
+            name: "dovecot.conf",
+            template: include_str!("mail/dovecot.conf"),
+        },
+        ConfigFile {
+            name: "users",
+            template: "",
+        },
+    ],
+    config_mount: "/etc/picd-mail",
+    env: &[],
+    resources: Resources {
+        memory_bytes: 128 * 1024 * 1024,
+        pids: 128,
+    },
+    // mail (8:8, fixed by Debian's base-passwd): Dovecot runs rootless as a whole (its
+    // internal, login and mail users are all this one, chroots off), so it needs no
+    // capability: its ports are above 1024 and it never switches user.
+    security: Security {
+        user: "8:8",
+        capabilities: &[],
+        tmpfs: &["/tmp", "/run", "/var/lib/dovecot"],
+    },
+    accounts: AccountMechanism::PasswdFile {
+        file: "users",
+        line: LineFormat::DovecotPasswd,
+        hash: HashScheme::Sha512Crypt,
+        folder_in: "data",
+    },
+    account_probe: AccountProbe::ImapLogin { endpoint: "imap" },
+    client: ClientHints {
+        protocol: "IMAP",
+        setup: "Add an IMAP account in a mail app (Thunderbird, K-9 Mail, iOS Mail) with \
+                server <host>, port <imap_port>, this username and password.",
+    },
+    backup_paths: &["/srv/mail"],
+};
+
 /// Every service of the store, in the order the store page lists them.
-pub const CATALOG: &[&Manifest] = &[&FILES, &CALENDAR];
+pub const CATALOG: &[&Manifest] = &[&FILES, &CALENDAR, &MAIL];
 
 pub fn find(id: &str) -> Option<&'static Manifest> {
     CATALOG.iter().copied().find(|m| m.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_manifest_names_only_its_own_endpoints_and_hashes_its_server_reads() {
+        for manifest in CATALOG {
+            let names: Vec<&str> = manifest.endpoints.iter().map(|e| e.name).collect();
+            let mut unique = names.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), names.len(), "{}: {names:?}", manifest.id);
+            let health = match manifest.health {
+                HealthCheck::HttpStatus { endpoint, .. } => endpoint,
+                HealthCheck::Greeting { endpoint, .. } => endpoint,
+            };
+            let probe = match manifest.account_probe {
+                AccountProbe::Http { endpoint, .. } => endpoint,
+                AccountProbe::ImapLogin { endpoint } => endpoint,
+            };
+            for used in [health, probe] {
+                assert!(names.contains(&used), "{}: {used}", manifest.id);
+            }
+            let AccountMechanism::PasswdFile { line, hash, .. } = manifest.accounts;
+            if let LineFormat::DovecotPasswd = line {
+                assert!(matches!(hash, HashScheme::Sha512Crypt), "{}", manifest.id);
+            }
+        }
+    }
+
+    #[test]
+    fn a_dovecot_line_names_its_scheme_and_an_htpasswd_line_does_not() {
+        let scheme = HashScheme::Sha512Crypt;
+        assert_eq!(
+            LineFormat::DovecotPasswd.line("alice", scheme, "$6$s$h"),
+            "alice:{SHA512-CRYPT}$6$s$h\n"
+        );
+        assert_eq!(
+            LineFormat::Htpasswd.line("alice", scheme, "$6$s$h"),
+            "alice:$6$s$h\n"
+        );
+    }
 }

@@ -135,9 +135,10 @@ impl DockerDriver {
             if file.template.is_empty() && path.exists() {
                 continue;
             }
-            let text = file
-                .template
-                .replace("{{http_port}}", &installed.http_port.to_string());
+            let mut text = file.template.to_string();
+            for (endpoint, port) in &installed.ports {
+                text = text.replace(&format!("{{{{{endpoint}_port}}}}"), &port.to_string());
+            }
             super::write_atomically(&path, text.as_bytes())?;
         }
         Ok(())
@@ -207,7 +208,7 @@ impl DockerDriver {
             host_config: Some(host),
             ..Default::default()
         };
-        // The port is in the hash too: the service reads it from its config only at start.
+        // The ports are in the hash too: the service reads them from its config only at start.
         // A HashMap (tmpfs) serializes in a random order: hash it sorted, apart from the rest.
         let mut hashed = body.clone();
         let mut tmpfs: Vec<String> = manifest
@@ -222,7 +223,11 @@ impl DockerDriver {
         }
         let mut spec = serde_json::to_vec(&hashed).unwrap_or_default();
         spec.extend_from_slice(tmpfs.join("\n").as_bytes());
-        spec.extend_from_slice(&installed.http_port.to_be_bytes());
+        // Ports alone, in endpoint order: a one-endpoint service hashes as it did before
+        // endpoints had names, so an upgrade of picd does not recreate its container.
+        for port in installed.ports.values() {
+            spec.extend_from_slice(&port.to_be_bytes());
+        }
         let hash = hex::encode(&Sha256::digest(&spec)[..8]);
         body.labels = Some(HashMap::from([
             (LABEL_MANAGED.to_string(), "true".to_string()),

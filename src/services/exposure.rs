@@ -10,7 +10,7 @@ use crate::error::ApiError;
 /// The service's host name, or None before the wizard has set the cell's domain.
 pub fn host(conn: &Connection, manifest: &Manifest) -> Result<Option<String>, ApiError> {
     let config = crate::cell::store::read_cell_config(conn)?;
-    Ok(config.map(|c| format!("{}.{}", manifest.http.subdomain, c.cell.domain)))
+    Ok(config.map(|c| format!("{}.{}", manifest.subdomain, c.cell.domain)))
 }
 
 /// Adds the Caddy route to the service's loopback port (in the caller's transaction).
@@ -44,7 +44,7 @@ pub fn publish_name(conn: &Connection, manifest: &Manifest) -> Result<bool, ApiE
     crate::dns::names::publish(
         conn,
         &name_owner(manifest),
-        manifest.http.subdomain,
+        manifest.subdomain,
         crate::dns::names::NameView::Internal,
         &[v4, v6],
     )?;
@@ -52,6 +52,6 @@ pub fn publish_name(conn: &Connection, manifest: &Manifest) -> Result<bool, ApiE
 }
 
 pub fn withdraw_name(conn: &Connection, manifest: &Manifest) -> Result<(), ApiError> {
-    crate::dns::names::withdraw(conn, &name_owner(manifest), manifest.http.subdomain)?;
+    crate::dns::names::withdraw(conn, &name_owner(manifest), manifest.subdomain)?;
     Ok(())
 }

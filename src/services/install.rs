@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::catalog::Manifest;
+use super::catalog::{HealthCheck, Manifest};
 use super::store::{self, Installed};
 use crate::driver::DriverError;
 use crate::state::AppState;
@@ -123,12 +123,10 @@ async fn steps(
     )
     .await;
 
-    let waited = wait_healthy(row.http_port, manifest.http.health_status)
-        .await
-        .map_err(|error| Failed {
-            step: "health",
-            error,
-        })?;
+    let waited = wait_healthy(manifest, row).await.map_err(|error| Failed {
+        step: "health",
+        error,
+    })?;
     report(
         progress,
         "health",
@@ -137,7 +135,9 @@ async fn steps(
     .await;
 
     app.request_reconcile();
-    report(progress, "route", json!({ "host": host })).await;
+    // A service without an HTTP endpoint (mail) has no route; its name is still published.
+    let routed = manifest.routed_endpoint().is_some();
+    report(progress, "route", json!({ "host": host, "routed": routed })).await;
     report(
         progress,
         "dns",
@@ -147,15 +147,14 @@ async fn steps(
     Ok(true)
 }
 
-/// Polls the service's HTTP endpoint on loopback until it answers with the expected status.
-pub async fn wait_healthy(port: u16, expected: u16) -> Result<Duration, String> {
+/// Polls the service's health check until it passes.
+pub async fn wait_healthy(manifest: &Manifest, row: &Installed) -> Result<Duration, String> {
     let started = Instant::now();
     let mut last = String::from("no answer");
     while started.elapsed() < HEALTH_WAIT {
-        match http_status(port).await {
-            Ok(status) if status == expected => return Ok(started.elapsed()),
-            Ok(status) => last = format!("answered {status}, expected {expected}"),
-            Err(e) => last = e.to_string(),
+        match check_health(manifest, row).await {
+            Ok(()) => return Ok(started.elapsed()),
+            Err(e) => last = e,
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -163,6 +162,48 @@ pub async fn wait_healthy(port: u16, expected: u16) -> Result<Duration, String> 
         "not healthy after {} s: {last}",
         HEALTH_WAIT.as_secs()
     ))
+}
+
+/// One pass of the manifest's health check on the service's loopback ports.
+pub async fn check_health(manifest: &Manifest, row: &Installed) -> Result<(), String> {
+    let port_of = |endpoint: &str| {
+        row.port(endpoint)
+            .ok_or_else(|| format!("no port for the {endpoint} endpoint"))
+    };
+    match manifest.health {
+        HealthCheck::HttpStatus { endpoint, status } => {
+            match http_status(port_of(endpoint)?).await {
+                Ok(got) if got == status => Ok(()),
+                Ok(got) => Err(format!("answered {got}, expected {status}")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        HealthCheck::Greeting {
+            endpoint,
+            starts_with,
+        } => match greeting(port_of(endpoint)?).await {
+            Ok(line) if line.starts_with(starts_with) => Ok(()),
+            Ok(line) => Err(format!(
+                "greeted {:?}, expected {starts_with:?}",
+                line.trim_end()
+            )),
+            Err(e) => Err(e.to_string()),
+        },
+    }
+}
+
+/// The first line a line-based server (IMAP, LMTP) sends on a loopback port.
+pub async fn greeting(port: u16) -> std::io::Result<String> {
+    let ask = async {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let mut reader = tokio::io::BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).await?;
+        Ok(line)
+    };
+    tokio::time::timeout(Duration::from_secs(2), ask)
+        .await
+        .map_err(|_| std::io::Error::other("timed out"))?
 }
 
 /// The status of `GET /` on a loopback port (HTTP/1.0, so the server closes the connection).

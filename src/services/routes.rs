@@ -1,6 +1,7 @@
 //! `/api/store` (the catalog with installed state, install with live progress, remove) and
 //! `/api/services/active`.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 use axum::extract::State;
@@ -46,7 +47,8 @@ pub async fn list(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<J
                 "version": manifest.version,
                 "image": manifest.image,
                 "image_id": image.map(|i| i.image_id),
-                "subdomain": manifest.http.subdomain,
+                "subdomain": manifest.subdomain,
+                "endpoints": manifest.endpoints,
                 "resources": manifest.resources,
                 "security": manifest.security,
                 "installed": row.is_some(),
@@ -74,6 +76,19 @@ pub struct RemoveBody {
 fn known(id: &str) -> Result<&'static Manifest, ApiError> {
     // The id is only ever compared with the catalog's, never used as a path or a name.
     catalog::find(id).ok_or_else(|| ApiError::not_found("service"))
+}
+
+/// A loopback port for each of the service's endpoints, none held by another service (nor by
+/// another endpoint of this one) and none something on this machine listens on.
+fn allocate_ports(manifest: &Manifest, taken: &[u16]) -> Result<BTreeMap<String, u16>, ApiError> {
+    let mut taken = taken.to_vec();
+    let mut ports = BTreeMap::new();
+    for endpoint in manifest.endpoints {
+        let port = allocate_port(&taken)?;
+        taken.push(port);
+        ports.insert(endpoint.name.to_string(), port);
+    }
+    Ok(ports)
 }
 
 /// A loopback port no installed service has and nothing on this machine listens on.
@@ -115,16 +130,19 @@ pub async fn install(
             }
             let row = Installed {
                 service_id: manifest.id.into(),
-                http_port: allocate_port(&store::ports_in_use(tx)?)?,
+                ports: allocate_ports(manifest, &store::ports_in_use(tx)?)?,
                 installed_at: crate::time::now_rfc3339(),
             };
             store::insert_installed(tx, &row)?;
             let host = exposure::host(tx, manifest)?;
             if let Some(host) = &host {
-                exposure::publish_route(tx, host, row.http_port)?;
+                if let Some(routed) = manifest.routed_endpoint() {
+                    let port = row.port(routed.name).unwrap_or_default();
+                    exposure::publish_route(tx, host, port)?;
+                }
                 exposure::publish_name(tx, manifest)?;
             }
-            entry.detail = json!({ "http_port": row.http_port, "host": host });
+            entry.detail = json!({ "ports": row.ports, "host": host });
             Ok((row, host))
         })
         .await?;
@@ -226,26 +244,25 @@ pub async fn active(_admin: AdminUser, State(app): State<AppState>) -> ApiResult
                     == Some(&row.service_id)
             })
         });
-        let health = match container {
-            Some(_) => {
-                let expected = catalog::find(&row.service_id).map(|m| m.http.health_status);
-                let status = install::http_status(row.http_port).await.ok();
-                if status.is_some() && status == expected {
-                    "healthy"
-                } else {
-                    "unhealthy"
-                }
-            }
-            None => "unknown",
+        let health = match (container, catalog::find(&row.service_id)) {
+            (Some(_), Some(manifest)) => match install::check_health(manifest, &row).await {
+                Ok(()) => "healthy",
+                Err(_) => "unhealthy",
+            },
+            _ => "unknown",
         };
         let resources = match (&docker, container.and_then(|c| c.id.as_deref())) {
             (Some(docker), Some(id)) => super::usage::of_container(docker, id).await,
             _ => None,
         };
+        let http_port = catalog::find(&row.service_id)
+            .and_then(|m| m.routed_endpoint())
+            .and_then(|e| row.port(e.name));
         services.push(json!({
             "id": row.service_id,
             "resources": resources,
-            "http_port": row.http_port,
+            "http_port": http_port,
+            "ports": row.ports,
             "installed_at": row.installed_at,
             "container": container.map(|c| json!({
                 "id": c.id,

@@ -1,5 +1,7 @@
 //! SQL of the service store: built images and installed services.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{params, Connection, OptionalExtension};
 
 #[derive(Debug, Clone)]
@@ -10,11 +12,19 @@ pub struct BuiltImage {
     pub built_at: String,
 }
 
+/// An installed service and the loopback port of each of its endpoints.
 #[derive(Debug, Clone)]
 pub struct Installed {
     pub service_id: String,
-    pub http_port: u16,
+    /// Endpoint name to port, sorted (the container's spec hash reads them in this order).
+    pub ports: BTreeMap<String, u16>,
     pub installed_at: String,
+}
+
+impl Installed {
+    pub fn port(&self, endpoint: &str) -> Option<u16> {
+        self.ports.get(endpoint).copied()
+    }
 }
 
 pub fn record_image(conn: &Connection, image: &BuiltImage) -> rusqlite::Result<()> {
@@ -50,53 +60,72 @@ pub fn image(conn: &Connection, service_id: &str) -> rusqlite::Result<Option<Bui
     .optional()
 }
 
-fn installed_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Installed> {
+fn ports_of(conn: &Connection, service_id: &str) -> rusqlite::Result<BTreeMap<String, u16>> {
+    let mut stmt =
+        conn.prepare("SELECT endpoint, port FROM service_ports WHERE service_id = ?1")?;
+    let rows = stmt.query_map([service_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    rows.collect()
+}
+
+fn with_ports(
+    conn: &Connection,
+    (service_id, installed_at): (String, String),
+) -> rusqlite::Result<Installed> {
     Ok(Installed {
-        service_id: row.get(0)?,
-        http_port: row.get(1)?,
-        installed_at: row.get(2)?,
+        ports: ports_of(conn, &service_id)?,
+        service_id,
+        installed_at,
     })
 }
 
 pub fn installed(conn: &Connection) -> rusqlite::Result<Vec<Installed>> {
-    let mut stmt = conn.prepare(
-        "SELECT service_id, http_port, installed_at FROM services_installed ORDER BY service_id",
-    )?;
-    let rows = stmt.query_map([], installed_from_row)?;
-    rows.collect()
+    let mut stmt = conn
+        .prepare("SELECT service_id, installed_at FROM services_installed ORDER BY service_id")?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let rows: Vec<(String, String)> = rows.collect::<rusqlite::Result<_>>()?;
+    rows.into_iter().map(|row| with_ports(conn, row)).collect()
 }
 
 pub fn installed_one(conn: &Connection, service_id: &str) -> rusqlite::Result<Option<Installed>> {
-    conn.query_row(
-        "SELECT service_id, http_port, installed_at FROM services_installed
-         WHERE service_id = ?1",
-        [service_id],
-        installed_from_row,
-    )
-    .optional()
+    let row = conn
+        .query_row(
+            "SELECT service_id, installed_at FROM services_installed WHERE service_id = ?1",
+            [service_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    row.map(|row| with_ports(conn, row)).transpose()
 }
 
 pub fn insert_installed(conn: &Connection, installed: &Installed) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO services_installed (service_id, http_port, installed_at) VALUES (?1, ?2, ?3)",
-        params![
-            installed.service_id,
-            installed.http_port,
-            installed.installed_at
-        ],
+        "INSERT INTO services_installed (service_id, installed_at) VALUES (?1, ?2)",
+        params![installed.service_id, installed.installed_at],
     )?;
+    for (endpoint, port) in &installed.ports {
+        conn.execute(
+            "INSERT INTO service_ports (service_id, endpoint, port) VALUES (?1, ?2, ?3)",
+            params![installed.service_id, endpoint, port],
+        )?;
+    }
     Ok(())
 }
 
+/// Deletes the service's row and its ports.
 pub fn delete_installed(conn: &Connection, service_id: &str) -> rusqlite::Result<bool> {
+    conn.execute(
+        "DELETE FROM service_ports WHERE service_id = ?1",
+        [service_id],
+    )?;
     Ok(conn.execute(
         "DELETE FROM services_installed WHERE service_id = ?1",
         [service_id],
     )? > 0)
 }
 
+/// Every port any installed service holds, whatever the endpoint.
 pub fn ports_in_use(conn: &Connection) -> rusqlite::Result<Vec<u16>> {
-    let mut stmt = conn.prepare("SELECT http_port FROM services_installed")?;
+    let mut stmt = conn.prepare("SELECT port FROM service_ports")?;
     let rows = stmt.query_map([], |row| row.get(0))?;
     rows.collect()
 }

@@ -1,5 +1,6 @@
-//! Filled connection info for a service account: URL, username, password and how to set up
-//! a client. The peers domain shows a peer all of theirs through `of_peer`.
+//! Filled connection info for a service account: URL (or, for mail, the IMAP host and port),
+//! username, password and how to set up a client. The peers domain shows a peer all of
+//! theirs through `of_peer`.
 
 use rusqlite::Connection;
 use serde_json::{json, Value};
@@ -21,17 +22,39 @@ pub fn of_account(
         .get(conn, &secret)?
         .ok_or_else(|| ApiError::not_found("account password"))?;
     let host = exposure::host(conn, manifest)?;
-    let url = host.as_ref().map(|h| format!("https://{h}/"));
-    let setup = manifest
-        .client
-        .setup
-        .replace("<host>", host.as_deref().unwrap_or("<cell domain>"));
+    let ports = installed::installed_one(conn, manifest.id)?
+        .map(|row| row.ports)
+        .unwrap_or_default();
+    let shown_host = host.as_deref().unwrap_or("<cell domain>");
+    let mut setup = manifest.client.setup.replace("<host>", shown_host);
+    for (endpoint, port) in &ports {
+        setup = setup.replace(&format!("<{endpoint}_port>"), &port.to_string());
+    }
+    // What a client connects to itself: an HTTP service's URL through Caddy, otherwise the
+    // host and port of each client endpoint (IMAP).
+    let client_endpoints: Vec<Value> = manifest
+        .endpoints
+        .iter()
+        .filter(|e| e.protocol.for_clients())
+        .filter_map(|e| ports.get(e.name).map(|port| (e, *port)))
+        .map(|(e, port)| json!({ "name": e.name, "protocol": e.protocol, "host": host, "port": port }))
+        .collect();
+    let url = match (manifest.routed_endpoint(), &host, client_endpoints.first()) {
+        (Some(_), Some(h), _) => Some(format!("https://{h}/")),
+        (None, Some(h), Some(first)) => Some(format!(
+            "{}://{h}:{}/",
+            first["protocol"].as_str().unwrap_or_default(),
+            first["port"]
+        )),
+        _ => None,
+    };
     Ok(json!({
         "service": manifest.id,
         "name": manifest.name,
         "username": account.username,
         "password": String::from_utf8_lossy(&password),
         "url": url,
+        "endpoints": client_endpoints,
         "protocol": manifest.client.protocol,
         "setup": setup,
         "created_at": account.created_at,

@@ -1,7 +1,8 @@
-//! Makes a service's accounts real on disk: its account file (one `user:hash` line each,
-//! replaced by rename inside the config folder the container mounts), a data folder for each
-//! account, and the folder of an account that is gone moved to the service's archive, which
-//! no container mounts. Archives older than the owner's retention are removed.
+//! Makes a service's accounts real on disk: its account file (one line each, in the format
+//! the manifest names, replaced by rename inside the config folder the container mounts), a
+//! data folder for each account, and the folder of an account that is gone moved to the
+//! service's archive, which no container mounts. Archives older than the owner's retention
+//! are removed.
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +25,7 @@ pub fn archive_dir(service_dir: &Path) -> PathBuf {
 
 /// The folder that holds one folder per account.
 pub fn accounts_root(service_dir: &Path, manifest: &Manifest) -> PathBuf {
-    let AccountMechanism::Htpasswd { folder_in, .. } = &manifest.accounts;
+    let AccountMechanism::PasswdFile { folder_in, .. } = &manifest.accounts;
     service_dir.join("volumes").join(folder_in)
 }
 
@@ -40,13 +41,15 @@ pub fn apply(
     retention_days: u32,
     now_unix: i64,
 ) -> std::io::Result<Applied> {
-    let AccountMechanism::Htpasswd { file, .. } = &manifest.accounts;
+    let AccountMechanism::PasswdFile {
+        file, line, hash, ..
+    } = &manifest.accounts;
     let mut applied = Applied::default();
     let config = service_dir.join("config");
     std::fs::create_dir_all(&config)?;
     let text: String = accounts
         .iter()
-        .map(|a| format!("{}:{}\n", a.username, a.password_hash))
+        .map(|a| line.line(&a.username, *hash, &a.password_hash))
         .collect();
     let path = config.join(file);
     if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {

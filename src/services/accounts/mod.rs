@@ -35,7 +35,7 @@ pub fn new_password() -> Zeroizing<String> {
 
 /// The hash of a password in the scheme the service's account file holds.
 pub fn hash(manifest: &Manifest, password: &str) -> anyhow::Result<String> {
-    let AccountMechanism::Htpasswd { hash, .. } = &manifest.accounts;
+    let AccountMechanism::PasswdFile { hash, .. } = &manifest.accounts;
     match hash {
         HashScheme::Sha512Crypt => sha512_crypt(password),
         HashScheme::Apr1 => Ok(apr1::hash(password)),

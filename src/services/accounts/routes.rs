@@ -144,7 +144,7 @@ pub async fn create(
     let live = match app.services.driver.connect().await {
         Ok(_) => {
             let probe = &manifest.account_probe;
-            super::probe::wait_accepted(row.http_port, probe, &username, &password).await
+            super::probe::wait_accepted(&row, probe, &username, &password).await
         }
         Err(e) => Err(e.to_string()),
     };
