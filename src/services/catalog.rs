@@ -420,7 +420,7 @@ pub const MAIL: Manifest = Manifest {
     security: Security {
         user: "8:8",
         capabilities: &[],
-        tmpfs: &["/tmp", "/run", "/var/lib/dovecot"],
+        tmpfs: &["/tmp"],
     },
     accounts: AccountMechanism::PasswdFile {
         file: "users",
