@@ -1,7 +1,7 @@
 //! The service store: a catalog compiled into picd, images built locally from Debian
 //! packages, installed services as desired state in SQLite, and the Docker driver that runs
-//! them (`catalog`, `images`, `store`, `driver`, `routes`), and an account in each for the
-//! people of the cell (`accounts`).
+//! them (`catalog` and its `manifests`, `images`, `store`, `driver`, `routes`), and an
+//! account in each for the people of the cell (`accounts`).
 
 pub mod accounts;
 pub mod adapters;
@@ -11,6 +11,7 @@ pub mod exposure;
 pub mod images;
 pub mod images_routes;
 pub mod install;
+pub mod manifests;
 pub mod routes;
 pub mod store;
 pub mod usage;

@@ -129,3 +129,39 @@ pub fn ports_in_use(conn: &Connection) -> rusqlite::Result<Vec<u16>> {
     let rows = stmt.query_map([], |row| row.get(0))?;
     rows.collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_16_moves_each_http_port_into_service_ports() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("../../migrations/0013_services.sql"))
+            .unwrap();
+        conn.execute(
+            "INSERT INTO services_installed (service_id, http_port, installed_at)
+             VALUES ('files', 20001, 't')",
+            [],
+        )
+        .unwrap();
+        conn.execute_batch(include_str!("../../migrations/0016_service_ports.sql"))
+            .unwrap();
+        let files = installed_one(&conn, "files").unwrap().expect("kept");
+        assert_eq!(files.port("http"), Some(20001));
+        assert_eq!(files.installed_at, "t");
+
+        // A port is one endpoint's, across services (the install's transaction rolls back).
+        let mail = Installed {
+            service_id: "mail".into(),
+            ports: BTreeMap::from([("imap".into(), 20002), ("lmtp".into(), 20001)]),
+            installed_at: "t".into(),
+        };
+        let tx = conn.transaction().unwrap();
+        assert!(insert_installed(&tx, &mail).is_err());
+        drop(tx);
+        assert_eq!(ports_in_use(&conn).unwrap(), [20001]);
+        assert!(delete_installed(&conn, "files").unwrap());
+        assert!(ports_in_use(&conn).unwrap().is_empty());
+    }
+}
