@@ -101,13 +101,16 @@ pub fn of_peer_in(
 /// `https://alice@files.home.example/`. Phone apps that take a QR code (DAVx5, WebDAV file
 /// managers) read this form; so does the camera, which offers to open it.
 pub fn login_uri(url: &str, username: &str, password: Option<&str>) -> Option<String> {
-    let rest = url.strip_prefix("https://")?;
+    // HTTPS through Caddy, or a mail account's IMAP URL (RFC 5092: `imap://alice@host:port/`).
+    let (scheme, rest) = ["https", "imap"]
+        .into_iter()
+        .find_map(|scheme| Some((scheme, url.strip_prefix(scheme)?.strip_prefix("://")?)))?;
     let mut userinfo = userinfo_escape(username);
     if let Some(password) = password {
         userinfo.push(':');
         userinfo.push_str(&userinfo_escape(password));
     }
-    Some(format!("https://{userinfo}@{rest}"))
+    Some(format!("{scheme}://{userinfo}@{rest}"))
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
@@ -139,5 +142,9 @@ mod tests {
             Some("https://amy:a%3Ab%40c@files.home.example/")
         );
         assert_eq!(login_uri("http://x/", "amy", None), None);
+        assert_eq!(
+            login_uri("imap://mail.home.example:20143/", "amy", None).as_deref(),
+            Some("imap://amy@mail.home.example:20143/")
+        );
     }
 }
