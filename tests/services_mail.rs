@@ -104,6 +104,69 @@ impl Lmtp {
     }
 }
 
+/// A logged-in IMAP connection that stays open, as a mail client's does.
+struct ImapSession {
+    reader: BufReader<TcpStream>,
+}
+
+impl ImapSession {
+    fn login(port: u16, user: &str, password: &str) -> ImapSession {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting to IMAP");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut session = ImapSession {
+            reader: BufReader::new(stream),
+        };
+        session.until("* OK");
+        let login = format!("a LOGIN \"{user}\" \"{password}\"\r\nb SELECT INBOX\r\n");
+        session
+            .reader
+            .get_mut()
+            .write_all(login.as_bytes())
+            .unwrap();
+        session.until("a OK");
+        session.until("b OK");
+        session
+    }
+
+    fn until(&mut self, prefix: &str) {
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).expect("an IMAP line");
+            assert!(n > 0, "closed before {prefix:?}");
+            assert!(!line.starts_with("a NO"), "{line:?}");
+            if line.starts_with(prefix) {
+                return;
+            }
+        }
+    }
+
+    /// Whether the server ends the session (`* BYE`, or the end of the stream) in time.
+    fn wait_closed(&mut self, within: Duration) -> bool {
+        let started = Instant::now();
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        while started.elapsed() < within {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => return true,
+                Ok(_) if line.starts_with("* BYE") => return true,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}
+
 #[tokio::test]
 async fn mail_is_delivered_over_lmtp_and_read_over_imap_by_its_owner_only() {
     let dockerd = Dockerd::private();
@@ -248,7 +311,11 @@ async fn mail_is_delivered_over_lmtp_and_read_over_imap_by_its_owner_only() {
         LOGIN_DENIED
     );
 
-    // Alice is deleted: her login is refused within seconds, her maildir is in the archive.
+    // A session alice opened before she is deleted, idling in her INBOX.
+    let mut session = ImapSession::login(imap_port, "alice", alice_pw);
+
+    // Alice is deleted: her login is refused within seconds, her open session is ended, her
+    // maildir is in the archive.
     let resp = admin
         .send_json(Method::DELETE, "/api/peers/alice", &json!({}))
         .await;
@@ -260,6 +327,10 @@ async fn mail_is_delivered_over_lmtp_and_read_over_imap_by_its_owner_only() {
         last = subject_of_first(imap_port, "alice", alice_pw);
     }
     assert_eq!(last.0, LOGIN_DENIED, "alice's login outlived her: {last:?}");
+    assert!(
+        session.wait_closed(GONE_WITHIN),
+        "alice's open IMAP session outlived her"
+    );
     let archive = picd.state_dir().join("services/mail/archive");
     let archived: Vec<_> = std::fs::read_dir(&archive)
         .expect("an archive")

@@ -63,6 +63,9 @@ pub enum HealthCheck {
 pub struct Volume {
     pub name: &'static str,
     pub mount: &'static str,
+    /// Whether the service may create entries at the volume's top. Dovecot may not: picd makes
+    /// each account's folder, so a session of a gone account cannot make it anew once archived.
+    pub service_writes_root: bool,
 }
 
 /// A config file picd writes from a template (`{{<endpoint>_port}}` is replaced by the port
@@ -203,12 +206,24 @@ pub struct Manifest {
     pub resources: Resources,
     pub security: Security,
     pub accounts: AccountMechanism,
+    /// Run in the container (as its user) for each account that is gone, `{user}` replaced,
+    /// before its folder is archived: ends the sessions it still holds. Empty where every
+    /// request is checked on its own (HTTP basic auth); an IMAP client's connection would
+    /// otherwise stay open for hours.
+    pub on_account_gone: &'static [&'static str],
     pub account_probe: AccountProbe,
     pub client: ClientHints,
     pub backup_paths: &'static [&'static str],
 }
 
 impl Manifest {
+    /// Whether the service may write at the top of the volume holding `folder`, a path under
+    /// the volumes folder that starts with a volume's name.
+    pub fn writes_root_of(&self, folder: &str) -> bool {
+        let volume = self.volumes.iter().find(|v| v.name == folder);
+        volume.is_none_or(|v| v.service_writes_root)
+    }
+
     /// The endpoint Caddy serves at the service's host, if the service speaks HTTP.
     pub fn routed_endpoint(&self) -> Option<&'static Endpoint> {
         let endpoints: &'static [Endpoint] = self.endpoints;

@@ -120,7 +120,9 @@ impl DockerDriver {
                 .join("volumes")
                 .join(volume.name);
             std::fs::create_dir_all(&path)?;
-            chown_to_service_user(&path, manifest)?;
+            if volume.service_writes_root {
+                chown_to_service_user(&path, manifest)?;
+            }
         }
         Ok(())
     }
@@ -392,16 +394,22 @@ impl Driver for DockerDriver {
             })
             .await
             .map_err(failed)?;
-        // Accounts first: they are files, and hold even while the engine is down.
+        // Accounts first: they are files, and hold even while the engine is down. A gone
+        // account's sessions end before its folder is archived.
+        let engine = self.connect().await;
         for row in &installed {
             let Some(manifest) = catalog::find(&row.service_id) else {
                 continue;
             };
             let accounts = people.remove(&row.service_id).unwrap_or_default();
+            if let Ok(docker) = &engine {
+                let gone = disk::gone(&self.service_dir(manifest.id), manifest, &accounts);
+                super::accounts::sessions::end(docker, manifest, &gone).await;
+            }
             self.apply_accounts(manifest, &accounts, retention)
                 .map_err(failed)?;
         }
-        let docker = self.connect().await?;
+        let docker = engine?;
         let containers = self.managed_containers(&docker).await?;
         let mut first_error = None;
         for row in &installed {

@@ -30,6 +30,7 @@ pub const FILES: Manifest = Manifest {
     volumes: &[Volume {
         name: "data",
         mount: "/srv/dav",
+        service_writes_root: true,
     }],
     config: &[
         ConfigFile {
@@ -60,6 +61,7 @@ pub const FILES: Manifest = Manifest {
         hash: HashScheme::Sha512Crypt,
         folder_in: "data",
     },
+    on_account_gone: &[],
     account_probe: AccountProbe::Http {
         endpoint: "http",
         method: "PROPFIND",
@@ -104,6 +106,7 @@ pub const CALENDAR: Manifest = Manifest {
     volumes: &[Volume {
         name: "data",
         mount: "/srv/radicale",
+        service_writes_root: true,
     }],
     config: &[
         ConfigFile {
@@ -132,6 +135,7 @@ pub const CALENDAR: Manifest = Manifest {
         hash: HashScheme::Apr1,
         folder_in: "data/collection-root",
     },
+    on_account_gone: &[],
     account_probe: AccountProbe::Http {
         endpoint: "http",
         method: "PROPFIND",
@@ -184,6 +188,7 @@ pub const MAIL: Manifest = Manifest {
     volumes: &[Volume {
         name: "data",
         mount: "/srv/mail",
+        service_writes_root: false,
     }],
     config: &[
         ConfigFile {
@@ -215,6 +220,13 @@ pub const MAIL: Manifest = Manifest {
         hash: HashScheme::Sha512Crypt,
         folder_in: "data",
     },
+    on_account_gone: &[
+        "/usr/bin/doveadm",
+        "-c",
+        "/etc/picd-mail/dovecot.conf",
+        "kick",
+        "{user}",
+    ],
     account_probe: AccountProbe::ImapLogin { endpoint: "imap" },
     client: ClientHints {
         protocol: "IMAP",

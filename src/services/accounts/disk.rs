@@ -34,6 +34,21 @@ fn is_account_name(name: &str) -> bool {
     crate::cell::settings::dns_label(name).is_ok()
 }
 
+/// The accounts whose folder is still in the data volume but who are gone: the next pass
+/// archives them. Their sessions are ended first, so no server process writes into the
+/// folder while it moves.
+pub fn gone(service_dir: &Path, manifest: &Manifest, accounts: &[Account]) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(accounts_root(service_dir, manifest)) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| is_account_name(name) && !accounts.iter().any(|a| &a.username == name))
+        .collect()
+}
+
 pub fn apply(
     service_dir: &Path,
     manifest: &Manifest,
@@ -42,7 +57,10 @@ pub fn apply(
     now_unix: i64,
 ) -> std::io::Result<Applied> {
     let AccountMechanism::PasswdFile {
-        file, line, hash, ..
+        file,
+        line,
+        hash,
+        folder_in,
     } = &manifest.accounts;
     let mut applied = Applied::default();
     let config = service_dir.join("config");
@@ -60,7 +78,9 @@ pub fn apply(
     let volume = accounts_root(service_dir, manifest);
     if !volume.is_dir() {
         std::fs::create_dir_all(&volume)?;
-        crate::services::driver::chown_to_service_user(&volume, manifest)?;
+        if manifest.writes_root_of(folder_in) {
+            crate::services::driver::chown_to_service_user(&volume, manifest)?;
+        }
     }
     for account in accounts {
         let folder = volume.join(&account.username);

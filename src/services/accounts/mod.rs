@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod disk;
 pub mod probe;
 pub mod routes;
+pub mod sessions;
 pub mod store;
 
 use rand::RngCore;

@@ -37,6 +37,11 @@ pub async fn sync(app: &AppState, manifest: &'static Manifest) -> ApiResult<()> 
         .call(move |conn| Ok((store::of_service(conn, id)?, store::retention_days(conn)?)))
         .await?;
     let driver = app.services.driver.clone();
+    // A gone account's sessions end before its folder is archived.
+    if let Ok(docker) = driver.connect().await {
+        let gone = super::disk::gone(&driver.service_dir(id), manifest, &accounts);
+        super::sessions::end(&docker, manifest, &gone).await;
+    }
     let applied =
         tokio::task::spawn_blocking(move || driver.apply_accounts(manifest, &accounts, retention))
             .await

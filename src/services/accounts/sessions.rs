@@ -1,0 +1,55 @@
+//! Ends the sessions an account that is gone still holds: its login is refused once its line
+//! leaves the account file, but a connection made before (an IMAP client's IDLE) would stay.
+
+use std::time::Duration;
+
+use bollard::exec::{StartExecOptions, StartExecResults};
+use bollard::models::ExecConfig;
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use crate::services::catalog::Manifest;
+use crate::services::driver::container_name;
+
+/// Longest one command may run; the archive does not wait longer for it.
+const COMMAND_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs the manifest's command for each gone account in the service's container, to its
+/// end; a failure is logged (the login is refused all the same).
+pub async fn end(docker: &Docker, manifest: &Manifest, gone: &[String]) {
+    if manifest.on_account_gone.is_empty() {
+        return;
+    }
+    for user in gone {
+        let cmd = manifest
+            .on_account_gone
+            .iter()
+            .map(|arg| arg.replace("{user}", user))
+            .collect();
+        let config = ExecConfig {
+            cmd: Some(cmd),
+            user: Some(manifest.security.user.into()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let container = container_name(manifest.id);
+        let ran = match docker.create_exec(&container, config).await {
+            Ok(exec) => run_to_end(docker, &exec.id).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = ran {
+            tracing::warn!(service = manifest.id, user = %user, error = %e, "ending a gone account's sessions");
+        }
+    }
+}
+
+/// Starts the exec attached and reads its output to the end, so the command has finished.
+async fn run_to_end(docker: &Docker, exec_id: &str) -> Result<(), bollard::errors::Error> {
+    let started = docker.start_exec(exec_id, None::<StartExecOptions>).await?;
+    if let StartExecResults::Attached { mut output, .. } = started {
+        let drain = async { while output.next().await.is_some() {} };
+        let _ = tokio::time::timeout(COMMAND_WAIT, drain).await;
+    }
+    Ok(())
+}
