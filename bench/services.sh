@@ -100,6 +100,31 @@ def http_status(port):
     except OSError:
         return None
 
+def greeting(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            return s.recv(64).startswith(b"* OK")
+    except OSError:
+        return False
+
+def ready(active, ports):
+    """How a service shows it answers: its HTTP status, or (mail) its IMAP greeting."""
+    if active.get("http_port"):
+        expected = http_status(active["http_port"])
+        return lambda: http_status(ports["http"]) == expected
+    return lambda: greeting(ports["imap"])
+
+def login_ok(active, user, secret):
+    if active.get("http_port"):
+        url = f"http://127.0.0.1:{active['http_port']}/"
+        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-u",
+                              f"{user}:{secret}", "-X", "PROPFIND", "-H", "Depth: 0", url],
+                             capture_output=True, text=True)
+        return out.stdout == "207"
+    url = f"imap://127.0.0.1:{active['ports']['imap']}/"
+    return subprocess.run(["curl", "-s", "-u", f"{user}:{secret}", url],
+                          capture_output=True).returncode == 0
+
 status, body = call("GET", "/api/store")
 catalog = json.loads(body)["services"]
 status, _ = call("POST", "/api/peers", {"name": "bench-peer"})
@@ -122,14 +147,17 @@ for service in catalog:
     image, config, hc = inspect["Image"], inspect["Config"], inspect["HostConfig"]
     status, body = call("GET", "/api/services/active")
     active = next(s for s in json.loads(body)["services"] if s["id"] == sid)
-    picd_port, expected = active["http_port"], http_status(active["http_port"])
+    picd_ports = active["ports"]
     for r in range(rounds):
-        port = free_port()
+        ports = {name: free_port() for name in picd_ports}
+        answers = ready(active, ports)
         conf = os.path.join(work, f"anchor-{sid}-{r}")
         shutil.copytree(os.path.join(state, "services", sid, "config"), conf)
         for name in os.listdir(conf):
             path = os.path.join(conf, name)
-            text = open(path).read().replace(str(picd_port), str(port))
+            text = open(path).read()
+            for endpoint, port in picd_ports.items():
+                text = text.replace(str(port), str(ports[endpoint]))
             open(path, "w").write(text)
         binds = []
         for b in hc["Binds"]:
@@ -149,8 +177,8 @@ for service in catalog:
                      *sum((["-e", e] for e in config.get("Env") or []), []),
                      "--entrypoint", config["Entrypoint"][0], image, *config["Entrypoint"][1:])
         assert run.returncode == 0, run.stderr
-        while http_status(port) != expected:
-            assert time.monotonic() - t0 < 60, f"anchor {sid} never answered {expected}"
+        while not answers():
+            assert time.monotonic() - t0 < 60, f"anchor {sid} never answered"
             time.sleep(0.01)
         anchors.append(time.monotonic() - t0)
         docker("rm", "-f", f"anchor-{sid}-{r}")
@@ -166,13 +194,8 @@ for service in catalog:
     assert status == 201 and account["live"], body
     status, body = call("GET", f"/api/services/catalog/{sid}/accounts/bench-peer/credentials")
     secret = json.loads(body)["password"]
-    while True:
-        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-u",
-                              f"bench-peer:{secret}", "-X", "PROPFIND", "-H", "Depth: 0",
-                              f"http://127.0.0.1:{picd_port}/"], capture_output=True, text=True)
-        if out.stdout == "207":
-            break
-        assert time.monotonic() - t0 < 30, out.stdout
+    while not login_ok(active, "bench-peer", secret):
+        assert time.monotonic() - t0 < 30, f"{sid}: the new account never logged in"
     login = time.monotonic() - t0
     print(f"{sid}: account API answer {ms(api)} (its own probe waited {account['waited_ms']} ms), "
           f"first client login {ms(login)} after the call")

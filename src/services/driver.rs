@@ -306,19 +306,40 @@ impl DockerDriver {
             }
             remove_container(docker, &id).await?;
         }
-        let options = CreateContainerOptionsBuilder::new()
-            .name(&container_name(manifest.id))
-            .build();
-        let created = docker
-            .create_container(Some(options), wanted)
-            .await
-            .map_err(failed)?;
+        let created = create_named(docker, &container_name(manifest.id), wanted).await?;
         docker
             .start_container(&created.id, None::<StartContainerOptions>)
             .await
             .map_err(failed)?;
         tracing::info!(service = manifest.id, container = %created.id, "service container started");
         Ok(())
+    }
+}
+
+/// Creates the container under its name. The engine gives a removed container's name back
+/// a moment after the container is gone (its inspect already says 404): a name still taken
+/// by a container that is not listed any more is waited for, briefly.
+async fn create_named(
+    docker: &Docker,
+    name: &str,
+    wanted: ContainerCreateBody,
+) -> Result<bollard::models::ContainerCreateResponse, DriverError> {
+    let options = CreateContainerOptionsBuilder::new().name(name).build();
+    let mut tries = 0;
+    loop {
+        match docker
+            .create_container(Some(options.clone()), wanted.clone())
+            .await
+        {
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) if tries < 50 && message.contains("already in use") => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other.map_err(failed),
+        }
     }
 }
 

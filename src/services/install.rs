@@ -156,7 +156,9 @@ pub async fn wait_healthy(manifest: &Manifest, row: &Installed) -> Result<Durati
             Ok(()) => return Ok(started.elapsed()),
             Err(e) => last = e,
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // A service usually answers within a second of its start: ask often at first.
+        let pause = if started.elapsed() < Duration::from_secs(2) { 20 } else { 200 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
     Err(format!(
         "not healthy after {} s: {last}",
