@@ -231,6 +231,8 @@ fn accounts_table() -> Vec<Refused> {
         "/api/files/users/peer1/files",
         "/api/calendar/status",
         "/api/calendar/users",
+        "/api/email/status",
+        "/api/email/mailboxes",
     ] {
         for (who, answer) in [(Anonymous, UNAUTHORIZED), (Peer, ADMIN_ONLY)] {
             table.push(refused(who, Method::GET, path, Body::Empty, answer));
@@ -241,6 +243,7 @@ fn accounts_table() -> Vec<Refused> {
         "/api/files/users",
         "/api/files/users/peer1/files",
         "/api/calendar/users",
+        "/api/email/mailboxes",
     ] {
         table.push(refused(
             Admin,

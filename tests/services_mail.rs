@@ -311,6 +311,22 @@ async fn mail_is_delivered_over_lmtp_and_read_over_imap_by_its_owner_only() {
         LOGIN_DENIED
     );
 
+    // The email API counts what each mailbox holds.
+    let (status, boxes) = admin.get_json("/api/email/mailboxes").await;
+    assert_eq!(status, StatusCode::OK, "{boxes}");
+    let inbox = |user: &str| {
+        boxes["mailboxes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["username"] == user)
+            .map(|b| b["folders"][0].clone())
+            .unwrap_or_else(|| panic!("no mailbox for {user}: {boxes}"))
+    };
+    assert_eq!(inbox("alice")["name"], "INBOX", "{boxes}");
+    assert_eq!(inbox("alice")["messages"], 1, "{boxes}");
+    assert_eq!(inbox("bob")["messages"], 0, "{boxes}");
+
     // A session alice opened before she is deleted, idling in her INBOX.
     let mut session = ImapSession::login(imap_port, "alice", alice_pw);
 

@@ -157,7 +157,11 @@ pub async fn wait_healthy(manifest: &Manifest, row: &Installed) -> Result<Durati
             Err(e) => last = e,
         }
         // A service usually answers within a second of its start: ask often at first.
-        let pause = if started.elapsed() < Duration::from_secs(2) { 20 } else { 200 };
+        let pause = if started.elapsed() < Duration::from_secs(2) {
+            20
+        } else {
+            200
+        };
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
     Err(format!(

@@ -289,4 +289,5 @@ pub fn router() -> axum::Router<AppState> {
         .merge(super::accounts::routes::router())
         .merge(super::adapters::files::router())
         .merge(super::adapters::calendar::router())
+        .merge(super::adapters::email::router())
 }

@@ -1,8 +1,9 @@
-//! The per-service APIs: `/api/files/*` and `/api/calendar/*`, read from the services' data
+//! The per-service APIs: `/api/files/*`, `/api/calendar/*` and `/api/email/*`, read from the services' data
 //! folders (which picd owns). Each has a `status` route that always answers; the others
 //! answer 404 `not_installed` while the service is not installed.
 
 pub mod calendar;
+pub mod email;
 pub mod files;
 mod walk;
 
