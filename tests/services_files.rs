@@ -188,6 +188,35 @@ async fn files_service_is_built_installed_hardened_and_reconciled() {
     let ours = dockerd.docker_ok(&["ps", "-aq", "--filter", "label=org.picd.managed=true"]);
     assert_eq!(ours.lines().count(), 1, "duplicates: {ours}");
 
+    // A restart of picd, then of the engine: the same container, running, no duplicate.
+    let mut picd = picd;
+    picd.restart().await;
+    dockerd.restart();
+    let after = wait_running(&dockerd, "picd-files", "").await;
+    assert_eq!(
+        after["Id"],
+        back_id.as_str(),
+        "a restart replaced the container"
+    );
+    let started = Instant::now();
+    while http_status(port) != "401" && started.elapsed() < COME_BACK {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(http_status(port), "401", "not serving after the restarts");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ours = dockerd.docker_ok(&["ps", "-aq", "--filter", "label=org.picd.managed=true"]);
+    assert_eq!(
+        ours.lines().count(),
+        1,
+        "duplicates after the restarts: {ours}"
+    );
+    let same = inspect(&dockerd, "picd-files").expect("still there");
+    assert_eq!(
+        same["Id"],
+        back_id.as_str(),
+        "a pass after the restarts recreated it"
+    );
+
     // Removed and at once installed again: the install succeeds (bench/services.sh, which
     // does this right after a start, caught the engine still removing the old container).
     let resp = admin

@@ -53,9 +53,48 @@ impl Dockerd {
             .prefix("picd-dockerd-")
             .tempdir()
             .expect("temporary directory");
-        let root = dir.path();
-        let log = std::fs::File::create(root.join("dockerd.log")).expect("dockerd log");
-        let child = Command::new("dockerd")
+        let child = Dockerd::spawn(dir.path());
+        let dockerd = Dockerd {
+            child: Mutex::new(Some(child)),
+            dir,
+        };
+        dockerd.wait_answering();
+        dockerd
+    }
+
+    /// Stops the engine (its containers stop with it) and starts it again on the same data.
+    pub fn restart(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(running) = child.as_mut() {
+            stop_child(running);
+        }
+        let _ = std::fs::remove_file(self.socket());
+        *child = Some(Dockerd::spawn(self.dir.path()));
+        drop(child);
+        self.wait_answering();
+    }
+
+    fn wait_answering(&self) {
+        let started = Instant::now();
+        while started.elapsed() < DOCKERD_START {
+            if self.socket().exists() && self.docker(&["version"]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "dockerd did not answer within {DOCKERD_START:?}:\n{}",
+            self.log()
+        );
+    }
+
+    fn spawn(root: &Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.join("dockerd.log"))
+            .expect("dockerd log");
+        Command::new("dockerd")
             .arg(format!("--data-root={}", root.join("data").display()))
             .arg(format!("--exec-root={}", root.join("exec").display()))
             .arg(format!("--pidfile={}", root.join("dockerd.pid").display()))
@@ -68,22 +107,7 @@ impl Dockerd {
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .expect("starting dockerd");
-        let dockerd = Dockerd {
-            child: Mutex::new(Some(child)),
-            dir,
-        };
-        let started = Instant::now();
-        while started.elapsed() < DOCKERD_START {
-            if dockerd.socket().exists() && dockerd.docker(&["version"]).status.success() {
-                return dockerd;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!(
-            "dockerd did not answer within {DOCKERD_START:?}:\n{}",
-            dockerd.log()
-        );
+            .expect("starting dockerd")
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -127,20 +151,24 @@ impl Drop for Dockerd {
         for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
             let _ = self.docker(&["rm", "-f", id]);
         }
-        // Our own child, by its id.
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let started = Instant::now();
-        while started.elapsed() < DOCKERD_STOP {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        stop_child(&mut child);
     }
+}
+
+/// SIGTERM to our own dockerd, by its id; SIGKILL if it is still there after DOCKERD_STOP.
+fn stop_child(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let started = Instant::now();
+    while started.elapsed() < DOCKERD_STOP {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// `picd services build-images` for a test picd's state directory, against this engine, with
