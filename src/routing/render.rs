@@ -131,8 +131,15 @@ fn element(entry: &IpEntry, v4: bool, now: OffsetDateTime) -> Option<String> {
         return None;
     }
     let total = (expires - created).whole_seconds().max(left);
+    // nft refuses longer timeouts ("value too large"), which would refuse the whole table.
+    // A later expiry is held at the longest nft takes; every rebuild renders the time left
+    // again, so the entry still goes at its own time.
+    let (total, left) = (total.min(TIMEOUT_MAX_SECONDS), left.min(TIMEOUT_MAX_SECONDS));
     Some(format!("{text} timeout {total}s expires {left}s"))
 }
+
+/// The longest element timeout nft 1.0.6 accepts, in seconds (about 3 years 2 months).
+const TIMEOUT_MAX_SECONDS: i64 = 99_999_999;
 
 fn filter_chain(out: &mut String, desired: &Desired, chain: &str) {
     let _ = writeln!(
@@ -334,5 +341,23 @@ mod tests {
         );
         assert_eq!(element(&entry("2026-01-01T02:00:00Z"), false, now), None);
         assert_eq!(element(&entry("2026-01-01T00:30:00Z"), true, now), None);
+    }
+
+    #[test]
+    fn an_expiry_past_what_nft_takes_is_held_at_its_longest_timeout() {
+        let now = crate::time::parse_rfc3339("2026-12-07T00:00:00Z").unwrap();
+        let entry = IpEntry {
+            id: "far".into(),
+            list_type: "blacklist".into(),
+            ip_address: "198.51.100.7".into(),
+            reason: String::new(),
+            status: "active".into(),
+            expires_at: Some("2099-01-01T00:00:00Z".into()),
+            created_at: "2026-12-07T00:00:00Z".into(),
+        };
+        assert_eq!(
+            element(&entry, true, now).as_deref(),
+            Some("198.51.100.7 timeout 99999999s expires 99999999s")
+        );
     }
 }
