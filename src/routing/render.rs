@@ -134,7 +134,10 @@ fn element(entry: &IpEntry, v4: bool, now: OffsetDateTime) -> Option<String> {
     // nft refuses longer timeouts ("value too large"), which would refuse the whole table.
     // A later expiry is held at the longest nft takes; every rebuild renders the time left
     // again, so the entry still goes at its own time.
-    let (total, left) = (total.min(TIMEOUT_MAX_SECONDS), left.min(TIMEOUT_MAX_SECONDS));
+    let (total, left) = (
+        total.min(TIMEOUT_MAX_SECONDS),
+        left.min(TIMEOUT_MAX_SECONDS),
+    );
     Some(format!("{text} timeout {total}s expires {left}s"))
 }
 

@@ -7,16 +7,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use bollard::models::{
-    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, HostConfig, RestartPolicy,
-    RestartPolicyNameEnum,
-};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    StartContainerOptions,
-};
+use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
+use bollard::query_parameters::{ListContainersOptionsBuilder, StartContainerOptions};
 use bollard::Docker;
-use sha2::{Digest, Sha256};
 
 use super::accounts::disk::{self, Applied};
 use super::accounts::store::{self as accounts, Account};
@@ -50,7 +43,7 @@ fn unavailable(e: impl std::fmt::Display) -> DriverError {
     DriverError::Unavailable(NAME, e.to_string())
 }
 
-fn failed(e: impl std::fmt::Display) -> DriverError {
+pub(super) fn failed(e: impl std::fmt::Display) -> DriverError {
     DriverError::Failed(NAME, e.to_string())
 }
 
@@ -146,99 +139,6 @@ impl DockerDriver {
         Ok(())
     }
 
-    /// The container the service should have; its hash goes on a label.
-    fn wanted(
-        &self,
-        manifest: &Manifest,
-        installed: &Installed,
-        image: &BuiltImage,
-    ) -> ContainerCreateBody {
-        let dir = self.service_dir(manifest.id);
-        let mut binds: Vec<String> = manifest
-            .volumes
-            .iter()
-            .map(|v| format!("{}:{}", dir.join("volumes").join(v.name).display(), v.mount))
-            .collect();
-        binds.push(format!(
-            "{}:{}:ro",
-            dir.join("config").display(),
-            manifest.config_mount
-        ));
-        let tmpfs = manifest
-            .security
-            .tmpfs
-            .iter()
-            .map(|p| (p.to_string(), "rw,nosuid,nodev,size=16m".to_string()))
-            .collect();
-        let host = HostConfig {
-            // Host networking, bound to the loopback port picd allocated: Docker's bridge
-            // network is never used, and only Caddy (on this machine) reaches the service.
-            network_mode: Some("host".into()),
-            binds: Some(binds),
-            tmpfs: Some(tmpfs),
-            readonly_rootfs: Some(true),
-            cap_drop: Some(vec!["ALL".into()]),
-            cap_add: Some(
-                manifest
-                    .security
-                    .capabilities
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect(),
-            ),
-            security_opt: Some(vec!["no-new-privileges:true".into()]),
-            memory: Some(manifest.resources.memory_bytes),
-            pids_limit: Some(manifest.resources.pids),
-            restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                maximum_retry_count: None,
-            }),
-            ..Default::default()
-        };
-        let mut body = ContainerCreateBody {
-            image: Some(image.image_id.clone()),
-            entrypoint: Some(manifest.entrypoint.iter().map(|s| s.to_string()).collect()),
-            cmd: Some(vec![]),
-            user: Some(manifest.security.user.into()),
-            env: Some(
-                manifest
-                    .env
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect(),
-            ),
-            host_config: Some(host),
-            ..Default::default()
-        };
-        // The ports are in the hash too: the service reads them from its config only at start.
-        // A HashMap (tmpfs) serializes in a random order: hash it sorted, apart from the rest.
-        let mut hashed = body.clone();
-        let mut tmpfs: Vec<String> = manifest
-            .security
-            .tmpfs
-            .iter()
-            .map(|p| p.to_string())
-            .collect();
-        tmpfs.sort();
-        if let Some(host) = hashed.host_config.as_mut() {
-            host.tmpfs = None;
-        }
-        let mut spec = serde_json::to_vec(&hashed).unwrap_or_default();
-        spec.extend_from_slice(tmpfs.join("\n").as_bytes());
-        // Ports alone, in endpoint order: a one-endpoint service hashes as it did before
-        // endpoints had names, so an upgrade of picd does not recreate its container.
-        for port in installed.ports.values() {
-            spec.extend_from_slice(&port.to_be_bytes());
-        }
-        let hash = hex::encode(&Sha256::digest(&spec)[..8]);
-        body.labels = Some(HashMap::from([
-            (LABEL_MANAGED.to_string(), "true".to_string()),
-            (LABEL_SERVICE.to_string(), manifest.id.to_string()),
-            (LABEL_SPEC.to_string(), hash),
-        ]));
-        body
-    }
-
     /// `apply_service` for one service on its own, in the engine's one-pass-at-a-time order.
     pub async fn apply_one(
         &self,
@@ -277,12 +177,13 @@ impl DockerDriver {
         // A container the engine is still removing (a remove just before) is as good as gone.
         let existing = match existing {
             Some(c) if c.state == Some(ContainerSummaryStateEnum::REMOVING) => {
-                wait_removed(docker, c.id.as_deref().unwrap_or_default()).await?;
+                super::container::wait_removed(docker, c.id.as_deref().unwrap_or_default()).await?;
                 None
             }
             other => other,
         };
-        let wanted = self.wanted(manifest, installed, image);
+        let wanted =
+            super::container::spec(&self.service_dir(manifest.id), manifest, installed, image);
         let wanted_spec = wanted
             .labels
             .as_ref()
@@ -304,9 +205,10 @@ impl DockerDriver {
                 }
                 return Ok(());
             }
-            remove_container(docker, &id).await?;
+            super::container::remove(docker, &id).await?;
         }
-        let created = create_named(docker, &container_name(manifest.id), wanted).await?;
+        let created =
+            super::container::create_named(docker, &container_name(manifest.id), wanted).await?;
         docker
             .start_container(&created.id, None::<StartContainerOptions>)
             .await
@@ -314,58 +216,6 @@ impl DockerDriver {
         tracing::info!(service = manifest.id, container = %created.id, "service container started");
         Ok(())
     }
-}
-
-/// Creates the container under its name. The engine gives a removed container's name back
-/// a moment after the container is gone (its inspect already says 404): a name still taken
-/// by a container that is not listed any more is waited for, briefly.
-async fn create_named(
-    docker: &Docker,
-    name: &str,
-    wanted: ContainerCreateBody,
-) -> Result<bollard::models::ContainerCreateResponse, DriverError> {
-    let options = CreateContainerOptionsBuilder::new().name(name).build();
-    let mut tries = 0;
-    loop {
-        match docker
-            .create_container(Some(options.clone()), wanted.clone())
-            .await
-        {
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409,
-                message,
-            }) if tries < 50 && message.contains("already in use") => {
-                tries += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            other => return other.map_err(failed),
-        }
-    }
-}
-
-/// Waits (up to 30 s) until the engine has finished removing a container.
-async fn wait_removed(docker: &Docker, id: &str) -> Result<(), DriverError> {
-    let started = std::time::Instant::now();
-    while started.elapsed() < std::time::Duration::from_secs(30) {
-        match docker.inspect_container(id, None).await {
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => return Ok(()),
-            Err(e) => return Err(failed(e)),
-            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-        }
-    }
-    Err(failed(format!(
-        "container {id} is still being removed after 30 s"
-    )))
-}
-
-async fn remove_container(docker: &Docker, id: &str) -> Result<(), DriverError> {
-    let options = RemoveContainerOptionsBuilder::new().force(true).build();
-    docker
-        .remove_container(id, Some(options))
-        .await
-        .map_err(failed)
 }
 
 /// The service runs as an unprivileged user: its data folders must be that user's.
@@ -451,7 +301,8 @@ impl Driver for DockerDriver {
                 .iter()
                 .any(|row| service_of(container) == Some(row.service_id.as_str()));
             if !wanted {
-                remove_container(&docker, container.id.as_deref().unwrap_or_default()).await?;
+                super::container::remove(&docker, container.id.as_deref().unwrap_or_default())
+                    .await?;
             }
         }
         first_error.map_or(Ok(()), Err)
