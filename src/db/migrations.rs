@@ -69,6 +69,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "routing_peer_policy",
         include_str!("../../migrations/0015_routing_peer_policy.sql"),
     ),
+    (
+        17,
+        "connectivity",
+        include_str!("../../migrations/0017_connectivity.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.
