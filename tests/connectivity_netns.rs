@@ -1,0 +1,400 @@
+//! A `wireguard_ext` exit applied for real: a cell (picd in its namespace) with an uplink to
+//! an "internet" namespace, a WireGuard provider behind that internet, and two peers on full
+//! tunnels. The peer assigned to the exit reaches the internet from the provider's address and
+//! its DNS (to a hard-coded resolver) goes to the provider's resolver; the other peer goes
+//! direct. When the provider stops, the exit peer is refused at once and not one of its
+//! packets leaves through the cell's uplink, also when picd's `ip rule` is deleted or its
+//! table flushed by hand (the kill switch in the forward chain holds); the next pass restores
+//! both. A fail-open peer goes direct while the exit is down and back when it returns.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::netns::*;
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const CONNECTIONS: &str = "/api/connectivity/connections";
+/// Passes every 3 s: slow enough that a rule deleted by hand stays deleted for a moment.
+const RECONCILE_SECONDS: u64 = 3;
+const FIRST_PING: Duration = Duration::from_secs(15);
+const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A refusal must come back well within curl's own limit.
+const CURL_MAX_SECONDS: &str = "5";
+const FAST_REFUSAL: Duration = Duration::from_millis(1500);
+const LEAK_TABLE: &str = "leakwatch";
+
+struct ExitLab {
+    lab: Lab,
+    admin: TestClient,
+    alice: WgClient,
+    bob: WgClient,
+    provider: Provider,
+    exit_id: String,
+    exit_if: String,
+}
+
+/// curl from a peer's namespace to the internet's HTTP server: the address it saw (None when
+/// refused or timed out), and how long it took.
+fn fetch(client: &WgClient) -> (Option<String>, Duration) {
+    let started = Instant::now();
+    let url = format!("http://{INTERNET_SERVER}:{HTTP_PORT}/");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &client.ns, "curl", "-s", "--max-time"])
+        .args([CURL_MAX_SECONDS, &url])
+        .output()
+        .expect("curl");
+    let seen = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success().then_some(seen), started.elapsed())
+}
+
+/// One DNS question to a resolver the peer hard-coded; whether it was answered.
+fn dns_answered(client: &WgClient, tcp: bool) -> bool {
+    let server = format!("@{HARD_CODED_RESOLVER}");
+    let mut args = vec![
+        "netns", "exec", &client.ns, "dig", &server, "+time=1", "+tries=1",
+    ];
+    if tcp {
+        args.push("+tcp");
+    }
+    args.push("example.org");
+    Command::new("ip")
+        .args(&args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn cell(lab: &Lab, line: &str) -> String {
+    run(&format!("ip netns exec {} {line}", lab.cell_ns))
+}
+
+impl ExitLab {
+    async fn start() -> ExitLab {
+        require_root_and_tools(&["nft", "curl", "dig", "python3", "ping"]);
+        let options = LabOptions {
+            reconcile_interval_seconds: RECONCILE_SECONDS,
+            ..LabOptions::default()
+        };
+        let mut lab = Lab::start(options).await;
+        let admin = lab.admin().await;
+        let mut peers = Vec::new();
+        for name in ["alice", "bob"] {
+            create_peer(&admin, json!({ "name": name, "tunnel": "full" })).await;
+            let config = config_text(&admin, &format!("/api/peers/{name}/config")).await;
+            let client = lab.connect(&config);
+            assert!(
+                lab.tunnel_works_within(&client, FIRST_PING),
+                "{name}'s tunnel"
+            );
+            peers.push(client);
+        }
+        let provider = lab.provider();
+        lab.enable_forwarding();
+        let body = json!({ "name": "provider", "type": "wireguard_ext",
+                           "config": provider.customer_config });
+        let resp = admin.send_json(Method::POST, CONNECTIONS, &body).await;
+        let (status, created) = json_of(resp).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let exit_if = created["interface"]
+            .as_str()
+            .expect("interface")
+            .to_string();
+        lab.forget_socket_later(&exit_if);
+        let bob = peers.pop().expect("bob");
+        let alice = peers.pop().expect("alice");
+        let exit_id = created["id"].as_str().expect("id").to_string();
+        ExitLab {
+            lab,
+            admin,
+            alice,
+            bob,
+            provider,
+            exit_id,
+            exit_if,
+        }
+    }
+
+    async fn put(&self, path: &str, body: Value) -> Value {
+        let resp = self.admin.send_json(Method::PUT, path, &body).await;
+        let (status, answer) = json_of(resp).await;
+        assert_eq!(status, StatusCode::OK, "PUT {path} {body}: {answer}");
+        answer
+    }
+
+    async fn state(&self) -> String {
+        let (status, body) = self.admin.get_json("/api/connectivity/status").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["connections"][0]["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    async fn wait_state(&self, wanted: &str) {
+        let deadline = Instant::now() + APPLY_TIMEOUT;
+        while self.state().await != wanted {
+            assert!(
+                Instant::now() < deadline,
+                "the exit is not {wanted}; log:\n{}",
+                self.lab.picd_log()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    fn waits_for(&self, client: &WgClient, seen: &str, what: &str) {
+        let mut last = None;
+        let reached = eventually(APPLY_TIMEOUT, || {
+            last = fetch(client).0;
+            last.as_deref() == Some(seen)
+        });
+        assert!(reached, "{what}: saw {last:?}; {}", self.kernel_state());
+    }
+
+    /// The cell's rules, exit table and nftables ruleset, and picd's log, for a failure.
+    fn kernel_state(&self) -> String {
+        let show = |line: &str| cell(&self.lab, line);
+        format!(
+            "rules:\n{}\ntable 1001:\n{}\nruleset:\n{}\nlog:\n{}",
+            show("ip rule show"),
+            show("ip route show table 1001"),
+            show("nft list ruleset"),
+            self.lab.picd_log()
+        )
+    }
+
+    /// A counter of every packet from alice's addresses leaving through the uplink (before
+    /// the cell's masquerade rewrites the source).
+    fn watch_uplink(&self) {
+        let [v4, v6] = tunnel_addrs(&self.alice);
+        let _ = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.lab.cell_ns,
+                "nft",
+                "delete",
+                "table",
+                "inet",
+                LEAK_TABLE,
+            ])
+            .output();
+        cell(&self.lab, &format!("nft add table inet {LEAK_TABLE}"));
+        cell(
+            &self.lab,
+            &format!("nft add chain inet {LEAK_TABLE} out {{ type filter hook postrouting priority -300 ; }}"),
+        );
+        for m in [format!("ip saddr {v4}"), format!("ip6 saddr {v6}")] {
+            cell(
+                &self.lab,
+                &format!("nft add rule inet {LEAK_TABLE} out oifname {UPLINK_IF} {m} counter"),
+            );
+        }
+    }
+
+    fn leaked_packets(&self) -> u64 {
+        let out = cell(&self.lab, &format!("nft -j list table inet {LEAK_TABLE}"));
+        let json: Value = serde_json::from_str(&out).expect("nft -j");
+        json["nftables"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|i| i["rule"]["expr"].as_array())
+            .flat_map(|e| e.iter().filter_map(|x| x["counter"]["packets"].as_u64()))
+            .sum()
+    }
+
+    /// alice is refused at once (not a timeout), DNS to a hard-coded resolver goes unanswered,
+    /// and nothing of hers has left through the uplink.
+    fn assert_cut_off(&self, when: &str) {
+        let (seen, took) = fetch(&self.alice);
+        assert_eq!(seen, None, "{when}: alice reached the internet");
+        assert!(
+            took < FAST_REFUSAL,
+            "{when}: refused only after {took:?}, not at once"
+        );
+        assert!(
+            !dns_answered(&self.alice, false),
+            "{when}: DNS over UDP answered"
+        );
+        assert!(
+            !dns_answered(&self.alice, true),
+            "{when}: DNS over TCP answered"
+        );
+        let _ = self.lab.ping(&self.alice, INTERNET_SERVER);
+        assert_eq!(
+            self.leaked_packets(),
+            0,
+            "{when}: alice's packets on the uplink"
+        );
+        eprintln!("{when}: alice refused in {took:?}, 0 packets on the uplink");
+    }
+
+    fn picd_rule_present(&self) -> bool {
+        cell(&self.lab, "ip rule show").contains("lookup 1001")
+    }
+}
+
+fn tunnel_addrs(client: &WgClient) -> [String; 2] {
+    let family = |v6: bool| {
+        let address = client
+            .config
+            .addresses
+            .iter()
+            .find(|a| a.contains(':') == v6);
+        address
+            .expect("an address of each family")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    [family(false), family(true)]
+}
+
+/// Deletes something of picd's by hand, checks alice is still cut off while it is gone (retries
+/// if a pass restored it meanwhile), then waits for a pass to restore it.
+async fn tamper(x: &ExitLab, what: &str, break_it: &str, restored: impl Fn() -> bool) {
+    let mut checked = false;
+    for _ in 0..5 {
+        cell(&x.lab, break_it);
+        x.assert_cut_off(what);
+        if !restored() {
+            checked = true;
+            break;
+        }
+    }
+    assert!(checked, "{what}: every check raced a pass that restored it");
+    assert!(
+        eventually(APPLY_TIMEOUT, &restored),
+        "{what}: not restored by the next pass"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exit_peer_leaves_through_the_provider_and_nowhere_else() {
+    let x = ExitLab::start().await;
+    let (_, listed) = x.admin.get_json(CONNECTIONS).await;
+    let private_key = x
+        .provider
+        .customer_config
+        .lines()
+        .find_map(|l| l.strip_prefix("PrivateKey = "));
+    assert!(
+        !listed.to_string().contains(private_key.expect("key")),
+        "a key was echoed: {listed}"
+    );
+    x.put(
+        "/api/connectivity/peers/alice/exit",
+        json!({ "connection": x.exit_id }),
+    )
+    .await;
+    x.wait_state("up").await;
+    x.waits_for(&x.alice, PROVIDER_ADDR, "alice through the exit");
+    x.waits_for(&x.bob, CELL_UPLINK_ADDR, "bob direct");
+    assert!(
+        dns_answered(&x.alice, false),
+        "alice's DNS through the exit"
+    );
+    let asked = std::fs::read_to_string(&x.provider.dns_log).unwrap_or_default();
+    assert!(
+        asked.contains(CELL_TUNNEL_ADDR),
+        "the provider's resolver was not asked: {asked:?}"
+    );
+
+    // Idempotent: further passes leave rules, routes and the table as they are.
+    let snapshot = || {
+        let table = cell(&x.lab, "nft list table inet picd");
+        let table: String = table.lines().filter(|l| !l.contains("counter")).collect();
+        (
+            cell(&x.lab, "ip rule show"),
+            cell(&x.lab, "ip route show table 1001"),
+            table,
+        )
+    };
+    let before = snapshot();
+    tokio::time::sleep(Duration::from_secs(2 * RECONCILE_SECONDS + 1)).await;
+    assert_eq!(before, snapshot(), "a pass changed the kernel state");
+
+    x.watch_uplink();
+    run(&format!(
+        "ip -n {} link set {} down",
+        x.provider.ns, x.provider.ifname
+    ));
+    x.wait_state("down").await;
+    x.assert_cut_off("provider down");
+    tamper(&x, "ip rule deleted", "ip rule del pref 10101", || {
+        x.picd_rule_present()
+    })
+    .await;
+    let table_whole = || cell(&x.lab, "ip route show table 1001").contains("unreachable");
+    tamper(
+        &x,
+        "table flushed",
+        "ip route flush table 1001",
+        table_whole,
+    )
+    .await;
+    assert_eq!(x.leaked_packets(), 0, "alice's packets on the uplink");
+
+    run(&format!(
+        "ip -n {} link set {} up",
+        x.provider.ns, x.provider.ifname
+    ));
+    x.wait_state("up").await;
+    x.waits_for(&x.alice, PROVIDER_ADDR, "alice through the exit again");
+    eprintln!("exit interface {}", x.exit_if);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fail_open_peer_goes_direct_while_its_exit_is_down() {
+    let x = ExitLab::start().await;
+    x.put(
+        "/api/connectivity/peers/alice/exit",
+        json!({ "connection": x.exit_id }),
+    )
+    .await;
+    let peer = x
+        .put(
+            "/api/connectivity/peers/alice/failopen",
+            json!({ "fail_open": true }),
+        )
+        .await;
+    assert_eq!(
+        (&peer["fail_open"], &peer["connection"]),
+        (&json!(true), &json!(x.exit_id))
+    );
+    x.wait_state("up").await;
+    x.waits_for(&x.alice, PROVIDER_ADDR, "alice through the exit");
+
+    let resp = x
+        .admin
+        .send_json(
+            Method::DELETE,
+            &format!("{CONNECTIONS}/{}", x.exit_id),
+            &json!({}),
+        )
+        .await;
+    let body = expect_error(resp, StatusCode::CONFLICT, "in_use").await;
+    assert!(body.to_string().contains("alice"), "{body}");
+
+    run(&format!(
+        "ip -n {} link set {} down",
+        x.provider.ns, x.provider.ifname
+    ));
+    x.wait_state("down").await;
+    x.waits_for(
+        &x.alice,
+        CELL_UPLINK_ADDR,
+        "fail-open alice direct while the exit is down",
+    );
+    run(&format!(
+        "ip -n {} link set {} up",
+        x.provider.ns, x.provider.ifname
+    ));
+    x.wait_state("up").await;
+    x.waits_for(&x.alice, PROVIDER_ADDR, "alice back through the exit");
+}
