@@ -97,7 +97,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ended = crate::health::run_health_checks(app.clone()) => ended.context("health checks ended")?,
         ended = run_session_sweeper(app.clone()) => ended.context("session sweeper ended")?,
         ended = run_reconciler(app.clone()) => ended.context("reconciler ended")?,
-        ended = crate::connectivity::driver::run_exit_health(app.clone()) => ended.context("exit health checks ended")?,
+        ended = crate::connectivity::passes::run_exit_health(app.clone()) => ended.context("exit health checks ended")?,
         ended = app.wireguard.clone().run_device_watchdog() => ended.context("WireGuard")?,
         ended = run_storage_keepers(app.clone(), storage.degraded()) => ended.context("storage keepers ended")?,
     }

@@ -73,7 +73,7 @@ fn cell(lab: &Lab, line: &str) -> String {
 
 impl ExitLab {
     async fn start() -> ExitLab {
-        require_root_and_tools(&["nft", "curl", "dig", "python3", "ping"]);
+        require_root_and_tools(&["nft", "curl", "dig", "python3", "ping", "conntrack"]);
         let options = LabOptions {
             reconcile_interval_seconds: RECONCILE_SECONDS,
             ..LabOptions::default()
@@ -231,6 +231,17 @@ impl ExitLab {
             "{when}: alice's packets on the uplink"
         );
         eprintln!("{when}: alice refused in {took:?}, 0 packets on the uplink");
+    }
+
+    /// None of alice's tracked flows is still masqueraded to the exit's tunnel address (each
+    /// `curl` left one in TIME_WAIT for two minutes, unless picd flushed them on the move).
+    fn assert_no_flow_through_the_exit(&self, when: &str) {
+        let [v4, _] = tunnel_addrs(&self.alice);
+        let flows = cell(&self.lab, &format!("conntrack -L -s {v4}"));
+        assert!(
+            !flows.contains(CELL_TUNNEL_ADDR),
+            "{when}: old flows kept:\n{flows}"
+        );
     }
 
     fn picd_rule_present(&self) -> bool {
@@ -391,10 +402,20 @@ async fn a_fail_open_peer_goes_direct_while_its_exit_is_down() {
         CELL_UPLINK_ADDR,
         "fail-open alice direct while the exit is down",
     );
+    x.assert_no_flow_through_the_exit("after the move to direct");
     run(&format!(
         "ip -n {} link set {} up",
         x.provider.ns, x.provider.ifname
     ));
     x.wait_state("up").await;
     x.waits_for(&x.alice, PROVIDER_ADDR, "alice back through the exit");
+
+    // Moved by the owner: the same, through the API.
+    x.put(
+        "/api/connectivity/peers/alice/exit",
+        json!({ "connection": null }),
+    )
+    .await;
+    x.waits_for(&x.alice, CELL_UPLINK_ADDR, "alice direct");
+    x.assert_no_flow_through_the_exit("after the owner moved alice");
 }

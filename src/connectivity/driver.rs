@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -21,11 +20,9 @@ use super::wgquick::Secrets;
 use crate::db::Db;
 use crate::driver::{Driver, DriverError, DriverState, SubsystemStatus};
 use crate::error::ApiError;
-use crate::state::AppState;
 use crate::vault::Vault;
 
 const NAME: &str = "connectivity";
-const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 const PROBE_WAIT_SECONDS: &str = "1";
 
 struct Built {
@@ -40,7 +37,7 @@ struct Inner {
 }
 
 pub struct ConnectivityDriver {
-    enabled: bool,
+    pub(super) enabled: bool,
     kernel: Result<bool, String>,
     wireguard_interface: String,
     vault: Vault,
@@ -242,11 +239,12 @@ impl ConnectivityDriver {
             .collect())
     }
 
-    /// One probe of every exit; records each change of health. True when one changed.
-    async fn probe_all(&self, db: &Db) -> bool {
+    /// One probe of every exit; records each change of health. Answers the connections whose
+    /// health changed.
+    pub(super) async fn probe_all(&self, db: &Db) -> Vec<String> {
         let targets = match db.call(|conn| Ok(store::list(conn)?)).await {
             Ok(rows) => rows,
-            Err(_) => return false,
+            Err(_) => return Vec::new(),
         };
         let probes = targets.iter().map(|row| {
             let ifname = self.ifname(row.slot);
@@ -276,11 +274,12 @@ impl ConnectivityDriver {
             }
         }
         if changes.is_empty() {
-            return false;
+            return Vec::new();
         }
         for (_, name, state) in &changes {
             tracing::warn!(connection = %name, state = state.as_str(), "exit health changed");
         }
+        let ids: Vec<String> = changes.iter().map(|c| c.0.clone()).collect();
         let written = db
             .write(move |tx| {
                 let now = crate::time::now_rfc3339();
@@ -290,7 +289,10 @@ impl ConnectivityDriver {
                 Ok(())
             })
             .await;
-        written.is_ok()
+        match written {
+            Ok(()) => ids,
+            Err(_) => Vec::new(),
+        }
     }
 }
 
@@ -314,34 +316,6 @@ async fn probe(ifname: &str, target: &str) -> bool {
         .kill_on_drop(true)
         .status();
     matches!(run.await, Ok(status) if status.success())
-}
-
-/// After a committed change: the exits' interfaces, routes and rules, then routing's table.
-pub fn apply_soon(app: &AppState) {
-    let app = app.clone();
-    tokio::spawn(async move {
-        if let Err(e) = app.connectivity.reconcile(&app.db).await {
-            tracing::debug!(error = %e, "connectivity pass after a change");
-        }
-        if let Err(e) = app.routing.reconcile(&app.db).await {
-            tracing::debug!(error = %e, "routing rebuild after a connectivity change");
-        }
-    });
-}
-
-/// Probes every exit every few seconds; a change of health starts a pass at once.
-pub async fn run_exit_health(app: AppState) -> anyhow::Result<()> {
-    let mut interval = tokio::time::interval(PROBE_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        if !app.connectivity.enabled {
-            continue;
-        }
-        if app.connectivity.probe_all(&app.db).await {
-            apply_soon(&app);
-        }
-    }
 }
 
 #[async_trait]

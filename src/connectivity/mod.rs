@@ -11,6 +11,7 @@ pub mod driver;
 mod health;
 mod interface;
 mod kernel;
+pub mod passes;
 pub mod peer_routes;
 pub mod render;
 pub mod routes;

@@ -94,6 +94,7 @@ async fn apply(
         Ok(change) => change,
         Err(err) => return Err(audit.refuse(&app.db, TARGET, &peer, json!({}), err).await),
     };
+    let moves = matches!(change, Change::Exit(_));
     let exit = audit
         .transact(&app.db, move |tx, entry| {
             entry.target_type = TARGET.into();
@@ -115,6 +116,11 @@ async fn apply(
                 .ok_or_else(not_found)
         })
         .await?;
-    super::driver::apply_soon(&app);
+    // A new exit: the peer's old flows go, so none keeps its old way out.
+    let moved = match moves {
+        true => vec![exit.address_v4.clone(), exit.address_v6.clone()],
+        false => Vec::new(),
+    };
+    super::passes::apply_then_flush(&app, moved);
     Ok(Json(json!(exit)))
 }

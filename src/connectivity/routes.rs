@@ -155,7 +155,7 @@ pub async fn create(
             Ok(row)
         })
         .await?;
-    super::driver::apply_soon(&app);
+    super::passes::apply_soon(&app);
     let body = connection_json(&app, &row, &[]);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -196,7 +196,7 @@ pub async fn update(
             Ok((row, users))
         })
         .await?;
-    super::driver::apply_soon(&app);
+    super::passes::apply_soon(&app);
     Ok(Json(connection_json(&app, &row, &users)))
 }
 
@@ -229,7 +229,7 @@ pub async fn delete(
             }
         })
         .await?;
-    super::driver::apply_soon(&app);
+    super::passes::apply_soon(&app);
     Ok(StatusCode::NO_CONTENT)
 }
 
