@@ -95,6 +95,10 @@ pub fn build(
         true => ExitApi::Kernel(WGApi::<Kernel>::new(ifname.to_string()).map_err(text)?),
         false => ExitApi::Userspace(WGApi::<Userspace>::new(ifname.to_string()).map_err(text)?),
     };
+    // One left from an earlier picd (a kernel interface outlives the process) is rebuilt.
+    if std::path::Path::new("/sys/class/net").join(ifname).exists() {
+        let _ = api.get().remove_interface();
+    }
     match &mut api {
         ExitApi::Kernel(a) => a.create_interface().map_err(text)?,
         ExitApi::Userspace(a) => a.create_interface().map_err(text)?,

@@ -59,7 +59,8 @@ pub async fn run_exit_health(app: AppState) -> anyhow::Result<()> {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        if !app.connectivity.enabled {
+        // Nothing to probe where the driver cannot build interfaces.
+        if !app.connectivity.enabled || !crate::health::probes::has_net_admin() {
             continue;
         }
         let changed = app.connectivity.probe_all(&app.db).await;
