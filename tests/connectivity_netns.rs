@@ -22,8 +22,7 @@ const CONNECTIONS: &str = "/api/connectivity/connections";
 const RECONCILE_SECONDS: u64 = 3;
 const FIRST_PING: Duration = Duration::from_secs(15);
 const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
-/// A refusal must come back well within curl's own limit.
-const CURL_MAX_SECONDS: &str = "5";
+/// A refusal must come back well within curl's own limit (5 s).
 const FAST_REFUSAL: Duration = Duration::from_millis(1500);
 const LEAK_TABLE: &str = "leakwatch";
 
@@ -35,36 +34,6 @@ struct ExitLab {
     provider: Provider,
     exit_id: String,
     exit_if: String,
-}
-
-/// curl from a peer's namespace to the internet's HTTP server: the address it saw (None when
-/// refused or timed out), and how long it took.
-fn fetch(client: &WgClient) -> (Option<String>, Duration) {
-    let started = Instant::now();
-    let url = format!("http://{INTERNET_SERVER}:{HTTP_PORT}/");
-    let out = Command::new("ip")
-        .args(["netns", "exec", &client.ns, "curl", "-s", "--max-time"])
-        .args([CURL_MAX_SECONDS, &url])
-        .output()
-        .expect("curl");
-    let seen = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success().then_some(seen), started.elapsed())
-}
-
-/// One DNS question to a resolver the peer hard-coded; whether it was answered.
-fn dns_answered(client: &WgClient, tcp: bool) -> bool {
-    let server = format!("@{HARD_CODED_RESOLVER}");
-    let mut args = vec![
-        "netns", "exec", &client.ns, "dig", &server, "+time=1", "+tries=1",
-    ];
-    if tcp {
-        args.push("+tcp");
-    }
-    args.push("example.org");
-    Command::new("ip")
-        .args(&args)
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 fn cell(lab: &Lab, line: &str) -> String {

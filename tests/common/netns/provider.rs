@@ -6,8 +6,9 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use super::{eventually, run, Lab, SOCKET_TIMEOUT, WG_RUN_DIR};
+use super::{eventually, run, Lab, WgClient, SOCKET_TIMEOUT, WG_RUN_DIR};
 
 /// The cell's uplink: its interface, its address and the internet's side.
 pub const UPLINK_IF: &str = "up0";
@@ -24,6 +25,8 @@ pub const HARD_CODED_RESOLVER: &str = "203.0.113.53";
 pub const PROVIDER_TUNNEL_ADDR: &str = "10.64.0.1";
 pub const CELL_TUNNEL_ADDR: &str = "10.64.0.2";
 pub const PROVIDER_PORT: u16 = 51820;
+/// How long a fetch through a tunnel may take before curl gives up.
+const CURL_MAX_SECONDS: &str = "5";
 
 const HTTP_SERVER: &str = r#"
 import http.server
@@ -212,4 +215,34 @@ impl Lab {
     pub fn forget_socket_later(&mut self, ifname: &str) {
         self.sockets.push(ifname.to_string());
     }
+}
+
+/// curl from a peer's namespace to the internet's HTTP server: the address it saw (None when
+/// refused or timed out), and how long it took.
+pub fn fetch(client: &WgClient) -> (Option<String>, Duration) {
+    let started = Instant::now();
+    let url = format!("http://{INTERNET_SERVER}:{HTTP_PORT}/");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &client.ns, "curl", "-s", "--max-time"])
+        .args([CURL_MAX_SECONDS, &url])
+        .output()
+        .expect("curl");
+    let seen = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success().then_some(seen), started.elapsed())
+}
+
+/// One DNS question to a resolver the peer hard-coded; whether it was answered.
+pub fn dns_answered(client: &WgClient, tcp: bool) -> bool {
+    let server = format!("@{HARD_CODED_RESOLVER}");
+    let mut args = vec![
+        "netns", "exec", &client.ns, "dig", &server, "+time=1", "+tries=1",
+    ];
+    if tcp {
+        args.push("+tcp");
+    }
+    args.push("example.org");
+    Command::new("ip")
+        .args(&args)
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
