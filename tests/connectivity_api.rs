@@ -115,6 +115,12 @@ async fn connections_are_recorded_with_their_keys_in_the_vault_and_peers_choose_
     assert_eq!(updated["used_by"], json!(["alice"]), "{updated}");
     let (_, exits) = admin.get_json("/api/connectivity/exits").await;
     assert_eq!(exits["exits"][0]["state"], "connecting", "{exits}");
+    let (status, probed) = admin.get_json(&format!("{CONNECTIONS}/{id}/health")).await;
+    assert_eq!(
+        (status, &probed["answered"]),
+        (StatusCode::OK, &json!(false)),
+        "{probed}"
+    );
     let (status, st) = admin.get_json("/api/connectivity/status").await;
     assert_eq!(status, StatusCode::OK, "{st}");
     assert_eq!(

@@ -20,6 +20,7 @@ const UNSUPPORTED: (u16, &str) = (415, "unsupported_media_type");
 
 const CONNECTIONS: &str = "/api/connectivity/connections";
 const CONNECTION: &str = "/api/connectivity/connections/nope";
+const HEALTH: &str = "/api/connectivity/connections/nope/health";
 const EXITS: &str = "/api/connectivity/exits";
 const STATUS: &str = "/api/connectivity/status";
 const PEERS: &str = "/api/connectivity/peers";
@@ -52,7 +53,7 @@ fn with_line(line: &str) -> Body {
 fn actor_rows(table: &mut Vec<Refused>) {
     use Who::*;
     for (who, answer) in [(Anonymous, UNAUTHORIZED), (Peer, ADMIN_ONLY)] {
-        for path in [CONNECTIONS, EXITS, STATUS, PEERS] {
+        for path in [CONNECTIONS, EXITS, STATUS, PEERS, HEALTH] {
             table.push(refused(who, Method::GET, path, Body::Empty, answer));
         }
     }

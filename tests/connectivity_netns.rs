@@ -5,7 +5,7 @@
 //! direct. When the provider stops, the exit peer is refused at once and not one of its
 //! packets leaves through the cell's uplink, also when picd's `ip rule` is deleted or its
 //! table flushed by hand (the kill switch in the forward chain holds); the next pass restores
-//! both. A fail-open peer goes direct while the exit is down and back when it returns.
+//! both; after kill -9 and a restart picd builds the same state. A fail-open peer goes direct while the exit is down and back when it returns.
 
 mod common;
 
@@ -33,7 +33,6 @@ struct ExitLab {
     bob: WgClient,
     provider: Provider,
     exit_id: String,
-    exit_if: String,
 }
 
 fn cell(lab: &Lab, line: &str) -> String {
@@ -82,7 +81,6 @@ impl ExitLab {
             bob,
             provider,
             exit_id,
-            exit_if,
         }
     }
 
@@ -218,6 +216,14 @@ impl ExitLab {
     }
 }
 
+/// The cell's rules, the exit's table and picd's nftables table without its counters.
+fn kernel_snapshot(lab: &Lab) -> (String, String, String) {
+    let table = cell(lab, "nft list table inet picd");
+    let table: String = table.lines().filter(|l| !l.contains("counter")).collect();
+    let rules = cell(lab, "ip rule show");
+    (rules, cell(lab, "ip route show table 1001"), table)
+}
+
 fn tunnel_addrs(client: &WgClient) -> [String; 2] {
     let family = |v6: bool| {
         let address = client
@@ -256,7 +262,7 @@ async fn tamper(x: &ExitLab, what: &str, break_it: &str, restored: impl Fn() -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exit_peer_leaves_through_the_provider_and_nowhere_else() {
-    let x = ExitLab::start().await;
+    let mut x = ExitLab::start().await;
     let (_, listed) = x.admin.get_json(CONNECTIONS).await;
     let private_key = x
         .provider
@@ -286,18 +292,13 @@ async fn an_exit_peer_leaves_through_the_provider_and_nowhere_else() {
     );
 
     // Idempotent: further passes leave rules, routes and the table as they are.
-    let snapshot = || {
-        let table = cell(&x.lab, "nft list table inet picd");
-        let table: String = table.lines().filter(|l| !l.contains("counter")).collect();
-        (
-            cell(&x.lab, "ip rule show"),
-            cell(&x.lab, "ip route show table 1001"),
-            table,
-        )
-    };
-    let before = snapshot();
+    let before = kernel_snapshot(&x.lab);
     tokio::time::sleep(Duration::from_secs(2 * RECONCILE_SECONDS + 1)).await;
-    assert_eq!(before, snapshot(), "a pass changed the kernel state");
+    assert_eq!(
+        before,
+        kernel_snapshot(&x.lab),
+        "a pass changed the kernel state"
+    );
 
     x.watch_uplink();
     run(&format!(
@@ -326,7 +327,28 @@ async fn an_exit_peer_leaves_through_the_provider_and_nowhere_else() {
     ));
     x.wait_state("up").await;
     x.waits_for(&x.alice, PROVIDER_ADDR, "alice through the exit again");
-    eprintln!("exit interface {}", x.exit_if);
+    let path = format!("{CONNECTIONS}/{}/health", x.exit_id);
+    let (status, probed) = x.admin.get_json(&path).await;
+    assert_eq!(
+        (status, &probed["answered"]),
+        (StatusCode::OK, &json!(true)),
+        "{probed}"
+    );
+
+    // kill -9 and a restart: the exit's interface is built again, with the same rules, routes
+    // and table.
+    let applied = kernel_snapshot(&x.lab);
+    x.lab.kill_and_restart_picd().await;
+    x.waits_for(
+        &x.alice,
+        PROVIDER_ADDR,
+        "alice through the exit after a restart",
+    );
+    assert_eq!(
+        applied,
+        kernel_snapshot(&x.lab),
+        "a restart built another state"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -239,6 +239,30 @@ impl ConnectivityDriver {
             .collect())
     }
 
+    /// Probes one connection now (the health loop's probe, outside its schedule); None when
+    /// there is no such connection. The recorded state is the loop's to change.
+    pub async fn probe_now(&self, db: &Db, id: String) -> Result<Option<Value>, ApiError> {
+        let Some(row) = db.call(move |conn| Ok(store::get(conn, &id)?)).await? else {
+            return Ok(None);
+        };
+        let ifname = self.ifname(row.slot);
+        let target = row.settings.dns.first().map(ToString::to_string);
+        let started = std::time::Instant::now();
+        let answered = match &target {
+            Some(target) => probe(&ifname, target).await,
+            None => false,
+        };
+        let took_ms = started.elapsed().as_millis() as u64;
+        let exits = self.exits(db).await?;
+        let shown = exits.into_iter().find(|e| e["id"] == row.id.as_str());
+        Ok(Some(json!({
+            "id": row.id, "probe_target": target, "answered": answered,
+            "probe_ms": answered.then_some(took_ms),
+            "state": shown.as_ref().map(|e| e["state"].clone()),
+            "handshake_age_seconds": shown.map(|e| e["handshake_age_seconds"].clone()),
+        })))
+    }
+
     /// One probe of every exit; records each change of health. Answers the connections whose
     /// health changed.
     pub(super) async fn probe_all(&self, db: &Db) -> Vec<String> {

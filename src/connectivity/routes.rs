@@ -239,6 +239,20 @@ pub async fn exits(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<
     Ok(Json(json!({ "exits": exits })))
 }
 
+/// Probes one connection now: whether its provider's DNS address answered through the exit.
+pub async fn health(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    if id.len() > ID_MAX {
+        return Err(ApiError::not_found("connection"));
+    }
+    let not_found = ApiError::not_found(format!("connection '{id}'"));
+    let probed = app.connectivity.probe_now(&app.db, id).await?;
+    probed.map(Json).ok_or(not_found)
+}
+
 /// The driver's state and each connection's health.
 pub async fn status(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
     let exits = app.connectivity.exits(&app.db).await?;
@@ -254,6 +268,7 @@ pub fn router() -> axum::Router<AppState> {
             "/api/connectivity/connections/{id}",
             put(update).delete(delete),
         )
+        .route("/api/connectivity/connections/{id}/health", get(health))
         .route("/api/connectivity/exits", get(exits))
         .route("/api/connectivity/status", get(status))
         .route("/api/connectivity/peers", get(super::peer_routes::list))

@@ -211,6 +211,16 @@ impl Lab {
         )
     }
 
+    /// Kills picd with SIGKILL (no chance to clean up, as a crash) and starts it again on the
+    /// same state directory.
+    pub async fn kill_and_restart_picd(&mut self) {
+        if let Some(mut child) = self.picd.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.start_picd().await;
+    }
+
     /// Remembers a WireGuard control socket picd makes (an exit's), removed with the lab.
     pub fn forget_socket_later(&mut self, ifname: &str) {
         self.sockets.push(ifname.to_string());
