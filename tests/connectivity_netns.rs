@@ -5,7 +5,8 @@
 //! direct. When the provider stops, the exit peer is refused at once and not one of its
 //! packets leaves through the cell's uplink, also when picd's `ip rule` is deleted or its
 //! table flushed by hand (the kill switch in the forward chain holds); the next pass restores
-//! both; after kill -9 and a restart picd builds the same state. A fail-open peer goes direct while the exit is down and back when it returns.
+//! both; after kill -9 and a restart picd builds the same state. A fail-open peer goes direct
+//! while the exit is down and back when it returns; a moved peer's old flows are flushed.
 
 mod common;
 
