@@ -24,6 +24,7 @@ const RECONCILE_SECONDS: u64 = 3;
 const FIRST_PING: Duration = Duration::from_secs(15);
 const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A refusal must come back well within curl's own limit (5 s).
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 const FAST_REFUSAL: Duration = Duration::from_millis(1500);
 const LEAK_TABLE: &str = "leakwatch";
 
@@ -128,7 +129,7 @@ impl ExitLab {
         format!(
             "rules:\n{}\ntable 1001:\n{}\nruleset:\n{}\nlog:\n{}",
             show("ip rule show"),
-            show("ip route show table 1001"),
+            show("ip route show table 1001") + &show("ip -6 route show table 1001"),
             show("nft list ruleset"),
             self.lab.picd_log()
         )
@@ -178,6 +179,12 @@ impl ExitLab {
     /// alice is refused at once (not a timeout), DNS to a hard-coded resolver goes unanswered,
     /// and nothing of hers has left through the uplink.
     fn assert_cut_off(&self, when: &str) {
+        let (seen6, took6) = fetch6(&self.alice);
+        assert_eq!(seen6, None, "{when}: alice reached the internet over IPv6");
+        assert!(
+            took6 < FAST_REFUSAL,
+            "{when}: IPv6 refused only after {took6:?}"
+        );
         let (seen, took) = fetch(&self.alice);
         assert_eq!(seen, None, "{when}: alice reached the internet");
         assert!(
@@ -205,11 +212,10 @@ impl ExitLab {
     /// `curl` left one in TIME_WAIT for two minutes, unless picd flushed them on the move).
     fn assert_no_flow_through_the_exit(&self, when: &str) {
         let [v4, _] = tunnel_addrs(&self.alice);
-        let flows = cell(&self.lab, &format!("conntrack -L -s {v4}"));
-        assert!(
-            !flows.contains(CELL_TUNNEL_ADDR),
-            "{when}: old flows kept:\n{flows}"
-        );
+        let flows = || cell(&self.lab, &format!("conntrack -L -s {v4}"));
+        // The flush follows the new table, so the peer may be direct a moment before it.
+        let flushed = eventually(FLUSH_TIMEOUT, || !flows().contains(CELL_TUNNEL_ADDR));
+        assert!(flushed, "{when}: old flows kept:\n{}", flows());
     }
 
     fn picd_rule_present(&self) -> bool {
@@ -279,9 +285,30 @@ async fn an_exit_peer_leaves_through_the_provider_and_nowhere_else() {
         json!({ "connection": x.exit_id }),
     )
     .await;
+    x.watch_uplink();
     x.wait_state("up").await;
     x.waits_for(&x.alice, PROVIDER_ADDR, "alice through the exit");
     x.waits_for(&x.bob, CELL_UPLINK_ADDR, "bob direct");
+    let bob6 = || fetch6(&x.bob).0.as_deref() == Some(CELL_UPLINK_ADDR6);
+    let log6 = || std::fs::read_to_string(x.lab.state_dir().join("../internet-http6.log"));
+    assert!(
+        eventually(APPLY_TIMEOUT, bob6),
+        "bob direct over IPv6: {:?} {:?}; {}",
+        fetch6(&x.bob),
+        log6(),
+        x.kernel_state()
+    );
+    // The provider offers no IPv6: alice's is refused at once, never sent out of the uplink.
+    let (seen6, took6) = fetch6(&x.alice);
+    assert!(
+        seen6.is_none() && took6 < FAST_REFUSAL,
+        "alice over IPv6: {seen6:?} after {took6:?}"
+    );
+    assert_eq!(
+        x.leaked_packets(),
+        0,
+        "alice's packets on the uplink while the exit is up"
+    );
     assert!(
         dns_answered(&x.alice, false),
         "alice's DNS through the exit"
@@ -301,7 +328,6 @@ async fn an_exit_peer_leaves_through_the_provider_and_nowhere_else() {
         "a pass changed the kernel state"
     );
 
-    x.watch_uplink();
     run(&format!(
         "ip -n {} link set {} down",
         x.provider.ns, x.provider.ifname

@@ -10,10 +10,14 @@ use std::time::{Duration, Instant};
 
 use super::{eventually, run, Lab, WgClient, SOCKET_TIMEOUT, WG_RUN_DIR};
 
-/// The cell's uplink: its interface, its address and the internet's side.
+/// The cell's uplink: its interface, its addresses and the internet's side.
 pub const UPLINK_IF: &str = "up0";
 pub const CELL_UPLINK_ADDR: &str = "192.0.2.2";
 const INTERNET_UPLINK_ADDR: &str = "192.0.2.1";
+pub const CELL_UPLINK_ADDR6: &str = "2001:db8:1::2";
+const INTERNET_UPLINK_ADDR6: &str = "2001:db8:1::1";
+/// The internet's IPv6 server (the provider offers no IPv6).
+pub const INTERNET_SERVER6: &str = "2001:db8:ff::10";
 /// The provider's address on the internet (what the internet sees from its clients).
 pub const PROVIDER_ADDR: &str = "198.51.100.2";
 const INTERNET_PROVIDER_SIDE: &str = "198.51.100.1";
@@ -40,6 +44,26 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 http.server.ThreadingHTTPServer(('0.0.0.0', 8080), H).serve_forever()
+"#;
+
+/// The same over IPv6 only (a dual-stack socket would show IPv4 clients as ::ffff:...).
+const HTTP_SERVER6: &str = r#"
+import http.server, socket
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = self.client_address[0].encode()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def log_message(self, *a):
+        pass
+class S(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
+S(('::', 8080), H).serve_forever()
 "#;
 
 /// Answers every query with an empty NOERROR (the question echoed, QR and RA set) and prints
@@ -117,6 +141,19 @@ impl Lab {
         run(&format!(
             "ip -n {cell} route add default via {INTERNET_UPLINK_ADDR}"
         ));
+        let nodad = "nodad";
+        run(&format!(
+            "ip -n {cell} addr add {CELL_UPLINK_ADDR6}/64 dev {UPLINK_IF} {nodad}"
+        ));
+        run(&format!(
+            "ip -n {cell} -6 route add default via {INTERNET_UPLINK_ADDR6}"
+        ));
+        run(&format!(
+            "ip -n {internet} addr add {INTERNET_UPLINK_ADDR6}/64 dev eth0 {nodad}"
+        ));
+        run(&format!(
+            "ip -n {internet} addr add {INTERNET_SERVER6}/128 dev lo"
+        ));
         run(&format!(
             "ip -n {internet} addr add {INTERNET_UPLINK_ADDR}/24 dev eth0"
         ));
@@ -152,6 +189,7 @@ impl Lab {
             "ip netns exec {ns} nft add rule ip provider post oifname eth0 masquerade"
         ));
         self.python_in(&internet, HTTP_SERVER, "internet-http.log");
+        self.python_in(&internet, HTTP_SERVER6, "internet-http6.log");
         let ifname = format!("pw{tag}v");
         let customer_config = self.provider_wireguard(&ns, &ifname);
         self.python_in(&ns, DNS_SERVER, "provider-dns.log");
@@ -230,10 +268,27 @@ impl Lab {
 /// curl from a peer's namespace to the internet's HTTP server: the address it saw (None when
 /// refused or timed out), and how long it took.
 pub fn fetch(client: &WgClient) -> (Option<String>, Duration) {
+    fetch_from(client, INTERNET_SERVER)
+}
+
+/// `fetch` over IPv6, from the internet's IPv6 server.
+pub fn fetch6(client: &WgClient) -> (Option<String>, Duration) {
+    fetch_from(client, &format!("[{INTERNET_SERVER6}]"))
+}
+
+fn fetch_from(client: &WgClient, host: &str) -> (Option<String>, Duration) {
     let started = Instant::now();
-    let url = format!("http://{INTERNET_SERVER}:{HTTP_PORT}/");
+    let url = format!("http://{host}:{HTTP_PORT}/");
     let out = Command::new("ip")
-        .args(["netns", "exec", &client.ns, "curl", "-s", "--max-time"])
+        .args([
+            "netns",
+            "exec",
+            &client.ns,
+            "curl",
+            "-g",
+            "-s",
+            "--max-time",
+        ])
         .args([CURL_MAX_SECONDS, &url])
         .output()
         .expect("curl");
