@@ -15,8 +15,8 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
-    audit, auth, caddy, cell, client, dns, health, logs, peers, routing, services, setup, vault,
-    web, wireguard,
+    audit, auth, caddy, cell, client, connectivity, dns, health, logs, peers, routing, services,
+    setup, vault, web, wireguard,
 };
 
 pub fn router(app: AppState) -> Router {
@@ -199,6 +199,8 @@ pub fn router(app: AppState) -> Router {
         .route("/api/keys/{id}/rotate", post(auth::key_routes::rotate))
         // Routing and firewall
         .merge(routing::routes::router())
+        // Connectivity exits
+        .merge(connectivity::routes::router())
         // Service store
         .merge(services::routes::router())
         // Pages

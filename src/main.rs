@@ -11,6 +11,7 @@ mod cell;
 mod cli;
 mod client;
 mod config;
+mod connectivity;
 mod db;
 mod dns;
 mod driver;

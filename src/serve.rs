@@ -52,6 +52,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // The firewall goes up before the first pass brings WireGuard's peers in; a failure shows
     // in /api/status and is retried by every pass.
     let _ = crate::driver::Driver::reconcile(routing.as_ref(), &db).await;
+    let connectivity = Arc::new(crate::connectivity::driver::ConnectivityDriver::new(
+        &settings,
+        vault.clone(),
+    ));
     let drivers = crate::health::probes::default_drivers(
         &settings,
         wireguard.clone(),
@@ -59,6 +63,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         caddy.clone(),
         routing.clone(),
     )
+    .with(connectivity.clone())
     .with(Arc::new(crate::health::storage::StorageStatus(
         storage.clone(),
     )));
@@ -74,8 +79,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         None => (None, None),
     };
     let guard = crate::health::write_guard::WriteGuard::at_start(&storage, &settings.state_dir)?;
-    let mut app =
-        AppState::new(db, vault, settings, drivers, wireguard, dns, caddy).with_routing(routing);
+    let mut app = AppState::new(db, vault, settings, drivers, wireguard, dns, caddy)
+        .with_routing(routing)
+        .with_connectivity(connectivity);
     app.storage = Arc::new(guard);
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -91,6 +97,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ended = crate::health::run_health_checks(app.clone()) => ended.context("health checks ended")?,
         ended = run_session_sweeper(app.clone()) => ended.context("session sweeper ended")?,
         ended = run_reconciler(app.clone()) => ended.context("reconciler ended")?,
+        ended = crate::connectivity::passes::run_exit_health(app.clone()) => ended.context("exit health checks ended")?,
         ended = app.wireguard.clone().run_device_watchdog() => ended.context("WireGuard")?,
         ended = run_storage_keepers(app.clone(), storage.degraded()) => ended.context("storage keepers ended")?,
     }

@@ -35,6 +35,7 @@ pub struct AppState {
     pub dns: Arc<DnsDriver>,
     pub caddy: Arc<CaddyDriver>,
     pub routing: Arc<crate::routing::driver::RoutingDriver>,
+    pub connectivity: Arc<crate::connectivity::driver::ConnectivityDriver>,
     pub services: crate::services::ServicesState,
     pub started: Instant,
     /// Whether changes are refused while storage is degraded (set by `serve` at start).
@@ -60,6 +61,10 @@ impl AppState {
             settings.login_failures_per_address,
         );
         let routing = Arc::new(crate::routing::driver::RoutingDriver::new(&settings));
+        let connectivity = Arc::new(crate::connectivity::driver::ConnectivityDriver::new(
+            &settings,
+            vault.clone(),
+        ));
         let services = crate::services::ServicesState::new(
             Arc::new(crate::services::driver::DockerDriver::new(
                 settings.docker_socket.clone(),
@@ -83,6 +88,7 @@ impl AppState {
             services,
             caddy,
             routing,
+            connectivity,
             started: Instant::now(),
             storage: Arc::default(),
             reconcile_wanted: Arc::new(tokio::sync::Notify::new()),
@@ -94,6 +100,15 @@ impl AppState {
     /// The routing driver the reconciler runs (the same one /api/routing reads counters of).
     pub fn with_routing(mut self, routing: Arc<crate::routing::driver::RoutingDriver>) -> Self {
         self.routing = routing;
+        self
+    }
+
+    /// The connectivity driver the reconciler runs (the same one /api/connectivity reads).
+    pub fn with_connectivity(
+        mut self,
+        connectivity: Arc<crate::connectivity::driver::ConnectivityDriver>,
+    ) -> Self {
+        self.connectivity = connectivity;
         self
     }
 

@@ -339,7 +339,15 @@ async fn walk_the_wizard(browser: &WebDriver, base: &str) -> Result<()> {
 
 async fn check_status(browser: &WebDriver) -> Result<()> {
     browser.wait_for(SUBSYSTEMS_SHOWN).await?;
-    for name in ["wireguard", "dns", "caddy", "nftables", "docker", "storage"] {
+    for name in [
+        "wireguard",
+        "dns",
+        "caddy",
+        "nftables",
+        "docker",
+        "connectivity",
+        "storage",
+    ] {
         let reason = browser
             .wait_for(&format!(
                 "#subsystems li[data-subsystem={name}] .subsystem-reason"
@@ -351,7 +359,7 @@ async fn check_status(browser: &WebDriver) -> Result<()> {
         );
     }
     ensure!(
-        browser.find_all("#subsystems .badge").await?.len() == 6,
+        browser.find_all("#subsystems .badge").await?.len() == 7,
         "one badge per subsystem"
     );
     browser.wait_for_text("#cell-name", CELL_NAME).await?;

@@ -10,7 +10,15 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-const SUBSYSTEMS: [&str; 6] = ["wireguard", "dns", "caddy", "nftables", "docker", "storage"];
+const SUBSYSTEMS: [&str; 7] = [
+    "wireguard",
+    "dns",
+    "caddy",
+    "nftables",
+    "docker",
+    "connectivity",
+    "storage",
+];
 const STATES: [&str; 3] = ["ok", "unavailable", "degraded"];
 /// A Docker socket that cannot exist, so that the docker subsystem is surely unavailable.
 const MISSING_DOCKER_SOCKET: &str = "/nonexistent/picd-test/docker.sock";

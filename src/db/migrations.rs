@@ -74,6 +74,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "service_ports",
         include_str!("../../migrations/0016_service_ports.sql"),
     ),
+    (
+        17,
+        "connectivity",
+        include_str!("../../migrations/0017_connectivity.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.

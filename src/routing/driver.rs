@@ -87,6 +87,7 @@ impl RoutingDriver {
                     rate_limits: super::rate_limits::list(conn)?,
                     peer_subnets: config.map(|c| (c.cell.subnet_v4, c.cell.subnet_v6)),
                     peer_policies: super::peer_policy::list(conn)?,
+                    exits: crate::connectivity::exit_table(conn, &interface)?,
                     wireguard_interface: interface,
                     counters,
                     now,

@@ -13,6 +13,7 @@ use super::peer_policy::{self, PeerPolicy};
 use super::rate_limits::{self, RateLimit};
 use super::store::{FirewallRule, IpEntry};
 use super::TABLE;
+use crate::connectivity::render as exits;
 
 /// Everything the table is made from.
 pub struct Desired {
@@ -24,6 +25,8 @@ pub struct Desired {
     /// Every peer's effective policy (internet, peer to peer) with its addresses.
     pub peer_policies: Vec<PeerPolicy>,
     pub wireguard_interface: String,
+    /// The exits' part: peer -> exit marks, the kill switch's allowed ways out, exit DNS.
+    pub exits: crate::connectivity::ExitTable,
     /// Counters read from the table before it is replaced, so they do not reset: a firewall
     /// rule's by its id, a rate-limit rule's lines by their comment.
     pub counters: HashMap<String, Counter>,
@@ -49,6 +52,7 @@ pub fn ruleset(desired: &Desired) -> String {
     sets(&mut out, desired);
     peer_policy::render_sets(&mut out, &desired.peer_policies);
     rate_limits::render_sets(&mut out, &desired.rate_limits);
+    exits::sets(&mut out, &desired.exits);
     let _ = writeln!(
         out,
         "  chain prerouting {{ type filter hook prerouting priority raw; policy accept;"
@@ -68,6 +72,7 @@ pub fn ruleset(desired: &Desired) -> String {
     );
     rate_limits::render_rules(&mut out, &desired.rate_limits, &counter);
     let _ = writeln!(out, "  }}");
+    exits::chains(&mut out, &desired.exits, &desired.wireguard_interface);
     for chain in ["input", "forward", "output"] {
         filter_chain(&mut out, desired, chain);
     }
@@ -153,6 +158,9 @@ fn filter_chain(out: &mut String, desired: &Desired, chain: &str) {
         // First: neither the allow list nor the owner's rules may open what a peer's policy
         // closes.
         let counter = |key: &str| desired.counters.get(key).copied().unwrap_or_default();
+        // Before everything: an exit peer's packet leaves through its exit or not at all.
+        let wg = &desired.wireguard_interface;
+        exits::kill_switch(out, desired.peer_subnets, wg, &counter);
         peer_policy::render_forward(out, desired.peer_subnets, &counter);
     }
     if chain != "output" {
@@ -216,6 +224,7 @@ fn nat_chain(out: &mut String, desired: &Desired) {
         out,
         "  chain postrouting {{ type nat hook postrouting priority srcnat; policy accept;"
     );
+    exits::masquerade(out, &desired.exits);
     if let Some((v4, v6)) = desired.peer_subnets {
         let wg = &desired.wireguard_interface;
         let _ = writeln!(
@@ -283,6 +292,7 @@ mod tests {
                 updated_at: None,
             }],
             wireguard_interface: "wg0".into(),
+            exits: Default::default(),
             counters: HashMap::new(),
             now: crate::time::now(),
         };
@@ -312,6 +322,8 @@ mod tests {
         assert_eq!(
             lines,
             [
+                "\"killswitch4\"",
+                "\"killswitch6\"",
                 "\"peer-isolated4-from\"",
                 "\"peer-isolated4-to\"",
                 "\"peer-isolated6-from\"",

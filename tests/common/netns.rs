@@ -26,9 +26,11 @@ use reqwest::StatusCode;
 mod client_ns;
 mod internet;
 mod peers;
+mod provider;
 mod system;
 pub use client_ns::*;
 pub use peers::*;
+pub use provider::*;
 pub use system::*;
 
 /// What installs every tool these tests need.

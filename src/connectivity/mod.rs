@@ -1,0 +1,130 @@
+//! Connectivity: named connections ("exits") a peer's internet traffic may leave the cell
+//! through instead of the cell's own uplink, and each peer's choice of exit. This slice has
+//! one type, `wireguard_ext` (a provider's wg-quick file). Each exit gets a slot 1..254 that
+//! fixes its firewall mark, its routing table and its `ip rule`; the driver keeps the
+//! interface, the table (a real default while the exit is up, an `unreachable` default always)
+//! and the rules; the exits' part of picd's nftables table (the peer -> mark map, the kill
+//! switch, DNS that follows the exit, masquerade) is rendered here and applied by routing in
+//! its one `nft -f` transaction.
+
+pub mod driver;
+mod health;
+mod interface;
+mod kernel;
+pub mod passes;
+pub mod peer_routes;
+pub mod render;
+pub mod routes;
+pub mod store;
+pub mod wgquick;
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use rusqlite::Connection;
+
+/// The bits of the packet mark picd's exits use: the slot in the top byte, so the marks of
+/// other software on the host (Tailscale 0xff0000, wg-quick 0xca6c, Docker 0x2000) stay clear.
+pub const MARK_MASK: u32 = 0xff00_0000;
+/// The rule that keeps traffic between peers (and back to them) in `main`, ahead of the exits'.
+pub const PEERS_RULE_PREF: u32 = 10000;
+const EXIT_RULE_PREF_BASE: u32 = 10100;
+const EXIT_TABLE_BASE: u32 = 1000;
+
+pub fn mark(slot: u8) -> u32 {
+    u32::from(slot) << 24
+}
+
+pub fn table_id(slot: u8) -> u32 {
+    EXIT_TABLE_BASE + u32::from(slot)
+}
+
+pub fn rule_pref(slot: u8) -> u32 {
+    EXIT_RULE_PREF_BASE + u32::from(slot)
+}
+
+/// The exit's interface: the cell's WireGuard interface name (cut to fit) with `e<slot>`, so
+/// two cells on one host (or in the tests' namespaces) never share a name; userspace
+/// WireGuard keeps its control socket by name in /var/run/wireguard, whatever the namespace.
+pub fn interface_name(wireguard_interface: &str, slot: u8) -> String {
+    let suffix = format!("e{slot}");
+    let keep = 15 - suffix.len();
+    let base: String = wireguard_interface.chars().take(keep).collect();
+    format!("{base}{suffix}")
+}
+
+/// The cell's peer subnets (None before setup).
+pub type Subnets = (ipnet::Ipv4Net, ipnet::Ipv6Net);
+
+/// One exit as the nftables table needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitRules {
+    pub slot: u8,
+    pub interface: String,
+    pub dns4: Option<Ipv4Addr>,
+    pub dns6: Option<Ipv6Addr>,
+}
+
+/// The exits' part of picd's nftables table, as plain data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExitTable {
+    pub exits: Vec<ExitRules>,
+    /// Each exit peer's addresses with its exit's slot. A fail-open peer whose exit is down is
+    /// left out (it goes direct); a fail-closed one stays, and meets the `unreachable` route.
+    pub peers4: Vec<(Ipv4Addr, u8)>,
+    pub peers6: Vec<(Ipv6Addr, u8)>,
+}
+
+/// Reads the exits' part of the table from the store (routing's driver calls this).
+pub fn exit_table(conn: &Connection, wireguard_interface: &str) -> rusqlite::Result<ExitTable> {
+    let connections = store::list(conn)?;
+    let health = store::health(conn)?;
+    let mut table = ExitTable::default();
+    for c in &connections {
+        table.exits.push(ExitRules {
+            slot: c.slot,
+            interface: interface_name(wireguard_interface, c.slot),
+            dns4: c.settings.dns.iter().find_map(|ip| match ip {
+                std::net::IpAddr::V4(v4) => Some(*v4),
+                _ => None,
+            }),
+            dns6: c.settings.dns.iter().find_map(|ip| match ip {
+                std::net::IpAddr::V6(v6) => Some(*v6),
+                _ => None,
+            }),
+        });
+    }
+    for peer in store::peer_exits(conn)? {
+        let Some(id) = &peer.connection else {
+            continue;
+        };
+        let Some(c) = connections.iter().find(|c| &c.id == id) else {
+            continue;
+        };
+        let down = health.get(id).is_some_and(|(state, _)| state == "down");
+        if down && peer.fail_open {
+            continue;
+        }
+        if let Ok(v4) = peer.address_v4.parse() {
+            table.peers4.push((v4, c.slot));
+        }
+        if let Ok(v6) = peer.address_v6.parse() {
+            table.peers6.push((v6, c.slot));
+        }
+    }
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exit_interface_name_fits_and_the_slot_fixes_mark_table_and_rule() {
+        assert_eq!(interface_name("picd0", 3), "picd0e3");
+        assert_eq!(interface_name("a-very-long-name", 254), "a-very-longe254");
+        assert!(interface_name("a-very-long-name", 254).len() <= 15);
+        assert_eq!(mark(1), 0x0100_0000);
+        assert_eq!(mark(254) & !MARK_MASK, 0);
+        assert_eq!((table_id(7), rule_pref(7)), (1007, 10107));
+    }
+}

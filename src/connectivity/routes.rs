@@ -1,0 +1,283 @@
+//! `/api/connectivity/connections`, `/exits` and `/status`: the owner's connections. A change is
+//! stored with its audit entry (secrets into the vault in the same transaction), then the
+//! driver brings the interface, routes and rules in line and routing rebuilds the table; the
+//! answer does not wait for either.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+use super::store::{self, ConnectionRow, TYPE_WIREGUARD_EXT};
+use super::wgquick;
+use crate::audit::AuditCtx;
+use crate::auth::AdminUser;
+use crate::error::{ApiError, ApiResult, Json, Path};
+use crate::state::AppState;
+use crate::validation::{object, Problems};
+
+const TARGET: &str = "connection";
+const NAME_MAX: usize = 64;
+/// Longest id looked up: a UUID; longer cannot be a connection.
+const ID_MAX: usize = 64;
+
+/// A connection as answered: its stored row (no secret), where it lives in the kernel, and
+/// the peers that use it.
+fn connection_json(app: &AppState, row: &ConnectionRow, used_by: &[String]) -> Value {
+    let mut value = serde_json::to_value(row).unwrap_or_else(|_| json!({}));
+    value["interface"] = json!(super::interface_name(
+        &app.settings.wireguard_interface,
+        row.slot
+    ));
+    value["mark"] = json!(format!("{:#010x}", super::mark(row.slot)));
+    value["table"] = json!(super::table_id(row.slot));
+    value["used_by"] = json!(used_by);
+    value
+}
+
+pub async fn list(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+    let rows = app
+        .db
+        .call(|conn| {
+            let rows = store::list(conn)?;
+            rows.into_iter()
+                .map(|r| Ok((store::users(conn, &r.id)?, r)))
+                .collect::<Result<Vec<_>, ApiError>>()
+        })
+        .await?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|(users, row)| connection_json(&app, row, users))
+        .collect();
+    Ok(Json(json!({ "connections": list })))
+}
+
+fn valid_name(name: &str) -> Result<String, String> {
+    let printable = name
+        .chars()
+        .all(|c| !c.is_control() && c != '"' && c != '\\');
+    match !name.is_empty() && name.chars().count() <= NAME_MAX && printable {
+        true => Ok(name.to_string()),
+        false => Err(format!(
+            "must be 1 to {NAME_MAX} printable characters, without quotes or backslashes"
+        )),
+    }
+}
+
+/// What a body asks for: a name and/or a provider file (parsed). `creating` makes both
+/// required; the type must be `wireguard_ext` when given (and when creating).
+type Asked = (
+    Option<String>,
+    Option<(wgquick::Settings, wgquick::Secrets)>,
+);
+
+fn read_body(body: &Value, creating: bool) -> Result<Asked, ApiError> {
+    let mut p = Problems::default();
+    let Some(map) = object(body, &["name", "type", "config"], &mut p, "") else {
+        return Err(p.into_error(""));
+    };
+    let text = |p: &mut Problems, map: &Map<String, Value>, key: &str| match map.get(key) {
+        None if creating => {
+            p.add(key, "is required");
+            None
+        }
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            p.add(key, "must be a string");
+            None
+        }
+    };
+    let name = text(&mut p, map, "name").and_then(|n| match valid_name(n.trim()) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            p.add("name", e);
+            None
+        }
+    });
+    if let Some(kind) = text(&mut p, map, "type") {
+        if kind != TYPE_WIREGUARD_EXT {
+            let message = "must be wireguard_ext (openvpn, tor and proxies are not supported yet)";
+            p.add("type", message);
+        }
+    }
+    let config = text(&mut p, map, "config").and_then(|c| match wgquick::parse(&c) {
+        Ok(parsed) => Some(parsed),
+        Err(e) => {
+            p.add("config", e);
+            None
+        }
+    });
+    if p.is_empty() && name.is_none() && config.is_none() {
+        p.add("name", "name a new name, a new config or both");
+    }
+    p.into_result((name, config))
+}
+
+pub async fn create(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    audit: AuditCtx,
+    Json(body): Json<Value>,
+) -> ApiResult<Response> {
+    // With `creating`, read_body answers both fields or an error.
+    let asked = read_body(&body, true).and_then(|asked| match asked {
+        (Some(name), Some(config)) => Ok((name, config)),
+        _ => Err(ApiError::invalid("config", "is required")),
+    });
+    let (name, config) = match asked {
+        Ok(asked) => asked,
+        Err(err) => return Err(audit.refuse(&app.db, TARGET, "", json!({}), err).await),
+    };
+    let (settings, secrets) = config;
+    let vault = app.vault.clone();
+    let row = audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = TARGET.into();
+            let slot = store::free_slot(tx)?.ok_or_else(|| {
+                ApiError::conflict("limit_exceeded", "all 254 exit slots are in use")
+            })?;
+            let now = crate::time::now_rfc3339();
+            let row = ConnectionRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                name,
+                kind: TYPE_WIREGUARD_EXT.into(),
+                slot,
+                settings,
+                created_at: now.clone(),
+                updated_at: now,
+            };
+            entry.target_id = row.id.clone();
+            // Never the keys: only what the listing shows too.
+            entry.detail = json!({ "name": row.name, "type": row.kind, "slot": row.slot,
+                                   "endpoint": row.settings.endpoint });
+            store::insert(tx, &vault, &row, &secrets)?;
+            Ok(row)
+        })
+        .await?;
+    super::passes::apply_soon(&app);
+    let body = connection_json(&app, &row, &[]);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn update(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    audit: AuditCtx,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    if id.len() > ID_MAX {
+        let err = ApiError::not_found("connection");
+        return Err(audit.refuse(&app.db, TARGET, "", json!({}), err).await);
+    }
+    let (name, config) = match read_body(&body, false) {
+        Ok(asked) => asked,
+        Err(err) => return Err(audit.refuse(&app.db, TARGET, &id, json!({}), err).await),
+    };
+    let vault = app.vault.clone();
+    let (row, users) = audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = TARGET.into();
+            entry.target_id = id.clone();
+            let mut row = store::get(tx, &id)?
+                .ok_or_else(|| ApiError::not_found(format!("connection '{id}'")))?;
+            let config_changed = config.is_some();
+            let (settings, secrets) = match config {
+                Some((settings, secrets)) => (settings, Some(secrets)),
+                None => (row.settings.clone(), None),
+            };
+            row.name = name.unwrap_or(row.name);
+            row.settings = settings;
+            row.updated_at = crate::time::now_rfc3339();
+            entry.detail = json!({ "name": row.name, "config_changed": config_changed });
+            store::update(tx, &vault, &row, secrets.as_ref())?;
+            let users = store::users(tx, &row.id)?;
+            Ok((row, users))
+        })
+        .await?;
+    super::passes::apply_soon(&app);
+    Ok(Json(connection_json(&app, &row, &users)))
+}
+
+pub async fn delete(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    audit: AuditCtx,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if id.len() > ID_MAX {
+        let err = ApiError::not_found("connection");
+        return Err(audit.refuse(&app.db, TARGET, "", json!({}), err).await);
+    }
+    let vault = app.vault.clone();
+    audit
+        .transact(&app.db, move |tx, entry| {
+            entry.target_type = TARGET.into();
+            entry.target_id = id.clone();
+            let users = store::users(tx, &id)?;
+            if !users.is_empty() {
+                entry.detail = json!({ "used_by": users });
+                return Err(ApiError::conflict(
+                    "in_use",
+                    format!("peers use this connection: {}", users.join(", ")),
+                ));
+            }
+            match store::delete(tx, &vault, &id)? {
+                true => Ok(()),
+                false => Err(ApiError::not_found(format!("connection '{id}'"))),
+            }
+        })
+        .await?;
+    super::passes::apply_soon(&app);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Each exit with where it lives in the kernel and its health.
+pub async fn exits(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+    let exits = app.connectivity.exits(&app.db).await?;
+    Ok(Json(json!({ "exits": exits })))
+}
+
+/// Probes one connection now: whether its provider's DNS address answered through the exit.
+pub async fn health(
+    _admin: AdminUser,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    if id.len() > ID_MAX {
+        return Err(ApiError::not_found("connection"));
+    }
+    let not_found = ApiError::not_found(format!("connection '{id}'"));
+    let probed = app.connectivity.probe_now(&app.db, id).await?;
+    probed.map(Json).ok_or(not_found)
+}
+
+/// The driver's state and each connection's health.
+pub async fn status(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+    let exits = app.connectivity.exits(&app.db).await?;
+    let driver = crate::driver::Driver::status(app.connectivity.as_ref()).await;
+    Ok(Json(json!({ "driver": driver, "connections": exits })))
+}
+
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::{get, put};
+    axum::Router::new()
+        .route("/api/connectivity/connections", get(list).post(create))
+        .route(
+            "/api/connectivity/connections/{id}",
+            put(update).delete(delete),
+        )
+        .route("/api/connectivity/connections/{id}/health", get(health))
+        .route("/api/connectivity/exits", get(exits))
+        .route("/api/connectivity/status", get(status))
+        .route("/api/connectivity/peers", get(super::peer_routes::list))
+        .route(
+            "/api/connectivity/peers/{peer}/exit",
+            put(super::peer_routes::set_exit),
+        )
+        .route(
+            "/api/connectivity/peers/{peer}/failopen",
+            put(super::peer_routes::set_fail_open),
+        )
+}

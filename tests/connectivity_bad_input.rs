@@ -1,0 +1,225 @@
+//! The connectivity routes (`/api/connectivity/connections`, `/exits`, `/status`, `/peers`)
+//! refuse the wrong actor, a missing CSRF token and bad bodies with the API's JSON error
+//! shape, never a 500, and store nothing.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const UNAUTHORIZED: (u16, &str) = (401, "unauthorized");
+const ADMIN_ONLY: (u16, &str) = (403, "admin_only");
+const CSRF_INVALID: (u16, &str) = (403, "csrf_invalid");
+const INSUFFICIENT_SCOPE: (u16, &str) = (403, "insufficient_scope");
+const MALFORMED: (u16, &str) = (400, "malformed_json");
+const INVALID_FIELDS: (u16, &str) = (400, "validation_failed");
+const TOO_LARGE: (u16, &str) = (413, "payload_too_large");
+const NOT_FOUND: (u16, &str) = (404, "not_found");
+const UNSUPPORTED: (u16, &str) = (415, "unsupported_media_type");
+
+const CONNECTIONS: &str = "/api/connectivity/connections";
+const CONNECTION: &str = "/api/connectivity/connections/nope";
+const HEALTH: &str = "/api/connectivity/connections/nope/health";
+const EXITS: &str = "/api/connectivity/exits";
+const STATUS: &str = "/api/connectivity/status";
+const PEERS: &str = "/api/connectivity/peers";
+/// The one peer the test makes, so that a refused change has a peer to miss.
+const PEER: &str = "alice";
+const EXIT: &str = "/api/connectivity/peers/alice/exit";
+const FAIL_OPEN: &str = "/api/connectivity/peers/alice/failopen";
+const KEY: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+
+fn provider_file() -> String {
+    format!(
+        "[Interface]\nPrivateKey = {KEY}\nAddress = 10.64.0.2/32\n[Peer]\nPublicKey = {KEY}\n\
+         Endpoint = 198.51.100.2:51820\nAllowedIPs = 0.0.0.0/0\n"
+    )
+}
+
+fn connection(extra: Value) -> Body {
+    let mut body = json!({ "name": "p", "type": "wireguard_ext", "config": provider_file() });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    Body::Json(body)
+}
+
+fn with_line(line: &str) -> Body {
+    let config = provider_file().replace("[Peer]", &format!("{line}\n[Peer]"));
+    connection(json!({ "config": config }))
+}
+
+fn actor_rows(table: &mut Vec<Refused>) {
+    use Who::*;
+    for (who, answer) in [(Anonymous, UNAUTHORIZED), (Peer, ADMIN_ONLY)] {
+        for path in [CONNECTIONS, EXITS, STATUS, PEERS, HEALTH] {
+            table.push(refused(who, Method::GET, path, Body::Empty, answer));
+        }
+    }
+    for (who, answer) in [
+        (Anonymous, UNAUTHORIZED),
+        (Peer, ADMIN_ONLY),
+        (AdminNoCsrf, CSRF_INVALID),
+        (ReadOnlyKey, INSUFFICIENT_SCOPE),
+    ] {
+        table.push(refused(
+            who,
+            Method::POST,
+            CONNECTIONS,
+            connection(json!({})),
+            answer,
+        ));
+        let rename = Body::Json(json!({ "name": "q" }));
+        table.push(refused(who, Method::PUT, CONNECTION, rename, answer));
+        table.push(refused(
+            who,
+            Method::DELETE,
+            CONNECTION,
+            Body::Empty,
+            answer,
+        ));
+        let direct = Body::Json(json!({ "connection": null }));
+        table.push(refused(who, Method::PUT, EXIT, direct, answer));
+        let open = Body::Json(json!({ "fail_open": true }));
+        table.push(refused(who, Method::PUT, FAIL_OPEN, open, answer));
+    }
+}
+
+fn connection_rows(table: &mut Vec<Refused>) {
+    let bodies = [
+        (raw(JSON, "{\"name\": "), MALFORMED),
+        (raw(None, "{}"), UNSUPPORTED),
+        (Body::Json(json!(["p"])), INVALID_FIELDS),
+        (connection(json!({ "name": 7 })), INVALID_FIELDS),
+        (connection(json!({ "name": "" })), INVALID_FIELDS),
+        (connection(json!({ "name": "a\"b" })), INVALID_FIELDS),
+        (
+            connection(json!({ "name": "x".repeat(65) })),
+            INVALID_FIELDS,
+        ),
+        (connection(json!({ "type": "openvpn" })), INVALID_FIELDS),
+        (connection(json!({ "type": null })), INVALID_FIELDS),
+        (connection(json!({ "config": 1 })), INVALID_FIELDS),
+        (connection(json!({ "config": "" })), INVALID_FIELDS),
+        (connection(json!({ "surprise": true })), INVALID_FIELDS),
+        (with_line("PostUp = iptables -F"), INVALID_FIELDS),
+        (with_line("PreDown = rm -rf /"), INVALID_FIELDS),
+        (with_line("Table = off"), INVALID_FIELDS),
+        (with_line("MTU = 70000"), INVALID_FIELDS),
+        (with_line("DNS = resolver.example"), INVALID_FIELDS),
+        (with_line("Address = 10.64.0.2/40"), INVALID_FIELDS),
+        (with_line("[Peer]\nPublicKey = x"), INVALID_FIELDS),
+        (
+            connection(json!({ "config": "x".repeat(9000) })),
+            INVALID_FIELDS,
+        ),
+        (
+            connection(json!({ "config": "x".repeat(200_000) })),
+            TOO_LARGE,
+        ),
+    ];
+    for (body, answer) in bodies {
+        table.push(refused(Who::Admin, Method::POST, CONNECTIONS, body, answer));
+    }
+    let long = format!("{CONNECTIONS}/{}", "x".repeat(300));
+    for path in [CONNECTION, &long] {
+        let rename = Body::Json(json!({ "name": "q" }));
+        table.push(refused(Who::Admin, Method::PUT, path, rename, NOT_FOUND));
+        table.push(refused(
+            Who::Admin,
+            Method::DELETE,
+            path,
+            Body::Empty,
+            NOT_FOUND,
+        ));
+    }
+    for (body, answer) in [
+        (raw(JSON, "{\"name\": "), MALFORMED),
+        (Body::Json(json!({})), INVALID_FIELDS),
+        (Body::Json(json!({ "type": "tor" })), INVALID_FIELDS),
+        (
+            Body::Json(json!({ "config": "[Interface]" })),
+            INVALID_FIELDS,
+        ),
+    ] {
+        table.push(refused(Who::Admin, Method::PUT, CONNECTION, body, answer));
+    }
+}
+
+fn peer_rows(table: &mut Vec<Refused>) {
+    for (path, body, answer) in [
+        (EXIT, raw(JSON, "{\"connection\": "), MALFORMED),
+        (EXIT, Body::Json(json!({})), INVALID_FIELDS),
+        (EXIT, Body::Json(json!({ "connection": 7 })), INVALID_FIELDS),
+        (
+            EXIT,
+            Body::Json(json!({ "connection": "" })),
+            INVALID_FIELDS,
+        ),
+        (
+            EXIT,
+            Body::Json(json!({ "connection": "nope" })),
+            INVALID_FIELDS,
+        ),
+        (
+            EXIT,
+            Body::Json(json!({ "connection": null, "x": 1 })),
+            INVALID_FIELDS,
+        ),
+        (
+            EXIT,
+            Body::Json(json!({ "connection": "x".repeat(200_000) })),
+            TOO_LARGE,
+        ),
+        (FAIL_OPEN, raw(JSON, "{\"fail_open\": "), MALFORMED),
+        (
+            FAIL_OPEN,
+            Body::Json(json!({ "fail_open": "yes" })),
+            INVALID_FIELDS,
+        ),
+        (
+            FAIL_OPEN,
+            Body::Json(json!({ "fail_open": null })),
+            INVALID_FIELDS,
+        ),
+        (FAIL_OPEN, Body::Json(json!([true])), INVALID_FIELDS),
+    ] {
+        table.push(refused(Who::Admin, Method::PUT, path, body, answer));
+    }
+    let long = format!("{PEERS}/{}/exit", "x".repeat(300));
+    for path in [format!("{PEERS}/nobody/exit"), long] {
+        let body = Body::Json(json!({ "connection": null }));
+        table.push(refused(Who::Admin, Method::PUT, &path, body, NOT_FOUND));
+    }
+}
+
+#[tokio::test]
+async fn connectivity_routes_refuse_with_json_errors_and_store_nothing() {
+    let (picd, admin, peer) = picd_with_admin_and_peer().await;
+    common::netns::create_peer(&admin, json!({ "name": PEER })).await;
+    let clients = Clients::signed_in(&picd, admin, peer).await;
+    let mut table = Vec::new();
+    actor_rows(&mut table);
+    connection_rows(&mut table);
+    peer_rows(&mut table);
+    clients.check_all(&table).await;
+    let count = |sql: &str| -> i64 { picd.db().query_row(sql, [], |r| r.get(0)).unwrap() };
+    for (sql, what) in [
+        (
+            "SELECT COUNT(*) FROM connectivity_connections",
+            "a connection",
+        ),
+        (
+            "SELECT COUNT(*) FROM connectivity_peer_exits",
+            "a peer's exit",
+        ),
+        (
+            "SELECT COUNT(*) FROM secrets WHERE name LIKE 'connectivity.%'",
+            "a secret",
+        ),
+    ] {
+        assert_eq!(count(sql), 0, "a refused request stored {what}");
+    }
+    assert_no_internal_errors(&picd);
+}
