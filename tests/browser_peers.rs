@@ -276,6 +276,7 @@ async fn peer_detail(browser: &WebDriver, base: &str) -> Result<String> {
     // Network access: internet off is saved, and is what the page shows when it comes back.
     scroll_to(browser, "#peer-policy-internet").await?;
     click(browser, "#peer-policy-internet").await?;
+    click(browser, "#peer-fail-open").await?;
     click(browser, "#peer-policy-save").await?;
     browser.wait_for_text("#flash", "internet off").await?;
     browser.goto(&format!("{base}/#/peers")).await?;
@@ -284,14 +285,15 @@ async fn peer_detail(browser: &WebDriver, base: &str) -> Result<String> {
     browser.wait_for("#peer-policy-internet").await?;
     let shown = browser
         .execute(
-            "return ['peer-policy-internet', 'peer-policy-peers']
-               .map(id => document.getElementById(id).checked);",
+            "return ['peer-policy-internet', 'peer-policy-peers', 'peer-fail-open']
+               .map(id => document.getElementById(id).checked)
+               .concat([document.getElementById('peer-exit').value]);",
             json!([]),
         )
         .await?;
     ensure!(
-        shown == json!([false, true]),
-        "after a reload the page shows internet, peers = {shown}"
+        shown == json!([false, true, true, ""]),
+        "after a reload the page shows internet, peers, fail-open, exit = {shown}"
     );
 
     click(browser, "#peer-invite-submit").await?;
