@@ -7,6 +7,7 @@ import { brandMark, busy } from "./dom.js";
 import { clearErrors, markInvalid, setAlert, showErrors } from "./forms.js";
 import * as audit from "./audit.js";
 import * as dns from "./dns.js";
+import * as exits from "./exits.js";
 import * as firewall from "./firewall.js";
 import * as peer from "./peer.js";
 import * as peers from "./peers.js";
@@ -25,6 +26,7 @@ const ROUTES = {
   vault: { title: "Vault", view: vault },
   dns: { title: "DNS", view: dns },
   firewall: { title: "Firewall", view: firewall },
+  exits: { title: "Exits", view: exits },
   audit: { title: "Audit log", view: audit },
   settings: { title: "Settings", view: settings },
 };
