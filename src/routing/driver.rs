@@ -18,7 +18,7 @@ use crate::driver::{Driver, DriverError, DriverState, SubsystemStatus};
 
 const NAME: &str = "nftables";
 const NFT_TIMEOUT: Duration = Duration::from_secs(20);
-/// Bound of what is read back from `nft -j` (a table with 10,000 list entries is ~1 MB).
+/// Bound of what is read back from `nft -j` (rules only: the sets' elements are left out).
 const READBACK_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// What the last pass did, for /api/status and the rules' counters.
@@ -234,9 +234,11 @@ async fn nft(args: &[&str]) -> Result<Vec<u8>, String> {
     }
 }
 
-/// The table as `nft -j` lists it; None when it does not exist.
+/// The table's chains and rules as `nft -j` lists them, without the sets' elements (`-t`):
+/// only the rules and their counters are read back, and 10,000 list entries would make every
+/// read as slow as an apply. None when the table does not exist.
 async fn read_table() -> Result<Option<Value>, String> {
-    match nft(&["-j", "list", "table", "inet", TABLE]).await {
+    match nft(&["-t", "-j", "list", "table", "inet", TABLE]).await {
         Ok(out) if out.len() <= READBACK_MAX_BYTES => serde_json::from_slice(&out)
             .map(Some)
             .map_err(|e| format!("nft -j printed no JSON: {e}")),
