@@ -240,7 +240,16 @@ fn the_package_holds_the_files_the_metadata_and_the_user_scripts() {
     assert_eq!(field("Package"), "picd");
     assert_eq!(field("Version"), format!("{}-1", env!("CARGO_PKG_VERSION")));
     let depends = field("Depends");
-    for dependency in ["caddy", "wireguard-tools", "nftables", "adduser", "libc6"] {
+    for dependency in [
+        "caddy",
+        "wireguard-tools",
+        "nftables",
+        "adduser",
+        "libc6",
+        "iproute2",
+        "iputils-ping",
+        "conntrack",
+    ] {
         assert!(depends.contains(dependency), "Depends: {depends}");
     }
     let info = stdout(Command::new("dpkg").arg("-I").arg(&package.deb));
