@@ -16,6 +16,7 @@ pub mod keys;
 pub mod netns;
 mod process;
 mod requests;
+pub mod routing_lab;
 pub mod socket;
 mod store;
 mod tools;
