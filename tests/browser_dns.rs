@@ -7,7 +7,6 @@
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
@@ -29,12 +28,7 @@ const IMPORT: &str = "imported 300 IN A 10.77.0.31\nbroken 300 IN A 10.77.0.999\
 
 #[tokio::test]
 async fn dns_page_works_in_chromium() -> Result<()> {
-    for tool in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            Path::new(tool).exists(),
-            "{tool} is missing; the browser test needs Chromium and chromedriver: {INSTALL_HINT}"
-        );
-    }
+    require_browser();
     let root = tempfile::tempdir()?;
     let state_dir = root.path().join("state");
     let profile_dir = tempfile::tempdir()?;

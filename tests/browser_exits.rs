@@ -8,15 +8,13 @@
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use serde_json::{json, Value};
+use serde_json::json;
 use webdriver::WebDriver;
 
 #[path = "common/browser.rs"]
-#[allow(dead_code)]
 mod harness;
 use harness::*;
 
@@ -44,30 +42,9 @@ async fn fill_file(browser: &WebDriver, text: &str) -> Result<()> {
         .map(drop)
 }
 
-async fn api_exits(base: &str) -> Result<Value> {
-    let http = reqwest::Client::builder().cookie_store(true).build()?;
-    let login = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }))
-        .send()
-        .await?;
-    ensure!(login.status().is_success(), "API login: {}", login.status());
-    Ok(http
-        .get(format!("{base}/api/connectivity/connections"))
-        .send()
-        .await?
-        .json()
-        .await?)
-}
-
 #[tokio::test]
 async fn exits_page_works_in_chromium() -> Result<()> {
-    for tool in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            Path::new(tool).exists(),
-            "{tool} is missing; the browser test needs Chromium and chromedriver: {INSTALL_HINT}"
-        );
-    }
+    require_browser();
     let root = tempfile::tempdir()?;
     let state_dir = root.path().join("state");
     let profile_dir = tempfile::tempdir()?;
@@ -107,7 +84,8 @@ async fn exits_page_works_in_chromium() -> Result<()> {
         !page.contains(PRIVATE_KEY),
         "the page shows the private key"
     );
-    let stored = api_exits(&base).await?;
+    let api = AdminApi::log_in(&base).await?;
+    let stored = api.get("/api/connectivity/connections").await?;
     ensure!(stored["connections"][0]["name"] == NAME, "{stored}");
     ensure!(
         !stored.to_string().contains(PRIVATE_KEY),
@@ -125,7 +103,7 @@ async fn exits_page_works_in_chromium() -> Result<()> {
     click(&browser, "#exit-delete-dialog button.btn-danger").await?;
     browser.wait_for_text("#flash", "was deleted").await?;
     browser.wait_for_text("#exits-list", "no exits").await?;
-    let left = api_exits(&base).await?;
+    let left = api.get("/api/connectivity/connections").await?;
     ensure!(left["connections"] == json!([]), "{left}");
     check_console(&browser).await?;
     browser.quit().await?;

@@ -15,11 +15,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use serde_json::{json, Value};
+use serde_json::json;
 use webdriver::WebDriver;
 
 #[path = "common/browser.rs"]
-#[allow(dead_code)]
 mod harness;
 use harness::*;
 
@@ -63,42 +62,6 @@ fn seed_traffic(db: &Path) -> Result<(u64, u64)> {
     Ok((passed, dropped))
 }
 
-/// What the API holds, read with a session of the test's own.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn log_in(base: &str) -> Result<Self> {
-        let http = reqwest::Client::builder().cookie_store(true).build()?;
-        let login = http
-            .post(format!("{base}/api/auth/login"))
-            .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }))
-            .send()
-            .await?;
-        ensure!(login.status().is_success(), "API login: {}", login.status());
-        Ok(Api {
-            http,
-            base: base.to_string(),
-        })
-    }
-
-    async fn list(&self, path: &str, key: &str) -> Result<Vec<Value>> {
-        let body: Value = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await?
-            .json()
-            .await?;
-        body[key]
-            .as_array()
-            .cloned()
-            .with_context(|| format!("{key} in {body}"))
-    }
-}
-
 async fn count(browser: &WebDriver, script: &str) -> Result<u64> {
     Ok(browser
         .execute(script, json!([]))
@@ -120,19 +83,14 @@ async fn choose(browser: &WebDriver, css: &str, value: &str) -> Result<()> {
 
 #[tokio::test]
 async fn firewall_page_works_in_chromium() -> Result<()> {
-    for tool in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            Path::new(tool).exists(),
-            "{tool} is missing; the browser test needs Chromium and chromedriver: {INSTALL_HINT}"
-        );
-    }
+    require_browser();
     let root = tempfile::tempdir()?;
     let state_dir = root.path().join("state");
     let profile_dir = tempfile::tempdir()?;
     let (mut processes, base, driver) = launch(&state_dir, &root.path().join("picd.log")).await?;
     let browser = open_browser(&driver, profile_dir.path()).await?;
     let traffic = seed_traffic(&state_dir.join("picd.db"))?;
-    let api = Api::log_in(&base).await?;
+    let api = AdminApi::log_in(&base).await?;
 
     log_in(&browser, &base, ADMIN, ADMIN_PASSWORD).await?;
     browser
@@ -257,7 +215,7 @@ async fn traffic_chart(browser: &WebDriver, (passed, dropped): (u64, u64)) -> Re
 
 /// A port past 65535 is refused at its input; a range that ends before it starts is refused
 /// by the API at the second port's input; the good rule is stored as typed.
-async fn add_rule(browser: &WebDriver, api: &Api) -> Result<()> {
+async fn add_rule(browser: &WebDriver, api: &AdminApi) -> Result<()> {
     browser.fill("#fw-name", RULE).await?;
     choose(browser, "#fw-protocol", "udp").await?;
     browser.fill("#fw-port-start", "70000").await?;
@@ -324,7 +282,7 @@ async fn add_rule(browser: &WebDriver, api: &Api) -> Result<()> {
 
 /// A bad address is refused at its input; a block for an hour shows its time left and is
 /// stored with that expiry.
-async fn block_address(browser: &WebDriver, api: &Api) -> Result<()> {
+async fn block_address(browser: &WebDriver, api: &AdminApi) -> Result<()> {
     browser.fill("#ip-address", "not-an-address").await?;
     click(browser, "#ip-add-submit").await?;
     browser.wait_for_text("#ip-address-error", "IPv4").await?;
@@ -369,7 +327,7 @@ async fn block_address(browser: &WebDriver, api: &Api) -> Result<()> {
 }
 
 /// A template without a default port asks for one at its field, then makes its rule.
-async fn apply_template(browser: &WebDriver, api: &Api) -> Result<()> {
+async fn apply_template(browser: &WebDriver, api: &AdminApi) -> Result<()> {
     let form = format!("#tpl-{TEMPLATE}");
     click(browser, &format!("{form}-apply")).await?;
     browser
@@ -396,7 +354,7 @@ async fn apply_template(browser: &WebDriver, api: &Api) -> Result<()> {
 }
 
 /// Delete asks first: Cancel keeps the rule, confirming removes it here and in the API.
-async fn delete_rule(browser: &WebDriver, api: &Api) -> Result<()> {
+async fn delete_rule(browser: &WebDriver, api: &AdminApi) -> Result<()> {
     let button = "#fw-rules-table tr:not([data-system]) button[id^=fw-delete-]";
     click(browser, button).await?;
     browser
@@ -422,7 +380,7 @@ async fn delete_rule(browser: &WebDriver, api: &Api) -> Result<()> {
     Ok(())
 }
 
-async fn delete_address(browser: &WebDriver, api: &Api) -> Result<()> {
+async fn delete_address(browser: &WebDriver, api: &AdminApi) -> Result<()> {
     let row = format!("#ip-list-table tr[data-address='{BLOCKED}']");
     click(browser, &format!("{row} button")).await?;
     browser

@@ -9,8 +9,6 @@
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
-use std::path::Path;
-
 use anyhow::{ensure, Result};
 use serde_json::json;
 use webdriver::WebDriver;
@@ -90,12 +88,7 @@ async fn log_out(browser: &WebDriver, menu: bool) -> Result<()> {
 
 #[tokio::test]
 async fn peers_portal_and_vault_work_in_chromium() -> Result<()> {
-    for tool in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            Path::new(tool).exists(),
-            "{tool} is missing; the browser test needs Chromium and chromedriver: {INSTALL_HINT}"
-        );
-    }
+    require_browser();
     let root = tempfile::tempdir()?;
     let state_dir = root.path().join("state");
     let profile_dir = tempfile::tempdir()?;

@@ -9,7 +9,6 @@
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
@@ -17,7 +16,6 @@ use serde_json::{json, Value};
 use webdriver::WebDriver;
 
 #[path = "common/browser.rs"]
-#[allow(dead_code)]
 mod harness;
 use harness::*;
 
@@ -256,12 +254,7 @@ async fn invitation_page_and_portal(browser: &WebDriver, base: &str, token: &str
 
 #[tokio::test]
 async fn one_time_secrets_do_not_come_back() -> Result<()> {
-    for tool in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            Path::new(tool).exists(),
-            "{tool} is missing; the browser test needs Chromium and chromedriver: {INSTALL_HINT}"
-        );
-    }
+    require_browser();
     let root = tempfile::tempdir()?;
     let state_dir = root.path().join("state");
     let profile_dir = tempfile::tempdir()?;

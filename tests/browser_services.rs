@@ -12,7 +12,6 @@
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
@@ -20,7 +19,6 @@ use serde_json::{json, Value};
 use webdriver::WebDriver;
 
 #[path = "common/browser.rs"]
-#[allow(dead_code)]
 mod harness;
 use harness::*;
 
@@ -32,60 +30,14 @@ const SERVICE: &str = "files";
 const CREDENTIALS: &str = "/api/services/catalog/files/accounts/amy/credentials";
 const RETENTION_DAYS: u32 = 14;
 
-/// The API with a session of the test's own (and its CSRF token, for writes).
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    csrf: String,
-}
-
-impl Api {
-    async fn log_in(base: &str) -> Result<Self> {
-        let http = reqwest::Client::builder().cookie_store(true).build()?;
-        let login: Value = http
-            .post(format!("{base}/api/auth/login"))
-            .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let csrf = login["csrf_token"]
-            .as_str()
-            .with_context(|| format!("a CSRF token in {login}"))?
-            .to_string();
-        Ok(Api {
-            http,
-            base: base.to_string(),
-            csrf,
-        })
-    }
-
-    async fn get(&self, path: &str) -> Result<Value> {
-        let resp = self.http.get(format!("{}{path}", self.base)).send().await?;
-        ensure!(resp.status().is_success(), "GET {path}: {}", resp.status());
-        Ok(resp.json().await?)
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Result<Value> {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("X-CSRF-Token", &self.csrf)
-            .json(&body)
-            .send()
-            .await?;
-        ensure!(resp.status().is_success(), "POST {path}: {}", resp.status());
-        Ok(resp.json().await?)
-    }
-
-    async fn files(&self) -> Result<Value> {
-        let store = self.get("/api/store").await?;
-        store["services"]
-            .as_array()
-            .and_then(|list| list.iter().find(|s| s["id"] == SERVICE))
-            .cloned()
-            .with_context(|| format!("{SERVICE} in {store}"))
-    }
+/// The files service as the store lists it.
+async fn files(api: &AdminApi) -> Result<Value> {
+    let store = api.get("/api/store").await?;
+    store["services"]
+        .as_array()
+        .and_then(|list| list.iter().find(|s| s["id"] == SERVICE))
+        .cloned()
+        .with_context(|| format!("{SERVICE} in {store}"))
 }
 
 async fn value_of(browser: &WebDriver, css: &str) -> Result<String> {
@@ -128,12 +80,7 @@ async fn shots(browser: &WebDriver, name: &str) -> Result<()> {
 
 #[tokio::test]
 async fn services_page_and_portal_credentials_work_in_chromium() -> Result<()> {
-    for tool in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            Path::new(tool).exists(),
-            "{tool} is missing; the browser test needs Chromium and chromedriver: {INSTALL_HINT}"
-        );
-    }
+    require_browser();
     let root = tempfile::tempdir()?;
     let state_dir = root.path().join("state");
     let profile_dir = tempfile::tempdir()?;
@@ -141,7 +88,7 @@ async fn services_page_and_portal_credentials_work_in_chromium() -> Result<()> {
     let (mut processes, base, driver) =
         launch_with(&state_dir, &root.path().join("picd.log"), &env).await?;
     let browser = open_browser(&driver, profile_dir.path()).await?;
-    let api = Api::log_in(&base).await?;
+    let api = AdminApi::log_in(&base).await?;
     let body = json!({ "name": PEER, "portal_password": PEER_PASSWORD });
     api.post("/api/peers", body).await?;
 
@@ -188,7 +135,7 @@ async fn services_page_and_portal_credentials_work_in_chromium() -> Result<()> {
 
 /// The card says no image is built and how to build one; Install streams its steps into a
 /// list; the card then shows the service installed, health unknown and no container.
-async fn install(browser: &WebDriver, api: &Api) -> Result<()> {
+async fn install(browser: &WebDriver, api: &AdminApi) -> Result<()> {
     let card = format!("#svc-card-{SERVICE}");
     let text = browser.wait_for_text(&card, "Not built").await?;
     ensure!(text.contains("Not installed"), "{text}");
@@ -237,13 +184,13 @@ async fn install(browser: &WebDriver, api: &Api) -> Result<()> {
         "the progress stays in the card after it redrew"
     );
     shot(browser, "services-installed").await?;
-    let stored = api.files().await?;
+    let stored = files(api).await?;
     ensure!(stored["installed"] == true, "{stored}");
     Ok(())
 }
 
 /// An account for the peer is added from the list of peers; it shows in the table.
-async fn add_account(browser: &WebDriver, api: &Api) -> Result<()> {
+async fn add_account(browser: &WebDriver, api: &AdminApi) -> Result<()> {
     let select = format!("#svc-add-{SERVICE}-who");
     browser
         .wait_for(&format!("{select} option[value={PEER}]"))
@@ -270,7 +217,7 @@ async fn add_account(browser: &WebDriver, api: &Api) -> Result<()> {
 }
 
 /// The dialog shows the URL, the username and the password hidden until Show.
-async fn credentials_dialog(browser: &WebDriver, api: &Api) -> Result<String> {
+async fn credentials_dialog(browser: &WebDriver, api: &AdminApi) -> Result<String> {
     let expected = api.get(CREDENTIALS).await?;
     let password = expected["password"].as_str().context("a password")?;
     click(browser, &format!("#svc-creds-{SERVICE}-{PEER}")).await?;
@@ -295,7 +242,7 @@ async fn credentials_dialog(browser: &WebDriver, api: &Api) -> Result<String> {
 }
 
 /// The archive's retention is saved; the delete question quotes it.
-async fn retention(browser: &WebDriver, api: &Api) -> Result<()> {
+async fn retention(browser: &WebDriver, api: &AdminApi) -> Result<()> {
     browser
         .fill("#svc-retention", &RETENTION_DAYS.to_string())
         .await?;
@@ -363,7 +310,7 @@ async fn portal(browser: &WebDriver, base: &str, password: &str) -> Result<()> {
 
 /// Remove asks keep or purge; a purge needs its box ticked, then the service and its
 /// accounts are gone.
-async fn remove_with_purge(browser: &WebDriver, api: &Api) -> Result<()> {
+async fn remove_with_purge(browser: &WebDriver, api: &AdminApi) -> Result<()> {
     click(browser, &format!("#svc-remove-{SERVICE}")).await?;
     browser.wait_for("#svc-remove-dialog[open]").await?;
     click(browser, "#svc-remove-data-purge").await?;
@@ -375,7 +322,7 @@ async fn remove_with_purge(browser: &WebDriver, api: &Api) -> Result<()> {
     browser
         .wait_for_text("#svc-remove-sure-error", "Tick this box")
         .await?;
-    ensure!(api.files().await?["installed"] == true, "nothing was sent");
+    ensure!(files(api).await?["installed"] == true, "nothing was sent");
     shot(browser, "services-remove").await?;
     click(browser, "#svc-remove-sure").await?;
     click(browser, "#svc-remove-dialog-confirm").await?;
@@ -383,7 +330,7 @@ async fn remove_with_purge(browser: &WebDriver, api: &Api) -> Result<()> {
     browser
         .wait_for(&format!("#svc-card-{SERVICE}[data-installed=false]"))
         .await?;
-    ensure!(api.files().await?["installed"] == false);
+    ensure!(files(api).await?["installed"] == false);
     let accounts = api
         .get(&format!("/api/services/catalog/{SERVICE}/accounts"))
         .await?;

@@ -3,6 +3,9 @@
 //! browser session, and the clicks, waits and screenshots the tests share. Included by each
 //! browser test with `#[path]`, beside `webdriver.rs`.
 
+// Each browser test uses only part of it.
+#![allow(dead_code)]
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -302,4 +305,71 @@ pub async fn check_console(browser: &WebDriver) -> Result<()> {
         problems.join("\n")
     );
     Ok(())
+}
+
+/// The API with an admin session of the test's own (and its CSRF token, for writes): what
+/// a browser test reads to check what the page stored.
+pub struct AdminApi {
+    http: reqwest::Client,
+    base: String,
+    csrf: String,
+}
+
+impl AdminApi {
+    pub async fn log_in(base: &str) -> Result<Self> {
+        let http = reqwest::Client::builder().cookie_store(true).build()?;
+        let resp = http
+            .post(format!("{base}/api/auth/login"))
+            .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }))
+            .send()
+            .await?;
+        ensure!(resp.status().is_success(), "API login: {}", resp.status());
+        let login: Value = resp.json().await?;
+        let csrf = login["csrf_token"]
+            .as_str()
+            .with_context(|| format!("a CSRF token in {login}"))?
+            .to_string();
+        Ok(AdminApi {
+            http,
+            base: base.to_string(),
+            csrf,
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        let resp = self.http.get(format!("{}{path}", self.base)).send().await?;
+        ensure!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        Ok(resp.json().await?)
+    }
+
+    /// The array `key` of what `path` answers.
+    pub async fn list(&self, path: &str, key: &str) -> Result<Vec<Value>> {
+        let body = self.get(path).await?;
+        body[key]
+            .as_array()
+            .cloned()
+            .with_context(|| format!("{key} in {body}"))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Result<Value> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("X-CSRF-Token", &self.csrf)
+            .json(&body)
+            .send()
+            .await?;
+        ensure!(resp.status().is_success(), "POST {path}: {}", resp.status());
+        Ok(resp.json().await?)
+    }
+}
+
+/// Fails the test, naming the install step, when Chromium or chromedriver is missing.
+pub fn require_browser() {
+    for tool in [CHROMIUM, CHROMEDRIVER] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is missing; the browser test needs Chromium and chromedriver: {INSTALL_HINT}"
+        );
+    }
 }
