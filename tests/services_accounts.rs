@@ -91,9 +91,16 @@ async fn start_cell_with_peers(dockerd: &Dockerd, service: &str, build: Build) -
 
 /// POST /api/store/build-images: per service a rootfs step then its image, then done.
 async fn build_through_the_api(admin: &TestClient, service: &str) {
+    // A cold cache builds three root filesystems: minutes, past the client's usual timeout.
     let resp = admin
-        .send_json(Method::POST, "/api/store/build-images", &json!({}))
-        .await;
+        .http
+        .post(admin.url("/api/store/build-images"))
+        .header("x-csrf-token", admin.csrf_token().await)
+        .json(&json!({}))
+        .timeout(Duration::from_secs(20 * 60))
+        .send()
+        .await
+        .expect("POST /api/store/build-images");
     assert_eq!(resp.status(), StatusCode::OK);
     let body = resp.text().await.unwrap();
     let events: Vec<Value> = body

@@ -63,8 +63,13 @@ pub fn machine_mirror() -> anyhow::Result<String> {
     anyhow::bail!("no Debian mirror in apt's sources; pass --mirror URL")
 }
 
-/// Builds (or takes from the cache) one service's root filesystem tar. Parallel builds of the
-/// same recipe wait on a lock file and the second one reuses the first one's tar.
+/// Builds (or takes from the cache) one service's root filesystem tar.
+///
+/// Builds share the cache's downloaded packages, which two debootstraps cannot fill at once, so
+/// one build runs at a time per cache, under `build.lock`; a builder that waited finds the tar
+/// the other one made. The build's shell inherits the lock (as its standard input): a picd
+/// stopped mid-build leaves a build that still holds it, and the next builder waits for that
+/// one instead of building into the same directory.
 fn rootfs_tar(
     manifest: &Manifest,
     cache: &Path,
@@ -75,11 +80,24 @@ fn rootfs_tar(
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
     let key = format!("{}-{}", manifest.id, &recipe_hash(manifest)[..16]);
     let tar = cache.join(format!("{key}.tar"));
-    let lock = std::fs::File::create(cache.join(format!("{key}.lock")))?;
+    let cached = || {
+        report(json!({ "service": manifest.id, "step": "rootfs", "cached": true }));
+        Ok(tar.clone())
+    };
+    // The tar appears by a rename once complete: present means whole.
+    if tar.exists() {
+        return cached();
+    }
+    // Read and write: as the shell's standard input it reads as empty.
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(cache.join("build.lock"))?;
     lock.lock().context("locking the image cache")?;
     if tar.exists() {
-        report(json!({ "service": manifest.id, "step": "rootfs", "cached": true }));
-        return Ok(tar);
+        return cached();
     }
     let root = cache.join(format!("{key}.root"));
     if root.exists() {
@@ -101,7 +119,7 @@ fn rootfs_tar(
         .env("PACKAGES", packages.join(" "))
         .env("OUT", &tar)
         .env("DEB_CACHE", cache.join("debs"))
-        .stdin(std::process::Stdio::null())
+        .stdin(lock)
         .stdout(log.try_clone()?)
         .stderr(log)
         .status()
