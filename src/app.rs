@@ -12,15 +12,15 @@ use tokio::net::{TcpListener, UnixListener};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::compose::AppState;
 use crate::error::ApiError;
-use crate::state::AppState;
 use crate::{
     audit, auth, caddy, cell, client, connectivity, dns, health, logs, peers, routing, services,
     setup, vault, web, wireguard,
 };
 
 pub fn router(app: AppState) -> Router {
-    let routes = Router::new()
+    let routes: Router<AppState> = Router::new()
         .route("/health", get(health::routes::health))
         // Auth
         .route("/api/auth/login", post(auth::routes::login))
@@ -216,19 +216,25 @@ pub fn router(app: AppState) -> Router {
     // Layers run bottom-up for a request: the last added is the outermost.
     let routes = routes
         .layer(from_fn_with_state(
-            app.clone(),
+            app.auth.clone(),
             auth::secret_routes::audit_secret_reads,
         ))
         .layer(from_fn_with_state(
-            app.clone(),
+            app.health.clone(),
             health::write_guard::refuse_changes_while_degraded,
         ))
-        .layer(from_fn_with_state(app.clone(), auth::authenticate))
+        .layer(from_fn_with_state(app.auth.clone(), auth::authenticate))
         // Two session layers, one per cookie name, chosen by the request's scheme.
-        .layer(crate::session_layer::layer(&app))
-        .layer(from_fn_with_state(app.clone(), audit::record_unaudited))
-        .layer(from_fn_with_state(app.clone(), secure_cookies))
-        .layer(from_fn_with_state(app.clone(), client::identify_client))
+        .layer(crate::session_layer::layer(&app.core))
+        .layer(from_fn_with_state(
+            app.core.clone(),
+            audit::record_unaudited,
+        ))
+        .layer(from_fn_with_state(app.core.clone(), secure_cookies))
+        .layer(from_fn_with_state(
+            app.core.clone(),
+            client::identify_client,
+        ))
         .layer(DefaultBodyLimit::max(app.settings.body_limit_bytes));
     answer_guards(routes)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -252,7 +258,7 @@ fn answer_guards<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<
 /// Marks the session cookie Secure when the browser reached picd over https (as the trusted
 /// proxy reports), or always/never as configured.
 async fn secure_cookies(
-    axum::extract::State(app): axum::extract::State<AppState>,
+    axum::extract::State(app): axum::extract::State<crate::state::Core>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {

@@ -15,7 +15,7 @@ use axum::response::Response;
 use axum::serve::IncomingStream;
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::state::AppState;
+use crate::state::Core;
 
 /// The address of a request that came from the local proxy without naming a client (or
 /// naming none that parses): the proxy itself, on this machine.
@@ -49,11 +49,7 @@ impl Connected<IncomingStream<'_, UnixListener>> for Transport {
     }
 }
 
-pub async fn identify_client(
-    State(app): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub async fn identify_client(State(app): State<Core>, mut req: Request, next: Next) -> Response {
     // A request without connection info did not come through a listener of picd's; treat it
     // as the least trusted kind, a local TCP client.
     let transport = req

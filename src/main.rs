@@ -10,6 +10,7 @@ mod caddy;
 mod cell;
 mod cli;
 mod client;
+mod compose;
 mod config;
 mod connectivity;
 mod db;

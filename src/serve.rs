@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
+use crate::compose::{AppState, DomainDrivers};
 use crate::config::Settings;
 use crate::db::Db;
-use crate::state::AppState;
 
 /// How often expired sessions are swept from the store.
 const SESSION_SWEEP: Duration = Duration::from_secs(600);
@@ -56,12 +56,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         &settings,
         vault.clone(),
     ));
+    // One Docker driver: the reconciler's passes and the store's routes share its lock.
+    let docker = Arc::new(crate::services::driver::DockerDriver::new(
+        settings.docker_socket.clone(),
+        &settings.state_dir,
+    ));
     let drivers = crate::health::probes::default_drivers(
-        &settings,
         wireguard.clone(),
         dns.clone(),
         caddy.clone(),
         routing.clone(),
+        docker.clone(),
     )
     .with(connectivity.clone())
     .with(Arc::new(crate::health::storage::StorageStatus(
@@ -79,10 +84,24 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         None => (None, None),
     };
     let guard = crate::health::write_guard::WriteGuard::at_start(&storage, &settings.state_dir)?;
-    let mut app = AppState::new(db, vault, settings, drivers, wireguard, dns, caddy)
-        .with_routing(routing)
-        .with_connectivity(connectivity);
-    app.storage = Arc::new(guard);
+    let services = crate::services::ServicesState::new(
+        docker,
+        settings.services_image_cache(),
+        settings.debian_mirror.clone(),
+    );
+    let core = crate::state::Core::new(db, vault, Arc::new(settings), drivers);
+    let app = AppState::new(
+        core,
+        DomainDrivers {
+            wireguard,
+            dns,
+            caddy,
+            routing,
+            connectivity,
+            services,
+            storage: Arc::new(guard),
+        },
+    );
     tracing::info!(
         listen = %listener.local_addr()?,
         listen_socket = %app.settings.listen_socket.display(),
@@ -94,12 +113,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     tokio::select! {
         served = serve_until_stopped(listener, socket, app.clone()) => served.context("HTTP server")?,
-        ended = crate::health::run_health_checks(app.clone()) => ended.context("health checks ended")?,
-        ended = run_session_sweeper(app.clone()) => ended.context("session sweeper ended")?,
-        ended = run_reconciler(app.clone()) => ended.context("reconciler ended")?,
-        ended = crate::connectivity::passes::run_exit_health(app.clone()) => ended.context("exit health checks ended")?,
-        ended = app.wireguard.clone().run_device_watchdog() => ended.context("WireGuard")?,
-        ended = run_storage_keepers(app.clone(), storage.degraded()) => ended.context("storage keepers ended")?,
+        ended = crate::health::run_health_checks(app.health.clone()) => ended.context("health checks ended")?,
+        ended = run_session_sweeper(app.core.clone()) => ended.context("session sweeper ended")?,
+        ended = run_reconciler(app.core.clone()) => ended.context("reconciler ended")?,
+        ended = crate::connectivity::passes::run_exit_health(app.connectivity.clone()) => ended.context("exit health checks ended")?,
+        ended = app.wireguard.wireguard.clone().run_device_watchdog() => ended.context("WireGuard")?,
+        ended = run_storage_keepers(app.core.clone(), storage.degraded()) => ended.context("storage keepers ended")?,
     }
     if !storage.degraded() {
         crate::audit::anchor::anchor_at_shutdown(&app.db, &app.settings.state_dir).await;
@@ -181,7 +200,7 @@ async fn ensure_ca(db: &Db, vault: &crate::vault::Vault) -> anyhow::Result<()> {
 
 /// Keeps the audit anchor at the chain's head and takes the periodic snapshots; neither runs
 /// while storage is degraded (the old anchor and the good snapshots are what the owner needs).
-async fn run_storage_keepers(app: AppState, degraded: bool) -> anyhow::Result<()> {
+async fn run_storage_keepers(app: crate::state::Core, degraded: bool) -> anyhow::Result<()> {
     if degraded {
         return std::future::pending().await;
     }
@@ -203,7 +222,7 @@ async fn run_storage_keepers(app: AppState, degraded: bool) -> anyhow::Result<()
 
 /// Re-applies every driver's desired state periodically (retiring expired peers and
 /// repairing whatever was changed behind picd's back) and whenever a change asks for it.
-async fn run_reconciler(app: AppState) -> anyhow::Result<()> {
+async fn run_reconciler(app: crate::state::Core) -> anyhow::Result<()> {
     let period = Duration::from_secs(app.settings.reconcile_interval_seconds.max(1));
     let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
@@ -220,7 +239,7 @@ async fn run_reconciler(app: AppState) -> anyhow::Result<()> {
     }
 }
 
-async fn run_session_sweeper(app: AppState) -> anyhow::Result<()> {
+async fn run_session_sweeper(app: crate::state::Core) -> anyhow::Result<()> {
     let mut interval = tokio::time::interval(SESSION_SWEEP);
     loop {
         interval.tick().await;

@@ -20,7 +20,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::auth::session_store::SqliteSessionStore;
 use crate::client::ClientInfo;
 use crate::config::CookieSecure;
-use crate::state::AppState;
+use crate::state::Core;
 
 /// The session cookie over plain http.
 pub const SESSION_COOKIE: &str = "picd_session";
@@ -37,7 +37,7 @@ pub struct SessionsByScheme<L> {
     https_allowed: bool,
 }
 
-pub fn layer(app: &AppState) -> SessionsByScheme<SessionManagerLayer<SqliteSessionStore>> {
+pub fn layer(app: &Core) -> SessionsByScheme<SessionManagerLayer<SqliteSessionStore>> {
     let idle = time::Duration::minutes(i64::from(app.settings.session_idle_minutes));
     let sessions = |name: &'static str, secure: bool| {
         SessionManagerLayer::new(SqliteSessionStore::new(app.db.clone()))

@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::error::{ApiError, Path};
-use crate::state::AppState;
+use crate::setup::SetupApp;
 
 #[derive(rust_embed::RustEmbed)]
 #[folder = "web/"]
@@ -59,8 +59,8 @@ pub fn cache_headers(path: &str, headers: &mut HeaderMap) {
 const LOGOUT_PATH: &str = "/api/auth/logout";
 
 /// The admin app; before setup, the wizard instead.
-pub async fn index(State(app): State<AppState>) -> Response {
-    match app.setup_complete().await {
+pub async fn index(State(app): State<SetupApp>) -> Response {
+    match app.setup.is_complete(&app.db).await {
         Ok(false) => Redirect::to("/setup").into_response(),
         Ok(true) => asset("index.html"),
         Err(e) => e.into_response(),

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use crate::client::ClientInfo;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::state::AppState;
+use crate::state::Core;
 
 /// Per-request audit state shared between the layer, the auth layer and the handler.
 #[derive(Clone)]
@@ -293,11 +293,7 @@ fn is_mutating(method: &Method) -> bool {
 /// `AuditSlot`, and if nothing recorded an entry by the time the response is ready, it records
 /// one from the response's status and error code. Refused reads by signed-in users are
 /// recorded too.
-pub async fn record_unaudited(
-    State(app): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub async fn record_unaudited(State(app): State<Core>, mut req: Request, next: Next) -> Response {
     let mutating = is_mutating(req.method());
     let slot = AuditSlot::new();
     req.extensions_mut().insert(slot.clone());

@@ -10,14 +10,14 @@ use super::store::{self, AuditFilter, DEFAULT_LIMIT};
 use super::{chain, csv};
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Query};
-use crate::state::AppState;
+use crate::state::Core;
 
 /// Rows are sent to the client in chunks of about this many bytes.
 const EXPORT_CHUNK: usize = 64 * 1024;
 
 pub async fn list(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<Core>,
     Query(filter): Query<AuditFilter>,
 ) -> ApiResult<Json<Value>> {
     let limit = filter.limit.unwrap_or(DEFAULT_LIMIT);
@@ -30,7 +30,7 @@ pub async fn list(
 
 pub async fn verify(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<Core>,
 ) -> ApiResult<Json<chain::VerifyReport>> {
     let report = app.db.call(|conn| Ok(chain::verify(conn)?)).await?;
     Ok(Json(report))
@@ -40,7 +40,7 @@ pub async fn verify(
 /// so a log of any size is exported in constant memory.
 pub async fn export(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<Core>,
     Query(filter): Query<AuditFilter>,
 ) -> ApiResult<Response> {
     match filter.format.as_deref() {

@@ -18,8 +18,8 @@ use sha2::Sha256;
 use tokio::sync::OnceCell;
 use zeroize::Zeroizing;
 
+use crate::auth::AuthApp;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 pub const DEVICE_COOKIE: &str = "picd_device";
 /// The vault secret holding the signing key (32 random bytes).
@@ -46,7 +46,7 @@ impl DeviceCookies {
         Self::default()
     }
 
-    async fn key(&self, app: &AppState) -> Result<&[u8], ApiError> {
+    async fn key(&self, app: &AuthApp) -> Result<&[u8], ApiError> {
         let key = self
             .key
             .get_or_try_init(|| async {
@@ -72,7 +72,7 @@ impl DeviceCookies {
     /// `credential` is the user's stored password hash (empty for an unknown user).
     pub async fn recognise(
         &self,
-        app: &AppState,
+        app: &AuthApp,
         headers: &HeaderMap,
         username: &str,
         credential: &str,
@@ -97,7 +97,7 @@ impl DeviceCookies {
     /// A new device cookie for `username`, as a Set-Cookie value.
     pub async fn issue(
         &self,
-        app: &AppState,
+        app: &AuthApp,
         username: &str,
         credential: &str,
     ) -> Result<HeaderValue, ApiError> {

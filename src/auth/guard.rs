@@ -14,12 +14,12 @@ use super::session_store;
 use super::token_throttle::{AuditNote, TokenKind};
 use super::{CurrentUser, Role, User, CSRF_KEY, LOGIN_AT_KEY};
 use crate::audit::AuditSlot;
+use crate::auth::AuthApp;
 use crate::client::ClientInfo;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 pub async fn authenticate(
-    State(app): State<AppState>,
+    State(app): State<AuthApp>,
     session: Session,
     mut req: Request,
     next: Next,
@@ -44,7 +44,7 @@ pub async fn authenticate(
 }
 
 async fn authorize(
-    app: &AppState,
+    app: &AuthApp,
     session: &Session,
     req: &mut Request,
     limit: &mut Option<RateLimitState>,
@@ -56,17 +56,22 @@ async fn authorize(
     }
     // The wizard answers only the session that claimed it with the setup token.
     if path.starts_with("/api/setup/") {
-        return crate::setup::gate::authorize(app, session, req).await;
+        let wizard = crate::setup::SetupApp {
+            core: app.core.clone(),
+            setup: app.setup.clone(),
+        };
+        return crate::setup::gate::authorize(&wizard, session, req).await;
     }
     // Redeeming an invitation signs a peer in for the first time: the token is the credential.
     if path == "/api/invite/accept" {
         return app
-            .setup_complete()
+            .setup
+            .is_complete(&app.db)
             .await?
             .then_some(())
             .ok_or_else(|| ApiError::forbidden("setup_required", "finish the setup wizard first"));
     }
-    if !app.setup_complete().await? {
+    if !app.setup.is_complete(&app.db).await? {
         return Err(ApiError::forbidden(
             "setup_required",
             "finish the setup wizard first",
@@ -138,7 +143,7 @@ fn api_key_token(headers: &HeaderMap) -> Option<String> {
 /// API-key requests: no cookie is involved, so no CSRF check; the key's scopes decide, and
 /// a key never reaches the session endpoints or the peers' portal.
 async fn authorize_key(
-    app: &AppState,
+    app: &AuthApp,
     req: &mut Request,
     path: &str,
     token: &str,
@@ -201,7 +206,7 @@ async fn authorize_key(
 /// The live key of `token`, or None after counting the bad token against the client address
 /// (429 once the address has presented too many; see `token_throttle`).
 async fn find_key(
-    app: &AppState,
+    app: &AuthApp,
     addr: std::net::IpAddr,
     slot: Option<&AuditSlot>,
     token: &str,
@@ -260,7 +265,7 @@ fn client_addr(req: &Request) -> std::net::IpAddr {
 /// whose user is gone, is destroyed here. The session and its user come from the store in one
 /// trip; tower-sessions itself only loads the session when something changes it.
 async fn load_user(
-    app: &AppState,
+    app: &AuthApp,
     session: &Session,
 ) -> Result<Option<(CurrentUser, Option<String>)>, ApiError> {
     let Some(id) = session.id() else {

@@ -8,10 +8,10 @@ use serde_json::{json, Value};
 use super::api_keys::{self, NewKey, Scope, DEFAULT_RATE_LIMIT, MAX_RATE_LIMIT};
 use super::AdminUser;
 use crate::audit::AuditCtx;
+use crate::auth::AuthApp;
 use crate::error::{ApiError, ApiResult, Json, Path};
-use crate::state::AppState;
 
-pub async fn list(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list(_admin: AdminUser, State(app): State<AuthApp>) -> ApiResult<Json<Value>> {
     let keys = app.db.call(|conn| Ok(api_keys::list(conn)?)).await?;
     Ok(Json(json!({ "keys": keys })))
 }
@@ -91,7 +91,7 @@ fn validate(body: CreateKey) -> Result<ValidKey, ApiError> {
 
 pub async fn create(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<AuthApp>,
     audit: AuditCtx,
     Json(body): Json<CreateKey>,
 ) -> ApiResult<Json<Value>> {
@@ -128,7 +128,7 @@ fn with_token(key: &api_keys::ApiKey, token: String) -> Value {
 
 pub async fn rotate(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<AuthApp>,
     audit: AuditCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
@@ -146,7 +146,7 @@ pub async fn rotate(
 
 pub async fn revoke(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<AuthApp>,
     audit: AuditCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {

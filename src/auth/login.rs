@@ -14,9 +14,9 @@ use tower_sessions::Session;
 use super::throttle::Subject;
 use super::{password, store};
 use crate::audit::AuditCtx;
+use crate::auth::AuthApp;
 use crate::client::ClientInfo;
 use crate::error::{ApiError, ApiResult, Json};
-use crate::state::AppState;
 
 /// Longest username accepted at login (longer ones cannot exist).
 const MAX_LOGIN_NAME: usize = 64;
@@ -29,7 +29,7 @@ pub struct LoginRequest {
 }
 
 pub async fn login(
-    State(app): State<AppState>,
+    State(app): State<AuthApp>,
     Extension(client): Extension<ClientInfo>,
     audit: AuditCtx,
     session: Session,
@@ -109,7 +109,7 @@ pub async fn login(
 }
 
 /// The user called `username` and their stored password hash.
-async fn find(app: &AppState, username: &str) -> ApiResult<Option<(store::User, String)>> {
+async fn find(app: &AuthApp, username: &str) -> ApiResult<Option<(store::User, String)>> {
     let name = username.to_string();
     app.db
         .call(move |conn| Ok(store::find_with_hash(conn, &name)?))
@@ -130,7 +130,7 @@ async fn verify(
 /// Counts a change-password attempt like a login (the current password is a password
 /// guess): `Ok(true)` when `current` is the user's password.
 pub async fn verify_current_password(
-    app: &AppState,
+    app: &AuthApp,
     client: &ClientInfo,
     headers: &HeaderMap,
     username: &str,

@@ -134,3 +134,34 @@ pub fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+/// The authentication layer's and the auth routes' state: the throttles on logins, keys and
+/// tokens, the device cookies, and whether the wizard is done.
+#[derive(Clone)]
+pub struct AuthApp {
+    pub core: crate::state::Core,
+    pub throttle: std::sync::Arc<throttle::LoginThrottle>,
+    pub key_limiter: std::sync::Arc<api_keys::KeyRateLimiter>,
+    /// Bad API keys and invitation tokens per client address (peers' invitations share it).
+    pub token_throttle: std::sync::Arc<token_throttle::TokenThrottle>,
+    pub device_cookies: std::sync::Arc<device::DeviceCookies>,
+    pub setup: crate::setup::SetupState,
+}
+crate::reads_through_to_core!(AuthApp);
+
+impl AuthApp {
+    pub fn new(core: crate::state::Core, setup: crate::setup::SetupState) -> Self {
+        let throttle = throttle::LoginThrottle::new(
+            core.settings.login_failures_per_user,
+            core.settings.login_failures_per_address,
+        );
+        AuthApp {
+            core,
+            throttle: std::sync::Arc::new(throttle),
+            key_limiter: std::sync::Arc::new(api_keys::KeyRateLimiter::new()),
+            token_throttle: std::sync::Arc::default(),
+            device_cookies: std::sync::Arc::new(device::DeviceCookies::new()),
+            setup,
+        }
+    }
+}

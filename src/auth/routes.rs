@@ -13,14 +13,14 @@ use super::login::verify_current_password;
 use super::session_store::delete_user_sessions;
 use super::{password, random_token, store, AdminUser, AnyUser, CSRF_KEY};
 use crate::audit::AuditCtx;
+use crate::auth::AuthApp;
 use crate::client::ClientInfo;
 use crate::error::{ApiError, ApiResult, Json};
-use crate::state::AppState;
 
 pub use super::login::login;
 
 pub async fn logout(
-    State(app): State<AppState>,
+    State(app): State<AuthApp>,
     AnyUser(me): AnyUser,
     audit: AuditCtx,
     session: Session,
@@ -36,7 +36,7 @@ pub async fn logout(
     Ok(Json(json!({ "logged_out": true })))
 }
 
-pub async fn me(AnyUser(me): AnyUser, State(app): State<AppState>) -> Json<Value> {
+pub async fn me(AnyUser(me): AnyUser, State(app): State<AuthApp>) -> Json<Value> {
     if let Some(key) = me.api_key {
         return Json(json!({ "api_key": key }));
     }
@@ -71,7 +71,7 @@ pub struct ChangePassword {
 }
 
 pub async fn change_password(
-    State(app): State<AppState>,
+    State(app): State<AuthApp>,
     AnyUser(me): AnyUser,
     Extension(client): Extension<ClientInfo>,
     audit: AuditCtx,
@@ -120,7 +120,7 @@ pub struct ResetPassword {
 }
 
 pub async fn admin_reset_password(
-    State(app): State<AppState>,
+    State(app): State<AuthApp>,
     AdminUser(admin): AdminUser,
     audit: AuditCtx,
     Json(body): Json<ResetPassword>,
@@ -174,7 +174,7 @@ pub fn reset_password(
     Ok(ended)
 }
 
-pub async fn users(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn users(_admin: AdminUser, State(app): State<AuthApp>) -> ApiResult<Json<Value>> {
     let users = app.db.call(|conn| Ok(store::list(conn)?)).await?;
     Ok(Json(json!({ "users": users })))
 }

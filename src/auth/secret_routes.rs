@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::audit::AuditCtx;
+use crate::auth::AuthApp;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Path patterns (as in the router) of every route that returns a secret.
 pub const SECRET_ROUTES: &[&str] = &[
@@ -44,7 +44,7 @@ pub struct SecretOwner(pub String);
 /// known and refused reads never get here as successes (those are recorded as denied by the
 /// audit layer). A read whose entry cannot be written is not answered: a secret never
 /// leaves without its record.
-pub async fn audit_secret_reads(State(app): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn audit_secret_reads(State(app): State<AuthApp>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()

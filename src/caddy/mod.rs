@@ -9,3 +9,11 @@ pub mod routes;
 pub mod served;
 pub mod store;
 mod tls_files;
+
+/// The Caddy routes' state: the core and the Caddy driver.
+#[derive(Clone)]
+pub struct CaddyApp {
+    pub core: crate::state::Core,
+    pub caddy: std::sync::Arc<driver::CaddyDriver>,
+}
+crate::reads_through_to_core!(CaddyApp);

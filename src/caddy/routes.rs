@@ -12,13 +12,13 @@ use super::config::Site;
 use super::store;
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
+use crate::caddy::CaddyApp;
 use crate::cell::tls::{TlsMode, LETS_ENCRYPT};
 use crate::error::{ApiError, ApiResult, Json, Path};
-use crate::state::AppState;
 
 /// The certificate the cell's domain is served with. Internal mode: the one picd issued
 /// from the cell's CA. Acme mode: the one Caddy obtained, read from Caddy's https side.
-pub async fn cert_status(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn cert_status(_admin: AdminUser, State(app): State<CaddyApp>) -> ApiResult<Json<Value>> {
     let (config, cert) = app
         .db
         .call(|conn| {
@@ -79,7 +79,7 @@ pub async fn cert_status(_admin: AdminUser, State(app): State<AppState>) -> ApiR
 /// cannot take it the answer is 503, and Caddy gets it as soon as it is back.
 pub async fn cert_renew(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<CaddyApp>,
     audit: AuditCtx,
 ) -> ApiResult<Json<Value>> {
     let tls = app
@@ -115,7 +115,7 @@ pub async fn cert_renew(
     cert_status(AdminUser::trusted(), State(app)).await
 }
 
-pub async fn routes(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn routes(_admin: AdminUser, State(app): State<CaddyApp>) -> ApiResult<Json<Value>> {
     let routes = app.db.call(|conn| Ok(store::routes(conn)?)).await?;
     Ok(Json(json!({ "routes": routes })))
 }
@@ -156,7 +156,7 @@ fn validate(body: &NewRoute) -> Result<Site, ApiError> {
 
 pub async fn add_route(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<CaddyApp>,
     audit: AuditCtx,
     Json(body): Json<NewRoute>,
 ) -> ApiResult<Response> {
@@ -183,7 +183,7 @@ pub async fn add_route(
 
 pub async fn delete_route(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<CaddyApp>,
     audit: AuditCtx,
     Path(host): Path<String>,
 ) -> ApiResult<Json<Value>> {

@@ -10,7 +10,7 @@ use super::{dns_settings, settings, CellSettings, DnsSettings};
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json};
-use crate::state::AppState;
+use crate::state::Core;
 use crate::validation::{self, Problems};
 
 const READ_ONLY: &[&str] = &["setup_completed_at", "updated_at"];
@@ -31,7 +31,7 @@ fn current_in(conn: &rusqlite::Connection) -> ApiResult<Value> {
     Ok(render(&config, store::setup_completed_at(conn)?))
 }
 
-pub async fn get(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn get(_admin: AdminUser, State(app): State<Core>) -> ApiResult<Json<Value>> {
     Ok(Json(app.db.call(|conn| current_in(conn)).await?))
 }
 
@@ -93,7 +93,7 @@ fn changed_fields(old: &CellConfig, new: &Sections) -> Vec<String> {
 
 pub async fn put(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<Core>,
     audit: AuditCtx,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {

@@ -128,3 +128,13 @@ mod tests {
         assert_eq!((table_id(7), rule_pref(7)), (1007, 10107));
     }
 }
+
+/// The connectivity routes' and health loop's state: the core, the exits' driver and routing's
+/// driver (a change of exits is applied in routing's one table).
+#[derive(Clone)]
+pub struct ConnectivityApp {
+    pub core: crate::state::Core,
+    pub connectivity: std::sync::Arc<driver::ConnectivityDriver>,
+    pub routing: std::sync::Arc<crate::routing::driver::RoutingDriver>,
+}
+crate::reads_through_to_core!(ConnectivityApp);

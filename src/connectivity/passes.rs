@@ -6,20 +6,20 @@
 use std::time::Duration;
 
 use super::store;
+use crate::connectivity::ConnectivityApp;
 use crate::driver::Driver;
-use crate::state::AppState;
 
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// After a committed change: the exits' interfaces, routes and rules, then routing's table.
-pub fn apply_soon(app: &AppState) {
+pub fn apply_soon(app: &ConnectivityApp) {
     apply_then_flush(app, Vec::new());
 }
 
 /// `apply_soon`, then the conntrack entries of peers that moved (from an exit to another or
 /// to direct, or back): after the table changed, so their next packets start new flows on
 /// the new way out instead of keeping the old one's NAT.
-pub fn apply_then_flush(app: &AppState, moved: Vec<String>) {
+pub fn apply_then_flush(app: &ConnectivityApp, moved: Vec<String>) {
     let app = app.clone();
     tokio::spawn(async move {
         if let Err(e) = app.connectivity.reconcile(&app.db).await {
@@ -54,7 +54,7 @@ async fn flush_conntrack(address: &str) {
 }
 
 /// Probes every exit every few seconds; a change of health starts a pass at once.
-pub async fn run_exit_health(app: AppState) -> anyhow::Result<()> {
+pub async fn run_exit_health(app: ConnectivityApp) -> anyhow::Result<()> {
     let mut interval = tokio::time::interval(PROBE_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

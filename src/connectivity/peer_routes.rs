@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use super::store;
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
+use crate::connectivity::ConnectivityApp;
 use crate::error::{ApiError, ApiResult, Json, Path};
-use crate::state::AppState;
 use crate::validation::{object, Problems};
 
 const TARGET: &str = "peer_exit";
@@ -18,7 +18,7 @@ const TARGET: &str = "peer_exit";
 const PEER_NAME_MAX: usize = 63;
 const ID_MAX: usize = 64;
 
-pub async fn list(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list(_admin: AdminUser, State(app): State<ConnectivityApp>) -> ApiResult<Json<Value>> {
     let peers = app.db.call(|conn| Ok(store::peer_exits(conn)?)).await?;
     Ok(Json(json!({ "peers": peers })))
 }
@@ -47,7 +47,7 @@ enum Change {
 
 pub async fn set_exit(
     admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<ConnectivityApp>,
     audit: AuditCtx,
     Path(peer): Path<String>,
     Json(body): Json<Value>,
@@ -67,7 +67,7 @@ pub async fn set_exit(
 
 pub async fn set_fail_open(
     admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<ConnectivityApp>,
     audit: AuditCtx,
     Path(peer): Path<String>,
     Json(body): Json<Value>,
@@ -81,7 +81,7 @@ pub async fn set_fail_open(
 
 async fn apply(
     _admin: AdminUser,
-    app: AppState,
+    app: ConnectivityApp,
     audit: AuditCtx,
     peer: String,
     change: Result<Change, ApiError>,

@@ -12,8 +12,8 @@ use super::store::{self, ConnectionRow, TYPE_WIREGUARD_EXT};
 use super::wgquick;
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
+use crate::connectivity::ConnectivityApp;
 use crate::error::{ApiError, ApiResult, Json, Path};
-use crate::state::AppState;
 use crate::validation::{object, Problems};
 
 const TARGET: &str = "connection";
@@ -23,7 +23,7 @@ const ID_MAX: usize = 64;
 
 /// A connection as answered: its stored row (no secret), where it lives in the kernel, and
 /// the peers that use it.
-fn connection_json(app: &AppState, row: &ConnectionRow, used_by: &[String]) -> Value {
+fn connection_json(app: &ConnectivityApp, row: &ConnectionRow, used_by: &[String]) -> Value {
     let mut value = serde_json::to_value(row).unwrap_or_else(|_| json!({}));
     value["interface"] = json!(super::interface_name(
         &app.settings.wireguard_interface,
@@ -35,7 +35,7 @@ fn connection_json(app: &AppState, row: &ConnectionRow, used_by: &[String]) -> V
     value
 }
 
-pub async fn list(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list(_admin: AdminUser, State(app): State<ConnectivityApp>) -> ApiResult<Json<Value>> {
     let rows = app
         .db
         .call(|conn| {
@@ -116,7 +116,7 @@ fn read_body(body: &Value, creating: bool) -> Result<Asked, ApiError> {
 
 pub async fn create(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<ConnectivityApp>,
     audit: AuditCtx,
     Json(body): Json<Value>,
 ) -> ApiResult<Response> {
@@ -162,7 +162,7 @@ pub async fn create(
 
 pub async fn update(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<ConnectivityApp>,
     audit: AuditCtx,
     Path(id): Path<String>,
     Json(body): Json<Value>,
@@ -202,7 +202,7 @@ pub async fn update(
 
 pub async fn delete(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<ConnectivityApp>,
     audit: AuditCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
@@ -234,7 +234,10 @@ pub async fn delete(
 }
 
 /// Each exit with where it lives in the kernel and its health.
-pub async fn exits(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn exits(
+    _admin: AdminUser,
+    State(app): State<ConnectivityApp>,
+) -> ApiResult<Json<Value>> {
     let exits = app.connectivity.exits(&app.db).await?;
     Ok(Json(json!({ "exits": exits })))
 }
@@ -242,7 +245,7 @@ pub async fn exits(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<
 /// Probes one connection now: whether its provider's DNS address answered through the exit.
 pub async fn health(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<ConnectivityApp>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     if id.len() > ID_MAX {
@@ -254,13 +257,21 @@ pub async fn health(
 }
 
 /// The driver's state and each connection's health.
-pub async fn status(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn status(
+    _admin: AdminUser,
+    State(app): State<ConnectivityApp>,
+) -> ApiResult<Json<Value>> {
     let exits = app.connectivity.exits(&app.db).await?;
     let driver = crate::driver::Driver::status(app.connectivity.as_ref()).await;
     Ok(Json(json!({ "driver": driver, "connections": exits })))
 }
 
-pub fn router() -> axum::Router<AppState> {
+/// The domain's routes, for any router whose state holds this domain's.
+pub fn router<S>() -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ConnectivityApp: axum::extract::FromRef<S>,
+{
     use axum::routing::{get, put};
     axum::Router::new()
         .route("/api/connectivity/connections", get(list).post(create))

@@ -10,8 +10,8 @@ use super::input;
 use super::store;
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
+use crate::dns::DnsApp;
 use crate::error::{ApiError, ApiResult, Json};
-use crate::state::AppState;
 
 /// TTL of ACME challenge records: short, they live for minutes.
 const ACME_TTL: u32 = 60;
@@ -63,7 +63,7 @@ fn acme_value(value: Option<&str>) -> ApiResult<String> {
 
 pub async fn acme_present(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Json(body): Json<Challenge>,
 ) -> ApiResult<Response> {
@@ -96,13 +96,13 @@ pub async fn acme_present(
             Ok(row)
         })
         .await?;
-    app.refresh_dns();
+    app.dns.refresh(&app.db);
     Ok((StatusCode::CREATED, Json(json!(row))).into_response())
 }
 
 pub async fn acme_cleanup(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Json(body): Json<Challenge>,
 ) -> ApiResult<Json<Value>> {
@@ -135,7 +135,7 @@ pub async fn acme_cleanup(
             Ok(removed)
         })
         .await?;
-    app.refresh_dns();
+    app.dns.refresh(&app.db);
     Ok(Json(json!({ "removed": removed })))
 }
 
@@ -150,7 +150,7 @@ pub struct Stale {
 /// Removes challenge records older than `max_age_minutes` (default 60); `dry_run` only lists.
 pub async fn acme_cleanup_stale(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Json(body): Json<Stale>,
 ) -> ApiResult<Json<Value>> {
@@ -189,7 +189,7 @@ pub async fn acme_cleanup_stale(
         })
         .await?;
     if !dry_run {
-        app.refresh_dns();
+        app.dns.refresh(&app.db);
     }
     Ok(Json(json!({ "dry_run": dry_run, "stale": stale })))
 }

@@ -24,6 +24,8 @@ pub struct DnsDriver {
     vault: Vault,
     listen: Vec<SocketAddr>,
     state: Mutex<State>,
+    /// A background rebuild is asked for and has not started yet (`refresh`).
+    refresh_pending: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -46,7 +48,25 @@ impl DnsDriver {
             shared: Arc::new(Shared::new(limits, wireguard_interface)),
             listen,
             state: Mutex::new(State::default()),
+            refresh_pending: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Rebuilds the snapshot in the background after names or records changed. Requests
+    /// coalesce: while one rebuild is waiting to start, more requests add nothing (the
+    /// rebuild reads the store after the flag is cleared, so it sees every committed change).
+    pub fn refresh(self: &Arc<Self>, db: &crate::db::Db) {
+        use std::sync::atomic::Ordering;
+        if self.refresh_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (driver, db) = (Arc::clone(self), db.clone());
+        tokio::spawn(async move {
+            driver.refresh_pending.store(false, Ordering::Release);
+            if let Err(e) = crate::driver::Driver::reconcile(driver.as_ref(), &db).await {
+                tracing::warn!(error = %e, "DNS refresh");
+            }
+        });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -25,8 +25,8 @@ use super::store;
 use super::zonefile::{self, ImportError};
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
+use crate::dns::DnsApp;
 use crate::error::{ApiError, ApiResult, Json, Path};
-use crate::state::AppState;
 
 /// How long one writer job of an import may insert before it hands the writer back: a write
 /// that arrives meanwhile waits at most this (plus the job's commit). A fixed count of records
@@ -50,7 +50,7 @@ struct Limits {
 
 pub async fn import(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Path(zone): Path<String>,
     headers: HeaderMap,
@@ -110,7 +110,7 @@ pub async fn import(
             Ok(())
         })
         .await?;
-    app.refresh_dns();
+    app.dns.refresh(&app.db);
     let status = if errors.is_empty() {
         StatusCode::OK
     } else {

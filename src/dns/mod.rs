@@ -32,3 +32,11 @@ mod upstream;
 mod view;
 pub mod zone;
 pub mod zonefile;
+
+/// The DNS routes' state: the core and the DNS driver.
+#[derive(Clone)]
+pub struct DnsApp {
+    pub core: crate::state::Core,
+    pub dns: std::sync::Arc<driver::DnsDriver>,
+}
+crate::reads_through_to_core!(DnsApp);

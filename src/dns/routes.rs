@@ -18,10 +18,10 @@ use super::input::{self, RecordInput};
 use super::store::{self, RecordRow};
 use crate::audit::{AuditCtx, Entry};
 use crate::auth::AdminUser;
+use crate::dns::DnsApp;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
-use crate::state::AppState;
 
-pub async fn zones(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn zones(_admin: AdminUser, State(app): State<DnsApp>) -> ApiResult<Json<Value>> {
     let zones = app
         .db
         .call(|conn| {
@@ -46,7 +46,7 @@ pub struct NewZone {
 
 pub async fn create_zone(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Json(body): Json<NewZone>,
 ) -> ApiResult<Response> {
@@ -65,13 +65,13 @@ pub async fn create_zone(
             store::create_zone(tx, &name, ttl)
         })
         .await?;
-    app.refresh_dns();
+    app.dns.refresh(&app.db);
     Ok((StatusCode::CREATED, Json(json!(zone))).into_response())
 }
 
 pub async fn delete_zone(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Path(zone): Path<String>,
 ) -> ApiResult<Json<Value>> {
@@ -91,7 +91,7 @@ pub async fn delete_zone(
             Ok(())
         })
         .await?;
-    app.refresh_dns();
+    app.dns.refresh(&app.db);
     Ok(Json(json!({ "deleted": true })))
 }
 
@@ -108,7 +108,7 @@ pub struct RecordQuery {
 
 pub async fn records(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     Path(zone): Path<String>,
     Query(query): Query<RecordQuery>,
 ) -> ApiResult<Json<Value>> {
@@ -236,7 +236,7 @@ fn apply(
 
 /// Runs operations in one transaction (all or none), bumps the serial, audits once.
 async fn write(
-    app: &AppState,
+    app: &DnsApp,
     audit: &AuditCtx,
     zone: String,
     ops: Vec<Operation>,
@@ -270,13 +270,13 @@ async fn write(
             Ok(results)
         })
         .await?;
-    app.refresh_dns();
+    app.dns.refresh(&app.db);
     Ok(results)
 }
 
 pub async fn add_record(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Path(zone): Path<String>,
     Json(body): Json<RecordInput>,
@@ -303,7 +303,7 @@ pub struct RecordUpdate {
 
 pub async fn update_record(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Path((zone, id)): Path<(String, String)>,
     Json(body): Json<RecordUpdate>,
@@ -322,7 +322,7 @@ pub async fn update_record(
 /// Deletes exactly one record, named by its id: a whole RRset is never dropped by accident.
 pub async fn delete_record(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Path((zone, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
@@ -346,7 +346,7 @@ pub struct Bulk {
 
 pub async fn bulk(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Path(zone): Path<String>,
     Json(body): Json<Bulk>,
@@ -385,7 +385,7 @@ pub struct Search {
 /// Records whose data is exactly an IP, inside a network, or whose name or data contain text.
 pub async fn search(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     Query(query): Query<Search>,
 ) -> ApiResult<Json<Value>> {
     let ip = query

@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use super::store;
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
+use crate::dns::DnsApp;
 use crate::error::{ApiError, ApiResult, Json, Path};
-use crate::state::AppState;
 
-pub async fn secondaries(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn secondaries(_admin: AdminUser, State(app): State<DnsApp>) -> ApiResult<Json<Value>> {
     let list = app.db.call(|conn| Ok(store::secondaries(conn)?)).await?;
     Ok(Json(
         json!({ "secondaries": list.iter().map(ToString::to_string).collect::<Vec<_>>() }),
@@ -27,7 +27,7 @@ pub struct Secondary {
 
 pub async fn add_secondary(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Json(body): Json<Secondary>,
 ) -> ApiResult<Response> {
@@ -49,7 +49,7 @@ pub async fn add_secondary(
             Ok(())
         })
         .await?;
-    app.refresh_dns();
+    app.dns.refresh(&app.db);
     Ok((
         StatusCode::CREATED,
         Json(json!({ "address": addr.to_string() })),
@@ -59,7 +59,7 @@ pub async fn add_secondary(
 
 pub async fn delete_secondary(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Path(address): Path<String>,
 ) -> ApiResult<Json<Value>> {
@@ -79,6 +79,6 @@ pub async fn delete_secondary(
             }
         })
         .await?;
-    app.refresh_dns();
+    app.dns.refresh(&app.db);
     Ok(Json(json!({ "deleted": true })))
 }

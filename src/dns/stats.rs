@@ -8,8 +8,8 @@ use axum::extract::State;
 use serde_json::{json, Value};
 
 use crate::auth::AdminUser;
+use crate::dns::DnsApp;
 use crate::error::{ApiResult, Json};
-use crate::state::AppState;
 
 #[derive(Default)]
 pub struct DnsStats {
@@ -58,7 +58,7 @@ impl DnsStats {
 }
 
 /// `GET /api/dns/stats`: the counters and the limits in force.
-pub async fn stats(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn stats(_admin: AdminUser, State(app): State<DnsApp>) -> ApiResult<Json<Value>> {
     let mut body = app.dns.stats().to_json();
     body["limits"] = app.dns.limits().to_json();
     Ok(Json(body))

@@ -17,15 +17,15 @@ use super::zonefile;
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
 use crate::client::ClientInfo;
+use crate::dns::DnsApp;
 use crate::error::{ApiError, ApiResult, Json, Path};
-use crate::state::AppState;
 
 pub use super::import::import;
 
 /// The zone as a BIND file (the public view: what the world and the secondaries see).
 pub async fn export(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     Path(zone): Path<String>,
 ) -> ApiResult<Response> {
     let zone = input::zone_name(&zone)?;
@@ -68,7 +68,7 @@ pub async fn export(
 
 pub async fn reload(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
 ) -> ApiResult<Json<Value>> {
     audit
@@ -98,7 +98,7 @@ pub struct Ddns {
 /// Sets the cell zone's public apex A/AAAA: to the given addresses, or to the caller's address.
 pub async fn ddns_refresh(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Extension(client): Extension<ClientInfo>,
     Json(body): Json<Ddns>,
@@ -156,6 +156,6 @@ pub async fn ddns_refresh(
             Ok(json!({ "zone": zone, "changed": changed }))
         })
         .await?;
-    app.refresh_dns();
+    app.dns.refresh(&app.db);
     Ok(Json(result))
 }

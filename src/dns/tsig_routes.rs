@@ -14,8 +14,8 @@ use super::store;
 use super::tsig::{self, ALGORITHM, GENERATED_SECRET_BYTES};
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
+use crate::dns::DnsApp;
 use crate::error::{ApiError, ApiResult, Json, Path};
-use crate::state::AppState;
 
 /// Bounds of a secret brought by the caller (decoded bytes): RFC 8945 section 6 asks for
 /// at least the hash output's length halved; more than 64 bytes is hashed down by HMAC anyway.
@@ -24,7 +24,7 @@ const SECRET_MAX_BYTES: usize = 64;
 
 const TARGET: &str = "dns_tsig_key";
 
-pub async fn list(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list(_admin: AdminUser, State(app): State<DnsApp>) -> ApiResult<Json<Value>> {
     let keys = app.db.call(|conn| Ok(tsig::list_keys(conn)?)).await?;
     let keys: Vec<Value> = keys
         .into_iter()
@@ -94,7 +94,7 @@ fn validate(body: &NewKey) -> Result<Zeroizing<Vec<u8>>, ApiError> {
 
 pub async fn create(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Json(body): Json<NewKey>,
 ) -> ApiResult<Response> {
@@ -136,7 +136,7 @@ pub async fn create(
 
 pub async fn delete(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
@@ -182,7 +182,7 @@ pub struct Binding {
 /// signed with), or none.
 pub async fn bind_secondary(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<DnsApp>,
     audit: AuditCtx,
     Path(address): Path<String>,
     Json(body): Json<Binding>,
@@ -231,7 +231,7 @@ pub async fn bind_secondary(
             Ok(())
         })
         .await?;
-    app.refresh_dns();
+    app.dns.refresh(&app.db);
     Ok(Json(
         json!({ "address": addr.to_string(), "tsig_key": body.key }),
     ))

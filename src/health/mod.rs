@@ -11,7 +11,6 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::driver::{DriverState, SubsystemStatus};
-use crate::state::AppState;
 
 /// History rows kept: a day at the default interval.
 const HISTORY_ROWS: i64 = 2880;
@@ -25,7 +24,7 @@ pub fn overall(statuses: &[SubsystemStatus]) -> &'static str {
 }
 
 /// Records every subsystem's status periodically, for /api/health/history.
-pub async fn run_health_checks(app: AppState) -> anyhow::Result<()> {
+pub async fn run_health_checks(app: HealthApp) -> anyhow::Result<()> {
     let mut interval = tokio::time::interval(Duration::from_secs(
         app.settings.health_interval_seconds.max(1),
     ));
@@ -54,3 +53,13 @@ pub async fn run_health_checks(app: AppState) -> anyhow::Result<()> {
         }
     }
 }
+
+/// The status routes' and health loop's state: the core, whether setup is done, and the
+/// storage's write guard.
+#[derive(Clone)]
+pub struct HealthApp {
+    pub core: crate::state::Core,
+    pub setup: crate::setup::SetupState,
+    pub storage: std::sync::Arc<write_guard::WriteGuard>,
+}
+crate::reads_through_to_core!(HealthApp);

@@ -3,27 +3,17 @@
 
 use std::sync::Arc;
 
-use crate::config::Settings;
 use crate::driver::{Driver, Drivers};
 
 /// The drivers of this build, in /api/status order.
 pub fn default_drivers(
-    settings: &Settings,
     wireguard: Arc<dyn Driver>,
     dns: Arc<dyn Driver>,
     caddy: Arc<dyn Driver>,
     nftables: Arc<dyn Driver>,
+    docker: Arc<dyn Driver>,
 ) -> Drivers {
-    Drivers::new(vec![
-        wireguard,
-        dns,
-        caddy,
-        nftables,
-        Arc::new(crate::services::driver::DockerDriver::new(
-            settings.docker_socket.clone(),
-            &settings.state_dir,
-        )),
-    ])
+    Drivers::new(vec![wireguard, dns, caddy, nftables, docker])
 }
 
 /// Whether this process holds CAP_NET_ADMIN in its effective set.

@@ -8,18 +8,18 @@ use serde_json::{json, Value};
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Query};
-use crate::state::AppState;
+use crate::health::HealthApp;
 
 /// Public and cheap: whether picd answers and its database is reachable. Says nothing about
 /// the cell beyond whether setup is pending.
-pub async fn health(State(app): State<AppState>) -> ApiResult<Json<Value>> {
-    let setup_complete = app.setup_complete().await?;
+pub async fn health(State(app): State<HealthApp>) -> ApiResult<Json<Value>> {
+    let setup_complete = app.setup.is_complete(&app.db).await?;
     Ok(Json(
         json!({ "status": "ok", "setup_complete": setup_complete }),
     ))
 }
 
-pub async fn status(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn status(_admin: AdminUser, State(app): State<HealthApp>) -> ApiResult<Json<Value>> {
     let config = app
         .db
         .call(|conn| crate::cell::read_cell_config(conn))
@@ -42,7 +42,7 @@ pub struct HistoryQuery {
 
 pub async fn history(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<HealthApp>,
     Query(query): Query<HistoryQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = query.limit.unwrap_or(100);
@@ -75,7 +75,7 @@ pub async fn history(
 pub async fn acknowledge_storage(
     _admin: AdminUser,
     audit: AuditCtx,
-    State(app): State<AppState>,
+    State(app): State<HealthApp>,
 ) -> ApiResult<Json<Value>> {
     let degraded = app.storage.degraded();
     audit

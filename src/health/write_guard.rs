@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::storage::StorageCheck;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::health::HealthApp;
 
 const ACKNOWLEDGED_FILE: &str = "storage-acknowledged";
 /// Changes allowed while refusing: signing in and out, and the acknowledgement itself.
@@ -125,7 +125,7 @@ fn is_change(method: &Method) -> bool {
 
 /// The layer: a change while refusing gets 503 `storage_degraded`.
 pub async fn refuse_changes_while_degraded(
-    State(app): State<AppState>,
+    State(app): State<HealthApp>,
     req: Request,
     next: Next,
 ) -> Response {

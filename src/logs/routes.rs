@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Query};
-use crate::state::AppState;
+use crate::state::Core;
 
 const DEFAULT_LINES: usize = 200;
 const MAX_LINES: usize = 5000;
@@ -104,7 +104,7 @@ fn filter_from(body: &SetVerbosity) -> Result<String, ApiError> {
 
 pub async fn set_verbosity(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<Core>,
     audit: AuditCtx,
     Json(body): Json<SetVerbosity>,
 ) -> ApiResult<Json<Value>> {

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -22,7 +21,7 @@ pub struct QrQuery {
 }
 
 /// The config of `name` as a wg-quick file download.
-pub async fn config_response(app: &AppState, name: String) -> Result<Response, ApiError> {
+pub async fn config_response(app: &PeersApp, name: String) -> Result<Response, ApiError> {
     let vault = app.vault.clone();
     let filename = format!("attachment; filename=\"{name}.conf\"");
     let text = app
@@ -48,7 +47,7 @@ pub async fn config_response(app: &AppState, name: String) -> Result<Response, A
 
 /// The config of `name` as a QR code (PNG, or SVG with `?format=svg`).
 pub async fn qr_response(
-    app: &AppState,
+    app: &PeersApp,
     name: String,
     query: QrQuery,
 ) -> Result<Response, ApiError> {
@@ -86,3 +85,14 @@ pub async fn qr_response(
             .into_response())
     }
 }
+
+/// The peers' and the portal's state: the core, the WireGuard and DNS drivers a peer's change
+/// reaches, and the token throttle invitations share with API keys.
+#[derive(Clone)]
+pub struct PeersApp {
+    pub core: crate::state::Core,
+    pub wireguard: std::sync::Arc<crate::wireguard::driver::WireGuardDriver>,
+    pub dns: std::sync::Arc<crate::dns::driver::DnsDriver>,
+    pub token_throttle: std::sync::Arc<crate::auth::token_throttle::TokenThrottle>,
+}
+crate::reads_through_to_core!(PeersApp);

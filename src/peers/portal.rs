@@ -21,12 +21,12 @@ use crate::auth::token_throttle::{AuditNote, TokenKind};
 use crate::auth::{password, random_token, store as users, AdminUser, PeerUser, Role};
 use crate::client::ClientInfo;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
-use crate::state::AppState;
+use crate::peers::PeersApp;
 
 const DEFAULT_INVITE_HOURS: u32 = 72;
 const MAX_INVITE_HOURS: u32 = 720;
 
-async fn own_peer(app: &AppState, user: &PeerUser) -> ApiResult<PeerRecord> {
+async fn own_peer(app: &PeersApp, user: &PeerUser) -> ApiResult<PeerRecord> {
     let user_id = user.0.user.id.clone();
     app.db
         .call(move |conn| {
@@ -35,7 +35,7 @@ async fn own_peer(app: &AppState, user: &PeerUser) -> ApiResult<PeerRecord> {
         .await
 }
 
-pub async fn me(user: PeerUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn me(user: PeerUser, State(app): State<PeersApp>) -> ApiResult<Json<Value>> {
     let peer = own_peer(&app, &user).await?;
     Ok(Json(json!(peer)))
 }
@@ -46,7 +46,7 @@ fn owned_by(mut response: Response, peer: String) -> Response {
     response
 }
 
-pub async fn config(user: PeerUser, State(app): State<AppState>) -> ApiResult<Response> {
+pub async fn config(user: PeerUser, State(app): State<PeersApp>) -> ApiResult<Response> {
     let peer = own_peer(&app, &user).await?;
     let response = super::config_response(&app, peer.name.clone()).await?;
     Ok(owned_by(response, peer.name))
@@ -54,7 +54,7 @@ pub async fn config(user: PeerUser, State(app): State<AppState>) -> ApiResult<Re
 
 pub async fn qr(
     user: PeerUser,
-    State(app): State<AppState>,
+    State(app): State<PeersApp>,
     Query(query): Query<QrQuery>,
 ) -> ApiResult<Response> {
     let peer = own_peer(&app, &user).await?;
@@ -64,7 +64,7 @@ pub async fn qr(
 
 pub async fn service_credentials(
     user: PeerUser,
-    State(app): State<AppState>,
+    State(app): State<PeersApp>,
 ) -> ApiResult<Response> {
     let peer = own_peer(&app, &user).await?;
     let (vault, name) = (app.vault.clone(), peer.name.clone());
@@ -89,7 +89,7 @@ pub struct CredentialQrQuery {
 /// password only when asked for), for a phone app to take.
 pub async fn service_credentials_qr(
     user: PeerUser,
-    State(app): State<AppState>,
+    State(app): State<PeersApp>,
     Path(service): Path<String>,
     Query(query): Query<CredentialQrQuery>,
 ) -> ApiResult<Response> {
@@ -131,7 +131,7 @@ pub struct RotateRequest {
 /// New keys for the signed-in peer. The old key is taken off the interface at once.
 pub async fn rotate_keys(
     user: PeerUser,
-    State(app): State<AppState>,
+    State(app): State<PeersApp>,
     audit: AuditCtx,
     Json(body): Json<RotateRequest>,
 ) -> ApiResult<Json<Value>> {
@@ -216,7 +216,7 @@ pub struct InviteRequest {
 /// A one-time link with which the peer sets its portal password. The token is shown once.
 pub async fn invite(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<PeersApp>,
     audit: AuditCtx,
     Path(name): Path<String>,
     Json(body): Json<InviteRequest>,
@@ -264,7 +264,7 @@ pub struct AcceptRequest {
 /// Redeems an invitation: creates the peer's portal login and signs it in. Public: the token
 /// is the credential (256 random bits, single use, expiring).
 pub async fn accept_invite(
-    State(app): State<AppState>,
+    State(app): State<PeersApp>,
     Extension(client): Extension<ClientInfo>,
     audit: AuditCtx,
     session: Session,

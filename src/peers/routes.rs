@@ -13,7 +13,7 @@ use super::QrQuery;
 use crate::audit::AuditCtx;
 use crate::auth::{password, store as users, AdminUser, Role};
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
-use crate::state::AppState;
+use crate::peers::PeersApp;
 use crate::validation::{object, Problems};
 
 const CREATE_FIELDS: &[&str] = &[
@@ -38,7 +38,7 @@ const UPDATE_FIELDS: &[&str] = &[
 ];
 
 /// Live WireGuard data per public key, to show beside each peer.
-async fn live(app: &AppState) -> Map<String, Value> {
+async fn live(app: &PeersApp) -> Map<String, Value> {
     let mut map = Map::new();
     if let Ok(host) = app.wireguard.interface_data().await {
         for (key, peer) in host.peers {
@@ -57,7 +57,7 @@ fn with_live(peer: &PeerRecord, live: &Map<String, Value>) -> Value {
     value
 }
 
-pub async fn list(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list(_admin: AdminUser, State(app): State<PeersApp>) -> ApiResult<Json<Value>> {
     let peers = app.db.call(|conn| Ok(store::list(conn)?)).await?;
     let live = live(&app).await;
     Ok(Json(
@@ -67,7 +67,7 @@ pub async fn list(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<J
 
 pub async fn get(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<PeersApp>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let peer = app.db.call(move |conn| store::require(conn, &name)).await?;
@@ -111,7 +111,7 @@ fn store_keys(
 
 pub async fn create(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<PeersApp>,
     audit: AuditCtx,
     Json(body): Json<Value>,
 ) -> ApiResult<Response> {
@@ -229,13 +229,13 @@ pub async fn create(
         })
         .await?;
     app.wireguard.apply_peer(&peer.name, None).await;
-    app.refresh_dns();
+    app.dns.refresh(&app.db);
     Ok((StatusCode::CREATED, Json(json!(peer))).into_response())
 }
 
 pub async fn update(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<PeersApp>,
     audit: AuditCtx,
     Path(name): Path<String>,
     Json(body): Json<Value>,
@@ -315,7 +315,7 @@ pub async fn update(
 /// invitations) in one transaction, then takes it off the interface.
 pub async fn delete(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<PeersApp>,
     audit: AuditCtx,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
@@ -344,7 +344,7 @@ pub async fn delete(
         })
         .await?;
     app.wireguard.remove_key(&peer.public_key).await;
-    app.refresh_dns();
+    app.dns.refresh(&app.db);
     // The services' account files lose the peer's lines at once.
     app.request_reconcile();
     Ok(Json(json!({ "deleted": peer.name })))
@@ -352,7 +352,7 @@ pub async fn delete(
 
 pub async fn config(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<PeersApp>,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     super::config_response(&app, name).await
@@ -360,7 +360,7 @@ pub async fn config(
 
 pub async fn qr(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<PeersApp>,
     Path(name): Path<String>,
     Query(query): Query<QrQuery>,
 ) -> ApiResult<Response> {
@@ -369,7 +369,7 @@ pub async fn qr(
 
 pub async fn service_credentials(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<PeersApp>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let vault = app.vault.clone();

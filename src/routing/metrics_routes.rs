@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::metrics::{self, Totals};
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Query};
-use crate::state::AppState;
+use crate::routing::RoutingApp;
 
 fn seconds_of(field: &str, text: &str, allowed: &[(&str, i64)]) -> Result<i64, ApiError> {
     allowed
@@ -38,7 +38,7 @@ pub struct SummaryQuery {
 
 pub async fn summary(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<RoutingApp>,
     Query(query): Query<SummaryQuery>,
 ) -> ApiResult<Json<Value>> {
     let window = query.window.unwrap_or_else(|| "1h".into());
@@ -88,7 +88,7 @@ fn time_of(field: &str, text: Option<&str>, default: OffsetDateTime) -> ApiResul
 
 pub async fn history(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<RoutingApp>,
     Query(query): Query<HistoryQuery>,
 ) -> ApiResult<Json<Value>> {
     let now = crate::time::now();

@@ -18,3 +18,11 @@ pub mod templates;
 
 /// The table picd owns; nothing else of the host's ruleset is touched.
 pub const TABLE: &str = "picd";
+
+/// The routing routes' state: the core and the nftables driver.
+#[derive(Clone)]
+pub struct RoutingApp {
+    pub core: crate::state::Core,
+    pub routing: std::sync::Arc<driver::RoutingDriver>,
+}
+crate::reads_through_to_core!(RoutingApp);

@@ -8,7 +8,7 @@ use super::peer_policy::{self, PolicyChange};
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Path};
-use crate::state::AppState;
+use crate::routing::RoutingApp;
 use crate::validation::{object, Problems};
 
 const TARGET: &str = "peer_policy";
@@ -16,7 +16,7 @@ const FIELDS: &[&str] = &["internet", "peer_to_peer"];
 /// Longest peer name looked up: a DNS label, so 63; longer cannot be a peer.
 const PEER_NAME_MAX: usize = 63;
 
-pub async fn list(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list(_admin: AdminUser, State(app): State<RoutingApp>) -> ApiResult<Json<Value>> {
     let peers = app.db.call(|conn| Ok(peer_policy::list(conn)?)).await?;
     Ok(Json(json!({ "peers": peers })))
 }
@@ -47,7 +47,7 @@ fn change_of(body: &Value) -> Result<PolicyChange, ApiError> {
 
 pub async fn update(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<RoutingApp>,
     audit: AuditCtx,
     Path(name): Path<String>,
     Json(body): Json<Value>,

@@ -17,7 +17,7 @@ use super::store::{self, FirewallRule};
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
-use crate::state::AppState;
+use crate::routing::RoutingApp;
 
 const RULE: &str = "firewall_rule";
 const ENTRY: &str = "ip_list_entry";
@@ -33,7 +33,10 @@ fn rule_json(rule: &store::FirewallRule, counter: super::render::Counter, applie
     value
 }
 
-pub async fn list_rules(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list_rules(
+    _admin: AdminUser,
+    State(app): State<RoutingApp>,
+) -> ApiResult<Json<Value>> {
     let rules = app.db.call(|conn| Ok(store::list_rules(conn)?)).await?;
     let counters = app.routing.counters();
     let rules: Vec<Value> = rules
@@ -48,7 +51,7 @@ pub async fn list_rules(_admin: AdminUser, State(app): State<AppState>) -> ApiRe
 
 pub async fn create_rule(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<RoutingApp>,
     audit: AuditCtx,
     Json(body): Json<NewRule>,
 ) -> ApiResult<Response> {
@@ -62,7 +65,7 @@ pub async fn create_rule(
 /// Stores a validated firewall rule with its audit entry (409 for a duplicate) and rebuilds
 /// the table; the 201 answer.
 pub(super) async fn insert_firewall_rule(
-    app: &AppState,
+    app: &RoutingApp,
     audit: AuditCtx,
     rule: FirewallRule,
 ) -> ApiResult<Response> {
@@ -87,7 +90,7 @@ pub(super) async fn insert_firewall_rule(
 
 pub async fn delete_rule(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<RoutingApp>,
     audit: AuditCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
@@ -124,7 +127,7 @@ pub struct ListQuery {
 
 pub async fn list_ip_entries(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<RoutingApp>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     if let Some(t) = query.list_type.as_deref() {
@@ -148,7 +151,7 @@ pub async fn list_ip_entries(
 
 pub async fn create_ip_entry(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<RoutingApp>,
     audit: AuditCtx,
     Json(body): Json<NewIpEntry>,
 ) -> ApiResult<Response> {
@@ -180,7 +183,7 @@ pub async fn create_ip_entry(
 
 pub async fn delete_ip_entry(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<RoutingApp>,
     audit: AuditCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
@@ -197,7 +200,7 @@ pub async fn delete_ip_entry(
 /// Deletes one row by id with its audit entry (404 naming `what` when there is none), then
 /// rebuilds the table.
 async fn delete_row(
-    app: &AppState,
+    app: &RoutingApp,
     audit: AuditCtx,
     (target_type, what): (&'static str, &'static str),
     id: String,
@@ -235,7 +238,7 @@ fn rate_limit_json(rule: &RateLimit, counters: &HashMap<String, Counter>) -> Val
 
 pub async fn list_rate_limits(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<RoutingApp>,
 ) -> ApiResult<Json<Value>> {
     let rules = app.db.call(|conn| Ok(rate_limits::list(conn)?)).await?;
     let counters = app.routing.counters();
@@ -248,7 +251,7 @@ pub async fn list_rate_limits(
 
 pub async fn create_rate_limit(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<RoutingApp>,
     audit: AuditCtx,
     Json(body): Json<NewRateLimit>,
 ) -> ApiResult<Response> {
@@ -262,7 +265,7 @@ pub async fn create_rate_limit(
 /// Stores a validated rate-limit rule with its audit entry (409 for a second rule on the same
 /// ports) and rebuilds the table; the 201 answer.
 pub(super) async fn insert_rate_limit(
-    app: &AppState,
+    app: &RoutingApp,
     audit: AuditCtx,
     rule: RateLimit,
 ) -> ApiResult<Response> {
@@ -289,7 +292,7 @@ pub(super) async fn insert_rate_limit(
 
 pub async fn delete_rate_limit(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<RoutingApp>,
     audit: AuditCtx,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
@@ -303,8 +306,12 @@ pub async fn delete_rate_limit(
     .await
 }
 
-/// The domain's routes, merged into the app's router with one line.
-pub fn router() -> axum::Router<AppState> {
+/// The domain's routes, for any router whose state holds this domain's.
+pub fn router<S>() -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    RoutingApp: axum::extract::FromRef<S>,
+{
     use axum::routing::{delete, get, put};
     axum::Router::new()
         .route("/api/routing/firewall", get(list_rules).post(create_rule))

@@ -14,7 +14,7 @@ use super::routes::{insert_firewall_rule, insert_rate_limit};
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
-use crate::state::AppState;
+use crate::routing::RoutingApp;
 
 #[derive(Serialize)]
 pub struct Template {
@@ -101,7 +101,7 @@ pub struct ApplyBody {
 
 pub async fn apply(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<RoutingApp>,
     audit: AuditCtx,
     Path(id): Path<String>,
     Json(body): Json<ApplyBody>,

@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json};
-use crate::state::AppState;
+use crate::services::ServicesApp;
 
 const TARGET: &str = "service_images";
 
@@ -25,7 +25,7 @@ pub struct BuildBody {}
 
 pub async fn build(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<ServicesApp>,
     audit: AuditCtx,
     Json(_body): Json<BuildBody>,
 ) -> ApiResult<Response> {

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::catalog::{HealthCheck, Manifest};
 use super::store::{self, Installed};
 use crate::driver::DriverError;
-use crate::state::AppState;
+use crate::services::ServicesApp;
 
 /// Longest the health step waits for the service's first answer.
 const HEALTH_WAIT: Duration = Duration::from_secs(30);
@@ -42,7 +42,7 @@ async fn report(progress: &Progress, step: &str, detail: Value) {
 
 /// Runs the install's steps and ends with the final event.
 pub async fn run(
-    app: AppState,
+    app: ServicesApp,
     manifest: &'static Manifest,
     row: Installed,
     host: Option<String>,
@@ -64,7 +64,7 @@ pub async fn run(
 /// Ok(false): the engine is not answering; the install is recorded and the reconciler
 /// applies it once the engine answers.
 async fn steps(
-    app: &AppState,
+    app: &ServicesApp,
     manifest: &'static Manifest,
     row: &Installed,
     host: Option<&str>,
@@ -232,7 +232,7 @@ pub async fn http_status(port: u16) -> std::io::Result<u16> {
         .map_err(|_| std::io::Error::other("timed out"))?
 }
 
-async fn roll_back(app: &AppState, manifest: &'static Manifest, host: Option<&str>) {
+async fn roll_back(app: &ServicesApp, manifest: &'static Manifest, host: Option<&str>) {
     let (id, host) = (manifest.id, host.map(str::to_string));
     let removed = app
         .db

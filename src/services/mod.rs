@@ -61,3 +61,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()?;
     std::fs::rename(&tmp, path)
 }
+
+/// The store's routes' state: the core and the store's share.
+#[derive(Clone)]
+pub struct ServicesApp {
+    pub core: crate::state::Core,
+    pub services: ServicesState,
+}
+crate::reads_through_to_core!(ServicesApp);

@@ -17,13 +17,13 @@ use super::{exposure, install};
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json};
-use crate::state::AppState;
+use crate::services::ServicesApp;
 
 const TARGET: &str = "service";
 /// Loopback ports picd hands to services.
 const PORTS: std::ops::Range<u16> = 20000..30000;
 
-pub async fn list(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list(_admin: AdminUser, State(app): State<ServicesApp>) -> ApiResult<Json<Value>> {
     let (installed, images) = app
         .db
         .call(|conn| {
@@ -109,7 +109,7 @@ fn allocate_port(taken: &[u16]) -> Result<u16, ApiError> {
 
 pub async fn install(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<ServicesApp>,
     audit: AuditCtx,
     Json(body): Json<InstallBody>,
 ) -> ApiResult<Response> {
@@ -168,7 +168,7 @@ fn events(
 
 pub async fn remove(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<ServicesApp>,
     audit: AuditCtx,
     Json(body): Json<RemoveBody>,
 ) -> ApiResult<Json<Value>> {
@@ -226,7 +226,7 @@ pub async fn remove(
     ))
 }
 
-pub async fn active(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn active(_admin: AdminUser, State(app): State<ServicesApp>) -> ApiResult<Json<Value>> {
     let installed = app.db.call(|conn| Ok(store::installed(conn)?)).await?;
     let driver = app.services.driver.clone();
     let docker = driver.connect().await.ok();
@@ -278,7 +278,12 @@ pub async fn active(_admin: AdminUser, State(app): State<AppState>) -> ApiResult
 }
 
 /// The store's routes, merged into the app's router in one line.
-pub fn router() -> axum::Router<AppState> {
+/// The domain's routes, for any router whose state holds this domain's.
+pub fn router<S>() -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ServicesApp: axum::extract::FromRef<S>,
+{
     use axum::routing::{get, post};
     axum::Router::new()
         .route("/api/store", get(list))

@@ -16,7 +16,7 @@ use crate::audit::AuditCtx;
 use crate::auth::{random_token, CSRF_KEY};
 use crate::client::ClientInfo;
 use crate::error::{ApiError, ApiResult, Json};
-use crate::state::AppState;
+use crate::setup::SetupApp;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,7 +32,7 @@ fn invalid_token() -> ApiError {
 }
 
 pub async fn claim(
-    State(app): State<AppState>,
+    State(app): State<SetupApp>,
     Extension(client): Extension<ClientInfo>,
     audit: AuditCtx,
     session: Session,
@@ -41,7 +41,7 @@ pub async fn claim(
     audit.set_actor(super::routes::SETUP_ACTOR);
     let refuse = |err: ApiError| audit.refuse(&app.db, "setup", "claim", json!({}), err);
     // Counted before anything is looked at, so a burst in flight cannot pass the limit.
-    let reservation = match app.setup_claims.reserve(client.addr) {
+    let reservation = match app.setup.claims.reserve(client.addr) {
         Ok(reservation) => reservation,
         Err(throttled) => {
             let err = ApiError::RateLimited {

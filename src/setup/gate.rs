@@ -12,7 +12,8 @@ use super::store::{self, already_complete};
 use super::token::hash_hex;
 use crate::auth::CSRF_KEY;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::setup::SetupApp;
+use axum::extract::FromRef;
 
 /// The session key holding the claim's secret; the database keeps only its hash.
 pub const CLAIM_KEY: &str = "setup_claim";
@@ -34,7 +35,7 @@ pub fn token_required() -> ApiError {
 }
 
 pub async fn authorize(
-    app: &AppState,
+    app: &SetupApp,
     session: &Session,
     req: &mut Request,
 ) -> Result<(), ApiError> {
@@ -44,7 +45,7 @@ pub async fn authorize(
         return Ok(());
     }
     // Once setup is complete the wizard's handlers refuse everything themselves (409).
-    if app.setup_complete().await? {
+    if app.setup.is_complete(&app.db).await? {
         return Ok(());
     }
     let owner = session_claim(app, session)
@@ -73,7 +74,7 @@ pub async fn authorize(
 
 /// The session's claim, when it is the wizard's current one.
 pub async fn session_claim(
-    app: &AppState,
+    app: &SetupApp,
     session: &Session,
 ) -> Result<Option<SetupOwner>, ApiError> {
     if session.id().is_none() {
@@ -111,14 +112,19 @@ fn session_error(e: tower_sessions::session::Error) -> ApiError {
     ApiError::Internal(anyhow::anyhow!("session store: {e}"))
 }
 
-impl FromRequestParts<AppState> for SetupOwner {
+impl<S> FromRequestParts<S> for SetupOwner
+where
+    S: Send + Sync,
+    SetupApp: axum::extract::FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let app = SetupApp::from_ref(state);
         if let Some(owner) = parts.extensions.get::<SetupOwner>() {
             return Ok(owner.clone());
         }
-        if app.setup_complete().await? {
+        if app.setup.is_complete(&app.db).await? {
             return Err(already_complete());
         }
         Err(token_required())

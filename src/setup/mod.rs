@@ -11,3 +11,43 @@ pub mod store;
 pub mod throttle;
 pub mod token;
 pub mod validate;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::state::Core;
+
+/// Whether the wizard is done, and the throttle on its claims: what the wizard's routes, the
+/// authentication layer, the status page and the first page read.
+#[derive(Clone, Default)]
+pub struct SetupState {
+    /// Wrong setup codes per client address.
+    pub claims: Arc<throttle::ClaimThrottle>,
+    done: Arc<AtomicBool>,
+}
+
+impl SetupState {
+    /// Whether the wizard has completed. Once true it stays true, so only the first requests
+    /// (and those made while setup is pending, which `picd setup` may finish offline) read the
+    /// database.
+    pub async fn is_complete(&self, db: &Db) -> Result<bool, ApiError> {
+        if self.done.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let done = db.call(|conn| Ok(store::is_complete(conn)?)).await?;
+        if done {
+            self.done.store(true, Ordering::Release);
+        }
+        Ok(done)
+    }
+}
+
+/// The wizard's handlers' state.
+#[derive(Clone)]
+pub struct SetupApp {
+    pub core: Core,
+    pub setup: SetupState,
+}
+crate::reads_through_to_core!(SetupApp);

@@ -12,7 +12,7 @@ use super::validate;
 use crate::audit::AuditCtx;
 use crate::auth::{password, CSRF_KEY};
 use crate::error::{ApiError, ApiResult, Json, Query};
-use crate::state::AppState;
+use crate::setup::SetupApp;
 
 /// The actor of wizard entries: nobody is signed in yet.
 pub(crate) const SETUP_ACTOR: &str = "setup";
@@ -37,7 +37,7 @@ fn completed_steps(draft: &Draft) -> Vec<&'static str> {
 /// Open to anyone, so it says how far the wizard is and never what was entered. `claimed`
 /// tells the page whether this session holds the wizard (and then hands it the claim's CSRF
 /// token again, as GET /api/auth/csrf-token does for a signed-in session).
-pub async fn status(State(app): State<AppState>, session: Session) -> ApiResult<Json<Value>> {
+pub async fn status(State(app): State<SetupApp>, session: Session) -> ApiResult<Json<Value>> {
     let state = app.db.call(|conn| store::load(conn)).await?;
     let complete = state.completed_at.is_some();
     let owner = match complete {
@@ -75,7 +75,7 @@ pub struct StepQuery {
 
 /// What the wizard shows for a step: the values entered so far (never the password).
 pub async fn get_step(
-    State(app): State<AppState>,
+    State(app): State<SetupApp>,
     _owner: SetupOwner,
     Query(query): Query<StepQuery>,
 ) -> ApiResult<Json<Value>> {
@@ -159,7 +159,7 @@ pub(crate) async fn validated_step(
 }
 
 pub async fn post_step(
-    State(app): State<AppState>,
+    State(app): State<SetupApp>,
     owner: SetupOwner,
     audit: AuditCtx,
     Json(body): Json<Value>,
@@ -244,7 +244,7 @@ pub async fn post_step(
 /// Ends the wizard: the admin, the cell, signed in as the admin (only this session: it holds
 /// the claim), and the setup token spent.
 pub async fn complete(
-    State(app): State<AppState>,
+    State(app): State<SetupApp>,
     owner: SetupOwner,
     audit: AuditCtx,
     session: Session,

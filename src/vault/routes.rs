@@ -18,30 +18,30 @@ use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
 use crate::cell::{dns_label, domain_name};
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
-use crate::state::AppState;
+use crate::state::Core;
 
 const MAX_SANS: usize = 100;
 /// The longest validity browsers accept for a server certificate, in days.
 const MAX_DAYS: u32 = 825;
 const DEFAULT_DAYS: u32 = 365;
 
-pub async fn age_public_key(_admin: AdminUser, State(app): State<AppState>) -> Json<Value> {
+pub async fn age_public_key(_admin: AdminUser, State(app): State<Core>) -> Json<Value> {
     Json(json!({ "public_key": app.vault.public_key() }))
 }
 
-pub async fn ca_certificate(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Response> {
+pub async fn ca_certificate(_admin: AdminUser, State(app): State<Core>) -> ApiResult<Response> {
     ca_download(&app).await
 }
 
 /// The same download for peers: their devices install it to trust the cell's services.
 pub async fn peer_ca_certificate(
     _peer: crate::auth::PeerUser,
-    State(app): State<AppState>,
+    State(app): State<Core>,
 ) -> ApiResult<Response> {
     ca_download(&app).await
 }
 
-async fn ca_download(app: &AppState) -> ApiResult<Response> {
+async fn ca_download(app: &Core) -> ApiResult<Response> {
     let pem = app
         .db
         .call(|conn| ca::ca_pem(conn))
@@ -60,7 +60,7 @@ async fn ca_download(app: &AppState) -> ApiResult<Response> {
         .into_response())
 }
 
-pub async fn list_certs(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list_certs(_admin: AdminUser, State(app): State<Core>) -> ApiResult<Json<Value>> {
     let certs = app.db.call(|conn| Ok(store::list_certs(conn)?)).await?;
     Ok(Json(json!({ "certificates": certs })))
 }
@@ -134,7 +134,7 @@ fn validate_issue(body: IssueRequest) -> Result<(Vec<String>, Vec<IpAddr>, u32),
 
 pub async fn issue_cert(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<Core>,
     audit: AuditCtx,
     Json(body): Json<IssueRequest>,
 ) -> ApiResult<Json<Value>> {
@@ -201,7 +201,7 @@ pub struct RevokeRequest {
 
 pub async fn revoke_cert(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<Core>,
     audit: AuditCtx,
     Path(id): Path<String>,
     body: Bytes,
@@ -257,7 +257,7 @@ fn ca_serial(given: &str) -> Result<String, ApiError> {
 
 pub async fn crl(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<Core>,
     Query(query): Query<CrlQuery>,
 ) -> ApiResult<Response> {
     let der = match query.format.as_deref() {
@@ -287,7 +287,7 @@ pub async fn crl(
 
 /// The current CA (its serial and scope) and the retired ones still kept, each with the date
 /// until which it is kept (the last expiry among the certificates it signed).
-pub async fn list_cas(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list_cas(_admin: AdminUser, State(app): State<Core>) -> ApiResult<Json<Value>> {
     let body = app
         .db
         .call(|conn| {
@@ -308,10 +308,7 @@ pub async fn list_cas(_admin: AdminUser, State(app): State<AppState>) -> ApiResu
     Ok(Json(body))
 }
 
-pub async fn list_trust_keys(
-    _admin: AdminUser,
-    State(app): State<AppState>,
-) -> ApiResult<Json<Value>> {
+pub async fn list_trust_keys(_admin: AdminUser, State(app): State<Core>) -> ApiResult<Json<Value>> {
     let keys = app
         .db
         .call(|conn| Ok(store::list_trust_keys(conn)?))
@@ -366,7 +363,7 @@ fn validate_trust_key(body: &TrustKeyRequest) -> Result<String, ApiError> {
 
 pub async fn add_trust_key(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<Core>,
     audit: AuditCtx,
     Json(body): Json<TrustKeyRequest>,
 ) -> ApiResult<Json<Value>> {
@@ -389,7 +386,7 @@ pub async fn add_trust_key(
 
 pub async fn delete_trust_key(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<Core>,
     audit: AuditCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {

@@ -112,3 +112,11 @@ pub fn desired(conn: &Connection, vault: &Vault) -> Result<Option<Desired>, ApiE
         peers: crate::peers::store::desired_peers(conn, vault)?,
     }))
 }
+
+/// The WireGuard routes' state: the core and the WireGuard driver.
+#[derive(Clone)]
+pub struct WireGuardApp {
+    pub core: crate::state::Core,
+    pub wireguard: std::sync::Arc<driver::WireGuardDriver>,
+}
+crate::reads_through_to_core!(WireGuardApp);

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::auth::AdminUser;
 use crate::error::{ApiResult, Json};
-use crate::state::AppState;
+use crate::wireguard::WireGuardApp;
 
 /// A peer's live data as the API shows it.
 pub fn peer_stats(peer: &Peer) -> Value {
@@ -31,7 +31,7 @@ pub fn peer_stats(peer: &Peer) -> Value {
     })
 }
 
-pub async fn status(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn status(_admin: AdminUser, State(app): State<WireGuardApp>) -> ApiResult<Json<Value>> {
     let public_key = app
         .db
         .call(|conn| crate::wireguard::server_public_key(conn))

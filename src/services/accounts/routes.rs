@@ -14,7 +14,7 @@ use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::services::catalog::{self, Manifest};
 use crate::services::store as installed;
-use crate::state::AppState;
+use crate::services::ServicesApp;
 
 const TARGET: &str = "service_account";
 
@@ -30,7 +30,7 @@ fn username_of(raw: &str) -> Result<&str, ApiError> {
 }
 
 /// Makes the service's account file and folders match its rows, now.
-pub async fn sync(app: &AppState, manifest: &'static Manifest) -> ApiResult<()> {
+pub async fn sync(app: &ServicesApp, manifest: &'static Manifest) -> ApiResult<()> {
     let id = manifest.id;
     let (accounts, retention) = app
         .db
@@ -54,7 +54,7 @@ pub async fn sync(app: &AppState, manifest: &'static Manifest) -> ApiResult<()> 
 
 pub async fn list(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<ServicesApp>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let manifest = known(&id)?;
@@ -104,7 +104,7 @@ fn who(body: &NewAccount, admin: &AdminUser) -> Result<(String, Option<String>),
 
 pub async fn create(
     admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<ServicesApp>,
     audit: AuditCtx,
     Path(id): Path<String>,
     Json(body): Json<NewAccount>,
@@ -164,7 +164,7 @@ pub async fn create(
 
 pub async fn delete(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<ServicesApp>,
     audit: AuditCtx,
     Path((id, username)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
@@ -193,7 +193,7 @@ pub async fn delete(
 
 pub async fn credentials(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<ServicesApp>,
     Path((id, username)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let manifest = known(&id)?;
@@ -210,7 +210,7 @@ pub async fn credentials(
     Ok(Json(filled))
 }
 
-pub async fn settings(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn settings(_admin: AdminUser, State(app): State<ServicesApp>) -> ApiResult<Json<Value>> {
     let days = app.db.call(|conn| Ok(store::retention_days(conn)?)).await?;
     Ok(Json(json!({ "archive_retention_days": days })))
 }
@@ -223,7 +223,7 @@ pub struct Settings {
 
 pub async fn put_settings(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<ServicesApp>,
     audit: AuditCtx,
     Json(body): Json<Settings>,
 ) -> ApiResult<Json<Value>> {
@@ -244,7 +244,11 @@ pub async fn put_settings(
     Ok(Json(json!({ "archive_retention_days": days })))
 }
 
-pub fn router() -> axum::Router<AppState> {
+pub fn router<S>() -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ServicesApp: axum::extract::FromRef<S>,
+{
     use axum::routing::{delete as delete_route, get};
     axum::Router::new()
         .route(

@@ -8,14 +8,14 @@ use crate::auth::AdminUser;
 use crate::error::ApiResult;
 use crate::error::Json;
 use crate::services::catalog::CALENDAR;
-use crate::state::AppState;
+use crate::services::ServicesApp;
 
 /// Most collections read per account.
 const COLLECTIONS_MAX: usize = 200;
 /// Largest properties file read.
 const PROPS_MAX: u64 = 64 * 1024;
 
-pub async fn status(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn status(_admin: AdminUser, State(app): State<ServicesApp>) -> ApiResult<Json<Value>> {
     Ok(Json(super::status(&app, &CALENDAR).await?))
 }
 
@@ -70,7 +70,7 @@ fn collections_of(folder: &std::path::Path) -> std::io::Result<Vec<Value>> {
     Ok(found)
 }
 
-pub async fn users(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn users(_admin: AdminUser, State(app): State<ServicesApp>) -> ApiResult<Json<Value>> {
     let accounts = super::accounts_with_folders(&app, &CALENDAR).await?;
     let users = super::blocking(move || {
         accounts
@@ -90,7 +90,11 @@ pub async fn users(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<
     Ok(Json(json!({ "users": users })))
 }
 
-pub fn router() -> axum::Router<AppState> {
+pub fn router<S>() -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ServicesApp: axum::extract::FromRef<S>,
+{
     use axum::routing::get;
     axum::Router::new()
         .route("/api/calendar/status", get(status))

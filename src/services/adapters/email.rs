@@ -9,12 +9,12 @@ use super::walk;
 use crate::auth::AdminUser;
 use crate::error::{ApiResult, Json};
 use crate::services::manifests::MAIL;
-use crate::state::AppState;
+use crate::services::ServicesApp;
 
 /// Most folders of one mailbox read.
 const FOLDERS_MAX: usize = 200;
 
-pub async fn status(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn status(_admin: AdminUser, State(app): State<ServicesApp>) -> ApiResult<Json<Value>> {
     Ok(Json(super::status(&app, &MAIL).await?))
 }
 
@@ -56,7 +56,10 @@ fn mailbox(home: &std::path::Path) -> std::io::Result<Value> {
     Ok(json!({ "folders": folders, "usage": walk::usage(&maildir)? }))
 }
 
-pub async fn mailboxes(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn mailboxes(
+    _admin: AdminUser,
+    State(app): State<ServicesApp>,
+) -> ApiResult<Json<Value>> {
     let accounts = super::accounts_with_folders(&app, &MAIL).await?;
     let boxes = super::blocking(move || {
         accounts
@@ -73,7 +76,11 @@ pub async fn mailboxes(_admin: AdminUser, State(app): State<AppState>) -> ApiRes
     Ok(Json(json!({ "mailboxes": boxes })))
 }
 
-pub fn router() -> axum::Router<AppState> {
+pub fn router<S>() -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ServicesApp: axum::extract::FromRef<S>,
+{
     use axum::routing::get;
     axum::Router::new()
         .route("/api/email/status", get(status))

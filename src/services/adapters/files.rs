@@ -9,13 +9,13 @@ use super::walk;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::services::catalog::FILES;
-use crate::state::AppState;
+use crate::services::ServicesApp;
 
-pub async fn status(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn status(_admin: AdminUser, State(app): State<ServicesApp>) -> ApiResult<Json<Value>> {
     Ok(Json(super::status(&app, &FILES).await?))
 }
 
-pub async fn users(_admin: AdminUser, State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn users(_admin: AdminUser, State(app): State<ServicesApp>) -> ApiResult<Json<Value>> {
     let accounts = super::accounts_with_folders(&app, &FILES).await?;
     let users = super::blocking(move || {
         accounts
@@ -44,7 +44,7 @@ pub struct ListingQuery {
 
 pub async fn listing(
     _admin: AdminUser,
-    State(app): State<AppState>,
+    State(app): State<ServicesApp>,
     Path(username): Path<String>,
     Query(query): Query<ListingQuery>,
 ) -> ApiResult<Json<Value>> {
@@ -67,7 +67,11 @@ pub async fn listing(
     })))
 }
 
-pub fn router() -> axum::Router<AppState> {
+pub fn router<S>() -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ServicesApp: axum::extract::FromRef<S>,
+{
     use axum::routing::get;
     axum::Router::new()
         .route("/api/files/status", get(status))

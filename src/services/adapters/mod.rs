@@ -12,10 +12,10 @@ use serde_json::{json, Value};
 use super::catalog::Manifest;
 use super::{accounts, store};
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::services::ServicesApp;
 
 /// The service's row, or 404 `not_installed`.
-async fn require_installed(app: &AppState, manifest: &'static Manifest) -> Result<(), ApiError> {
+async fn require_installed(app: &ServicesApp, manifest: &'static Manifest) -> Result<(), ApiError> {
     let id = manifest.id;
     let row = app
         .db
@@ -27,7 +27,7 @@ async fn require_installed(app: &AppState, manifest: &'static Manifest) -> Resul
 }
 
 /// `GET /api/<kind>/status`: installed or not, and how many accounts.
-async fn status(app: &AppState, manifest: &'static Manifest) -> Result<Value, ApiError> {
+async fn status(app: &ServicesApp, manifest: &'static Manifest) -> Result<Value, ApiError> {
     let id = manifest.id;
     let (row, accounts) = app
         .db
@@ -48,7 +48,7 @@ async fn status(app: &AppState, manifest: &'static Manifest) -> Result<Value, Ap
 
 /// The accounts of an installed service with the folder each keeps its data in.
 async fn accounts_with_folders(
-    app: &AppState,
+    app: &ServicesApp,
     manifest: &'static Manifest,
 ) -> Result<Vec<(accounts::store::Account, std::path::PathBuf)>, ApiError> {
     require_installed(app, manifest).await?;
