@@ -101,6 +101,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ended = app.wireguard.clone().run_device_watchdog() => ended.context("WireGuard")?,
         ended = run_storage_keepers(app.clone(), storage.degraded()) => ended.context("storage keepers ended")?,
     }
+    // The proxy exits' redsocks processes end with picd (their peers stay closed).
+    app.connectivity.stop_proxies().await;
     if !storage.degraded() {
         crate::audit::anchor::anchor_at_shutdown(&app.db, &app.settings.state_dir).await;
     }
