@@ -120,6 +120,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ended = app.wireguard.wireguard.clone().run_device_watchdog() => ended.context("WireGuard")?,
         ended = run_storage_keepers(app.core.clone(), storage.degraded()) => ended.context("storage keepers ended")?,
     }
+    // The proxy exits' redsocks processes end with picd (their peers stay closed).
+    app.connectivity.connectivity.stop_proxies().await;
     if !storage.degraded() {
         crate::audit::anchor::anchor_at_shutdown(&app.db, &app.settings.state_dir).await;
     }

@@ -147,6 +147,80 @@ fn connection_rows(table: &mut Vec<Refused>) {
     }
 }
 
+fn proxy(extra: Value) -> Body {
+    let mut body = json!({ "name": "px", "type": "socks5", "host": "198.51.100.2", "port": 1080,
+                           "username": "u", "password": "p", "dns": ["203.0.113.53"] });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    Body::Json(body)
+}
+
+/// `socks5` and `http` bodies: each wrong field, a wrong actor, and a body too large.
+fn proxy_rows(table: &mut Vec<Refused>) {
+    use Who::*;
+    for (who, answer) in [
+        (Anonymous, UNAUTHORIZED),
+        (Peer, ADMIN_ONLY),
+        (AdminNoCsrf, CSRF_INVALID),
+        (ReadOnlyKey, INSUFFICIENT_SCOPE),
+    ] {
+        table.push(refused(
+            who,
+            Method::POST,
+            CONNECTIONS,
+            proxy(json!({})),
+            answer,
+        ));
+    }
+    let bodies = [
+        (raw(JSON, "{\"type\": \"socks5\", "), MALFORMED),
+        (proxy(json!({ "type": "socks4" })), INVALID_FIELDS),
+        (proxy(json!({ "host": 1 })), INVALID_FIELDS),
+        (proxy(json!({ "host": "2001:db8::1" })), INVALID_FIELDS),
+        (proxy(json!({ "host": "-bad-.example" })), INVALID_FIELDS),
+        (proxy(json!({ "host": "0.0.0.0" })), INVALID_FIELDS),
+        (proxy(json!({ "port": 0 })), INVALID_FIELDS),
+        (proxy(json!({ "port": 65536 })), INVALID_FIELDS),
+        (proxy(json!({ "port": "1080" })), INVALID_FIELDS),
+        (proxy(json!({ "username": "" })), INVALID_FIELDS),
+        (proxy(json!({ "username": "a\"b" })), INVALID_FIELDS),
+        (
+            proxy(json!({ "password": "x".repeat(256) })),
+            INVALID_FIELDS,
+        ),
+        (proxy(json!({ "password": "back\\slash" })), INVALID_FIELDS),
+        (proxy(json!({ "password": null })), INVALID_FIELDS),
+        (proxy(json!({ "dns": "203.0.113.53" })), INVALID_FIELDS),
+        (
+            proxy(json!({ "dns": ["resolver.example"] })),
+            INVALID_FIELDS,
+        ),
+        (proxy(json!({ "dns": ["127.0.0.1"] })), INVALID_FIELDS),
+        (
+            proxy(json!({ "dns": vec!["192.0.2.1"; 5] })),
+            INVALID_FIELDS,
+        ),
+        (proxy(json!({ "probe_target": "no-port" })), INVALID_FIELDS),
+        (proxy(json!({ "config": "[Interface]" })), INVALID_FIELDS),
+        (
+            proxy(json!({ "type": "http", "password": "x".repeat(200_000) })),
+            TOO_LARGE,
+        ),
+    ];
+    for (body, answer) in bodies {
+        table.push(refused(Admin, Method::POST, CONNECTIONS, body, answer));
+    }
+    let missing = Body::Json(json!({ "name": "px", "type": "http" }));
+    table.push(refused(
+        Admin,
+        Method::POST,
+        CONNECTIONS,
+        missing,
+        INVALID_FIELDS,
+    ));
+}
+
 fn peer_rows(table: &mut Vec<Refused>) {
     for (path, body, answer) in [
         (EXIT, raw(JSON, "{\"connection\": "), MALFORMED),
@@ -202,6 +276,7 @@ async fn connectivity_routes_refuse_with_json_errors_and_store_nothing() {
     let mut table = Vec::new();
     actor_rows(&mut table);
     connection_rows(&mut table);
+    proxy_rows(&mut table);
     peer_rows(&mut table);
     clients.check_all(&table).await;
     let count = |sql: &str| -> i64 { picd.db().query_row(sql, [], |r| r.get(0)).unwrap() };

@@ -45,11 +45,14 @@ pub struct ConnectivityDriver {
     trackers: Mutex<HashMap<String, Tracker>>,
     error: Mutex<Option<String>>,
     pass: tokio::sync::Mutex<()>,
+    /// The proxy exits' redsocks processes and DNS forwarders.
+    proxies: super::proxy::supervisor::Supervisor,
 }
 
 /// A connection as a pass needs it.
 struct Wanted {
     row: ConnectionRow,
+    wireguard: super::wgquick::Settings,
     secrets: Secrets,
     state: State,
 }
@@ -65,6 +68,7 @@ impl ConnectivityDriver {
             trackers: Mutex::default(),
             error: Mutex::default(),
             pass: tokio::sync::Mutex::new(()),
+            proxies: super::proxy::supervisor::Supervisor::new(&settings.state_dir),
         }
     }
 
@@ -82,12 +86,17 @@ impl ConnectivityDriver {
             let health = store::health(conn)?;
             let mut wanted = Vec::new();
             for row in store::list(conn)? {
+                // Proxy exits have no interface (see `apply_proxies`).
+                let Some(wireguard) = row.settings.wireguard().cloned() else {
+                    continue;
+                };
                 let secrets = store::secrets(conn, &vault, &row.id)?;
                 let state = health
                     .get(&row.id)
                     .map_or(State::Connecting, |(s, _)| State::parse(s));
                 wanted.push(Wanted {
                     row,
+                    wireguard,
                     secrets,
                     state,
                 });
@@ -109,7 +118,7 @@ impl ConnectivityDriver {
                     private_key: w.secrets.private_key.clone(),
                     preshared_key: w.secrets.preshared_key.clone(),
                 };
-                (w.row.id.clone(), ifname, w.row.settings.clone(), secrets)
+                (w.row.id.clone(), ifname, w.wireguard.clone(), secrets)
             })
             .collect();
         let inner = Arc::clone(&self.inner);
@@ -166,7 +175,7 @@ impl ConnectivityDriver {
             .map_err(|e| format!("reading the connections: {e}"))?;
         let built = self.sync_interfaces(&wanted, kernel).await;
         let mut problems: Vec<String> = Vec::new();
-        let exits: Vec<KernelExit> = wanted
+        let mut exits: Vec<KernelExit> = wanted
             .iter()
             .zip(&built)
             .map(|(w, built)| {
@@ -177,10 +186,11 @@ impl ConnectivityDriver {
                     slot: w.row.slot,
                     interface: self.ifname(w.row.slot),
                     route: built.is_ok() && w.state != State::Down,
-                    v6: w.row.settings.addresses.iter().any(|a| a.addr().is_ipv6()),
+                    v6: w.wireguard.addresses.iter().any(|a| a.addr().is_ipv6()),
                 }
             })
             .collect();
+        exits.extend(self.apply_proxies(db, &mut problems).await);
         if let Err(e) = kernel::apply(&exits, subnets).await {
             problems.push(e);
         }
@@ -188,6 +198,37 @@ impl ConnectivityDriver {
             true => Ok(()),
             false => Err(problems.join("; ")),
         }
+    }
+
+    /// Starts, restarts and stops the proxy exits' processes; answers their kernel part: a
+    /// table with only `unreachable` (their TCP and DNS are redirected to the cell).
+    async fn apply_proxies(&self, db: &Db, problems: &mut Vec<String>) -> Vec<KernelExit> {
+        let vault = self.vault.clone();
+        let (rows, listen) = match db
+            .call(move |conn| super::proxy::driver::read(conn, &vault))
+            .await
+        {
+            Ok(read) => read,
+            Err(e) => {
+                problems.push(format!("reading the proxy connections: {e}"));
+                return Vec::new();
+            }
+        };
+        let exits = super::proxy::driver::exits(&rows, problems).await;
+        problems.extend(self.proxies.sync(exits, listen).await);
+        rows.iter()
+            .map(|p| KernelExit {
+                slot: p.row.slot,
+                interface: self.ifname(p.row.slot),
+                route: false,
+                v6: false,
+            })
+            .collect()
+    }
+
+    /// Stops the proxy exits' processes (at shutdown; the kernel's rules stay, closed).
+    pub async fn stop_proxies(&self) {
+        self.proxies.stop_all().await;
     }
 
     /// Each exit with where it lives, its health and its provider's latest handshake.
@@ -233,6 +274,7 @@ impl ConnectivityDriver {
                     "table": super::table_id(row.slot),
                     "state": state, "since": since,
                     "handshake_age_seconds": ages.get(&row.id).copied().flatten(),
+                    "pid": self.proxies.pid(&row.id),
                     "peers": users,
                 })
             })
@@ -246,11 +288,17 @@ impl ConnectivityDriver {
             return Ok(None);
         };
         let ifname = self.ifname(row.slot);
-        let target = row.settings.dns.first().map(ToString::to_string);
+        let mut target = row.settings.dns().first().map(ToString::to_string);
         let started = std::time::Instant::now();
-        let answered = match &target {
-            Some(target) => probe(&ifname, target).await,
-            None => false,
+        let proxy = self.proxy_row(db, &row.id).await;
+        let answered = match (&proxy, &target) {
+            (Some(p), _) => {
+                let (ok, tried) = super::proxy::driver::probe(p).await;
+                target = tried;
+                ok
+            }
+            (None, Some(target)) => probe(&ifname, target).await,
+            (None, None) => false,
         };
         let took_ms = started.elapsed().as_millis() as u64;
         let exits = self.exits(db).await?;
@@ -263,6 +311,14 @@ impl ConnectivityDriver {
         })))
     }
 
+    async fn proxy_row(&self, db: &Db, id: &str) -> Option<super::proxy::driver::ProxyRow> {
+        let vault = self.vault.clone();
+        let read = db
+            .call(move |conn| super::proxy::driver::read(conn, &vault))
+            .await;
+        read.ok()?.0.into_iter().find(|p| p.row.id == id)
+    }
+
     /// One probe of every exit; records each change of health. Answers the connections whose
     /// health changed.
     pub(super) async fn probe_all(&self, db: &Db) -> Vec<String> {
@@ -270,10 +326,20 @@ impl ConnectivityDriver {
             Ok(rows) => rows,
             Err(_) => return Vec::new(),
         };
+        let vault = self.vault.clone();
+        let proxies = db
+            .call(move |conn| super::proxy::driver::read(conn, &vault))
+            .await
+            .map(|read| read.0)
+            .unwrap_or_default();
         let probes = targets.iter().map(|row| {
             let ifname = self.ifname(row.slot);
-            let target = row.settings.dns.first().copied();
+            let target = row.settings.dns().first().copied();
+            let proxy = proxies.iter().find(|p| p.row.id == row.id);
             async move {
+                if let Some(p) = proxy {
+                    return super::proxy::driver::probe(p).await.0;
+                }
                 match target {
                     Some(target) => probe(&ifname, &target.to_string()).await,
                     // Without a DNS address to probe, the interface being there is all we know.
@@ -381,7 +447,9 @@ impl Driver for ConnectivityDriver {
             },
             None => {
                 let n = Self::lock(&self.inner).built.len();
-                SubsystemStatus::ok(NAME, Some(format!("{n} exit interfaces up")))
+                let proxies = self.proxies.count();
+                let text = format!("{n} exit interfaces up, {proxies} proxy exits running");
+                SubsystemStatus::ok(NAME, Some(text))
             }
         }
     }

@@ -13,6 +13,7 @@ mod interface;
 mod kernel;
 pub mod passes;
 pub mod peer_routes;
+pub mod proxy;
 pub mod render;
 pub mod routes;
 pub mod store;
@@ -62,6 +63,18 @@ pub struct ExitRules {
     pub interface: String,
     pub dns4: Option<Ipv4Addr>,
     pub dns6: Option<Ipv6Addr>,
+    /// A proxy exit: its peers' TCP and DNS are redirected to picd's ports (no interface).
+    pub proxy: Option<ProxyRedirect>,
+}
+
+/// Where a proxy exit's peers' packets are redirected on the cell: TCP to redsocks, DNS (udp
+/// and tcp 53) to picd's forwarder; TCP to the peers' own subnet (the cell's services, other
+/// peers) is left alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyRedirect {
+    pub tcp_port: u16,
+    pub dns_port: u16,
+    pub internal4: Option<ipnet::Ipv4Net>,
 }
 
 /// The exits' part of picd's nftables table, as plain data.
@@ -79,18 +92,35 @@ pub fn exit_table(conn: &Connection, wireguard_interface: &str) -> rusqlite::Res
     let connections = store::list(conn)?;
     let health = store::health(conn)?;
     let mut table = ExitTable::default();
+    // Unreadable settings only widen the TCP redirect to the cell's own services (nothing
+    // leaves that way); they do not stop the table.
+    let internal4 = crate::cell::store::read_cell_config(conn)
+        .ok()
+        .flatten()
+        .map(|c| c.cell.subnet_v4);
     for c in &connections {
+        let proxy = proxy::is_proxy(&c.kind).then(|| ProxyRedirect {
+            tcp_port: proxy::redsocks_port(c.slot),
+            dns_port: proxy::dns_port(c.slot),
+            internal4,
+        });
+        // A proxy exit's resolvers are asked by the forwarder, not by a DNAT.
+        let dns = match proxy {
+            Some(_) => &[][..],
+            None => c.settings.dns(),
+        };
         table.exits.push(ExitRules {
             slot: c.slot,
             interface: interface_name(wireguard_interface, c.slot),
-            dns4: c.settings.dns.iter().find_map(|ip| match ip {
+            dns4: dns.iter().find_map(|ip| match ip {
                 std::net::IpAddr::V4(v4) => Some(*v4),
                 _ => None,
             }),
-            dns6: c.settings.dns.iter().find_map(|ip| match ip {
+            dns6: dns.iter().find_map(|ip| match ip {
                 std::net::IpAddr::V6(v6) => Some(*v6),
                 _ => None,
             }),
+            proxy,
         });
     }
     for peer in store::peer_exits(conn)? {

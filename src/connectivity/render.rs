@@ -51,6 +51,7 @@ pub fn sets(out: &mut String, table: &ExitTable) {
     let egress = table
         .exits
         .iter()
+        .filter(|e| e.proxy.is_none())
         .map(|e| format!("{:#010x} . \"{}\"", mark(e.slot), e.interface));
     let _ = writeln!(
         out,
@@ -82,6 +83,10 @@ pub fn chains(out: &mut String, table: &ExitTable, wireguard_interface: &str) {
     for exit in &table.exits {
         let m = mark(exit.slot);
         let dns = "meta l4proto { tcp, udp } th dport 53";
+        if let Some(redirect) = &exit.proxy {
+            super::proxy::render_redirect(out, wg, m, exit.slot, redirect);
+            continue;
+        }
         if let Some(dns4) = exit.dns4 {
             let _ = writeln!(
                 out,
@@ -129,7 +134,7 @@ pub fn kill_switch(
 
 /// Masquerade out of each exit (in the postrouting nat chain).
 pub fn masquerade(out: &mut String, table: &ExitTable) {
-    for exit in &table.exits {
+    for exit in table.exits.iter().filter(|e| e.proxy.is_none()) {
         let _ = writeln!(
             out,
             "    oifname \"{}\" masquerade comment \"exit-nat:{}\"",
@@ -150,6 +155,7 @@ mod tests {
                 interface: "picd0e1".into(),
                 dns4: Some("10.64.0.1".parse().unwrap()),
                 dns6: None,
+                proxy: None,
             }],
             peers4: vec![("10.8.0.2".parse().unwrap(), 1)],
             peers6: vec![("fd00::2".parse().unwrap(), 1)],

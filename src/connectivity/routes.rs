@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use super::store::{self, ConnectionRow, TYPE_WIREGUARD_EXT};
+use super::store::{self, ConnectionRow, ConnectionSettings, TYPE_WIREGUARD_EXT};
 use super::wgquick;
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
@@ -23,7 +23,11 @@ const ID_MAX: usize = 64;
 
 /// A connection as answered: its stored row (no secret), where it lives in the kernel, and
 /// the peers that use it.
-fn connection_json(app: &ConnectivityApp, row: &ConnectionRow, used_by: &[String]) -> Value {
+pub(super) fn connection_json(
+    app: &ConnectivityApp,
+    row: &ConnectionRow,
+    used_by: &[String],
+) -> Value {
     let mut value = serde_json::to_value(row).unwrap_or_else(|_| json!({}));
     value["interface"] = json!(super::interface_name(
         &app.settings.wireguard_interface,
@@ -52,7 +56,7 @@ pub async fn list(_admin: AdminUser, State(app): State<ConnectivityApp>) -> ApiR
     Ok(Json(json!({ "connections": list })))
 }
 
-fn valid_name(name: &str) -> Result<String, String> {
+pub(super) fn valid_name(name: &str) -> Result<String, String> {
     let printable = name
         .chars()
         .all(|c| !c.is_control() && c != '"' && c != '\\');
@@ -97,7 +101,7 @@ fn read_body(body: &Value, creating: bool) -> Result<Asked, ApiError> {
     });
     if let Some(kind) = text(&mut p, map, "type") {
         if kind != TYPE_WIREGUARD_EXT {
-            let message = "must be wireguard_ext (openvpn, tor and proxies are not supported yet)";
+            let message = "must be wireguard_ext, socks5 or http (a connection keeps its type)";
             p.add("type", message);
         }
     }
@@ -120,6 +124,9 @@ pub async fn create(
     audit: AuditCtx,
     Json(body): Json<Value>,
 ) -> ApiResult<Response> {
+    if super::proxy::input::asks_for_proxy(&body) {
+        return super::proxy::routes::create(app, audit, body).await;
+    }
     // With `creating`, read_body answers both fields or an error.
     let asked = read_body(&body, true).and_then(|asked| match asked {
         (Some(name), Some(config)) => Ok((name, config)),
@@ -143,14 +150,14 @@ pub async fn create(
                 name,
                 kind: TYPE_WIREGUARD_EXT.into(),
                 slot,
-                settings,
+                settings: ConnectionSettings::WireGuard(settings),
                 created_at: now.clone(),
                 updated_at: now,
             };
             entry.target_id = row.id.clone();
             // Never the keys: only what the listing shows too.
             entry.detail = json!({ "name": row.name, "type": row.kind, "slot": row.slot,
-                                   "endpoint": row.settings.endpoint });
+                                   "endpoint": settings_endpoint(&row) });
             store::insert(tx, &vault, &row, &secrets)?;
             Ok(row)
         })
@@ -158,6 +165,10 @@ pub async fn create(
     super::passes::apply_soon(&app);
     let body = connection_json(&app, &row, &[]);
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+fn settings_endpoint(row: &ConnectionRow) -> Option<&str> {
+    row.settings.wireguard().map(|s| s.endpoint.as_str())
 }
 
 pub async fn update(
@@ -170,6 +181,14 @@ pub async fn update(
     if id.len() > ID_MAX {
         let err = ApiError::not_found("connection");
         return Err(audit.refuse(&app.db, TARGET, "", json!({}), err).await);
+    }
+    let lookup = id.clone();
+    let kind = app
+        .db
+        .call(move |conn| Ok(store::get(conn, &lookup)?.map(|r| r.kind)))
+        .await?;
+    if kind.as_deref().is_some_and(super::proxy::is_proxy) {
+        return super::proxy::routes::update(app, audit, id, body).await;
     }
     let (name, config) = match read_body(&body, false) {
         Ok(asked) => asked,
@@ -184,7 +203,9 @@ pub async fn update(
                 .ok_or_else(|| ApiError::not_found(format!("connection '{id}'")))?;
             let config_changed = config.is_some();
             let (settings, secrets) = match config {
-                Some((settings, secrets)) => (settings, Some(secrets)),
+                Some((settings, secrets)) => {
+                    (ConnectionSettings::WireGuard(settings), Some(secrets))
+                }
                 None => (row.settings.clone(), None),
             };
             row.name = name.unwrap_or(row.name);

@@ -6,11 +6,37 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+use super::proxy::ProxySettings;
 use super::wgquick::{Secrets, Settings};
 use crate::error::ApiError;
 use crate::vault::Vault;
 
 pub const TYPE_WIREGUARD_EXT: &str = "wireguard_ext";
+
+/// A connection's settings, in its type's shape (stored as that shape's JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ConnectionSettings {
+    WireGuard(Settings),
+    Proxy(ProxySettings),
+}
+
+impl ConnectionSettings {
+    pub fn wireguard(&self) -> Option<&Settings> {
+        match self {
+            ConnectionSettings::WireGuard(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The resolvers the exit's peers' DNS goes to.
+    pub fn dns(&self) -> &[std::net::IpAddr] {
+        match self {
+            ConnectionSettings::WireGuard(s) => &s.dns,
+            ConnectionSettings::Proxy(s) => &s.dns,
+        }
+    }
+}
 
 /// A connection as stored and listed (never with a secret).
 #[derive(Debug, Clone, Serialize)]
@@ -20,7 +46,7 @@ pub struct ConnectionRow {
     #[serde(rename = "type")]
     pub kind: String,
     pub slot: u8,
-    pub settings: Settings,
+    pub settings: ConnectionSettings,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -39,14 +65,18 @@ pub struct PeerExit {
 const COLUMNS: &str = "id, name, type, slot, settings, created_at, updated_at";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ConnectionRow> {
+    let kind: String = row.get(2)?;
     let settings: String = row.get(4)?;
-    let settings = serde_json::from_str(&settings).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+    let bad =
+        |e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e));
+    let settings = match super::proxy::is_proxy(&kind) {
+        true => ConnectionSettings::Proxy(serde_json::from_str(&settings).map_err(bad)?),
+        false => ConnectionSettings::WireGuard(serde_json::from_str(&settings).map_err(bad)?),
+    };
     Ok(ConnectionRow {
         id: row.get(0)?,
         name: row.get(1)?,
-        kind: row.get(2)?,
+        kind,
         slot: row.get(3)?,
         settings,
         created_at: row.get(5)?,
@@ -80,7 +110,7 @@ pub fn free_slot(conn: &Connection) -> rusqlite::Result<Option<u8>> {
     Ok((1..=254u8).find(|s| !taken.contains(s)))
 }
 
-fn json_of(settings: &Settings) -> String {
+fn json_of(settings: &ConnectionSettings) -> String {
     serde_json::to_string(settings).unwrap_or_else(|_| "{}".into())
 }
 
@@ -92,6 +122,12 @@ pub fn insert(
     row: &ConnectionRow,
     secrets: &Secrets,
 ) -> Result<(), ApiError> {
+    insert_row(conn, row)?;
+    put_secrets(conn, vault, &row.id, secrets)
+}
+
+/// Stores a new connection's row; 409 for a name another connection has.
+pub fn insert_row(conn: &Connection, row: &ConnectionRow) -> Result<(), ApiError> {
     conn.execute(
         &format!(
             "INSERT INTO connectivity_connections ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
@@ -107,7 +143,7 @@ pub fn insert(
         ],
     )
     .map_err(|e| crate::db::conflict_on_unique(e, "a connection with this name exists"))?;
-    put_secrets(conn, vault, &row.id, secrets)
+    Ok(())
 }
 
 /// Replaces a connection's name and settings, and its secrets when a new file came with them.
@@ -173,6 +209,7 @@ pub fn delete(conn: &Connection, vault: &Vault, id: &str) -> Result<bool, ApiErr
     let deleted = conn.execute("DELETE FROM connectivity_connections WHERE id = ?1", [id])?;
     vault.delete(conn, &secret_name(id, "private_key"))?;
     vault.delete(conn, &secret_name(id, "preshared_key"))?;
+    super::proxy::routes::delete_password(conn, vault, id)?;
     Ok(deleted > 0)
 }
 

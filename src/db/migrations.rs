@@ -79,6 +79,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "connectivity",
         include_str!("../../migrations/0017_connectivity.sql"),
     ),
+    (
+        19,
+        "connectivity_proxies",
+        include_str!("../../migrations/0019_connectivity_proxies.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.

@@ -27,10 +27,12 @@ mod client_ns;
 mod internet;
 mod peers;
 mod provider;
+mod proxies;
 mod system;
 pub use client_ns::*;
 pub use peers::*;
 pub use provider::*;
+pub use proxies::*;
 pub use system::*;
 
 /// What installs every tool these tests need.

@@ -1,0 +1,127 @@
+//! redsocks' config file for one proxy exit. It holds the proxy's password, so picd writes it
+//! 0600 (redsocks reads it as root, before it drops to its own user) and atomically. Pure
+//! rendering: tests compare strings.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use super::Upstream;
+
+/// redsocks' `type` for a connection type.
+fn redsocks_type(kind: &str) -> &'static str {
+    match kind {
+        super::TYPE_HTTP => "http-connect",
+        _ => "socks5",
+    }
+}
+
+/// The config: redsocks stays in the foreground logging to stderr (picd watches it and
+/// carries its lines), listens on the cell's WireGuard address only (where nft's `redirect`
+/// sends the peers' TCP), and drops root for `user`.
+pub fn render(upstream: &Upstream, listen: Ipv4Addr, port: u16, user: &str) -> String {
+    let mut out = format!(
+        "base {{\n\tlog_debug = off;\n\tlog_info = on;\n\tlog = stderr;\n\tdaemon = off;\n\
+         \tuser = {user};\n\tgroup = {user};\n\tredirector = iptables;\n}}\n\
+         redsocks {{\n\tlocal_ip = {listen};\n\tlocal_port = {port};\n\
+         \tip = {};\n\tport = {};\n\ttype = {};\n",
+        upstream.address.ip(),
+        upstream.address.port(),
+        redsocks_type(&upstream.kind)
+    );
+    // Validation keeps quotes and backslashes out of both (see input.rs).
+    if let (Some(user), Some(password)) = (&upstream.username, &upstream.password) {
+        out.push_str(&format!(
+            "\tlogin = \"{user}\";\n\tpassword = \"{}\";\n",
+            password.as_str()
+        ));
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// The user redsocks drops to: the one Debian's package made, else `nobody`.
+pub fn run_as() -> &'static str {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    match passwd.lines().any(|l| l.starts_with("redsocks:")) {
+        true => "redsocks",
+        false => "nobody",
+    }
+}
+
+/// Writes `text` to `path` readable by root only: a temporary file made 0600 before anything
+/// is written to it, synced, then renamed over the old one.
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(kind: &str, login: bool) -> Upstream {
+        Upstream {
+            kind: kind.into(),
+            address: "198.51.100.2:1080".parse().unwrap(),
+            username: login.then(|| "user".to_string()),
+            password: login.then(|| zeroize::Zeroizing::new("pass word".to_string())),
+        }
+    }
+
+    #[test]
+    fn a_socks5_exit_with_a_login_listens_on_the_cell_address_only() {
+        let text = render(
+            &upstream("socks5", true),
+            "10.8.0.1".parse().unwrap(),
+            12301,
+            "redsocks",
+        );
+        assert_eq!(
+            text,
+            "base {\n\tlog_debug = off;\n\tlog_info = on;\n\tlog = stderr;\n\tdaemon = off;\n\
+             \tuser = redsocks;\n\tgroup = redsocks;\n\tredirector = iptables;\n}\n\
+             redsocks {\n\tlocal_ip = 10.8.0.1;\n\tlocal_port = 12301;\n\
+             \tip = 198.51.100.2;\n\tport = 1080;\n\ttype = socks5;\n\
+             \tlogin = \"user\";\n\tpassword = \"pass word\";\n}\n"
+        );
+    }
+
+    #[test]
+    fn an_http_exit_without_login_is_http_connect_and_has_no_credentials() {
+        let text = render(
+            &upstream("http", false),
+            "10.8.0.1".parse().unwrap(),
+            12302,
+            "nobody",
+        );
+        assert!(text.contains("\ttype = http-connect;\n"), "{text}");
+        assert!(
+            !text.contains("login") && !text.contains("password"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_file_is_written_for_root_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("redsocks-1.conf");
+        write_private(&path, "a").unwrap();
+        write_private(&path, "b").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            (mode, std::fs::read_to_string(&path).unwrap()),
+            (0o600, "b".into())
+        );
+    }
+}
