@@ -104,6 +104,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if !storage.degraded() {
         crate::audit::anchor::anchor_at_shutdown(&app.db, &app.settings.state_dir).await;
     }
+    // The exits' processes are picd's children: they stop with it.
+    app.connectivity.stop_exits().await;
     tracing::info!("picd stopped");
     Ok(())
 }

@@ -38,6 +38,9 @@ struct Inner {
 
 pub struct ConnectivityDriver {
     pub(super) enabled: bool,
+    pub(super) openvpn: super::openvpn::process::Supervisor,
+    /// Per OpenVPN connection, the tunnels its process has completed, as last seen.
+    pub(super) openvpn_completed: Mutex<HashMap<String, u64>>,
     kernel: Result<bool, String>,
     wireguard_interface: String,
     vault: Vault,
@@ -50,14 +53,28 @@ pub struct ConnectivityDriver {
 /// A connection as a pass needs it.
 struct Wanted {
     row: ConnectionRow,
+    settings: super::wgquick::Settings,
     secrets: Secrets,
     state: State,
 }
+
+/// An `openvpn` connection as a pass needs it.
+pub(super) struct WantedOpenVpn {
+    pub(super) row: ConnectionRow,
+    pub(super) secrets: super::openvpn::Secrets,
+    pub(super) state: State,
+}
+
+type AllWanted = (Vec<Wanted>, Vec<WantedOpenVpn>, Option<super::Subnets>);
 
 impl ConnectivityDriver {
     pub fn new(settings: &crate::config::Settings, vault: Vault) -> Self {
         ConnectivityDriver {
             enabled: settings.routing_mode == crate::config::RoutingMode::Apply,
+            openvpn: super::openvpn::process::Supervisor::new(super::openvpn::process::run_dir(
+                &settings.state_dir,
+            )),
+            openvpn_completed: Mutex::default(),
             kernel: interface::kernel_mode(settings.wireguard_mode),
             wireguard_interface: settings.wireguard_interface.clone(),
             vault,
@@ -68,7 +85,7 @@ impl ConnectivityDriver {
         }
     }
 
-    fn ifname(&self, slot: u8) -> String {
+    pub(super) fn ifname(&self, slot: u8) -> String {
         super::interface_name(&self.wireguard_interface, slot)
     }
 
@@ -76,24 +93,38 @@ impl ConnectivityDriver {
         mutex.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn wanted(&self, db: &Db) -> Result<(Vec<Wanted>, Option<super::Subnets>), ApiError> {
+    async fn wanted(&self, db: &Db) -> Result<AllWanted, ApiError> {
         let vault = self.vault.clone();
         db.call(move |conn| {
             let health = store::health(conn)?;
-            let mut wanted = Vec::new();
+            let (mut wanted, mut openvpn) = (Vec::new(), Vec::new());
             for row in store::list(conn)? {
-                let secrets = store::secrets(conn, &vault, &row.id)?;
                 let state = health
                     .get(&row.id)
                     .map_or(State::Connecting, |(s, _)| State::parse(s));
+                let settings = match &row.settings {
+                    store::Settings::WireGuard(settings) => settings.clone(),
+                    store::Settings::OpenVpn(_) => {
+                        let secrets = super::openvpn::store::secrets(conn, &vault, &row.id)?;
+                        openvpn.push(WantedOpenVpn {
+                            row,
+                            secrets,
+                            state,
+                        });
+                        continue;
+                    }
+                };
+                let secrets = store::secrets(conn, &vault, &row.id)?;
                 wanted.push(Wanted {
                     row,
+                    settings,
                     secrets,
                     state,
                 });
             }
             let config = crate::cell::store::read_cell_config(conn)?;
-            Ok((wanted, config.map(|c| (c.cell.subnet_v4, c.cell.subnet_v6))))
+            let subnets = config.map(|c| (c.cell.subnet_v4, c.cell.subnet_v6));
+            Ok((wanted, openvpn, subnets))
         })
         .await
     }
@@ -109,7 +140,7 @@ impl ConnectivityDriver {
                     private_key: w.secrets.private_key.clone(),
                     preshared_key: w.secrets.preshared_key.clone(),
                 };
-                (w.row.id.clone(), ifname, w.row.settings.clone(), secrets)
+                (w.row.id.clone(), ifname, w.settings.clone(), secrets)
             })
             .collect();
         let inner = Arc::clone(&self.inner);
@@ -160,13 +191,14 @@ impl ConnectivityDriver {
     }
 
     async fn apply(&self, db: &Db, kernel: bool) -> Result<(), String> {
-        let (wanted, subnets) = self
+        let (wanted, openvpn, subnets) = self
             .wanted(db)
             .await
             .map_err(|e| format!("reading the connections: {e}"))?;
         let built = self.sync_interfaces(&wanted, kernel).await;
         let mut problems: Vec<String> = Vec::new();
-        let exits: Vec<KernelExit> = wanted
+        let openvpn_exits = self.sync_openvpn(openvpn, &mut problems).await;
+        let mut exits: Vec<KernelExit> = wanted
             .iter()
             .zip(&built)
             .map(|(w, built)| {
@@ -177,10 +209,11 @@ impl ConnectivityDriver {
                     slot: w.row.slot,
                     interface: self.ifname(w.row.slot),
                     route: built.is_ok() && w.state != State::Down,
-                    v6: w.row.settings.addresses.iter().any(|a| a.addr().is_ipv6()),
+                    v6: w.row.settings.has_ipv6(),
                 }
             })
             .collect();
+        exits.extend(openvpn_exits);
         if let Err(e) = kernel::apply(&exits, subnets).await {
             problems.push(e);
         }
@@ -221,6 +254,12 @@ impl ConnectivityDriver {
         })
         .await
         .unwrap_or_default();
+        let mut processes = HashMap::new();
+        for (row, _, _) in &rows {
+            if let Some(process) = self.openvpn_process(row).await {
+                processes.insert(row.id.clone(), process);
+            }
+        }
         Ok(rows
             .into_iter()
             .map(|(row, users, health)| {
@@ -233,6 +272,7 @@ impl ConnectivityDriver {
                     "table": super::table_id(row.slot),
                     "state": state, "since": since,
                     "handshake_age_seconds": ages.get(&row.id).copied().flatten(),
+                    "process": processes.remove(&row.id),
                     "peers": users,
                 })
             })
@@ -246,7 +286,7 @@ impl ConnectivityDriver {
             return Ok(None);
         };
         let ifname = self.ifname(row.slot);
-        let target = row.settings.dns.first().map(ToString::to_string);
+        let target = row.settings.dns().first().map(ToString::to_string);
         let started = std::time::Instant::now();
         let answered = match &target {
             Some(target) => probe(&ifname, target).await,
@@ -270,17 +310,19 @@ impl ConnectivityDriver {
             Ok(rows) => rows,
             Err(_) => return Vec::new(),
         };
+        let news = self.openvpn_news(db, &targets).await;
         let probes = targets.iter().map(|row| {
             let ifname = self.ifname(row.slot);
-            let target = row.settings.dns.first().copied();
+            let target = row.settings.dns().first().copied();
             async move {
-                match target {
+                let answered = match target {
                     Some(target) => probe(&ifname, &target.to_string()).await,
                     // Without a DNS address to probe, the interface being there is all we know.
                     None => std::path::Path::new("/sys/class/net")
                         .join(&ifname)
                         .exists(),
-                }
+                };
+                answered && self.openvpn_connected(row).await
             }
         });
         let results = futures_util::future::join_all(probes).await;
@@ -298,12 +340,13 @@ impl ConnectivityDriver {
             }
         }
         if changes.is_empty() {
-            return Vec::new();
+            return news;
         }
         for (_, name, state) in &changes {
             tracing::warn!(connection = %name, state = state.as_str(), "exit health changed");
         }
-        let ids: Vec<String> = changes.iter().map(|c| c.0.clone()).collect();
+        let mut ids: Vec<String> = changes.iter().map(|c| c.0.clone()).collect();
+        ids.extend(news);
         let written = db
             .write(move |tx| {
                 let now = crate::time::now_rfc3339();
@@ -321,7 +364,7 @@ impl ConnectivityDriver {
 }
 
 /// One ping through the exit's interface (bound to it, so it never tests the uplink).
-async fn probe(ifname: &str, target: &str) -> bool {
+pub(super) async fn probe(ifname: &str, target: &str) -> bool {
     let run = tokio::process::Command::new("ping")
         .args([
             "-n",
@@ -373,14 +416,16 @@ impl Driver for ConnectivityDriver {
         if let Err(e) = &self.kernel {
             return SubsystemStatus::unavailable(NAME, e.clone());
         }
-        match Self::lock(&self.error).clone() {
+        let error = Self::lock(&self.error).clone();
+        match error {
             Some(e) => SubsystemStatus {
                 name: NAME,
                 state: DriverState::Degraded,
                 reason: Some(e),
             },
             None => {
-                let n = Self::lock(&self.inner).built.len();
+                let wireguard = Self::lock(&self.inner).built.len();
+                let n = wireguard + self.openvpn.running().await;
                 SubsystemStatus::ok(NAME, Some(format!("{n} exit interfaces up")))
             }
         }

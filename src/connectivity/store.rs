@@ -6,11 +6,38 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::wgquick::{Secrets, Settings};
+use super::wgquick::Secrets;
 use crate::error::ApiError;
 use crate::vault::Vault;
 
 pub const TYPE_WIREGUARD_EXT: &str = "wireguard_ext";
+pub const TYPE_OPENVPN: &str = "openvpn";
+
+/// A connection's shown settings, by type (the row's `type` says which).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Settings {
+    WireGuard(super::wgquick::Settings),
+    OpenVpn(super::openvpn::Settings),
+}
+
+impl Settings {
+    /// The exit's resolvers (its peers' DNS goes there).
+    pub fn dns(&self) -> &[std::net::IpAddr] {
+        match self {
+            Settings::WireGuard(s) => &s.dns,
+            Settings::OpenVpn(s) => &s.dns,
+        }
+    }
+
+    /// Whether the exit carries IPv6 (else its peers' IPv6 is refused at once).
+    pub fn has_ipv6(&self) -> bool {
+        match self {
+            Settings::WireGuard(s) => s.addresses.iter().any(|a| a.addr().is_ipv6()),
+            Settings::OpenVpn(_) => false,
+        }
+    }
+}
 
 /// A connection as stored and listed (never with a secret).
 #[derive(Debug, Clone, Serialize)]
@@ -40,13 +67,18 @@ const COLUMNS: &str = "id, name, type, slot, settings, created_at, updated_at";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ConnectionRow> {
     let settings: String = row.get(4)?;
-    let settings = serde_json::from_str(&settings).map_err(|e| {
+    let kind: String = row.get(2)?;
+    let unreadable = |e: serde_json::Error| {
         rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+    };
+    let settings = match kind.as_str() {
+        TYPE_OPENVPN => Settings::OpenVpn(serde_json::from_str(&settings).map_err(unreadable)?),
+        _ => Settings::WireGuard(serde_json::from_str(&settings).map_err(unreadable)?),
+    };
     Ok(ConnectionRow {
         id: row.get(0)?,
         name: row.get(1)?,
-        kind: row.get(2)?,
+        kind,
         slot: row.get(3)?,
         settings,
         created_at: row.get(5)?,
@@ -92,6 +124,12 @@ pub fn insert(
     row: &ConnectionRow,
     secrets: &Secrets,
 ) -> Result<(), ApiError> {
+    insert_row(conn, row)?;
+    put_secrets(conn, vault, &row.id, secrets)
+}
+
+/// Stores a new connection's row; 409 for a name another connection has.
+pub fn insert_row(conn: &Connection, row: &ConnectionRow) -> Result<(), ApiError> {
     conn.execute(
         &format!(
             "INSERT INTO connectivity_connections ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
@@ -107,7 +145,7 @@ pub fn insert(
         ],
     )
     .map_err(|e| crate::db::conflict_on_unique(e, "a connection with this name exists"))?;
-    put_secrets(conn, vault, &row.id, secrets)
+    Ok(())
 }
 
 /// Replaces a connection's name and settings, and its secrets when a new file came with them.
@@ -117,15 +155,21 @@ pub fn update(
     row: &ConnectionRow,
     secrets: Option<&Secrets>,
 ) -> Result<(), ApiError> {
+    update_row(conn, row)?;
+    match secrets {
+        Some(secrets) => put_secrets(conn, vault, &row.id, secrets),
+        None => Ok(()),
+    }
+}
+
+/// Replaces a connection's name and settings.
+pub fn update_row(conn: &Connection, row: &ConnectionRow) -> Result<(), ApiError> {
     conn.execute(
         "UPDATE connectivity_connections SET name = ?2, settings = ?3, updated_at = ?4 WHERE id = ?1",
         params![row.id, row.name, json_of(&row.settings), row.updated_at],
     )
     .map_err(|e| crate::db::conflict_on_unique(e, "a connection with this name exists"))?;
-    match secrets {
-        Some(secrets) => put_secrets(conn, vault, &row.id, secrets),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 fn secret_name(id: &str, what: &str) -> String {
@@ -173,6 +217,7 @@ pub fn delete(conn: &Connection, vault: &Vault, id: &str) -> Result<bool, ApiErr
     let deleted = conn.execute("DELETE FROM connectivity_connections WHERE id = ?1", [id])?;
     vault.delete(conn, &secret_name(id, "private_key"))?;
     vault.delete(conn, &secret_name(id, "preshared_key"))?;
+    super::openvpn::store::delete_secrets(conn, vault, id)?;
     Ok(deleted > 0)
 }
 

@@ -79,6 +79,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "connectivity",
         include_str!("../../migrations/0017_connectivity.sql"),
     ),
+    (
+        20,
+        "connectivity_types",
+        include_str!("../../migrations/0020_connectivity_types.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.
