@@ -25,10 +25,12 @@ use reqwest::StatusCode;
 
 mod client_ns;
 mod internet;
+mod openvpn;
 mod peers;
 mod provider;
 mod system;
 pub use client_ns::*;
+pub use openvpn::*;
 pub use peers::*;
 pub use provider::*;
 pub use system::*;
