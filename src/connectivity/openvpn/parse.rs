@@ -12,8 +12,9 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-/// Client files with inline certificates are a few KiB; this leaves room for long chains.
-pub const CONFIG_MAX_BYTES: usize = 64 * 1024;
+/// Client files with inline certificates are a few KiB; this leaves room for long chains
+/// (and stays under picd's default request body limit of 64 KiB, so it is what answers).
+pub const CONFIG_MAX_BYTES: usize = 48 * 1024;
 const REMOTES_MAX: usize = 16;
 const DNS_MAX: usize = 4;
 const HOST_MAX: usize = 253;
