@@ -4,7 +4,8 @@
 //! internet from the provider's address, and its DNS to a hard-coded resolver goes to the
 //! resolver the server pushed. The server stopped (by its PID): the peer is refused at once and
 //! not one of its packets (DNS included) leaves through the cell's uplink. picd's openvpn
-//! killed: picd starts another and the peer comes back; picd stopped: its child stops too.
+//! killed: picd starts another and the peer comes back; picd killed and restarted: the new
+//! picd replaces the process the old one left; picd stopped: its child stops too.
 //! A file with `up /bin/sh` is refused naming its line, and nothing is stored.
 
 mod common;
@@ -270,6 +271,26 @@ async fn an_openvpn_exit_peer_leaves_through_the_provider_and_nowhere_else() {
     x.waits_for_provider("alice through the restarted openvpn");
     let process = x.exit().await["process"].clone();
     assert!(process["restarts"].as_u64() >= Some(1), "{process}");
+    assert_eq!(x.lab.uplink_leaks(), 0, "alice's packets on the uplink");
+
+    // picd killed (no chance to stop its child) and started again: the new picd stops the
+    // process the old one left (it holds the tun device's name) and starts its own.
+    let orphan = x.lab.picd_openvpn_pids()[0];
+    x.lab.kill_and_restart_picd().await;
+    let replaced = eventually(APPLY_TIMEOUT, || {
+        let now = x.lab.picd_openvpn_pids();
+        now.len() == 1 && now[0] != orphan
+    });
+    assert!(
+        replaced,
+        "after kill -9 and a restart: {:?}",
+        x.lab.picd_openvpn_pids()
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{orphan}")).exists(),
+        "the orphan runs on"
+    );
+    x.waits_for_provider("alice through the exit after picd's kill -9 and restart");
     assert_eq!(x.lab.uplink_leaks(), 0, "alice's packets on the uplink");
 
     // picd stops: its child stops with it and takes its secrets along.

@@ -5,6 +5,7 @@
 //! the kill switch of `wireguard_ext` apply to it unchanged.
 
 pub mod body;
+mod directives;
 pub mod files;
 pub mod management;
 pub mod parse;

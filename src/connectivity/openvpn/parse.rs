@@ -12,6 +12,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::directives::{BLOCKS, COMPRESSION, DROPPED, FLAGS, REFUSED, REFUSED_PREFIXES, VALUED};
+
 /// Client files with inline certificates are a few KiB; this leaves room for long chains
 /// (and stays under picd's default request body limit of 64 KiB, so it is what answers).
 pub const CONFIG_MAX_BYTES: usize = 48 * 1024;
@@ -20,109 +22,6 @@ const DNS_MAX: usize = 4;
 const HOST_MAX: usize = 253;
 const CREDENTIAL_MAX: usize = 256;
 const DEFAULT_PORT: u16 = 1194;
-
-/// Directives that run a program, or that would take over what picd keeps (the device, the
-/// management socket, the logs, where and as whom OpenVPN runs): refused by name, with why.
-const REFUSED: [&str; 26] = [
-    "up",
-    "down",
-    "route-up",
-    "route-pre-down",
-    "ipchange",
-    "tls-verify",
-    "client-connect",
-    "client-disconnect",
-    "auth-user-pass-verify",
-    "learn-address",
-    "script-security",
-    "plugin",
-    "log",
-    "log-append",
-    "status",
-    "cd",
-    "chroot",
-    "daemon",
-    "dev-node",
-    "writepid",
-    "config",
-    "up-restart",
-    "iproute",
-    "ifconfig",
-    "route",
-    "pull-filter",
-];
-/// Prefixes refused the same way (`management-*`, `setenv`, `setenv-safe`, `log*`).
-const REFUSED_PREFIXES: [&str; 3] = ["management", "setenv", "log"];
-const COMPRESSION: [&str; 2] = ["comp-lzo", "compress"];
-/// Kept as written: flags and tunnel settings whose arguments are checked below.
-const FLAGS: [&str; 9] = [
-    "client",
-    "tls-client",
-    "nobind",
-    "persist-key",
-    "float",
-    "remote-random",
-    "auth-nocache",
-    "mute-replay-warnings",
-    "pull",
-];
-/// Directives with one or a few plain arguments (names of ciphers, numbers).
-const VALUED: [&str; 27] = [
-    "cipher",
-    "data-ciphers",
-    "data-ciphers-fallback",
-    "ncp-ciphers",
-    "auth",
-    "tls-cipher",
-    "tls-ciphersuites",
-    "tls-groups",
-    "tls-version-min",
-    "tls-version-max",
-    "remote-cert-tls",
-    "remote-cert-ku",
-    "remote-cert-eku",
-    "ns-cert-type",
-    "verify-x509-name",
-    "key-direction",
-    "resolv-retry",
-    "connect-retry",
-    "connect-retry-max",
-    "server-poll-timeout",
-    "hand-window",
-    "reneg-sec",
-    "ping",
-    "ping-restart",
-    "tun-mtu",
-    "mssfix",
-    "auth-retry",
-];
-/// Accepted and left out: picd sets these itself (device, verbosity, privileges) or they
-/// only add routes, which are picd's.
-const DROPPED: [&str; 12] = [
-    "dev",
-    "dev-type",
-    "persist-tun",
-    "verb",
-    "mute",
-    "redirect-gateway",
-    "block-outside-dns",
-    "register-dns",
-    "route-delay",
-    "route-method",
-    "user",
-    "group",
-];
-/// Inline blocks: certificates and keys, kept only in the vault.
-const BLOCKS: [&str; 8] = [
-    "ca",
-    "cert",
-    "key",
-    "tls-auth",
-    "tls-crypt",
-    "tls-crypt-v2",
-    "peer-fingerprint",
-    "extra-certs",
-];
 
 /// A server the file names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
