@@ -120,8 +120,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ended = app.wireguard.wireguard.clone().run_device_watchdog() => ended.context("WireGuard")?,
         ended = run_storage_keepers(app.core.clone(), storage.degraded()) => ended.context("storage keepers ended")?,
     }
-    // The proxy exits' redsocks processes end with picd (their peers stay closed).
-    app.connectivity.connectivity.stop_proxies().await;
+    // The exits' processes (openvpn, redsocks) are picd's children: they stop with it, and
+    // their peers stay closed.
+    let exits = &app.connectivity.connectivity;
+    exits.stop_proxies().await;
+    exits.stop_exits().await;
     if !storage.degraded() {
         crate::audit::anchor::anchor_at_shutdown(&app.db, &app.settings.state_dir).await;
     }

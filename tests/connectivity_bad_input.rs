@@ -17,6 +17,7 @@ const INVALID_FIELDS: (u16, &str) = (400, "validation_failed");
 const TOO_LARGE: (u16, &str) = (413, "payload_too_large");
 const NOT_FOUND: (u16, &str) = (404, "not_found");
 const UNSUPPORTED: (u16, &str) = (415, "unsupported_media_type");
+const REFUSED_FILE: (u16, &str) = (422, "invalid_body");
 
 const CONNECTIONS: &str = "/api/connectivity/connections";
 const CONNECTION: &str = "/api/connectivity/connections/nope";
@@ -43,6 +44,82 @@ fn connection(extra: Value) -> Body {
         body[k] = v.clone();
     }
     Body::Json(body)
+}
+
+/// A provider's .ovpn (`extra` lines after `client`).
+fn ovpn(extra: &str, fields: Value) -> Body {
+    let config = format!(
+        "client\n{extra}\nremote 198.51.100.2 1194\npeer-fingerprint AB:CD\n<key>\nK\n</key>\n"
+    );
+    let mut body = json!({ "name": "o", "type": "openvpn", "config": config });
+    for (k, v) in fields.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    Body::Json(body)
+}
+
+fn openvpn_rows(table: &mut Vec<Refused>) {
+    let creds = json!({ "username": "u", "password": "p" });
+    let bodies = [
+        (ovpn("up /bin/sh", json!({})), REFUSED_FILE),
+        (ovpn("script-security 2", json!({})), REFUSED_FILE),
+        (ovpn("management 127.0.0.1 7505", json!({})), REFUSED_FILE),
+        (ovpn("comp-lzo", json!({})), REFUSED_FILE),
+        (ovpn("dev tap", json!({})), REFUSED_FILE),
+        (ovpn("unknown-directive 1", json!({})), REFUSED_FILE),
+        (
+            ovpn("auth-user-pass /etc/creds", creds.clone()),
+            REFUSED_FILE,
+        ),
+        (ovpn("auth-user-pass", json!({})), REFUSED_FILE),
+        (ovpn("", creds.clone()), REFUSED_FILE),
+        (ovpn("<ca>\nno end", json!({})), REFUSED_FILE),
+        (ovpn(&"#".repeat(50_000), json!({})), REFUSED_FILE),
+        (
+            ovpn("auth-user-pass", json!({ "username": "u" })),
+            INVALID_FIELDS,
+        ),
+        (
+            ovpn("auth-user-pass", json!({ "username": 1, "password": "p" })),
+            INVALID_FIELDS,
+        ),
+        (
+            ovpn(
+                "auth-user-pass",
+                json!({ "username": "u", "password": "a\nb" }),
+            ),
+            INVALID_FIELDS,
+        ),
+        (
+            ovpn("auth-user-pass", json!({ "username": "", "password": "p" })),
+            INVALID_FIELDS,
+        ),
+        (
+            ovpn(
+                "auth-user-pass",
+                json!({ "username": "x".repeat(300), "password": "p" }),
+            ),
+            INVALID_FIELDS,
+        ),
+        (ovpn("", json!({ "config": 5 })), INVALID_FIELDS),
+        (connection(creds.clone()), INVALID_FIELDS),
+    ];
+    for (body, answer) in bodies {
+        table.push(refused(Who::Admin, Method::POST, CONNECTIONS, body, answer));
+    }
+    for (body, answer) in [
+        (Body::Json(creds), INVALID_FIELDS),
+        (
+            Body::Json(json!({ "type": "openvpn", "config": "up x" })),
+            REFUSED_FILE,
+        ),
+        (
+            Body::Json(json!({ "type": "openvpn", "password": null })),
+            INVALID_FIELDS,
+        ),
+    ] {
+        table.push(refused(Who::Admin, Method::PUT, CONNECTION, body, answer));
+    }
 }
 
 fn with_line(line: &str) -> Body {
@@ -98,7 +175,8 @@ fn connection_rows(table: &mut Vec<Refused>) {
             connection(json!({ "name": "x".repeat(65) })),
             INVALID_FIELDS,
         ),
-        (connection(json!({ "type": "openvpn" })), INVALID_FIELDS),
+        (connection(json!({ "type": "openvpn" })), REFUSED_FILE),
+        (connection(json!({ "type": "tor" })), INVALID_FIELDS),
         (connection(json!({ "type": null })), INVALID_FIELDS),
         (connection(json!({ "config": 1 })), INVALID_FIELDS),
         (connection(json!({ "config": "" })), INVALID_FIELDS),
@@ -277,6 +355,7 @@ async fn connectivity_routes_refuse_with_json_errors_and_store_nothing() {
     actor_rows(&mut table);
     connection_rows(&mut table);
     proxy_rows(&mut table);
+    openvpn_rows(&mut table);
     peer_rows(&mut table);
     clients.check_all(&table).await;
     let count = |sql: &str| -> i64 { picd.db().query_row(sql, [], |r| r.get(0)).unwrap() };

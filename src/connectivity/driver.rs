@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::health::{State, Tracker};
 use super::interface::{self, ExitApi};
 use super::kernel::{self, KernelExit};
-use super::store::{self, ConnectionRow};
+use super::store::{self, ConnectionRow, ConnectionSettings};
 use super::wgquick::Secrets;
 use crate::db::Db;
 use crate::driver::{Driver, DriverError, DriverState, SubsystemStatus};
@@ -38,6 +38,9 @@ struct Inner {
 
 pub struct ConnectivityDriver {
     pub(super) enabled: bool,
+    pub(super) openvpn: super::openvpn::process::Supervisor,
+    /// Per OpenVPN connection, the tunnels its process has completed, as last seen.
+    pub(super) openvpn_completed: Mutex<HashMap<String, u64>>,
     kernel: Result<bool, String>,
     wireguard_interface: String,
     vault: Vault,
@@ -57,10 +60,23 @@ struct Wanted {
     state: State,
 }
 
+/// An `openvpn` connection as a pass needs it.
+pub(super) struct WantedOpenVpn {
+    pub(super) row: ConnectionRow,
+    pub(super) secrets: super::openvpn::Secrets,
+    pub(super) state: State,
+}
+
+type AllWanted = (Vec<Wanted>, Vec<WantedOpenVpn>, Option<super::Subnets>);
+
 impl ConnectivityDriver {
     pub fn new(settings: &crate::config::Settings, vault: Vault) -> Self {
         ConnectivityDriver {
             enabled: settings.routing_mode == crate::config::RoutingMode::Apply,
+            openvpn: super::openvpn::process::Supervisor::new(super::openvpn::process::run_dir(
+                &settings.state_dir,
+            )),
+            openvpn_completed: Mutex::default(),
             kernel: interface::kernel_mode(settings.wireguard_mode),
             wireguard_interface: settings.wireguard_interface.clone(),
             vault,
@@ -72,7 +88,7 @@ impl ConnectivityDriver {
         }
     }
 
-    fn ifname(&self, slot: u8) -> String {
+    pub(super) fn ifname(&self, slot: u8) -> String {
         super::interface_name(&self.wireguard_interface, slot)
     }
 
@@ -80,20 +96,30 @@ impl ConnectivityDriver {
         mutex.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn wanted(&self, db: &Db) -> Result<(Vec<Wanted>, Option<super::Subnets>), ApiError> {
+    async fn wanted(&self, db: &Db) -> Result<AllWanted, ApiError> {
         let vault = self.vault.clone();
         db.call(move |conn| {
             let health = store::health(conn)?;
-            let mut wanted = Vec::new();
+            let (mut wanted, mut openvpn) = (Vec::new(), Vec::new());
             for row in store::list(conn)? {
-                // Proxy exits have no interface (see `apply_proxies`).
-                let Some(wireguard) = row.settings.wireguard().cloned() else {
-                    continue;
-                };
-                let secrets = store::secrets(conn, &vault, &row.id)?;
                 let state = health
                     .get(&row.id)
                     .map_or(State::Connecting, |(s, _)| State::parse(s));
+                let wireguard = match &row.settings {
+                    ConnectionSettings::WireGuard(settings) => settings.clone(),
+                    // Proxy exits have no interface (see `apply_proxies`).
+                    ConnectionSettings::Proxy(_) => continue,
+                    ConnectionSettings::OpenVpn(_) => {
+                        let secrets = super::openvpn::store::secrets(conn, &vault, &row.id)?;
+                        openvpn.push(WantedOpenVpn {
+                            row,
+                            secrets,
+                            state,
+                        });
+                        continue;
+                    }
+                };
+                let secrets = store::secrets(conn, &vault, &row.id)?;
                 wanted.push(Wanted {
                     row,
                     wireguard,
@@ -102,7 +128,8 @@ impl ConnectivityDriver {
                 });
             }
             let config = crate::cell::store::read_cell_config(conn)?;
-            Ok((wanted, config.map(|c| (c.cell.subnet_v4, c.cell.subnet_v6))))
+            let subnets = config.map(|c| (c.cell.subnet_v4, c.cell.subnet_v6));
+            Ok((wanted, openvpn, subnets))
         })
         .await
     }
@@ -169,12 +196,13 @@ impl ConnectivityDriver {
     }
 
     async fn apply(&self, db: &Db, kernel: bool) -> Result<(), String> {
-        let (wanted, subnets) = self
+        let (wanted, openvpn, subnets) = self
             .wanted(db)
             .await
             .map_err(|e| format!("reading the connections: {e}"))?;
         let built = self.sync_interfaces(&wanted, kernel).await;
         let mut problems: Vec<String> = Vec::new();
+        let openvpn_exits = self.sync_openvpn(openvpn, &mut problems).await;
         let mut exits: Vec<KernelExit> = wanted
             .iter()
             .zip(&built)
@@ -186,10 +214,11 @@ impl ConnectivityDriver {
                     slot: w.row.slot,
                     interface: self.ifname(w.row.slot),
                     route: built.is_ok() && w.state != State::Down,
-                    v6: w.wireguard.addresses.iter().any(|a| a.addr().is_ipv6()),
+                    v6: w.row.settings.has_ipv6(),
                 }
             })
             .collect();
+        exits.extend(openvpn_exits);
         exits.extend(self.apply_proxies(db, &mut problems).await);
         if let Err(e) = kernel::apply(&exits, subnets).await {
             problems.push(e);
@@ -262,6 +291,12 @@ impl ConnectivityDriver {
         })
         .await
         .unwrap_or_default();
+        let mut processes = HashMap::new();
+        for (row, _, _) in &rows {
+            if let Some(process) = self.openvpn_process(row).await {
+                processes.insert(row.id.clone(), process);
+            }
+        }
         Ok(rows
             .into_iter()
             .map(|(row, users, health)| {
@@ -275,6 +310,7 @@ impl ConnectivityDriver {
                     "state": state, "since": since,
                     "handshake_age_seconds": ages.get(&row.id).copied().flatten(),
                     "pid": self.proxies.pid(&row.id),
+                    "process": processes.remove(&row.id),
                     "peers": users,
                 })
             })
@@ -326,6 +362,7 @@ impl ConnectivityDriver {
             Ok(rows) => rows,
             Err(_) => return Vec::new(),
         };
+        let news = self.openvpn_news(db, &targets).await;
         let vault = self.vault.clone();
         let proxies = db
             .call(move |conn| super::proxy::driver::read(conn, &vault))
@@ -340,13 +377,14 @@ impl ConnectivityDriver {
                 if let Some(p) = proxy {
                     return super::proxy::driver::probe(p).await.0;
                 }
-                match target {
+                let answered = match target {
                     Some(target) => probe(&ifname, &target.to_string()).await,
                     // Without a DNS address to probe, the interface being there is all we know.
                     None => std::path::Path::new("/sys/class/net")
                         .join(&ifname)
                         .exists(),
-                }
+                };
+                answered && self.openvpn_connected(row).await
             }
         });
         let results = futures_util::future::join_all(probes).await;
@@ -364,12 +402,13 @@ impl ConnectivityDriver {
             }
         }
         if changes.is_empty() {
-            return Vec::new();
+            return news;
         }
         for (_, name, state) in &changes {
             tracing::warn!(connection = %name, state = state.as_str(), "exit health changed");
         }
-        let ids: Vec<String> = changes.iter().map(|c| c.0.clone()).collect();
+        let mut ids: Vec<String> = changes.iter().map(|c| c.0.clone()).collect();
+        ids.extend(news);
         let written = db
             .write(move |tx| {
                 let now = crate::time::now_rfc3339();
@@ -387,7 +426,7 @@ impl ConnectivityDriver {
 }
 
 /// One ping through the exit's interface (bound to it, so it never tests the uplink).
-async fn probe(ifname: &str, target: &str) -> bool {
+pub(super) async fn probe(ifname: &str, target: &str) -> bool {
     let run = tokio::process::Command::new("ping")
         .args([
             "-n",
@@ -439,14 +478,16 @@ impl Driver for ConnectivityDriver {
         if let Err(e) = &self.kernel {
             return SubsystemStatus::unavailable(NAME, e.clone());
         }
-        match Self::lock(&self.error).clone() {
+        let error = Self::lock(&self.error).clone();
+        match error {
             Some(e) => SubsystemStatus {
                 name: NAME,
                 state: DriverState::Degraded,
                 reason: Some(e),
             },
             None => {
-                let n = Self::lock(&self.inner).built.len();
+                let wireguard = Self::lock(&self.inner).built.len();
+                let n = wireguard + self.openvpn.running().await;
                 let proxies = self.proxies.count();
                 let text = format!("{n} exit interfaces up, {proxies} proxy exits running");
                 SubsystemStatus::ok(NAME, Some(text))

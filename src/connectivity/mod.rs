@@ -1,6 +1,7 @@
 //! Connectivity: named connections ("exits") a peer's internet traffic may leave the cell
-//! through instead of the cell's own uplink, and each peer's choice of exit. This slice has
-//! one type, `wireguard_ext` (a provider's wg-quick file). Each exit gets a slot 1..254 that
+//! through instead of the cell's own uplink, and each peer's choice of exit. Types:
+//! `wireguard_ext` (a provider's wg-quick file) and `openvpn` (a provider's .ovpn, see
+//! `openvpn`). Each exit gets a slot 1..254 that
 //! fixes its firewall mark, its routing table and its `ip rule`; the driver keeps the
 //! interface, the table (a real default while the exit is up, an `unreachable` default always)
 //! and the rules; the exits' part of picd's nftables table (the peer -> mark map, the kill
@@ -11,6 +12,7 @@ pub mod driver;
 mod health;
 mod interface;
 mod kernel;
+pub mod openvpn;
 pub mod passes;
 pub mod peer_routes;
 pub mod proxy;

@@ -8,13 +8,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use super::store::{self, ConnectionRow, ConnectionSettings, TYPE_WIREGUARD_EXT};
+use super::store::{self, ConnectionRow, ConnectionSettings, TYPE_OPENVPN, TYPE_WIREGUARD_EXT};
 use super::wgquick;
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
 use crate::connectivity::ConnectivityApp;
 use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::validation::{object, Problems};
+use crate::vault::Vault;
 
 const TARGET: &str = "connection";
 const NAME_MAX: usize = 64;
@@ -68,16 +69,58 @@ pub(super) fn valid_name(name: &str) -> Result<String, String> {
     }
 }
 
-/// What a body asks for: a name and/or a provider file (parsed). `creating` makes both
-/// required; the type must be `wireguard_ext` when given (and when creating).
-type Asked = (
-    Option<String>,
-    Option<(wgquick::Settings, wgquick::Secrets)>,
-);
+/// A provider's file, parsed by its type.
+enum Parsed {
+    WireGuard(wgquick::Settings, wgquick::Secrets),
+    OpenVpn(super::openvpn::Settings, super::openvpn::Secrets),
+}
 
-fn read_body(body: &Value, creating: bool) -> Result<Asked, ApiError> {
+impl Parsed {
+    fn kind(&self) -> &'static str {
+        match self {
+            Parsed::WireGuard(..) => TYPE_WIREGUARD_EXT,
+            Parsed::OpenVpn(..) => TYPE_OPENVPN,
+        }
+    }
+
+    fn settings(&self) -> ConnectionSettings {
+        match self {
+            Parsed::WireGuard(s, _) => ConnectionSettings::WireGuard(s.clone()),
+            Parsed::OpenVpn(s, _) => ConnectionSettings::OpenVpn(s.clone()),
+        }
+    }
+
+    /// Stores a new row with these secrets, or a changed row with them (in the caller's
+    /// transaction).
+    fn store(
+        &self,
+        tx: &rusqlite::Connection,
+        vault: &Vault,
+        row: &ConnectionRow,
+        new: bool,
+    ) -> ApiResult<()> {
+        match (self, new) {
+            (Parsed::WireGuard(_, secrets), true) => store::insert(tx, vault, row, secrets),
+            (Parsed::WireGuard(_, secrets), false) => store::update(tx, vault, row, Some(secrets)),
+            (Parsed::OpenVpn(_, secrets), new) => {
+                match new {
+                    true => store::insert_row(tx, row)?,
+                    false => store::update_row(tx, row)?,
+                }
+                super::openvpn::store::put_secrets(tx, vault, &row.id, secrets)
+            }
+        }
+    }
+}
+
+/// What a body asks for: a name and/or a provider file (parsed). `creating` makes both
+/// required; `stored` is the type of the connection a PUT changes (when there is one).
+type Asked = (Option<String>, Option<Parsed>);
+
+fn read_body(body: &Value, creating: bool, stored: Option<&str>) -> Result<Asked, ApiError> {
     let mut p = Problems::default();
-    let Some(map) = object(body, &["name", "type", "config"], &mut p, "") else {
+    let fields = ["name", "type", "config", "username", "password"];
+    let Some(map) = object(body, &fields, &mut p, "") else {
         return Err(p.into_error(""));
     };
     let text = |p: &mut Problems, map: &Map<String, Value>, key: &str| match map.get(key) {
@@ -99,23 +142,48 @@ fn read_body(body: &Value, creating: bool) -> Result<Asked, ApiError> {
             None
         }
     });
-    if let Some(kind) = text(&mut p, map, "type") {
-        if kind != TYPE_WIREGUARD_EXT {
-            let message = "must be wireguard_ext, socks5 or http (a connection keeps its type)";
+    let kind = text(&mut p, map, "type");
+    let kind = match kind.as_deref().or(stored).unwrap_or(TYPE_WIREGUARD_EXT) {
+        TYPE_WIREGUARD_EXT => TYPE_WIREGUARD_EXT,
+        TYPE_OPENVPN => TYPE_OPENVPN,
+        _ => {
+            let message =
+                "must be wireguard_ext, openvpn, socks5 or http (a connection keeps its type)";
             p.add("type", message);
+            TYPE_WIREGUARD_EXT
         }
-    }
-    let config = text(&mut p, map, "config").and_then(|c| match wgquick::parse(&c) {
-        Ok(parsed) => Some(parsed),
-        Err(e) => {
-            p.add("config", e);
-            None
-        }
+    };
+    let credentials = super::openvpn::body::credentials(map, kind, &mut p);
+    let mut refused = None;
+    let config = text(&mut p, map, "config").and_then(|c| match kind {
+        TYPE_OPENVPN => match super::openvpn::parse::parse(&c, credentials.clone()) {
+            Ok((settings, secrets)) => Some(Parsed::OpenVpn(settings, secrets)),
+            Err(e) => {
+                refused = Some(e);
+                None
+            }
+        },
+        _ => match wgquick::parse(&c) {
+            Ok((settings, secrets)) => Some(Parsed::WireGuard(settings, secrets)),
+            Err(e) => {
+                p.add("config", e);
+                None
+            }
+        },
     });
-    if p.is_empty() && name.is_none() && config.is_none() {
+    if credentials.is_some() && !map.contains_key("config") {
+        p.add("config", "is required with a username and password");
+    }
+    if p.is_empty() && name.is_none() && config.is_none() && refused.is_none() {
         p.add("name", "name a new name, a new config or both");
     }
-    p.into_result((name, config))
+    // A well-formed request whose .ovpn picd will not run: 422, naming the file's line.
+    match refused {
+        Some(e) if p.is_empty() => Err(ApiError::Unprocessable {
+            message: format!("config {e}"),
+        }),
+        _ => p.into_result((name, config)),
+    }
 }
 
 pub async fn create(
@@ -128,7 +196,7 @@ pub async fn create(
         return super::proxy::routes::create(app, audit, body).await;
     }
     // With `creating`, read_body answers both fields or an error.
-    let asked = read_body(&body, true).and_then(|asked| match asked {
+    let asked = read_body(&body, true, None).and_then(|asked| match asked {
         (Some(name), Some(config)) => Ok((name, config)),
         _ => Err(ApiError::invalid("config", "is required")),
     });
@@ -136,7 +204,6 @@ pub async fn create(
         Ok(asked) => asked,
         Err(err) => return Err(audit.refuse(&app.db, TARGET, "", json!({}), err).await),
     };
-    let (settings, secrets) = config;
     let vault = app.vault.clone();
     let row = audit
         .transact(&app.db, move |tx, entry| {
@@ -148,27 +215,23 @@ pub async fn create(
             let row = ConnectionRow {
                 id: uuid::Uuid::now_v7().to_string(),
                 name,
-                kind: TYPE_WIREGUARD_EXT.into(),
+                kind: config.kind().into(),
                 slot,
-                settings: ConnectionSettings::WireGuard(settings),
+                settings: config.settings(),
                 created_at: now.clone(),
                 updated_at: now,
             };
             entry.target_id = row.id.clone();
             // Never the keys: only what the listing shows too.
             entry.detail = json!({ "name": row.name, "type": row.kind, "slot": row.slot,
-                                   "endpoint": settings_endpoint(&row) });
-            store::insert(tx, &vault, &row, &secrets)?;
+                                   "endpoint": endpoints(&row.settings) });
+            config.store(tx, &vault, &row, true)?;
             Ok(row)
         })
         .await?;
     super::passes::apply_soon(&app);
     let body = connection_json(&app, &row, &[]);
     Ok((StatusCode::CREATED, Json(body)).into_response())
-}
-
-fn settings_endpoint(row: &ConnectionRow) -> Option<&str> {
-    row.settings.wireguard().map(|s| s.endpoint.as_str())
 }
 
 pub async fn update(
@@ -183,14 +246,14 @@ pub async fn update(
         return Err(audit.refuse(&app.db, TARGET, "", json!({}), err).await);
     }
     let lookup = id.clone();
-    let kind = app
+    let stored = app
         .db
         .call(move |conn| Ok(store::get(conn, &lookup)?.map(|r| r.kind)))
         .await?;
-    if kind.as_deref().is_some_and(super::proxy::is_proxy) {
+    if stored.as_deref().is_some_and(super::proxy::is_proxy) {
         return super::proxy::routes::update(app, audit, id, body).await;
     }
-    let (name, config) = match read_body(&body, false) {
+    let (name, config) = match read_body(&body, false, stored.as_deref()) {
         Ok(asked) => asked,
         Err(err) => return Err(audit.refuse(&app.db, TARGET, &id, json!({}), err).await),
     };
@@ -202,23 +265,41 @@ pub async fn update(
             let mut row = store::get(tx, &id)?
                 .ok_or_else(|| ApiError::not_found(format!("connection '{id}'")))?;
             let config_changed = config.is_some();
-            let (settings, secrets) = match config {
-                Some((settings, secrets)) => {
-                    (ConnectionSettings::WireGuard(settings), Some(secrets))
+            if let Some(config) = &config {
+                if config.kind() != row.kind {
+                    let message = "cannot change: delete the connection and add another";
+                    return Err(ApiError::invalid("type", message));
                 }
-                None => (row.settings.clone(), None),
-            };
+                row.settings = config.settings();
+            }
             row.name = name.unwrap_or(row.name);
-            row.settings = settings;
             row.updated_at = crate::time::now_rfc3339();
             entry.detail = json!({ "name": row.name, "config_changed": config_changed });
-            store::update(tx, &vault, &row, secrets.as_ref())?;
+            match &config {
+                Some(config) => config.store(tx, &vault, &row, false)?,
+                None => store::update(tx, &vault, &row, None)?,
+            }
             let users = store::users(tx, &row.id)?;
             Ok((row, users))
         })
         .await?;
     super::passes::apply_soon(&app);
     Ok(Json(connection_json(&app, &row, &users)))
+}
+
+/// Where the connection goes, for its audit entry (never a key).
+fn endpoints(settings: &ConnectionSettings) -> Value {
+    match settings {
+        ConnectionSettings::WireGuard(s) => json!(s.endpoint),
+        ConnectionSettings::OpenVpn(s) => {
+            json!(s
+                .remotes
+                .iter()
+                .map(|r| format!("{}:{}/{}", r.host, r.port, r.proto))
+                .collect::<Vec<_>>())
+        }
+        ConnectionSettings::Proxy(s) => json!(format!("{}:{}", s.host, s.port)),
+    }
 }
 
 pub async fn delete(

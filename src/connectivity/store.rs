@@ -7,33 +7,38 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::proxy::ProxySettings;
-use super::wgquick::{Secrets, Settings};
+use super::wgquick::Secrets;
 use crate::error::ApiError;
 use crate::vault::Vault;
 
 pub const TYPE_WIREGUARD_EXT: &str = "wireguard_ext";
+pub const TYPE_OPENVPN: &str = "openvpn";
 
-/// A connection's settings, in its type's shape (stored as that shape's JSON).
+/// A connection's shown settings, in its type's shape (stored as that shape's JSON; the row's
+/// `type` says which).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum ConnectionSettings {
-    WireGuard(Settings),
+    WireGuard(super::wgquick::Settings),
+    OpenVpn(super::openvpn::Settings),
     Proxy(ProxySettings),
 }
 
 impl ConnectionSettings {
-    pub fn wireguard(&self) -> Option<&Settings> {
-        match self {
-            ConnectionSettings::WireGuard(s) => Some(s),
-            _ => None,
-        }
-    }
-
     /// The resolvers the exit's peers' DNS goes to.
     pub fn dns(&self) -> &[std::net::IpAddr] {
         match self {
             ConnectionSettings::WireGuard(s) => &s.dns,
+            ConnectionSettings::OpenVpn(s) => &s.dns,
             ConnectionSettings::Proxy(s) => &s.dns,
+        }
+    }
+
+    /// Whether the exit carries IPv6 (else its peers' IPv6 is refused at once).
+    pub fn has_ipv6(&self) -> bool {
+        match self {
+            ConnectionSettings::WireGuard(s) => s.addresses.iter().any(|a| a.addr().is_ipv6()),
+            ConnectionSettings::OpenVpn(_) | ConnectionSettings::Proxy(_) => false,
         }
     }
 }
@@ -67,11 +72,17 @@ const COLUMNS: &str = "id, name, type, slot, settings, created_at, updated_at";
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ConnectionRow> {
     let kind: String = row.get(2)?;
     let settings: String = row.get(4)?;
-    let bad =
-        |e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e));
-    let settings = match super::proxy::is_proxy(&kind) {
-        true => ConnectionSettings::Proxy(serde_json::from_str(&settings).map_err(bad)?),
-        false => ConnectionSettings::WireGuard(serde_json::from_str(&settings).map_err(bad)?),
+    let unreadable = |e: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+    };
+    let settings = match kind.as_str() {
+        TYPE_OPENVPN => {
+            ConnectionSettings::OpenVpn(serde_json::from_str(&settings).map_err(unreadable)?)
+        }
+        k if super::proxy::is_proxy(k) => {
+            ConnectionSettings::Proxy(serde_json::from_str(&settings).map_err(unreadable)?)
+        }
+        _ => ConnectionSettings::WireGuard(serde_json::from_str(&settings).map_err(unreadable)?),
     };
     Ok(ConnectionRow {
         id: row.get(0)?,
@@ -153,15 +164,21 @@ pub fn update(
     row: &ConnectionRow,
     secrets: Option<&Secrets>,
 ) -> Result<(), ApiError> {
+    update_row(conn, row)?;
+    match secrets {
+        Some(secrets) => put_secrets(conn, vault, &row.id, secrets),
+        None => Ok(()),
+    }
+}
+
+/// Replaces a connection's name and settings.
+pub fn update_row(conn: &Connection, row: &ConnectionRow) -> Result<(), ApiError> {
     conn.execute(
         "UPDATE connectivity_connections SET name = ?2, settings = ?3, updated_at = ?4 WHERE id = ?1",
         params![row.id, row.name, json_of(&row.settings), row.updated_at],
     )
     .map_err(|e| crate::db::conflict_on_unique(e, "a connection with this name exists"))?;
-    match secrets {
-        Some(secrets) => put_secrets(conn, vault, &row.id, secrets),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 fn secret_name(id: &str, what: &str) -> String {
@@ -210,6 +227,7 @@ pub fn delete(conn: &Connection, vault: &Vault, id: &str) -> Result<bool, ApiErr
     vault.delete(conn, &secret_name(id, "private_key"))?;
     vault.delete(conn, &secret_name(id, "preshared_key"))?;
     super::proxy::routes::delete_password(conn, vault, id)?;
+    super::openvpn::store::delete_secrets(conn, vault, id)?;
     Ok(deleted > 0)
 }
 

@@ -25,11 +25,13 @@ use reqwest::StatusCode;
 
 mod client_ns;
 mod internet;
+mod openvpn;
 mod peers;
 mod provider;
 mod proxies;
 mod system;
 pub use client_ns::*;
+pub use openvpn::*;
 pub use peers::*;
 pub use provider::*;
 pub use proxies::*;

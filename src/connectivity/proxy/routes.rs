@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use super::input::{self, Password};
 use crate::audit::AuditCtx;
 use crate::connectivity::store::{self, ConnectionRow, ConnectionSettings};
-use crate::error::{ApiError, ApiResult, Json};
 use crate::connectivity::ConnectivityApp;
+use crate::error::{ApiError, ApiResult, Json};
 use crate::vault::Vault;
 
 const TARGET: &str = "connection";

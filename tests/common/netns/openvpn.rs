@@ -1,0 +1,186 @@
+//! An OpenVPN provider for the connectivity tests: Debian's `openvpn` 2.6 as a server in the
+//! provider namespace (`--disable-dco`, self-signed certificates made here with `openssl`,
+//! each side pinning the other's with `--peer-fingerprint`, no CA), pushing its tunnel
+//! address as the DNS server (the provider namespace's resolver answers there too), its
+//! clients masqueraded into the internet by the provider's NAT. And the uplink watch: an
+//! nftables counter in the cell of every packet of a peer's addresses leaving through the
+//! uplink.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use super::{run, Lab, Provider, UPLINK_IF};
+
+/// The provider's OpenVPN tunnel: its subnet and the server's address (its pushed DNS).
+pub const OVPN_SERVER_ADDR: &str = "10.65.0.1";
+pub const OVPN_SUBNET_PREFIX: &str = "10.65.0.";
+const OVPN_NET: &str = "10.65.0.0 255.255.255.0";
+pub const OVPN_PORT: u16 = 1194;
+const LEAK_TABLE: &str = "ovpnleak";
+
+/// The OpenVPN server the test runs; stopped by its PID.
+pub struct OvpnServer {
+    ns: String,
+    dir: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    /// The .ovpn its customer (the cell) gets.
+    pub customer_config: String,
+}
+
+fn openssl_pair(dir: &Path, name: &str) -> (String, String, String) {
+    let (key, cert) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.crt")),
+    );
+    run(&format!(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+         -subj /CN={name} -keyout {} -out {}",
+        key.display(),
+        cert.display()
+    ));
+    let out = run(&format!(
+        "openssl x509 -in {} -noout -fingerprint -sha256",
+        cert.display()
+    ));
+    let fingerprint = out.trim().rsplit('=').next().unwrap_or("").to_string();
+    let read = |p: &Path| std::fs::read_to_string(p).expect("openssl output");
+    (read(&key), read(&cert), fingerprint)
+}
+
+impl OvpnServer {
+    /// Starts (or starts again) the server; its PID.
+    pub fn start(&mut self) -> u32 {
+        assert!(self.child.is_none(), "the server runs already");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log");
+        let file = |n: &str| self.dir.join(n).to_string_lossy().into_owned();
+        let client_fp = std::fs::read_to_string(self.dir.join("client.fp")).expect("fp");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "openvpn"])
+            .args(["--dev", "ovs0", "--dev-type", "tun", "--disable-dco"])
+            .args(["--port", &OVPN_PORT.to_string(), "--proto", "udp"])
+            .args(["--server", OVPN_NET.split(' ').next().unwrap()])
+            .arg(OVPN_NET.split(' ').nth(1).unwrap())
+            .args(["--topology", "subnet", "--dh", "none"])
+            .args(["--cert", &file("server.crt"), "--key", &file("server.key")])
+            .args(["--peer-fingerprint", client_fp.trim()])
+            .args(["--keepalive", "2", "10"])
+            .args(["--push", &format!("dhcp-option DNS {OVPN_SERVER_ADDR}")])
+            .args(["--verb", "3"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("openvpn (apt-get install openvpn)");
+        let pid = child.id();
+        self.child = Some(child);
+        pid
+    }
+
+    /// Stops the server by its PID (SIGTERM), and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for OvpnServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Lab {
+    /// An OpenVPN server in the provider's namespace (see `provider`), started.
+    pub fn openvpn_server(&mut self, provider: &Provider) -> OvpnServer {
+        let dir = self.dir.path().join("ovpn");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (_, _, server_fp) = openssl_pair(&dir, "server");
+        let (client_key, client_cert, client_fp) = openssl_pair(&dir, "client");
+        std::fs::write(dir.join("client.fp"), &client_fp).expect("fp");
+        let customer_config = format!(
+            "# picd test provider\nclient\ndev tun\nproto udp\nremote {} {OVPN_PORT}\nnobind\n\
+             resolv-retry infinite\npersist-key\ncipher AES-256-GCM\nverb 3\n\
+             peer-fingerprint {server_fp}\n<cert>\n{}</cert>\n<key>\n{}</key>\n",
+            super::PROVIDER_ADDR,
+            client_cert,
+            client_key
+        );
+        let mut server = OvpnServer {
+            ns: provider.ns.clone(),
+            log: self.dir.path().join("ovpn-server.log"),
+            dir,
+            child: None,
+            customer_config,
+        };
+        server.start();
+        server
+    }
+
+    /// The PIDs of the `openvpn` processes picd started (from the PID files in its run folder).
+    pub fn picd_openvpn_pids(&self) -> Vec<u32> {
+        let run_dir = self.state_dir().join("run/openvpn");
+        let Ok(entries) = std::fs::read_dir(run_dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("pid")).ok())
+            .filter_map(|t| t.trim().parse().ok())
+            .filter(|pid: &u32| Path::new(&format!("/proc/{pid}")).exists())
+            .collect()
+    }
+
+    /// Kills what picd's `openvpn` children left running (a picd killed by the test cannot).
+    pub fn kill_picd_openvpn(&self) {
+        for pid in self.picd_openvpn_pids() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+
+    /// Starts counting the packets from these addresses that leave through the uplink (before
+    /// the cell's masquerade rewrites the source).
+    pub fn watch_uplink_for(&self, v4: &str, v6: &str) {
+        let cell = |line: &str| run(&format!("ip netns exec {} {line}", self.cell_ns));
+        cell(&format!("nft add table inet {LEAK_TABLE}"));
+        cell(&format!(
+            "nft add chain inet {LEAK_TABLE} out {{ type filter hook postrouting priority -300 ; }}"
+        ));
+        for m in [format!("ip saddr {v4}"), format!("ip6 saddr {v6}")] {
+            cell(&format!(
+                "nft add rule inet {LEAK_TABLE} out oifname {UPLINK_IF} {m} counter"
+            ));
+        }
+    }
+
+    pub fn uplink_leaks(&self) -> u64 {
+        let out = run(&format!(
+            "ip netns exec {} nft -j list table inet {LEAK_TABLE}",
+            self.cell_ns
+        ));
+        let json: serde_json::Value = serde_json::from_str(&out).expect("nft -j");
+        json["nftables"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|i| i["rule"]["expr"].as_array())
+            .flat_map(|e| e.iter().filter_map(|x| x["counter"]["packets"].as_u64()))
+            .sum()
+    }
+}
