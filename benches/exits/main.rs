@@ -109,6 +109,8 @@ async fn run() {
         median(&up),
         listed(&up)
     );
+    // picd's own constants (connectivity's PROBE_INTERVAL, PROBE_WAIT_SECONDS, DOWN_AFTER,
+    // UP_AFTER), which no setting changes: the figures above hold for these.
     println!(
         "health settings: a ping through the exit every 2 s (1 s timeout), down after 3 \
          failures in a row, up after 2 successes"
