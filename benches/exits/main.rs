@@ -60,17 +60,24 @@ async fn run() {
     eprintln!("starting the lab...");
     let mut bench = lab::ExitBench::start().await;
     throughput::start_server(&mut bench);
+    let ratio = throughputs(&bench, runs, seconds).await;
+    kill_switch(&mut bench, cutoff_runs).await;
+    println!("RATIO throughput picd/anchor={ratio:.3}");
+}
 
+/// iperf3 through picd's rules and through the anchor's, alternating; prints both and
+/// returns the ratio of the medians.
+async fn throughputs(bench: &lab::ExitBench, runs: u32, seconds: u32) -> f64 {
     let (mut through_picd, mut anchor) = (Vec::new(), Vec::new());
     for i in 1..=runs {
-        through_picd.push(throughput::run_iperf(&bench, seconds));
-        let picd_rules = throughput::install_anchor(&bench);
-        anchor.push(throughput::run_iperf(&bench, seconds));
+        through_picd.push(throughput::run_iperf(bench, seconds));
+        let picd_rules = throughput::install_anchor(bench);
+        anchor.push(throughput::run_iperf(bench, seconds));
         assert!(
-            throughput::anchor_untouched(&bench),
+            throughput::anchor_untouched(bench),
             "picd applied its rules during anchor run {i}: the run is void"
         );
-        throughput::restore_picd(&bench, picd_rules).await;
+        throughput::restore_picd(bench, picd_rules).await;
         eprintln!(
             "run {i}: through picd {:.0} Mbit/s, anchor {:.0} Mbit/s",
             through_picd[through_picd.len() - 1],
@@ -85,11 +92,15 @@ async fn run() {
         listed(&through_picd),
         listed(&anchor)
     );
+    picd_median / anchor_median
+}
 
+/// Down-and-back cycles of the provider; prints the medians.
+async fn kill_switch(bench: &mut lab::ExitBench, cycles_wanted: u32) {
     let mut cycles = Vec::new();
-    for i in 1..=cutoff_runs {
+    for i in 1..=cycles_wanted {
         eprintln!("cycle {i}: the provider stopped...");
-        cycles.push(cutoff::cycle(&mut bench).await);
+        cycles.push(cutoff::cycle(bench).await);
     }
     let field = |f: fn(&cutoff::Cycle) -> f64| cycles.iter().map(f).collect::<Vec<f64>>();
     let (refused, down) = (field(|c| c.refused_ms), field(|c| c.down_ms));
@@ -114,9 +125,5 @@ async fn run() {
     println!(
         "health settings: a ping through the exit every 2 s (1 s timeout), down after 3 \
          failures in a row, up after 2 successes"
-    );
-    println!(
-        "RATIO throughput picd/anchor={:.3}",
-        picd_median / anchor_median
     );
 }
