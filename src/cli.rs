@@ -223,6 +223,9 @@ fn fix_malloc_threshold() {
     eprintln!("picd: running with glibc's default malloc settings ({error})");
 }
 
+/// How long `serve` waits at exit for blocking tasks still running.
+const BLOCKING_TASKS_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -252,8 +255,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let runtime = runtime()?;
             let served = runtime.block_on(crate::serve::run(settings));
             // A blocking task still running (a long export, a stuck driver call) must not
-            // hold the exit up; what it wrote is either committed or rolled back.
-            runtime.shutdown_timeout(crate::serve::SHUTDOWN_GRACE);
+            // hold the exit up: requests had their grace already, and what a task wrote is
+            // either committed or rolled back.
+            runtime.shutdown_timeout(BLOCKING_TASKS_AT_EXIT);
             served?;
             Ok(ExitCode::SUCCESS)
         }

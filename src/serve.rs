@@ -123,8 +123,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // The exits' processes (openvpn, redsocks) are picd's children: they stop with it, and
     // their peers stay closed.
     let exits = &app.connectivity.connectivity;
+    let stopping = std::time::Instant::now();
     exits.stop_proxies().await;
     exits.stop_exits().await;
+    tracing::info!(
+        ms = stopping.elapsed().as_millis() as u64,
+        "the exits' processes stopped"
+    );
     if !storage.degraded() {
         crate::audit::anchor::anchor_at_shutdown(&app.db, &app.settings.state_dir).await;
     }
