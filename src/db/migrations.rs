@@ -79,6 +79,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "connectivity",
         include_str!("../../migrations/0017_connectivity.sql"),
     ),
+    (
+        18,
+        "service_tls",
+        include_str!("../../migrations/0018_service_tls.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.
