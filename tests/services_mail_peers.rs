@@ -193,6 +193,18 @@ async fn a_peer_sends_over_submission_and_another_reads_over_imaps_both_with_tls
         curl_in(&bob_ns, &cell, &args).0 == 0
     });
     assert!(reachable, "IMAPS on {cell}:993 never answered bob");
+    // Postfix starts beside Dovecot, a moment later: its greeting (curl's HELP is refused).
+    let greeted = eventually(Duration::from_secs(30), || {
+        let args = [
+            "--url",
+            "smtp://mail.home.example:587/",
+            "--connect-timeout",
+            "2",
+        ];
+        let (code, _, log) = curl_in(&alice_ns, &cell, &args);
+        code != COULDNT_CONNECT && code != TIMED_OUT && !log.contains("Couldn't connect")
+    });
+    assert!(greeted, "submission on {cell}:587 never answered alice");
 
     // Alice sends to bob: STARTTLS with the cell's CA, her own login.
     let (code, _, log) = submit(
