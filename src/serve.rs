@@ -114,6 +114,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tokio::select! {
         served = serve_until_stopped(listener, socket, app.clone()) => served.context("HTTP server")?,
         ended = crate::health::run_health_checks(app.health.clone()) => ended.context("health checks ended")?,
+        ended = crate::services::tls::run_certificate_keeper(app.services.clone()) => ended.context("service certificate keeper ended")?,
         ended = run_session_sweeper(app.core.clone()) => ended.context("session sweeper ended")?,
         ended = run_reconciler(app.core.clone()) => ended.context("reconciler ended")?,
         ended = crate::connectivity::passes::run_exit_health(app.connectivity.clone()) => ended.context("exit health checks ended")?,

@@ -1,5 +1,5 @@
-//! The mail service end to end on a real, private Docker engine: Dovecot built from Debian
-//! packages, installed through the API (IMAP and LMTP on loopback ports picd allocated, no
+//! The mail service end to end on a real, private Docker engine: Dovecot and Postfix built
+//! from Debian packages, installed through the API (IMAP and LMTP on loopback ports picd allocated, no
 //! Caddy route, its name published), an account for each of two peers, a message delivered
 //! to one of them over LMTP and fetched with curl over IMAP; the other peer's login does not
 //! reach it, a wrong password is refused, and a deleted peer's login ends within seconds while
@@ -226,25 +226,41 @@ async fn mail_is_delivered_over_lmtp_and_read_over_imap_by_its_owner_only() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(
-        stored,
-        [
-            ("imap".to_string(), imap_port),
-            ("lmtp".to_string(), lmtp_port)
-        ]
+    let names: Vec<&str> = stored.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["imap", "imaps", "lmtp", "submission"]);
+    assert!(
+        stored.contains(&("imap".to_string(), imap_port)),
+        "{stored:?}"
+    );
+    assert!(
+        stored.contains(&("lmtp".to_string(), lmtp_port)),
+        "{stored:?}"
     );
 
-    // Rootless: the container's user, no capability added, read-only root.
+    // Started as root for Postfix's master and the standard ports, with only the capabilities
+    // the two masters need, read-only root.
     let inspected = dockerd.docker_ok(&["inspect", "picd-mail"]);
     let container: Value = serde_json::from_str::<Value>(&inspected).unwrap()[0].clone();
-    assert_eq!(container["Config"]["User"], "8:8");
+    assert_eq!(container["Config"]["User"], "0:0");
     let host = &container["HostConfig"];
     assert_eq!(host["CapDrop"], json!(["ALL"]));
-    assert!(
-        host["CapAdd"].as_array().is_none_or(|a| a.is_empty()),
+    let mut added: Vec<String> = serde_json::from_value(host["CapAdd"].clone()).unwrap();
+    added.sort();
+    assert_eq!(
+        added,
+        [
+            "CHOWN",
+            "DAC_OVERRIDE",
+            "FOWNER",
+            "KILL",
+            "NET_BIND_SERVICE",
+            "SETGID",
+            "SETUID"
+        ],
         "{host}"
     );
     assert_eq!(host["ReadonlyRootfs"], true);
+    let imaps_port = service["ports"]["imaps"].as_u64().expect("imaps port") as u16;
 
     // Two accounts, live once Dovecot accepts their login.
     let mut passwords = Vec::new();
@@ -262,19 +278,19 @@ async fn mail_is_delivered_over_lmtp_and_read_over_imap_by_its_owner_only() {
             .get_json(&format!("{ACCOUNTS}/{peer}/credentials"))
             .await;
         assert_eq!(status, StatusCode::OK, "{creds}");
-        assert_eq!(creds["protocol"], "IMAP");
-        assert_eq!(creds["endpoints"][0]["port"], imap_port, "{creds}");
+        assert_eq!(creds["protocol"], "IMAP and SMTP submission");
+        assert_eq!(creds["endpoints"][0]["port"], imaps_port, "{creds}");
         assert_eq!(creds["endpoints"][0]["host"], format!("mail.{CELL_DOMAIN}"));
         assert_eq!(
             creds["url"],
-            format!("imap://mail.{CELL_DOMAIN}:{imap_port}/"),
+            format!("imaps://mail.{CELL_DOMAIN}:{imaps_port}/"),
             "{creds}"
         );
         assert!(
             creds["setup"]
                 .as_str()
                 .unwrap()
-                .contains(&imap_port.to_string()),
+                .contains(&imaps_port.to_string()),
             "{creds}"
         );
         passwords.push(creds["password"].as_str().unwrap().to_string());

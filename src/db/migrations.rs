@@ -80,6 +80,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         include_str!("../../migrations/0017_connectivity.sql"),
     ),
     (
+        18,
+        "service_tls",
+        include_str!("../../migrations/0018_service_tls.sql"),
+    ),
+    (
         19,
         "connectivity_proxies",
         include_str!("../../migrations/0019_connectivity_proxies.sql"),

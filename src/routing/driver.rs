@@ -88,6 +88,7 @@ impl RoutingDriver {
                     peer_subnets: config.map(|c| (c.cell.subnet_v4, c.cell.subnet_v6)),
                     peer_policies: super::peer_policy::list(conn)?,
                     exits: crate::connectivity::exit_table(conn, &interface)?,
+                    peers_only_ports: crate::services::exposure::peers_only_ports(conn)?,
                     wireguard_interface: interface,
                     counters,
                     now,

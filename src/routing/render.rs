@@ -25,6 +25,8 @@ pub struct Desired {
     /// Every peer's effective policy (internet, peer to peer) with its addresses.
     pub peer_policies: Vec<PeerPolicy>,
     pub wireguard_interface: String,
+    /// Ports of the cell's services that only the peers may reach (services' exposure).
+    pub peers_only_ports: Vec<u16>,
     /// The exits' part: peer -> exit marks, the kill switch's allowed ways out, exit DNS.
     pub exits: crate::connectivity::ExitTable,
     /// Counters read from the table before it is replaced, so they do not reset: a firewall
@@ -163,6 +165,10 @@ fn filter_chain(out: &mut String, desired: &Desired, chain: &str) {
         exits::kill_switch(out, desired.peer_subnets, wg, &counter);
         peer_policy::render_forward(out, desired.peer_subnets, &counter);
     }
+    if chain == "input" {
+        // First, before the allow list: a service for the peers is never the world's.
+        peers_only_ports(out, desired);
+    }
     if chain != "output" {
         // Listed addresses pass the owner's rules (a whitelist means "never lock these out").
         let _ = writeln!(out, "    ip saddr @allow4 accept");
@@ -173,6 +179,24 @@ fn filter_chain(out: &mut String, desired: &Desired, chain: &str) {
         let _ = writeln!(out, "    {}", rule_text(rule, counter));
     }
     let _ = writeln!(out, "  }}");
+}
+
+/// Drops the peers-only service ports on every interface but loopback and WireGuard.
+fn peers_only_ports(out: &mut String, desired: &Desired) {
+    if desired.peers_only_ports.is_empty() {
+        return;
+    }
+    let ports: Vec<String> = desired
+        .peers_only_ports
+        .iter()
+        .map(u16::to_string)
+        .collect();
+    let _ = writeln!(
+        out,
+        "    iifname != {{ \"lo\", \"{}\" }} tcp dport {{ {} }} counter drop comment \"service-peers-only\"",
+        desired.wireguard_interface,
+        ports.join(", ")
+    );
 }
 
 /// One rule: its matches, a counter (carried over), the verdict, and its id as comment.
@@ -292,11 +316,20 @@ mod tests {
                 updated_at: None,
             }],
             wireguard_interface: "wg0".into(),
+            peers_only_ports: vec![587, 993],
             exits: Default::default(),
             counters: HashMap::new(),
             now: crate::time::now(),
         };
         let text = ruleset(&desired);
+        // The peers' service ports are dropped off the tunnel before anything may accept them.
+        let input = text.split("chain input {").nth(1).expect("an input chain");
+        assert!(
+            input.lines().nth(1).unwrap_or_default().trim()
+                == "iifname != { \"lo\", \"wg0\" } tcp dport { 587, 993 } counter drop \
+                    comment \"service-peers-only\"",
+            "{text}"
+        );
         assert!(
             text.contains("  set no_internet4 { type ipv4_addr; elements = { 10.8.0.2 } }\n"),
             "{text}"

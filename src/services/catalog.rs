@@ -21,28 +21,81 @@ pub enum ImageSource {
 pub enum Protocol {
     /// Served to the world through Caddy at `<subdomain>.<cell domain>`.
     Http,
-    /// A mail client's IMAP (plain inside the machine: the port is on loopback only).
+    /// IMAP without TLS: picd's own health check and login probe, on loopback only.
     Imap,
+    /// A mail client's IMAP over implicit TLS (RFC 8314).
+    Imaps,
+    /// A mail client's SMTP submission (RFC 6409), STARTTLS before any login.
+    Submission,
     /// Delivery into the mailboxes by a mail transfer agent on this machine; no client's.
     Lmtp,
 }
 
 impl Protocol {
     /// Whether a person's client connects to this endpoint's own port (HTTP goes through
-    /// Caddy's, LMTP is for the machine's mail transfer agent).
+    /// Caddy's, plain IMAP is picd's probe, LMTP is for the mail transfer agent).
     pub fn for_clients(self) -> bool {
-        matches!(self, Protocol::Imap)
+        matches!(self, Protocol::Imaps | Protocol::Submission)
+    }
+
+    /// How a client's connection is encrypted (shown with the credentials).
+    pub fn tls(self) -> Option<&'static str> {
+        match self {
+            Protocol::Imaps => Some("implicit"),
+            Protocol::Submission => Some("starttls"),
+            Protocol::Http | Protocol::Imap | Protocol::Lmtp => None,
+        }
+    }
+
+    /// The URL scheme a client's settings name the endpoint by.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Imap => "imap",
+            Protocol::Imaps => "imaps",
+            Protocol::Submission => "smtp",
+            Protocol::Lmtp => "lmtp",
+        }
     }
 }
 
-/// A TCP endpoint of the service: picd allocates it a loopback port at install (kept in
+/// Who may reach an endpoint. Loopback is only this machine (Caddy, picd, the service
+/// itself); peers is loopback and the cell's WireGuard addresses, the firewall dropping the
+/// port on every other interface; world listens everywhere and the firewall leaves it open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exposure {
+    Loopback,
+    Peers,
+    // No catalog service faces the world yet; listening and the firewall already handle it.
+    #[allow(dead_code)]
+    World,
+}
+
+/// A TCP endpoint of the service: picd allocates it a port at install (kept in
 /// `service_ports`), checked against every other service's, and writes it into the config
-/// templates as `{{<name>_port}}`.
+/// templates as `{{<name>_port}}`, and the addresses it listens on as `{{<name>_addresses}}`.
 #[derive(Debug, Serialize)]
 pub struct Endpoint {
     /// Never renamed: port rows and templates are keyed by it.
     pub name: &'static str,
     pub protocol: Protocol,
+    pub exposure: Exposure,
+    /// The port clients expect (993, 587), taken when nothing else holds it; otherwise, and
+    /// for endpoints without one, a port of picd's range.
+    pub standard_port: Option<u16>,
+}
+
+impl Endpoint {
+    /// An endpoint on loopback only, on a port of picd's range.
+    pub const fn loopback(name: &'static str, protocol: Protocol) -> Endpoint {
+        Endpoint {
+            name,
+            protocol,
+            exposure: Exposure::Loopback,
+            standard_port: None,
+        }
+    }
 }
 
 /// How picd knows the service is up.
@@ -91,6 +144,9 @@ pub struct Resources {
 #[derive(Debug, Serialize)]
 pub struct Security {
     pub user: &'static str,
+    /// Who owns the data folders picd makes (the service's user, or the unprivileged user a
+    /// root-started server switches to).
+    pub data_owner: &'static str,
     pub capabilities: &'static [&'static str],
     /// Writable scratch directories (tmpfs) on the read-only root.
     pub tmpfs: &'static [&'static str],
@@ -228,6 +284,12 @@ impl Manifest {
     pub fn routed_endpoint(&self) -> Option<&'static Endpoint> {
         let endpoints: &'static [Endpoint] = self.endpoints;
         endpoints.iter().find(|e| e.protocol == Protocol::Http)
+    }
+
+    /// Whether a client endpoint speaks TLS itself, so the service needs a certificate for
+    /// its host from the cell's CA.
+    pub fn needs_certificate(&self) -> bool {
+        self.endpoints.iter().any(|e| e.protocol.tls().is_some())
     }
 }
 

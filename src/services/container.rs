@@ -20,6 +20,7 @@ pub fn spec(
     manifest: &Manifest,
     installed: &Installed,
     image: &BuiltImage,
+    started_with: &str,
 ) -> ContainerCreateBody {
     let mut body = ContainerCreateBody {
         image: Some(image.image_id.clone()),
@@ -36,7 +37,7 @@ pub fn spec(
         host_config: Some(host_config(dir, manifest)),
         ..Default::default()
     };
-    let hash = spec_hash(&body, manifest, installed);
+    let hash = spec_hash(&body, manifest, installed, started_with);
     body.labels = Some(HashMap::from([
         (LABEL_MANAGED.to_string(), "true".to_string()),
         (LABEL_SERVICE.to_string(), manifest.id.to_string()),
@@ -84,9 +85,15 @@ fn host_config(dir: &Path, manifest: &Manifest) -> HostConfig {
     }
 }
 
-/// The spec's hash. The ports are in it too: the service reads them from its config only at
-/// start. A HashMap (tmpfs) serializes in a random order: it is hashed sorted, apart.
-fn spec_hash(body: &ContainerCreateBody, manifest: &Manifest, installed: &Installed) -> String {
+/// The spec's hash. The ports are in it too, and `started_with` (listen addresses and
+/// certificate): the service reads them from its config only at start. A HashMap (tmpfs)
+/// serializes in a random order: it is hashed sorted, apart.
+fn spec_hash(
+    body: &ContainerCreateBody,
+    manifest: &Manifest,
+    installed: &Installed,
+    started_with: &str,
+) -> String {
     let mut hashed = body.clone();
     let mut tmpfs: Vec<String> = manifest
         .security
@@ -105,6 +112,8 @@ fn spec_hash(body: &ContainerCreateBody, manifest: &Manifest, installed: &Instal
     for port in installed.ports.values() {
         spec.extend_from_slice(&port.to_be_bytes());
     }
+    // Empty for a loopback-only service without TLS, which hashes as it did before.
+    spec.extend_from_slice(started_with.as_bytes());
     hex::encode(&Sha256::digest(&spec)[..8])
 }
 

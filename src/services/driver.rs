@@ -14,6 +14,7 @@ use bollard::Docker;
 use super::accounts::disk::{self, Applied};
 use super::accounts::store::{self as accounts, Account};
 use super::catalog::{self, Manifest};
+use super::listen::CellPlace;
 use super::store::{self, BuiltImage, Installed};
 use crate::db::Db;
 use crate::driver::{Driver, DriverError, SubsystemStatus};
@@ -121,18 +122,25 @@ impl DockerDriver {
     }
 
     /// Writes the service's config files (atomically) from their templates.
-    pub fn write_config(&self, manifest: &Manifest, installed: &Installed) -> std::io::Result<()> {
+    pub fn write_config(
+        &self,
+        manifest: &Manifest,
+        installed: &Installed,
+        place: Option<&CellPlace>,
+    ) -> std::io::Result<()> {
         let config = self.service_dir(manifest.id).join("config");
         std::fs::create_dir_all(&config)?;
+        let values = super::listen::template_values(manifest, installed, place);
         for file in manifest.config {
             let path = config.join(file.name);
             // Account files are picd's to fill (see accounts); only templates are rewritten.
             if file.template.is_empty() && path.exists() {
                 continue;
             }
-            let mut text = file.template.to_string();
-            for (endpoint, port) in &installed.ports {
-                text = text.replace(&format!("{{{{{endpoint}_port}}}}"), &port.to_string());
+            let text = super::listen::fill(file.template, &values);
+            // Unchanged files are left alone (a server may watch its config folder).
+            if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+                continue;
             }
             super::write_atomically(&path, text.as_bytes())?;
         }
@@ -145,13 +153,14 @@ impl DockerDriver {
         docker: &Docker,
         installed: &Installed,
         image: &BuiltImage,
+        place: Option<&CellPlace>,
     ) -> Result<(), DriverError> {
         let _one = self.engine_pass.lock().await;
         let containers = self.managed_containers(docker).await?;
         let existing = containers
             .iter()
             .find(|c| service_of(c) == Some(installed.service_id.as_str()));
-        self.apply_service(docker, installed, Some(image), existing)
+        self.apply_service(docker, installed, Some(image), existing, place)
             .await
     }
 
@@ -162,6 +171,7 @@ impl DockerDriver {
         installed: &Installed,
         image: Option<&BuiltImage>,
         existing: Option<&ContainerSummary>,
+        place: Option<&CellPlace>,
     ) -> Result<(), DriverError> {
         let manifest = catalog::find(&installed.service_id)
             .ok_or_else(|| failed(format!("{} is not in the catalog", installed.service_id)))?;
@@ -173,7 +183,8 @@ impl DockerDriver {
         })?;
         super::images::verify(docker, image).await?;
         self.create_volumes(manifest).map_err(failed)?;
-        self.write_config(manifest, installed).map_err(failed)?;
+        self.write_config(manifest, installed, place)
+            .map_err(failed)?;
         // A container the engine is still removing (a remove just before) is as good as gone.
         let existing = match existing {
             Some(c) if c.state == Some(ContainerSummaryStateEnum::REMOVING) => {
@@ -182,8 +193,15 @@ impl DockerDriver {
             }
             other => other,
         };
-        let wanted =
-            super::container::spec(&self.service_dir(manifest.id), manifest, installed, image);
+        let dir = self.service_dir(manifest.id);
+        // What the servers read only at their start besides the ports: where they listen and
+        // the certificate they serve.
+        let started_with = format!(
+            "{}{}",
+            super::listen::spec_part(manifest, place),
+            super::tls::spec_part(&dir.join("config"))
+        );
+        let wanted = super::container::spec(&dir, manifest, installed, image, &started_with);
         let wanted_spec = wanted
             .labels
             .as_ref()
@@ -218,11 +236,11 @@ impl DockerDriver {
     }
 }
 
-/// The service runs as an unprivileged user: its data folders must be that user's.
+/// The service's data runs as an unprivileged user: its data folders must be that user's.
 pub fn chown_to_service_user(path: &Path, manifest: &Manifest) -> std::io::Result<()> {
     let mut ids = manifest
         .security
-        .user
+        .data_owner
         .split(':')
         .map(|s| s.parse::<u32>().ok());
     let (uid, gid) = (ids.next().flatten(), ids.next().flatten());
@@ -247,12 +265,17 @@ impl Driver for DockerDriver {
         // Held from the read of the desired state on: a pass that read the rows before a
         // remove committed must not act on them after the remove's own pass.
         let _one = self.engine_pass.lock().await;
-        let (installed, images, mut people, retention) = db
+        let (installed, images, mut people, retention, places) = db
             .call(|conn| {
                 let installed = store::installed(conn)?;
                 let mut images = HashMap::new();
                 let mut people = HashMap::new();
+                let mut places = HashMap::new();
                 for row in &installed {
+                    if let Some(manifest) = catalog::find(&row.service_id) {
+                        let place = super::listen::cell_place(conn, manifest)?;
+                        places.insert(row.service_id.clone(), place);
+                    }
                     if let Some(image) = store::image(conn, &row.service_id)? {
                         images.insert(row.service_id.clone(), image);
                     }
@@ -261,7 +284,8 @@ impl Driver for DockerDriver {
                         accounts::of_service(conn, &row.service_id)?,
                     );
                 }
-                Ok((installed, images, people, accounts::retention_days(conn)?))
+                let retention = accounts::retention_days(conn)?;
+                Ok((installed, images, people, retention, places))
             })
             .await
             .map_err(failed)?;
@@ -287,8 +311,10 @@ impl Driver for DockerDriver {
             let existing = containers
                 .iter()
                 .find(|c| service_of(c) == Some(row.service_id.as_str()));
+            let place = places.get(&row.service_id).cloned().flatten();
+            let image = images.get(&row.service_id);
             let applied = self
-                .apply_service(&docker, row, images.get(&row.service_id), existing)
+                .apply_service(&docker, row, image, existing, place.as_ref())
                 .await;
             if let Err(e) = applied {
                 tracing::warn!(service = %row.service_id, error = %e, "service not applied");

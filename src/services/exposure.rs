@@ -55,3 +55,25 @@ pub fn withdraw_name(conn: &Connection, manifest: &Manifest) -> Result<(), ApiEr
     crate::dns::names::withdraw(conn, &name_owner(manifest), manifest.subdomain)?;
     Ok(())
 }
+
+/// The TCP ports of installed services that only the peers (and this machine) may reach: the
+/// firewall drops them on every interface but loopback and the WireGuard one. A service
+/// binds them on the cell's WireGuard addresses only, but Linux accepts a packet for a local
+/// address on any interface, so a host on the uplink that routes the cell's subnet to it
+/// would reach them without this. Sorted, once each.
+pub fn peers_only_ports(conn: &Connection) -> Result<Vec<u16>, ApiError> {
+    let mut ports = Vec::new();
+    for row in super::store::installed(conn)? {
+        let Some(manifest) = super::catalog::find(&row.service_id) else {
+            continue;
+        };
+        let peers = manifest
+            .endpoints
+            .iter()
+            .filter(|e| e.exposure == super::catalog::Exposure::Peers);
+        ports.extend(peers.filter_map(|e| row.port(e.name)));
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    Ok(ports)
+}

@@ -1,5 +1,6 @@
 //! The steps of an install after its desired state was committed, each reported as it
-//! happens: image, volumes, config, container, health, route, dns, then `done`, or the step
+//! happens: image, volumes, certificate (a service that speaks TLS itself), config,
+//! container, health, route, dns, then `done`, or the step
 //! that failed. A failed install removes what it created (container, rows, route); the data
 //! folders stay, as they do on remove.
 
@@ -109,11 +110,30 @@ async fn steps(
     };
     driver.create_volumes(manifest).map_err(io("volumes"))?;
     report(progress, "volumes", json!({})).await;
-    driver.write_config(manifest, row).map_err(io("config"))?;
+    if manifest.needs_certificate() {
+        let renewed = super::tls::refresh(app, manifest)
+            .await
+            .map_err(|e| Failed {
+                step: "certificate",
+                error: e.to_string(),
+            })?;
+        report(progress, "certificate", json!({ "written": renewed })).await;
+    }
+    let place = app
+        .db
+        .call(move |conn| super::listen::cell_place(conn, manifest))
+        .await
+        .map_err(|e| Failed {
+            step: "config",
+            error: e.to_string(),
+        })?;
+    driver
+        .write_config(manifest, row, place.as_ref())
+        .map_err(io("config"))?;
     report(progress, "config", json!({})).await;
 
     driver
-        .apply_one(&docker, row, &image)
+        .apply_one(&docker, row, &image, place.as_ref())
         .await
         .map_err(at("container"))?;
     report(

@@ -4,10 +4,7 @@
 use super::catalog::*;
 
 /// The one HTTP endpoint of the WebDAV services, `{{http_port}}` in their templates.
-const HTTP_ONLY: &[Endpoint] = &[Endpoint {
-    name: "http",
-    protocol: Protocol::Http,
-}];
+const HTTP_ONLY: &[Endpoint] = &[Endpoint::loopback("http", Protocol::Http)];
 
 /// WebDAV with nginx and the dav-ext module: each account sees only its own folder
 /// (`root /srv/dav/$remote_user`), accounts are htpasswd lines re-read per request.
@@ -52,6 +49,7 @@ pub const FILES: Manifest = Manifest {
     // (its port is above 1024 and it never switches user).
     security: Security {
         user: "33:33",
+        data_owner: "33:33",
         capabilities: &[],
         tmpfs: &["/tmp", "/var/lib/nginx", "/var/log/nginx", "/run"],
     },
@@ -126,6 +124,7 @@ pub const CALENDAR: Manifest = Manifest {
     },
     security: Security {
         user: "33:33",
+        data_owner: "33:33",
         capabilities: &[],
         tmpfs: &["/tmp"],
     },
@@ -152,34 +151,40 @@ pub const CALENDAR: Manifest = Manifest {
     backup_paths: &["/srv/radicale"],
 };
 
-/// IMAP with Dovecot, mail delivered over LMTP: each account's maildir at `/srv/mail/<user>`,
-/// accounts as passwd-file lines Dovecot sees within about a second.
+/// Mail with Dovecot (IMAP, and LMTP delivery into each account's maildir at
+/// `/srv/mail/<user>`) and Postfix (submission for the peers, SASL through Dovecot's auth,
+/// mail for the cell's own addresses handed to Dovecot over LMTP, nothing sent elsewhere).
+/// Accounts are passwd-file lines Dovecot sees within about a second; Postfix asks Dovecot.
 pub const MAIL: Manifest = Manifest {
     id: "mail",
     name: "Mail",
-    description: "IMAP mailboxes for every person of the cell, mail delivered over LMTP",
-    version: "2.3.19.1-deb12+picd1",
+    description: "Mailboxes (IMAP) and sending (SMTP submission) between the people of the \
+                  cell, over TLS",
+    version: "2.3.19.1-3.7-deb12+picd2",
     image: ImageSource::DebianPackages {
         suite: "bookworm",
-        packages: &["dovecot-imapd", "dovecot-lmtpd"],
+        packages: &["dovecot-imapd", "dovecot-lmtpd", "postfix"],
     },
-    entrypoint: &[
-        "/usr/sbin/dovecot",
-        "-F",
-        "-c",
-        "/etc/picd-mail/dovecot.conf",
-    ],
+    // Two servers in one container: the script runs both and ends (so the engine restarts
+    // the container) when either ends.
+    entrypoint: &["/bin/bash", "/etc/picd-mail/start.sh"],
     // No HTTP endpoint, so no Caddy route: the name is published for the peers' clients.
     subdomain: "mail",
     endpoints: &[
+        Endpoint::loopback("imap", Protocol::Imap),
         Endpoint {
-            name: "imap",
-            protocol: Protocol::Imap,
+            name: "imaps",
+            protocol: Protocol::Imaps,
+            exposure: Exposure::Peers,
+            standard_port: Some(993),
         },
         Endpoint {
-            name: "lmtp",
-            protocol: Protocol::Lmtp,
+            name: "submission",
+            protocol: Protocol::Submission,
+            exposure: Exposure::Peers,
+            standard_port: Some(587),
         },
+        Endpoint::loopback("lmtp", Protocol::Lmtp),
     ],
     health: HealthCheck::Greeting {
         endpoint: "imap",
@@ -192,8 +197,28 @@ pub const MAIL: Manifest = Manifest {
     }],
     config: &[
         ConfigFile {
+            name: "start.sh",
+            template: include_str!("mail/start.sh"),
+        },
+        ConfigFile {
             name: "dovecot.conf",
             template: include_str!("mail/dovecot.conf"),
+        },
+        ConfigFile {
+            name: "main.cf",
+            template: include_str!("mail/main.cf"),
+        },
+        ConfigFile {
+            name: "master.cf",
+            template: include_str!("mail/master.cf"),
+        },
+        ConfigFile {
+            name: "outside",
+            template: include_str!("mail/outside"),
+        },
+        ConfigFile {
+            name: "senders",
+            template: include_str!("mail/senders"),
         },
         ConfigFile {
             name: "users",
@@ -203,16 +228,27 @@ pub const MAIL: Manifest = Manifest {
     config_mount: "/etc/picd-mail",
     env: &[],
     resources: Resources {
-        memory_bytes: 128 * 1024 * 1024,
-        pids: 128,
+        memory_bytes: 192 * 1024 * 1024,
+        pids: 192,
     },
-    // mail (8:8, fixed by Debian's base-passwd): Dovecot runs rootless as a whole (its
-    // internal, login and mail users are all this one, chroots off), so it needs no
-    // capability: its ports are above 1024 and it never switches user.
+    // Started as root, because Postfix's master must be (and only root binds 993 and 587);
+    // with only the capabilities the two masters use to bind, set up their queue and spool
+    // folders and switch to their unprivileged users: Dovecot's processes run as mail (8:8),
+    // which owns the maildirs, Postfix's as postfix. No chroot (CAP_SYS_CHROOT is not given),
+    // no other capability, read-only root, no-new-privileges.
     security: Security {
-        user: "8:8",
-        capabilities: &[],
-        tmpfs: &["/tmp"],
+        user: "0:0",
+        data_owner: "8:8",
+        capabilities: &[
+            "CHOWN",
+            "DAC_OVERRIDE",
+            "FOWNER",
+            "SETUID",
+            "SETGID",
+            "KILL",
+            "NET_BIND_SERVICE",
+        ],
+        tmpfs: &["/tmp", "/var/spool/postfix", "/var/lib/postfix"],
     },
     accounts: AccountMechanism::PasswdFile {
         file: "users",
@@ -229,9 +265,12 @@ pub const MAIL: Manifest = Manifest {
     ],
     account_probe: AccountProbe::ImapLogin { endpoint: "imap" },
     client: ClientHints {
-        protocol: "IMAP",
-        setup: "Add an IMAP account in a mail app (Thunderbird, K-9 Mail, iOS Mail) with \
-                server <host>, port <imap_port>, this username and password.",
+        protocol: "IMAP and SMTP submission",
+        setup: "Add a mail account (Thunderbird, K-9 Mail, iOS Mail) with this username and \
+                password. Incoming: IMAP, server <host>, port <imaps_port>, SSL/TLS. \
+                Outgoing: SMTP, server <host>, port <submission_port>, STARTTLS, normal \
+                password. Your address is <username>@<domain>; mail reaches the people of \
+                the cell only. Import the cell's CA certificate on the device first.",
     },
     backup_paths: &["/srv/mail"],
 };

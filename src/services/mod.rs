@@ -12,9 +12,11 @@ pub mod exposure;
 pub mod images;
 pub mod images_routes;
 pub mod install;
+pub mod listen;
 pub mod manifests;
 pub mod routes;
 pub mod store;
+pub mod tls;
 pub mod usage;
 
 use std::path::{Path, PathBuf};

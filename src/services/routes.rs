@@ -78,17 +78,32 @@ fn known(id: &str) -> Result<&'static Manifest, ApiError> {
     catalog::find(id).ok_or_else(|| ApiError::not_found("service"))
 }
 
-/// A loopback port for each of the service's endpoints, none held by another service (nor by
-/// another endpoint of this one) and none something on this machine listens on.
+/// A port for each of the service's endpoints, none held by another service (nor by another
+/// endpoint of this one) and none something on this machine listens on: the endpoint's
+/// standard port when it is free in that sense, else one of picd's range.
 fn allocate_ports(manifest: &Manifest, taken: &[u16]) -> Result<BTreeMap<String, u16>, ApiError> {
     let mut taken = taken.to_vec();
     let mut ports = BTreeMap::new();
     for endpoint in manifest.endpoints {
-        let port = allocate_port(&taken)?;
+        let standard = endpoint
+            .standard_port
+            .filter(|p| !taken.contains(p) && free_everywhere(*p));
+        let port = match standard {
+            Some(port) => port,
+            None => allocate_port(&taken)?,
+        };
         taken.push(port);
         ports.insert(endpoint.name.to_string(), port);
     }
     Ok(ports)
+}
+
+/// Whether nothing listens on the port on any address of this machine: a bind to the
+/// wildcard fails when anything holds the port on a single address too.
+fn free_everywhere(port: u16) -> bool {
+    // One at a time: a dual-stack `::` would collide with a `0.0.0.0` still held.
+    let v4 = std::net::TcpListener::bind(("0.0.0.0", port)).is_ok();
+    v4 && std::net::TcpListener::bind(("::", port)).is_ok()
 }
 
 /// A loopback port no installed service has and nothing on this machine listens on.
@@ -133,8 +148,16 @@ pub async fn install(
                 ports: allocate_ports(manifest, &store::ports_in_use(tx)?)?,
                 installed_at: crate::time::now_rfc3339(),
             };
-            store::insert_installed(tx, &row)?;
             let host = exposure::host(tx, manifest)?;
+            // Its certificate names the cell's host: a service that speaks TLS itself waits
+            // for the wizard.
+            if manifest.needs_certificate() && host.is_none() {
+                return Err(ApiError::conflict(
+                    "setup_required",
+                    "the cell's domain is not set yet: finish the setup wizard first",
+                ));
+            }
+            store::insert_installed(tx, &row)?;
             if let Some(host) = &host {
                 if let Some(routed) = manifest.routed_endpoint() {
                     let port = row.port(routed.name).unwrap_or_default();
@@ -192,6 +215,7 @@ pub async fn remove(
             if purge {
                 let forgotten = super::accounts::store::forget_service(tx, &vault, manifest.id)?;
                 entry.detail["accounts_removed"] = json!(forgotten);
+                super::tls::forget(tx, &vault, manifest.id)?;
             }
             if let Some(host) = exposure::host(tx, manifest)? {
                 exposure::withdraw_route(tx, &host)?;

@@ -23,6 +23,8 @@ pub fn image_cache_dir() -> PathBuf {
 pub struct Dockerd {
     child: Mutex<Option<Child>>,
     dir: tempfile::TempDir,
+    /// The network namespace the engine runs in (None: the test's own).
+    netns: Option<String>,
 }
 
 static SHARED: Mutex<Weak<Dockerd>> = Mutex::new(Weak::new());
@@ -34,7 +36,7 @@ impl Dockerd {
         if let Some(running) = shared.upgrade() {
             return running;
         }
-        let started = Arc::new(Dockerd::start());
+        let started = Arc::new(Dockerd::start(Dockerd::new_dir(), None));
         *shared = Arc::downgrade(&started);
         started
     }
@@ -42,21 +44,38 @@ impl Dockerd {
     /// An engine of the caller's own: picd manages every container carrying its labels on
     /// its engine (one cell per engine), so two cells that run at once need two engines.
     pub fn private() -> Arc<Dockerd> {
-        Arc::new(Dockerd::start())
+        Arc::new(Dockerd::start(Dockerd::new_dir(), None))
     }
 
-    fn start() -> Dockerd {
+    /// A directory for an engine's data, whose `socket_in` a test can hand to picd before
+    /// the engine starts.
+    pub fn new_dir() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix("picd-dockerd-")
+            .tempdir()
+            .expect("temporary directory")
+    }
+
+    /// The socket of an engine started on `dir`.
+    pub fn socket_in(dir: &tempfile::TempDir) -> PathBuf {
+        dir.path().join("docker.sock")
+    }
+
+    /// An engine of the caller's own started inside the network namespace `netns`: host
+    /// networking then means that namespace (a cell's), and its containers listen there.
+    pub fn private_in_netns(netns: &str, dir: tempfile::TempDir) -> Arc<Dockerd> {
+        Arc::new(Dockerd::start(dir, Some(netns.to_string())))
+    }
+
+    fn start(dir: tempfile::TempDir, netns: Option<String>) -> Dockerd {
         super::require_root();
         require_tool("dockerd");
         require_tool("docker");
-        let dir = tempfile::Builder::new()
-            .prefix("picd-dockerd-")
-            .tempdir()
-            .expect("temporary directory");
-        let child = Dockerd::spawn(dir.path());
+        let child = Dockerd::spawn(dir.path(), netns.as_deref());
         let dockerd = Dockerd {
             child: Mutex::new(Some(child)),
             dir,
+            netns,
         };
         dockerd.wait_answering();
         dockerd
@@ -69,7 +88,7 @@ impl Dockerd {
             stop_child(running);
         }
         let _ = std::fs::remove_file(self.socket());
-        *child = Some(Dockerd::spawn(self.dir.path()));
+        *child = Some(Dockerd::spawn(self.dir.path(), self.netns.as_deref()));
         drop(child);
         self.wait_answering();
     }
@@ -88,13 +107,23 @@ impl Dockerd {
         );
     }
 
-    fn spawn(root: &Path) -> Child {
+    fn spawn(root: &Path, netns: Option<&str>) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(root.join("dockerd.log"))
             .expect("dockerd log");
-        Command::new("dockerd")
+        // nsenter enters the network namespace only and execs dockerd (the child is dockerd
+        // itself); `ip netns exec` would also remount /sys, hiding the cgroup tree dockerd needs.
+        let mut command = match netns {
+            Some(ns) => {
+                let mut command = Command::new("nsenter");
+                command.arg(format!("--net=/run/netns/{ns}")).arg("dockerd");
+                command
+            }
+            None => Command::new("dockerd"),
+        };
+        command
             .arg(format!("--data-root={}", root.join("data").display()))
             .arg(format!("--exec-root={}", root.join("exec").display()))
             .arg(format!("--pidfile={}", root.join("dockerd.pid").display()))

@@ -54,6 +54,8 @@ static LABS: AtomicU32 = AtomicU32::new(0);
 pub struct LabOptions {
     pub subnet_v4: String,
     pub reconcile_interval_seconds: u64,
+    /// More `PICD_*` settings for the cell's picd (a Docker socket, say).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for LabOptions {
@@ -61,6 +63,7 @@ impl Default for LabOptions {
         LabOptions {
             subnet_v4: SUBNET_V4.into(),
             reconcile_interval_seconds: 60,
+            env: Vec::new(),
         }
     }
 }
@@ -215,6 +218,7 @@ impl Lab {
             .env("PICD_WIREGUARD_MODE", "userspace")
             .env("PICD_WIREGUARD_INTERFACE", &self.ifname)
             .env("PICD_RECONCILE_INTERVAL_SECONDS", interval)
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         command
     }

@@ -43,6 +43,23 @@ function passwordField(id, value) {
   return wrapper;
 }
 
+/** What a mail app asks for, per server: protocol, host, port and how it is encrypted. */
+const TLS_NAMES = { implicit: "SSL/TLS", starttls: "STARTTLS" };
+const PROTOCOL_NAMES = { imaps: "Incoming (IMAP)", submission: "Outgoing (SMTP)" };
+
+function serverList(creds, prefix) {
+  const servers = (creds.endpoints ?? []).filter((e) => e.host && e.tls);
+  if (servers.length === 0) return null;
+  return h(
+    "dl",
+    { class: "servers", id: `${prefix}servers` },
+    ...servers.flatMap((e) => [
+      h("dt", {}, PROTOCOL_NAMES[e.protocol] ?? e.protocol),
+      h("dd", { id: `${prefix}server-${e.name}` }, `${e.host}, port ${e.port}, ${TLS_NAMES[e.tls] ?? e.tls}`),
+    ]),
+  );
+}
+
 /**
  * The credentials of one account (an answer of .../credentials or an item of
  * /api/peer/service-credentials). `prefix` makes the ids unique on the page.
@@ -54,6 +71,8 @@ export function credentialFields(creds, prefix) {
     creds.url
       ? copyField({ id: `${prefix}url`, label: `URL (${creds.protocol})`, value: creds.url })
       : h("p", { class: "hint" }, "No address yet: the cell needs a domain before the service can be reached."),
+    creds.address ? copyField({ id: `${prefix}address`, label: "Address", value: creds.address }) : null,
+    serverList(creds, prefix),
     copyField({ id: `${prefix}username`, label: "Username", value: creds.username }),
     passwordField(`${prefix}password`, creds.password),
     creds.setup ? h("p", { class: "hint", id: `${prefix}setup` }, creds.setup) : null,

@@ -26,34 +26,51 @@ pub fn of_account(
         .map(|row| row.ports)
         .unwrap_or_default();
     let shown_host = host.as_deref().unwrap_or("<cell domain>");
-    let mut setup = manifest.client.setup.replace("<host>", shown_host);
+    let domain = shown_host
+        .strip_prefix(&format!("{}.", manifest.subdomain))
+        .unwrap_or(shown_host);
+    let mut setup = manifest
+        .client
+        .setup
+        .replace("<host>", shown_host)
+        .replace("<username>", &account.username)
+        .replace("<domain>", domain);
     for (endpoint, port) in &ports {
         setup = setup.replace(&format!("<{endpoint}_port>"), &port.to_string());
     }
     // What a client connects to itself: an HTTP service's URL through Caddy, otherwise the
-    // host and port of each client endpoint (IMAP).
+    // host, port and TLS mode of each client endpoint (IMAP over TLS, submission).
     let client_endpoints: Vec<Value> = manifest
         .endpoints
         .iter()
         .filter(|e| e.protocol.for_clients())
         .filter_map(|e| ports.get(e.name).map(|port| (e, *port)))
-        .map(|(e, port)| json!({ "name": e.name, "protocol": e.protocol, "host": host, "port": port }))
+        .map(|(e, port)| {
+            json!({
+                "name": e.name, "protocol": e.protocol, "host": host, "port": port,
+                "tls": e.protocol.tls(), "exposure": e.exposure,
+                "url": host.as_ref().map(|h| format!("{}://{h}:{port}/", e.protocol.scheme())),
+            })
+        })
         .collect();
     let url = match (manifest.routed_endpoint(), &host, client_endpoints.first()) {
         (Some(_), Some(h), _) => Some(format!("https://{h}/")),
-        (None, Some(h), Some(first)) => Some(format!(
-            "{}://{h}:{}/",
-            first["protocol"].as_str().unwrap_or_default(),
-            first["port"]
-        )),
+        (None, Some(_), Some(first)) => first["url"].as_str().map(str::to_string),
         _ => None,
     };
+    // A mail account's own address.
+    let sends_mail = manifest
+        .endpoints
+        .iter()
+        .any(|e| e.protocol == catalog::Protocol::Submission);
+    let address = (sends_mail && host.is_some()).then(|| format!("{}@{domain}", account.username));
     Ok(json!({
         "service": manifest.id,
         "name": manifest.name,
         "username": account.username,
         "password": String::from_utf8_lossy(&password),
         "url": url,
+        "address": address,
         "endpoints": client_endpoints,
         "protocol": manifest.client.protocol,
         "setup": setup,
@@ -101,8 +118,8 @@ pub fn of_peer_in(
 /// `https://alice@files.home.example/`. Phone apps that take a QR code (DAVx5, WebDAV file
 /// managers) read this form; so does the camera, which offers to open it.
 pub fn login_uri(url: &str, username: &str, password: Option<&str>) -> Option<String> {
-    // HTTPS through Caddy, or a mail account's IMAP URL (RFC 5092: `imap://alice@host:port/`).
-    let (scheme, rest) = ["https", "imap"]
+    // HTTPS through Caddy, or a mail account's IMAP URL (RFC 5092: `imaps://alice@host:port/`).
+    let (scheme, rest) = ["https", "imaps", "imap"]
         .into_iter()
         .find_map(|scheme| Some((scheme, url.strip_prefix(scheme)?.strip_prefix("://")?)))?;
     let mut userinfo = userinfo_escape(username);
@@ -145,6 +162,10 @@ mod tests {
         assert_eq!(
             login_uri("imap://mail.home.example:20143/", "amy", None).as_deref(),
             Some("imap://amy@mail.home.example:20143/")
+        );
+        assert_eq!(
+            login_uri("imaps://mail.home.example:993/", "amy", None).as_deref(),
+            Some("imaps://amy@mail.home.example:993/")
         );
     }
 }
