@@ -41,8 +41,9 @@ class Api:
         status, body, headers = self.request("POST", "/api/auth/login", {"username": user, "password": password})
         if status != 200:
             sys.exit(f"login failed: {status} {body}")
-        cookie = next(v for k, v in headers if k.lower() == "set-cookie")
-        self.cookie = cookie.split(";", 1)[0]
+        # Every cookie the login set (the session's and the device cookie), as a browser keeps them.
+        cookies = [v.split(";", 1)[0] for k, v in headers if k.lower() == "set-cookie"]
+        self.cookie = "; ".join(cookies)
         self.csrf = json.loads(body)["csrf_token"]
 
     def request(self, method, path, body=None):
