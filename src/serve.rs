@@ -112,7 +112,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     app.request_reconcile();
 
     tokio::select! {
-        served = serve_until_stopped(listener, socket, app.clone()) => served.context("HTTP server")?,
+        // Its own task: the signal that stops picd is heard even while a loop below is busy.
+        served = tokio::spawn(serve_until_stopped(listener, socket, app.clone())) => served.context("HTTP server task")?.context("HTTP server")?,
         ended = crate::health::run_health_checks(app.health.clone()) => ended.context("health checks ended")?,
         ended = crate::services::tls::run_certificate_keeper(app.services.clone()) => ended.context("service certificate keeper ended")?,
         ended = run_session_sweeper(app.core.clone()) => ended.context("session sweeper ended")?,

@@ -22,6 +22,8 @@ use crate::driver::{Driver, DriverError, DriverState, SubsystemStatus};
 use crate::error::ApiError;
 use crate::vault::Vault;
 
+mod probes;
+
 const NAME: &str = "connectivity";
 const PROBE_WAIT_SECONDS: &str = "1";
 
@@ -45,6 +47,9 @@ pub struct ConnectivityDriver {
     wireguard_interface: String,
     vault: Vault,
     inner: Arc<Mutex<Inner>>,
+    /// How many exit interfaces are built, for the status: async code never takes `inner`,
+    /// which blocking tasks hold across slow reads of an interface.
+    interfaces_up: Arc<std::sync::atomic::AtomicUsize>,
     trackers: Mutex<HashMap<String, Tracker>>,
     error: Mutex<Option<String>>,
     pass: tokio::sync::Mutex<()>,
@@ -81,6 +86,7 @@ impl ConnectivityDriver {
             wireguard_interface: settings.wireguard_interface.clone(),
             vault,
             inner: Arc::default(),
+            interfaces_up: Arc::default(),
             trackers: Mutex::default(),
             error: Mutex::default(),
             pass: tokio::sync::Mutex::new(()),
@@ -149,6 +155,7 @@ impl ConnectivityDriver {
             })
             .collect();
         let inner = Arc::clone(&self.inner);
+        let up = Arc::clone(&self.interfaces_up);
         let task = tokio::task::spawn_blocking(move || {
             let mut inner = Self::lock(&inner);
             let ids: Vec<&String> = plan.iter().map(|p| &p.0).collect();
@@ -164,7 +171,8 @@ impl ConnectivityDriver {
                     tracing::info!(interface = %built.ifname, "exit interface removed");
                 }
             }
-            plan.iter()
+            let results: Vec<Result<(), String>> = plan
+                .iter()
                 .map(|(id, ifname, settings, secrets)| {
                     let identity = interface::identity(ifname, settings, secrets);
                     let present = std::path::Path::new("/sys/class/net").join(ifname).exists();
@@ -189,7 +197,9 @@ impl ConnectivityDriver {
                     );
                     Ok(())
                 })
-                .collect()
+                .collect();
+            up.store(inner.built.len(), std::sync::atomic::Ordering::Relaxed);
+            results
         });
         task.await
             .unwrap_or_else(|e| vec![Err(format!("interface task failed: {e}")); wanted.len()])
@@ -316,135 +326,6 @@ impl ConnectivityDriver {
             })
             .collect())
     }
-
-    /// Probes one connection now (the health loop's probe, outside its schedule); None when
-    /// there is no such connection. The recorded state is the loop's to change.
-    pub async fn probe_now(&self, db: &Db, id: String) -> Result<Option<Value>, ApiError> {
-        let Some(row) = db.call(move |conn| Ok(store::get(conn, &id)?)).await? else {
-            return Ok(None);
-        };
-        let ifname = self.ifname(row.slot);
-        let mut target = row.settings.dns().first().map(ToString::to_string);
-        let started = std::time::Instant::now();
-        let proxy = self.proxy_row(db, &row.id).await;
-        let answered = match (&proxy, &target) {
-            (Some(p), _) => {
-                let (ok, tried) = super::proxy::driver::probe(p).await;
-                target = tried;
-                ok
-            }
-            (None, Some(target)) => probe(&ifname, target).await,
-            (None, None) => false,
-        };
-        let took_ms = started.elapsed().as_millis() as u64;
-        let exits = self.exits(db).await?;
-        let shown = exits.into_iter().find(|e| e["id"] == row.id.as_str());
-        Ok(Some(json!({
-            "id": row.id, "probe_target": target, "answered": answered,
-            "probe_ms": answered.then_some(took_ms),
-            "state": shown.as_ref().map(|e| e["state"].clone()),
-            "handshake_age_seconds": shown.map(|e| e["handshake_age_seconds"].clone()),
-        })))
-    }
-
-    async fn proxy_row(&self, db: &Db, id: &str) -> Option<super::proxy::driver::ProxyRow> {
-        let vault = self.vault.clone();
-        let read = db
-            .call(move |conn| super::proxy::driver::read(conn, &vault))
-            .await;
-        read.ok()?.0.into_iter().find(|p| p.row.id == id)
-    }
-
-    /// One probe of every exit; records each change of health. Answers the connections whose
-    /// health changed.
-    pub(super) async fn probe_all(&self, db: &Db) -> Vec<String> {
-        let targets = match db.call(|conn| Ok(store::list(conn)?)).await {
-            Ok(rows) => rows,
-            Err(_) => return Vec::new(),
-        };
-        let news = self.openvpn_news(db, &targets).await;
-        let vault = self.vault.clone();
-        let proxies = db
-            .call(move |conn| super::proxy::driver::read(conn, &vault))
-            .await
-            .map(|read| read.0)
-            .unwrap_or_default();
-        let probes = targets.iter().map(|row| {
-            let ifname = self.ifname(row.slot);
-            let target = row.settings.dns().first().copied();
-            let proxy = proxies.iter().find(|p| p.row.id == row.id);
-            async move {
-                if let Some(p) = proxy {
-                    return super::proxy::driver::probe(p).await.0;
-                }
-                let answered = match target {
-                    Some(target) => probe(&ifname, &target.to_string()).await,
-                    // Without a DNS address to probe, the interface being there is all we know.
-                    None => std::path::Path::new("/sys/class/net")
-                        .join(&ifname)
-                        .exists(),
-                };
-                answered && self.openvpn_connected(row).await
-            }
-        });
-        let results = futures_util::future::join_all(probes).await;
-        let mut changes = Vec::new();
-        {
-            let mut trackers = Self::lock(&self.trackers);
-            trackers.retain(|id, _| targets.iter().any(|r| &r.id == id));
-            for (row, ok) in targets.iter().zip(results) {
-                let tracker = trackers
-                    .entry(row.id.clone())
-                    .or_insert_with(|| Tracker::new(State::Connecting));
-                if let Some(state) = tracker.note(ok) {
-                    changes.push((row.id.clone(), row.name.clone(), state));
-                }
-            }
-        }
-        if changes.is_empty() {
-            return news;
-        }
-        for (_, name, state) in &changes {
-            tracing::warn!(connection = %name, state = state.as_str(), "exit health changed");
-        }
-        let mut ids: Vec<String> = changes.iter().map(|c| c.0.clone()).collect();
-        ids.extend(news);
-        let written = db
-            .write(move |tx| {
-                let now = crate::time::now_rfc3339();
-                for (id, _, state) in &changes {
-                    store::set_health(tx, id, state.as_str(), &now)?;
-                }
-                Ok(())
-            })
-            .await;
-        match written {
-            Ok(()) => ids,
-            Err(_) => Vec::new(),
-        }
-    }
-}
-
-/// One ping through the exit's interface (bound to it, so it never tests the uplink).
-pub(super) async fn probe(ifname: &str, target: &str) -> bool {
-    let run = tokio::process::Command::new("ping")
-        .args([
-            "-n",
-            "-q",
-            "-c",
-            "1",
-            "-W",
-            PROBE_WAIT_SECONDS,
-            "-I",
-            ifname,
-            target,
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .status();
-    matches!(run.await, Ok(status) if status.success())
 }
 
 #[async_trait]
@@ -486,7 +367,9 @@ impl Driver for ConnectivityDriver {
                 reason: Some(e),
             },
             None => {
-                let wireguard = Self::lock(&self.inner).built.len();
+                let wireguard = self
+                    .interfaces_up
+                    .load(std::sync::atomic::Ordering::Relaxed);
                 let n = wireguard + self.openvpn.running().await;
                 let proxies = self.proxies.count();
                 let text = format!("{n} exit interfaces up, {proxies} proxy exits running");
