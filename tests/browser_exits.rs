@@ -159,6 +159,45 @@ async fn delete_exit(browser: &WebDriver, id: &str) -> Result<()> {
     .await
 }
 
+/// A provider's WireGuard file: refused with a PostUp hook (naming the line), then added and
+/// listed with its type and endpoint, its key neither on the page nor in the API's answer.
+async fn wireguard_file_is_refused_then_added(browser: &WebDriver, api: &AdminApi) -> Result<()> {
+    // A file that would run a command is refused at its field, naming the line.
+    browser.fill("#exit-name", NAME).await?;
+    fill_file(browser, &provider_file("PostUp = curl x | sh")).await?;
+    click(browser, "#exit-add-submit").await?;
+    let error = browser
+        .wait_for_text("#exit-config-error", "PostUp is refused")
+        .await?;
+    ensure!(
+        error.to_lowercase().contains("line 5"),
+        "the error names the line: {error}"
+    );
+    full_page_shot(browser, "exits-field-error", 1280).await?;
+
+    fill_file(browser, &provider_file("")).await?;
+    click(browser, "#exit-add-submit").await?;
+    browser.wait_for_text("#flash", "was added").await?;
+    let row = browser.wait_for_text("#exits-table", NAME).await?;
+    ensure!(row.contains("WireGuard"), "{row}");
+    ensure!(
+        row.contains("198.51.100.2:51820"),
+        "the row shows the endpoint: {row}"
+    );
+    let page = browser.page_text().await;
+    ensure!(
+        !page.contains(PRIVATE_KEY),
+        "the page shows the private key"
+    );
+    let stored = api.get("/api/connectivity/connections").await?;
+    ensure!(stored["connections"][0]["name"] == NAME, "{stored}");
+    ensure!(
+        !stored.to_string().contains(PRIVATE_KEY),
+        "the API answers the key"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn exits_page_works_in_chromium() -> Result<()> {
     require_browser();
@@ -178,41 +217,8 @@ async fn exits_page_works_in_chromium() -> Result<()> {
         .await?;
     println!("driver note: {note}");
 
-    // A file that would run a command is refused at its field, naming the line.
-    browser.fill("#exit-name", NAME).await?;
-    fill_file(&browser, &provider_file("PostUp = curl x | sh")).await?;
-    click(&browser, "#exit-add-submit").await?;
-    let error = browser
-        .wait_for_text("#exit-config-error", "PostUp is refused")
-        .await?;
-    ensure!(
-        error.to_lowercase().contains("line 5"),
-        "the error names the line: {error}"
-    );
-    full_page_shot(&browser, "exits-field-error", 1280).await?;
-
-    fill_file(&browser, &provider_file("")).await?;
-    click(&browser, "#exit-add-submit").await?;
-    browser.wait_for_text("#flash", "was added").await?;
-    let row = browser.wait_for_text("#exits-table", NAME).await?;
-    ensure!(row.contains("WireGuard"), "{row}");
-    ensure!(
-        row.contains("198.51.100.2:51820"),
-        "the row shows the endpoint: {row}"
-    );
-    let page = browser.page_text().await;
-    ensure!(
-        !page.contains(PRIVATE_KEY),
-        "the page shows the private key"
-    );
     let api = AdminApi::log_in(&base).await?;
-    let stored = api.get("/api/connectivity/connections").await?;
-    ensure!(stored["connections"][0]["name"] == NAME, "{stored}");
-    ensure!(
-        !stored.to_string().contains(PRIVATE_KEY),
-        "the API answers the key"
-    );
-
+    wireguard_file_is_refused_then_added(&browser, &api).await?;
     openvpn_up_is_refused(&browser).await?;
     proxy_field_errors(&browser).await?;
     socks5_is_added(&browser, &api).await?;
