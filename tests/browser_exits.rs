@@ -1,9 +1,12 @@
 //! The Exits page in a real headless Chromium, on a cell that cannot build interfaces (the
 //! browser tests' picd has routing off): no exits at first; a provider's file with a PostUp
 //! hook is refused at the file's field naming its line; the same file without it is added,
-//! listed with its state, and its keys never reach the page or the API's answers; it is
-//! deleted after confirming. Screenshots land in target/screenshots/ (exits.png,
-//! exits-mobile.png, exits-field-error.png).
+//! listed with its state, and its keys never reach the page or the API's answers; an .ovpn
+//! with `up /bin/sh` is refused at the file naming its line; a proxy without a host gets its
+//! field errors; a SOCKS5 proxy is added through the form and listed with its type and
+//! host:port, its password never shown; both are deleted after confirming. Screenshots land
+//! in target/screenshots/ (exits.png, exits-mobile.png, exits-field-error.png,
+//! exits-ovpn-refused.png, exits-proxy-errors.png, exits-proxy-errors-mobile.png).
 
 #[path = "common/webdriver.rs"]
 mod webdriver;
@@ -22,6 +25,13 @@ const NAME: &str = "provider-one";
 /// WireGuard's own example keys: well formed, never used for anything real.
 const PRIVATE_KEY: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
 const PROVIDER_KEY: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+const PROXY: &str = "office-proxy";
+/// A loopback address: the browser tests' picd applies no exit, and nothing may leave anyway.
+const PROXY_HOST: &str = "127.0.0.1";
+const PROXY_PORT: &str = "1080";
+const PROXY_PASSWORD: &str = "proxy-secret-9c1e";
+/// A provider's .ovpn whose 4th line would run a shell as root.
+const OVPN_WITH_UP: &str = "client\nremote vpn.example.net 1194 udp\nnobind\nup /bin/sh\n";
 
 fn provider_file(extra: &str) -> String {
     format!(
@@ -40,6 +50,152 @@ async fn fill_file(browser: &WebDriver, text: &str) -> Result<()> {
         )
         .await
         .map(drop)
+}
+
+/// Picks a type in the add form the way a user does: the select changes, the fields follow.
+async fn pick_type(browser: &WebDriver, kind: &str) -> Result<()> {
+    browser
+        .execute(
+            "const s = document.getElementById('exit-type'); s.value = arguments[0];
+             s.dispatchEvent(new Event('change'));",
+            json!([kind]),
+        )
+        .await?;
+    wait_js(
+        browser,
+        "the form shows the type's fields",
+        "return document.getElementById('exit-add-form').dataset.type === arguments[0];",
+        json!([kind]),
+    )
+    .await
+    .map(drop)
+}
+
+/// The .ovpn refusal (a 422) lands under the file, naming the line.
+async fn openvpn_up_is_refused(browser: &WebDriver) -> Result<()> {
+    pick_type(browser, "openvpn").await?;
+    browser.fill("#exit-name", "provider-two").await?;
+    fill_file(browser, OVPN_WITH_UP).await?;
+    click(browser, "#exit-add-submit").await?;
+    let error = browser
+        .wait_for_text("#exit-config-error", "up is refused")
+        .await?;
+    ensure!(
+        error.to_lowercase().contains("line 4"),
+        "the error names the line: {error}"
+    );
+    full_page_shot(browser, "exits-ovpn-refused", 1280).await
+}
+
+/// A proxy without a host: the API's field errors each land by their field.
+async fn proxy_field_errors(browser: &WebDriver) -> Result<()> {
+    pick_type(browser, "socks5").await?;
+    let file_shown = browser.find("#exit-config").await?;
+    ensure!(
+        !browser.is_displayed(&file_shown).await?,
+        "a proxy's form shows the file box"
+    );
+    browser.fill("#exit-name", PROXY).await?;
+    browser.fill("#exit-port", "70000").await?;
+    click(browser, "#exit-add-submit").await?;
+    let host = browser
+        .wait_for_text("#exit-host-error", "is required")
+        .await?;
+    let port = text_of(browser, "#exit-port-error").await?;
+    ensure!(port.contains("65535"), "the port's error: {port}");
+    println!("proxy errors: {host} / {port}");
+    full_page_shot(browser, "exits-proxy-errors", 1280).await?;
+    browser.set_window_size(390, 844).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    full_page_shot(browser, "exits-proxy-errors-mobile", 390).await?;
+    browser.set_window_size(1280, 900).await
+}
+
+/// A SOCKS5 proxy added through the form: listed with its type and host:port, and its
+/// password neither left in the form, on the page nor in the API's answer.
+async fn socks5_is_added(browser: &WebDriver, api: &AdminApi) -> Result<()> {
+    pick_type(browser, "socks5").await?;
+    browser.fill("#exit-name", PROXY).await?;
+    browser.fill("#exit-host", PROXY_HOST).await?;
+    browser.fill("#exit-port", PROXY_PORT).await?;
+    browser.fill("#exit-username", "cell").await?;
+    browser.fill("#exit-password", PROXY_PASSWORD).await?;
+    let kind = browser.find("#exit-password").await?;
+    ensure!(
+        browser.attribute(&kind, "type").await?.as_deref() == Some("password"),
+        "the proxy's password is typed in the clear"
+    );
+    click(browser, "#exit-add-submit").await?;
+    browser.wait_for_text("#flash", "was added").await?;
+    let row = browser
+        .wait_for_text("#exits-table tr[data-type=socks5]", PROXY)
+        .await?;
+    ensure!(row.contains("SOCKS5"), "the row shows its type: {row}");
+    let target = format!("{PROXY_HOST}:{PROXY_PORT}");
+    ensure!(row.contains(&target), "the row shows {target}: {row}");
+    let left = browser.property(&kind, "value").await?;
+    ensure!(left == json!(""), "the password stays in the form: {left}");
+    ensure!(
+        !browser.page_text().await.contains(PROXY_PASSWORD),
+        "the page shows the proxy's password"
+    );
+    let stored = api.get("/api/connectivity/connections").await?;
+    ensure!(
+        !stored.to_string().contains(PROXY_PASSWORD),
+        "the API answers the proxy's password"
+    );
+    Ok(())
+}
+
+async fn delete_exit(browser: &WebDriver, id: &str) -> Result<()> {
+    click(browser, &format!("#exit-delete-{id}")).await?;
+    click(browser, "#exit-delete-dialog button.btn-danger").await?;
+    browser.wait_for_text("#flash", "was deleted").await?;
+    wait_gone(
+        browser,
+        &format!("#exit-delete-{id}"),
+        "the deleted exit's row",
+    )
+    .await
+}
+
+/// A provider's WireGuard file: refused with a PostUp hook (naming the line), then added and
+/// listed with its type and endpoint, its key neither on the page nor in the API's answer.
+async fn wireguard_file_is_refused_then_added(browser: &WebDriver, api: &AdminApi) -> Result<()> {
+    // A file that would run a command is refused at its field, naming the line.
+    browser.fill("#exit-name", NAME).await?;
+    fill_file(browser, &provider_file("PostUp = curl x | sh")).await?;
+    click(browser, "#exit-add-submit").await?;
+    let error = browser
+        .wait_for_text("#exit-config-error", "PostUp is refused")
+        .await?;
+    ensure!(
+        error.to_lowercase().contains("line 5"),
+        "the error names the line: {error}"
+    );
+    full_page_shot(browser, "exits-field-error", 1280).await?;
+
+    fill_file(browser, &provider_file("")).await?;
+    click(browser, "#exit-add-submit").await?;
+    browser.wait_for_text("#flash", "was added").await?;
+    let row = browser.wait_for_text("#exits-table", NAME).await?;
+    ensure!(row.contains("WireGuard"), "{row}");
+    ensure!(
+        row.contains("198.51.100.2:51820"),
+        "the row shows the endpoint: {row}"
+    );
+    let page = browser.page_text().await;
+    ensure!(
+        !page.contains(PRIVATE_KEY),
+        "the page shows the private key"
+    );
+    let stored = api.get("/api/connectivity/connections").await?;
+    ensure!(stored["connections"][0]["name"] == NAME, "{stored}");
+    ensure!(
+        !stored.to_string().contains(PRIVATE_KEY),
+        "the API answers the key"
+    );
+    Ok(())
 }
 
 #[tokio::test]
@@ -61,36 +217,11 @@ async fn exits_page_works_in_chromium() -> Result<()> {
         .await?;
     println!("driver note: {note}");
 
-    // A file that would run a command is refused at its field, naming the line.
-    browser.fill("#exit-name", NAME).await?;
-    fill_file(&browser, &provider_file("PostUp = curl x | sh")).await?;
-    click(&browser, "#exit-add-submit").await?;
-    let error = browser
-        .wait_for_text("#exit-config-error", "PostUp is refused")
-        .await?;
-    ensure!(
-        error.to_lowercase().contains("line 5"),
-        "the error names the line: {error}"
-    );
-    full_page_shot(&browser, "exits-field-error", 1280).await?;
-
-    fill_file(&browser, &provider_file("")).await?;
-    click(&browser, "#exit-add-submit").await?;
-    browser.wait_for_text("#flash", "was added").await?;
-    let row = browser.wait_for_text("#exits-table", NAME).await?;
-    ensure!(row.contains("wireguard_ext"), "{row}");
-    let page = browser.page_text().await;
-    ensure!(
-        !page.contains(PRIVATE_KEY),
-        "the page shows the private key"
-    );
     let api = AdminApi::log_in(&base).await?;
-    let stored = api.get("/api/connectivity/connections").await?;
-    ensure!(stored["connections"][0]["name"] == NAME, "{stored}");
-    ensure!(
-        !stored.to_string().contains(PRIVATE_KEY),
-        "the API answers the key"
-    );
+    wireguard_file_is_refused_then_added(&browser, &api).await?;
+    openvpn_up_is_refused(&browser).await?;
+    proxy_field_errors(&browser).await?;
+    socks5_is_added(&browser, &api).await?;
 
     full_page_shot(&browser, "exits", 1280).await?;
     browser.set_window_size(390, 844).await?;
@@ -98,10 +229,17 @@ async fn exits_page_works_in_chromium() -> Result<()> {
     full_page_shot(&browser, "exits-mobile", 390).await?;
     browser.set_window_size(1280, 900).await?;
 
-    let id = stored["connections"][0]["id"].as_str().unwrap_or_default();
-    click(&browser, &format!("#exit-delete-{id}")).await?;
-    click(&browser, "#exit-delete-dialog button.btn-danger").await?;
-    browser.wait_for_text("#flash", "was deleted").await?;
+    let stored = api.get("/api/connectivity/connections").await?;
+    let ids: Vec<String> = stored["connections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["id"].as_str().map(String::from))
+        .collect();
+    ensure!(ids.len() == 2, "a WireGuard exit and a proxy: {stored}");
+    for id in &ids {
+        delete_exit(&browser, id).await?;
+    }
     browser.wait_for_text("#exits-list", "no exits").await?;
     let left = api.get("/api/connectivity/connections").await?;
     ensure!(left["connections"] == json!([]), "{left}");

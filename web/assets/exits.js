@@ -1,11 +1,13 @@
 // #/exits: the cell's exits, the connections to external providers that peers' internet can
-// leave through. Each with its live state (up, down, connecting), the provider's handshake
-// age and the peers that use it; a probe on demand; add a provider's WireGuard file; delete
+// leave through. Each with its type, where it goes (a WireGuard endpoint, an OpenVPN file's
+// remotes, a proxy's host:port), its live state (up, down, connecting), the provider's
+// handshake age and the peers that use it; a probe on demand; add one (exitform.js); delete
 // one no peer uses. A peer's exit is chosen on the peer's page ("Network access").
 
-import { api, ApiError } from "./api.js";
+import { api } from "./api.js";
 import { busy, cell, dataTable, formatDuration, formatTime, h, replace } from "./dom.js";
-import { alertRegion, clearErrors, field, setAlert, showErrors } from "./forms.js";
+import { addForm, TYPES } from "./exitform.js";
+import { alertRegion, setAlert } from "./forms.js";
 import { confirmDelete, deleteButton } from "./fwshared.js";
 
 const API = "/api/connectivity";
@@ -21,13 +23,39 @@ function stateBadge(exit) {
   return h("span", { class: klass, "data-state": exit.state }, text);
 }
 
-function exitRow(exit, actions) {
+/** A cell whose lines stay together: on a phone, one item beside the cell's label. */
+function stacked(label, attrs, ...content) {
+  return cell(label, attrs, h("div", {}, ...content));
+}
+
+/** Where a connection goes, from its stored settings (none of them secret). */
+function destinations(settings) {
+  if (!settings) return [];
+  if (Array.isArray(settings.remotes)) return settings.remotes.map((r) => `${r.host}:${r.port}/${r.proto}`);
+  if (settings.host) return [`${settings.host}:${settings.port}`];
+  return settings.endpoint ? [settings.endpoint] : [];
+}
+
+function destinationCell(settings) {
+  const list = destinations(settings);
+  if (list.length === 0) return cell("Goes to", {}, h("span", { class: "muted" }, "unknown"));
+  return stacked("Goes to", { class: "exit-destinations" }, ...list.map((d) => h("div", {}, h("code", {}, d))));
+}
+
+function exitRow(exit, settings, actions) {
   const age = exit.handshake_age_seconds;
+  const type = TYPES[exit.type];
   return h(
     "tr",
-    { "data-exit": exit.id },
-    cell("Name", {}, h("strong", {}, exit.name), h("div", { class: "muted small" }, exit.type)),
-    cell(
+    { "data-exit": exit.id, "data-type": exit.type },
+    stacked(
+      "Name",
+      {},
+      h("strong", {}, exit.name),
+      h("div", { class: "muted small exit-type" }, type ? type.label.replace(/ file$/, "") : exit.type),
+    ),
+    destinationCell(settings),
+    stacked(
       "State",
       {},
       stateBadge(exit),
@@ -36,61 +64,8 @@ function exitRow(exit, actions) {
     cell("Handshake", {}, age === null || age === undefined ? h("span", { class: "muted" }, "none yet") : `${formatDuration(age)} ago`),
     cell("Interface", {}, h("code", {}, exit.interface)),
     cell("Peers", {}, exit.peers.length ? exit.peers.join(", ") : h("span", { class: "muted" }, "none")),
-    cell("Actions", { class: "row-actions" }, ...actions),
+    stacked("Actions", { class: "row-actions" }, ...actions),
   );
-}
-
-/** The add form: a name and the provider's wg-quick file. Field errors name the line. */
-function addForm(onAdded) {
-  const alert = alertRegion("exit-add-alert");
-  const name = field({ id: "exit-name", name: "name", label: "Name", placeholder: "vpn-provider" });
-  const config = h("textarea", {
-    id: "exit-config",
-    class: "mono",
-    rows: "8",
-    spellcheck: "false",
-    "data-field": "config",
-    "data-label": "WireGuard file",
-    "aria-describedby": "exit-config-hint exit-config-error",
-    placeholder: "[Interface]\nPrivateKey = …\nAddress = 10.64.0.2/32\nDNS = 10.64.0.1\n\n[Peer]\nPublicKey = …\nEndpoint = vpn.example.net:51820\nAllowedIPs = 0.0.0.0/0, ::/0",
-  });
-  const submit = h("button", { type: "submit", class: "btn btn-primary", id: "exit-add-submit" }, "Add exit");
-  const form = h(
-    "form",
-    { id: "exit-add-form", novalidate: true },
-    name,
-    h(
-      "div",
-      { class: "field" },
-      h("label", { for: "exit-config" }, "WireGuard file"),
-      config,
-      h(
-        "p",
-        { class: "hint", id: "exit-config-hint" },
-        "The provider's wg-quick file. Its keys are kept in the vault and never shown again; PostUp and other commands are refused.",
-      ),
-      h("p", { class: "field-error", id: "exit-config-error", hidden: true }),
-    ),
-    alert,
-    h("div", { class: "actions" }, submit),
-  );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    busy(submit, async () => {
-      clearErrors(form, alert);
-      const body = { name: name.querySelector("input").value.trim(), type: "wireguard_ext", config: config.value };
-      try {
-        const created = await api(`${API}/connections`, { method: "POST", body });
-        config.value = "";
-        name.querySelector("input").value = "";
-        onAdded(created);
-      } catch (error) {
-        if (!(error instanceof ApiError)) throw error;
-        showErrors(form, error, alert);
-      }
-    });
-  });
-  return form;
 }
 
 export function mount(root, _params, ctx) {
@@ -155,7 +130,12 @@ export function mount(root, _params, ctx) {
 
   async function load() {
     try {
-      const [{ exits }, status] = await Promise.all([api(`${API}/exits`), api(`${API}/status`)]);
+      const [{ exits }, status, { connections }] = await Promise.all([
+        api(`${API}/exits`),
+        api(`${API}/status`),
+        api(`${API}/connections`),
+      ]);
+      const settings = new Map(connections.map((c) => [c.id, c.settings]));
       if (gone) return;
       driverNote(status.driver);
       setAlert(alert, "");
@@ -166,8 +146,8 @@ export function mount(root, _params, ctx) {
           : dataTable({
               id: "exits-table",
               caption: "Exits",
-              headings: ["Name", "State", "Handshake", "Interface", "Peers", "Actions"],
-              rows: exits.map((e) => exitRow(e, actions(e))),
+              headings: ["Name", "Goes to", "State", "Handshake", "Interface", "Peers", "Actions"],
+              rows: exits.map((e) => exitRow(e, settings.get(e.id), actions(e))),
             }),
       );
     } catch (error) {
