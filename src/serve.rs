@@ -119,7 +119,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ended = run_session_sweeper(app.core.clone()) => ended.context("session sweeper ended")?,
         ended = run_reconciler(app.core.clone()) => ended.context("reconciler ended")?,
         ended = crate::connectivity::passes::run_exit_health(app.connectivity.clone()) => ended.context("exit health checks ended")?,
-        ended = app.wireguard.wireguard.clone().run_device_watchdog() => ended.context("WireGuard")?,
+        // Its own task too: a reconcile pass blocks its thread while it reads a stopped device.
+        ended = tokio::spawn(app.wireguard.wireguard.clone().run_device_watchdog()) => ended.context("WireGuard watchdog task")?.context("WireGuard")?,
         ended = run_storage_keepers(app.core.clone(), storage.degraded()) => ended.context("storage keepers ended")?,
     }
     // The exits' processes (openvpn, redsocks) are picd's children: they stop with it, and

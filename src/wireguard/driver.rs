@@ -326,7 +326,14 @@ impl WireGuardDriver {
         let mut failures = 0;
         loop {
             interval.tick().await;
-            let up = self.mode == Ok(Mode::Userspace) && Self::lock(&self.inner).api.is_some();
+            // Never waits for the driver's lock: a pass holds it across reads of the device,
+            // which time out once the device has stopped (then it is surely built).
+            let built = match self.inner.try_lock() {
+                Ok(inner) => inner.api.is_some(),
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner().api.is_some(),
+                Err(std::sync::TryLockError::WouldBlock) => true,
+            };
+            let up = self.mode == Ok(Mode::Userspace) && built;
             if !up {
                 failures = 0;
                 continue;
