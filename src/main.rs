@@ -17,6 +17,7 @@ mod db;
 mod dns;
 mod driver;
 mod error;
+mod files;
 mod health;
 mod logs;
 mod peers;

@@ -97,7 +97,10 @@ impl RoutingDriver {
             .await
             .map_err(|e| format!("reading the routing state: {e}"))?;
         let text = render::ruleset(&desired);
-        write_atomically(&self.ruleset_path, &text)
+        if let Some(dir) = self.ruleset_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
+        crate::files::write_atomically(&self.ruleset_path, text.as_bytes(), 0o644)
             .map_err(|e| format!("writing the ruleset: {e}"))?;
         let path = self.ruleset_path.to_string_lossy().to_string();
         nft(&["-c", "-f", &path])
@@ -200,17 +203,6 @@ impl Driver for RoutingDriver {
             ),
         }
     }
-}
-
-fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let temp = path.with_extension("nft.tmp");
-    let mut file = std::fs::File::create(&temp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&temp, path)
 }
 
 /// Runs nft; Err with the first line of its complaint.

@@ -142,7 +142,7 @@ impl DockerDriver {
             if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
                 continue;
             }
-            super::write_atomically(&path, text.as_bytes())?;
+            crate::files::write_atomically(&path, text.as_bytes(), 0o644)?;
         }
         Ok(())
     }

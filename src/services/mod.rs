@@ -19,7 +19,7 @@ pub mod store;
 pub mod tls;
 pub mod usage;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The store's share of the application state.
@@ -49,19 +49,6 @@ impl ServicesState {
             debian_mirror,
         }
     }
-}
-
-/// Writes a file other programs read: a temp file, fsync, rename. The temp file's name is
-/// its own, so two writers of one file (an install and a reconcile) never rename each
-/// other's away.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.{:016x}.picd-tmp", rand::random::<u64>()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// The store's routes' state: the core and the store's share.

@@ -5,8 +5,6 @@
 //! with mode 0600 (the servers' masters read it as root). The certificate is part of the
 //! container's spec hash: a renewed one recreates the container, which loads it.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -94,21 +92,6 @@ pub fn forget(conn: &Connection, vault: &Vault, service_id: &str) -> Result<(), 
     Ok(())
 }
 
-/// Writes one file atomically, created with `mode` from the start (a key is never readable
-/// by anyone else, not even for a moment).
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.{:016x}.picd-tmp", rand::random::<u64>()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 /// Puts the certificate and key into the service's config folder; true when they changed.
 pub fn write_files(config_dir: &Path, cert_pem: &str, key_pem: &str) -> std::io::Result<bool> {
     std::fs::create_dir_all(config_dir)?;
@@ -119,8 +102,8 @@ pub fn write_files(config_dir: &Path, cert_pem: &str, key_pem: &str) -> std::io:
     if same {
         return Ok(false);
     }
-    write_file(&key_path, key_pem.as_bytes(), 0o600)?;
-    write_file(&cert_path, cert_pem.as_bytes(), 0o644)?;
+    crate::files::write_atomically(&key_path, key_pem.as_bytes(), 0o600)?;
+    crate::files::write_atomically(&cert_path, cert_pem.as_bytes(), 0o644)?;
     Ok(true)
 }
 

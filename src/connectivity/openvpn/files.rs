@@ -7,8 +7,7 @@
 //! state is read on the management socket.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::Secrets;
@@ -86,20 +85,6 @@ fn private_dir(path: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
 }
 
-/// Writes a file only its owner may read, atomically (temp file, fsync, rename).
-fn private_file(path: &Path, text: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(text)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 /// Writes everything the process reads; answers the config's path.
 pub fn write(dirs: &Dirs, secrets: &Secrets) -> std::io::Result<PathBuf> {
     if let Some(parent) = dirs.dir.parent() {
@@ -108,18 +93,22 @@ pub fn write(dirs: &Dirs, secrets: &Secrets) -> std::io::Result<PathBuf> {
     private_dir(&dirs.dir)?;
     private_dir(&dirs.secrets())?;
     let provider = dirs.secrets().join("provider.conf");
-    private_file(&provider, secrets.config.as_bytes())?;
+    crate::files::write_atomically(&provider, secrets.config.as_bytes(), 0o600)?;
     let auth = match &secrets.credentials {
         Some((user, pass)) => {
             let path = dirs.secrets().join("auth");
             let text = zeroize::Zeroizing::new(format!("{}\n{}\n", user.as_str(), pass.as_str()));
-            private_file(&path, text.as_bytes())?;
+            crate::files::write_atomically(&path, text.as_bytes(), 0o600)?;
             Some(path)
         }
         None => None,
     };
     let config = dirs.config();
-    private_file(&config, render(dirs, &provider, auth.as_deref()).as_bytes())?;
+    crate::files::write_atomically(
+        &config,
+        render(dirs, &provider, auth.as_deref()).as_bytes(),
+        0o600,
+    )?;
     let _ = std::fs::remove_file(dirs.socket());
     Ok(config)
 }

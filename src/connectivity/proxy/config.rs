@@ -3,7 +3,6 @@
 //! rendering: tests compare strings.
 
 use std::net::Ipv4Addr;
-use std::path::Path;
 
 use super::Upstream;
 
@@ -46,23 +45,6 @@ pub fn run_as() -> &'static str {
         true => "redsocks",
         false => "nobody",
     }
-}
-
-/// Writes `text` to `path` readable by root only: a temporary file made 0600 before anything
-/// is written to it, synced, then renamed over the old one.
-pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
@@ -108,20 +90,6 @@ mod tests {
         assert!(
             !text.contains("login") && !text.contains("password"),
             "{text}"
-        );
-    }
-
-    #[test]
-    fn the_file_is_written_for_root_only() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("redsocks-1.conf");
-        write_private(&path, "a").unwrap();
-        write_private(&path, "b").unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(
-            (mode, std::fs::read_to_string(&path).unwrap()),
-            (0o600, "b".into())
         );
     }
 }

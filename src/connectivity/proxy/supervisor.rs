@@ -147,7 +147,8 @@ impl Supervisor {
             .create(&self.dir)
             .map_err(|e| format!("{}: {e}", self.dir.display()))?;
         let (conf, pidfile) = self.paths(exit.slot);
-        config::write_private(&conf, text).map_err(|e| format!("{}: {e}", conf.display()))?;
+        crate::files::write_atomically(&conf, text.as_bytes(), 0o600)
+            .map_err(|e| format!("{}: {e}", conf.display()))?;
         let (stop, stopped) = oneshot::channel();
         let pid = Arc::new(AtomicU32::new(0));
         let watcher = tokio::spawn(watch(

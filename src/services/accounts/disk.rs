@@ -71,7 +71,7 @@ pub fn apply(
         .collect();
     let path = config.join(file);
     if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
-        crate::services::write_atomically(&path, text.as_bytes())?;
+        crate::files::write_atomically(&path, text.as_bytes(), 0o644)?;
         applied.file_rewritten = true;
     }
 
