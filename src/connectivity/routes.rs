@@ -208,19 +208,7 @@ pub async fn create(
     let row = audit
         .transact(&app.db, move |tx, entry| {
             entry.target_type = TARGET.into();
-            let slot = store::free_slot(tx)?.ok_or_else(|| {
-                ApiError::conflict("limit_exceeded", "all 254 exit slots are in use")
-            })?;
-            let now = crate::time::now_rfc3339();
-            let row = ConnectionRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                name,
-                kind: config.kind().into(),
-                slot,
-                settings: config.settings(),
-                created_at: now.clone(),
-                updated_at: now,
-            };
+            let row = store::new_row(tx, name, config.kind(), config.settings())?;
             entry.target_id = row.id.clone();
             // Never the keys: only what the listing shows too.
             entry.detail = json!({ "name": row.name, "type": row.kind, "slot": row.slot,

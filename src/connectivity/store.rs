@@ -137,6 +137,28 @@ pub fn insert(
     put_secrets(conn, vault, &row.id, secrets)
 }
 
+/// A new connection's row: a fresh id and the lowest free slot (409 `limit_exceeded` when all
+/// 254 are taken), not stored yet.
+pub fn new_row(
+    conn: &Connection,
+    name: String,
+    kind: &str,
+    settings: ConnectionSettings,
+) -> Result<ConnectionRow, ApiError> {
+    let slot = free_slot(conn)?
+        .ok_or_else(|| ApiError::conflict("limit_exceeded", "all 254 exit slots are in use"))?;
+    let now = crate::time::now_rfc3339();
+    Ok(ConnectionRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        name,
+        kind: kind.to_string(),
+        slot,
+        settings,
+        created_at: now.clone(),
+        updated_at: now,
+    })
+}
+
 /// Stores a new connection's row; 409 for a name another connection has.
 pub fn insert_row(conn: &Connection, row: &ConnectionRow) -> Result<(), ApiError> {
     conn.execute(

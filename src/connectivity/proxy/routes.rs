@@ -68,19 +68,9 @@ pub async fn create(app: ConnectivityApp, audit: AuditCtx, body: Value) -> ApiRe
     let row = audit
         .transact(&app.db, move |tx, entry| {
             entry.target_type = TARGET.into();
-            let slot = store::free_slot(tx)?.ok_or_else(|| {
-                ApiError::conflict("limit_exceeded", "all 254 exit slots are in use")
-            })?;
-            let now = crate::time::now_rfc3339();
-            let row = ConnectionRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                name: read.name.unwrap_or_default(),
-                kind: read.kind,
-                slot,
-                settings: ConnectionSettings::Proxy(read.settings.clone()),
-                created_at: now.clone(),
-                updated_at: now,
-            };
+            let name = read.name.unwrap_or_default();
+            let settings = ConnectionSettings::Proxy(read.settings.clone());
+            let row = store::new_row(tx, name, &read.kind, settings)?;
             entry.target_id = row.id.clone();
             entry.detail = detail(&row, &read.settings);
             store::insert_row(tx, &row)?;
