@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::netns::*;
@@ -21,13 +20,11 @@ use serde_json::{json, Value};
 const CONNECTIONS: &str = "/api/connectivity/connections";
 /// Passes every 3 s: slow enough that a rule deleted by hand stays deleted for a moment.
 const RECONCILE_SECONDS: u64 = 3;
-const FIRST_PING: Duration = Duration::from_secs(15);
 const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A refusal must come back well within curl's own limit (5 s).
 const ICMP_BUDGET_REFILL: Duration = Duration::from_secs(4);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 const FAST_REFUSAL: Duration = Duration::from_millis(1500);
-const LEAK_TABLE: &str = "leakwatch";
 
 struct ExitLab {
     lab: Lab,
@@ -45,38 +42,16 @@ fn cell(lab: &Lab, line: &str) -> String {
 impl ExitLab {
     async fn start() -> ExitLab {
         require_root_and_tools(&["nft", "curl", "dig", "python3", "ping", "conntrack"]);
-        let options = LabOptions {
-            reconcile_interval_seconds: RECONCILE_SECONDS,
-            ..LabOptions::default()
-        };
-        let mut lab = Lab::start(options).await;
-        let admin = lab.admin().await;
-        let mut peers = Vec::new();
-        for name in ["alice", "bob"] {
-            create_peer(&admin, json!({ "name": name, "tunnel": "full" })).await;
-            let config = config_text(&admin, &format!("/api/peers/{name}/config")).await;
-            let client = lab.connect(&config);
-            assert!(
-                lab.tunnel_works_within(&client, FIRST_PING),
-                "{name}'s tunnel"
-            );
-            peers.push(client);
-        }
-        let provider = lab.provider();
-        lab.enable_forwarding();
-        let body = json!({ "name": "provider", "type": "wireguard_ext",
-                           "config": provider.customer_config });
-        let resp = admin.send_json(Method::POST, CONNECTIONS, &body).await;
-        let (status, created) = json_of(resp).await;
-        assert_eq!(status, StatusCode::CREATED, "{created}");
-        let exit_if = created["interface"]
-            .as_str()
-            .expect("interface")
-            .to_string();
-        lab.forget_socket_later(&exit_if);
+        let mut start = ExitsLab::start(RECONCILE_SECONDS, &["alice", "bob"]).await;
+        let (exit_id, _) = start.add_wireguard_exit().await;
+        let ExitsLab {
+            lab,
+            admin,
+            mut peers,
+            provider,
+        } = start;
         let bob = peers.pop().expect("bob");
         let alice = peers.pop().expect("alice");
-        let exit_id = created["id"].as_str().expect("id").to_string();
         ExitLab {
             lab,
             admin,
@@ -136,45 +111,10 @@ impl ExitLab {
         )
     }
 
-    /// A counter of every packet from alice's addresses leaving through the uplink (before
-    /// the cell's masquerade rewrites the source).
+    /// A counter of every packet from alice's addresses leaving through the uplink.
     fn watch_uplink(&self) {
         let [v4, v6] = tunnel_addrs(&self.alice);
-        let _ = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.lab.cell_ns,
-                "nft",
-                "delete",
-                "table",
-                "inet",
-                LEAK_TABLE,
-            ])
-            .output();
-        cell(&self.lab, &format!("nft add table inet {LEAK_TABLE}"));
-        cell(
-            &self.lab,
-            &format!("nft add chain inet {LEAK_TABLE} out {{ type filter hook postrouting priority -300 ; }}"),
-        );
-        for m in [format!("ip saddr {v4}"), format!("ip6 saddr {v6}")] {
-            cell(
-                &self.lab,
-                &format!("nft add rule inet {LEAK_TABLE} out oifname {UPLINK_IF} {m} counter"),
-            );
-        }
-    }
-
-    fn leaked_packets(&self) -> u64 {
-        let out = cell(&self.lab, &format!("nft -j list table inet {LEAK_TABLE}"));
-        let json: Value = serde_json::from_str(&out).expect("nft -j");
-        json["nftables"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .filter_map(|i| i["rule"]["expr"].as_array())
-            .flat_map(|e| e.iter().filter_map(|x| x["counter"]["packets"].as_u64()))
-            .sum()
+        self.lab.watch_uplink_for(&v4, &v6);
     }
 
     /// alice is refused at once (not a timeout), DNS to a hard-coded resolver goes unanswered,
@@ -202,7 +142,7 @@ impl ExitLab {
         );
         let _ = self.lab.ping(&self.alice, INTERNET_SERVER);
         assert_eq!(
-            self.leaked_packets(),
+            self.lab.uplink_leaks(),
             0,
             "{when}: alice's packets on the uplink"
         );
@@ -223,7 +163,7 @@ impl ExitLab {
             );
         }
         assert_eq!(
-            self.leaked_packets(),
+            self.lab.uplink_leaks(),
             0,
             "{when}: alice's packets on the uplink"
         );
@@ -336,7 +276,7 @@ async fn an_exit_peer_leaves_through_the_provider_and_nowhere_else() {
         "alice over IPv6: {seen6:?} after {took6:?}"
     );
     assert_eq!(
-        x.leaked_packets(),
+        x.lab.uplink_leaks(),
         0,
         "alice's packets on the uplink while the exit is up"
     );
@@ -386,7 +326,7 @@ async fn an_exit_peer_leaves_through_the_provider_and_nowhere_else() {
         table_whole,
     )
     .await;
-    assert_eq!(x.leaked_packets(), 0, "alice's packets on the uplink");
+    assert_eq!(x.lab.uplink_leaks(), 0, "alice's packets on the uplink");
 
     run(&format!(
         "ip -n {} link set {} up",

@@ -19,7 +19,6 @@ use serde_json::{json, Value};
 
 const CONNECTIONS: &str = "/api/connectivity/connections";
 const RECONCILE_SECONDS: u64 = 3;
-const FIRST_PING: Duration = Duration::from_secs(15);
 const APPLY_TIMEOUT: Duration = Duration::from_secs(40);
 const FAST_REFUSAL: Duration = Duration::from_millis(1500);
 /// Linux answers one host with a burst of six ICMP errors, then one a second: each cut-off
@@ -61,21 +60,13 @@ impl OvpnLab {
         require_root_and_tools(&[
             "nft", "curl", "dig", "python3", "ping", "openvpn", "openssl",
         ]);
-        let options = LabOptions {
-            reconcile_interval_seconds: RECONCILE_SECONDS,
-            ..LabOptions::default()
-        };
-        let mut lab = Lab::start(options).await;
-        let admin = lab.admin().await;
-        create_peer(&admin, json!({ "name": "alice", "tunnel": "full" })).await;
-        let config = config_text(&admin, "/api/peers/alice/config").await;
-        let alice = lab.connect(&config);
-        assert!(
-            lab.tunnel_works_within(&alice, FIRST_PING),
-            "alice's tunnel"
-        );
-        let provider = lab.provider();
-        lab.enable_forwarding();
+        let ExitsLab {
+            mut lab,
+            admin,
+            mut peers,
+            provider,
+        } = ExitsLab::start(RECONCILE_SECONDS, &["alice"]).await;
+        let alice = peers.pop().expect("alice");
         let server = lab.openvpn_server(&provider);
         OvpnLab {
             lab,

@@ -20,10 +20,8 @@ use serde_json::{json, Value};
 
 const CONNECTIONS: &str = "/api/connectivity/connections";
 const RECONCILE_SECONDS: u64 = 3;
-const FIRST_PING: Duration = Duration::from_secs(15);
 const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 const FAST_REFUSAL: Duration = Duration::from_millis(1500);
-const LEAK_TABLE: &str = "leakwatch";
 
 struct ProxyLab {
     lab: Lab,
@@ -65,30 +63,19 @@ impl ProxyLab {
             "tinyproxy",
             "openssl",
         ]);
-        let options = LabOptions {
-            reconcile_interval_seconds: RECONCILE_SECONDS,
-            ..LabOptions::default()
-        };
-        let mut lab = Lab::start(options).await;
-        let admin = lab.admin().await;
-        let mut peers = Vec::new();
-        let mut resolv = Vec::new();
-        for name in ["alice", "bob"] {
-            create_peer(&admin, json!({ "name": name, "tunnel": "full" })).await;
-            let config = config_text(&admin, &format!("/api/peers/{name}/config")).await;
-            let client = lab.connect(&config);
-            assert!(
-                lab.tunnel_works_within(&client, FIRST_PING),
-                "{name}'s tunnel"
-            );
-            // The peer hard-codes an internet resolver; picd must send it over the proxy.
-            let text = format!("nameserver {HARD_CODED_RESOLVER}\noptions timeout:2 attempts:1\n");
-            resolv.push(EtcNetns::write(&client.ns, "resolv.conf", &text, 0o644));
-            peers.push(client);
-        }
-        let provider = lab.provider();
+        let ExitsLab {
+            mut lab,
+            admin,
+            mut peers,
+            provider,
+        } = ExitsLab::start(RECONCILE_SECONDS, &["alice", "bob"]).await;
+        // Each peer hard-codes an internet resolver; picd must send it over the proxy.
+        let text = format!("nameserver {HARD_CODED_RESOLVER}\noptions timeout:2 attempts:1\n");
+        let resolv = peers
+            .iter()
+            .map(|client| EtcNetns::write(&client.ns, "resolv.conf", &text, 0o644))
+            .collect();
         let proxies = lab.proxies(&provider);
-        lab.enable_forwarding();
         let bob = peers.pop().expect("bob");
         let alice = peers.pop().expect("alice");
         ProxyLab {
@@ -176,27 +163,8 @@ impl ProxyLab {
 
     /// Counts every packet from alice's addresses that leaves through the uplink.
     fn watch_uplink(&self) {
-        let v4 = addr_of(&self.alice, false);
-        cell(&self.lab, &format!("nft add table inet {LEAK_TABLE}"));
-        cell(
-            &self.lab,
-            &format!(
-            "nft add chain inet {LEAK_TABLE} out {{ type filter hook postrouting priority -300 ; }}"
-        ),
-        );
-        cell(
-            &self.lab,
-            &format!(
-                "nft add rule inet {LEAK_TABLE} out oifname {UPLINK_IF} ip saddr {v4} counter"
-            ),
-        );
-        cell(
-            &self.lab,
-            &format!(
-                "nft add rule inet {LEAK_TABLE} out oifname {UPLINK_IF} ip6 saddr {} counter",
-                addr_of(&self.alice, true)
-            ),
-        );
+        let (v4, v6) = (addr_of(&self.alice, false), addr_of(&self.alice, true));
+        self.lab.watch_uplink_for(&v4, &v6);
     }
 
     /// The leak counters, the cell's rules and exit tables (for a failure).
@@ -204,24 +172,12 @@ impl ProxyLab {
         let show = |line: &str| cell(&self.lab, line);
         format!(
             "{}\nrules:\n{}{}tables:\n{}{}",
-            show(&format!("nft list table inet {LEAK_TABLE}")),
+            self.lab.uplink_watch(),
             show("ip rule show"),
             show("ip -6 rule show"),
             show("ip route show table 1001") + &show("ip route show table 1002"),
             show("ip -6 route show table 1001")
         )
-    }
-
-    fn leaked_packets(&self) -> u64 {
-        let out = cell(&self.lab, &format!("nft -j list table inet {LEAK_TABLE}"));
-        let json: Value = serde_json::from_str(&out).expect("nft -j");
-        json["nftables"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .filter_map(|i| i["rule"]["expr"].as_array())
-            .flat_map(|e| e.iter().filter_map(|x| x["counter"]["packets"].as_u64()))
-            .sum()
     }
 
     /// alice's UDP (QUIC's port), ping and IPv6: none of it may leave through the uplink.
@@ -324,7 +280,7 @@ async fn proxy_peers_leave_through_their_proxy_and_nowhere_else() {
     );
     x.try_everything_else();
     assert_eq!(
-        x.leaked_packets(),
+        x.lab.uplink_leaks(),
         0,
         "alice's packets on the uplink:\n{}",
         x.kernel_state()
@@ -373,7 +329,7 @@ async fn proxy_peers_leave_through_their_proxy_and_nowhere_else() {
     x.wait_state(socks_id, "down").await;
     assert_eq!(fetch(&x.alice).0, None, "a fail-closed peer stays cut off");
     assert_eq!(
-        x.leaked_packets(),
+        x.lab.uplink_leaks(),
         0,
         "alice's packets on the uplink with the proxy down"
     );

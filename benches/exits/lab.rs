@@ -10,12 +10,10 @@ use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-const CONNECTIONS: &str = "/api/connectivity/connections";
 /// No periodic pass while the benchmark runs: one would put picd's rules back in the middle
 /// of an anchor run. A change through the API and a change of the exit's health still start a
 /// pass at once, as they always do.
 const RECONCILE_SECONDS: u64 = 3600;
-const FIRST_PING: Duration = Duration::from_secs(15);
 pub const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the exit's state is read while a change is timed.
 const STATE_POLL: Duration = Duration::from_millis(20);
@@ -45,32 +43,15 @@ impl Drop for ExitBench {
 impl ExitBench {
     pub async fn start() -> ExitBench {
         require_root_and_tools(&["nft", "curl", "python3", "iperf3", "conntrack"]);
-        let options = LabOptions {
-            reconcile_interval_seconds: RECONCILE_SECONDS,
-            ..LabOptions::default()
-        };
-        let mut lab = Lab::start(options).await;
-        let admin = lab.admin().await;
-        create_peer(&admin, json!({ "name": "alice", "tunnel": "full" })).await;
-        let config = config_text(&admin, "/api/peers/alice/config").await;
-        let alice = lab.connect(&config);
-        assert!(
-            lab.tunnel_works_within(&alice, FIRST_PING),
-            "alice's tunnel"
-        );
-        let provider = lab.provider();
-        lab.enable_forwarding();
-        let body = json!({ "name": "provider", "type": "wireguard_ext",
-                           "config": provider.customer_config });
-        let resp = admin.send_json(Method::POST, CONNECTIONS, &body).await;
-        let (status, created) = json_of(resp).await;
-        assert_eq!(status, StatusCode::CREATED, "{created}");
-        let exit_if = created["interface"]
-            .as_str()
-            .expect("interface")
-            .to_string();
-        lab.forget_socket_later(&exit_if);
-        let exit_id = created["id"].as_str().expect("id").to_string();
+        let mut start = ExitsLab::start(RECONCILE_SECONDS, &["alice"]).await;
+        let (exit_id, exit_if) = start.add_wireguard_exit().await;
+        let ExitsLab {
+            lab,
+            admin,
+            mut peers,
+            provider,
+        } = start;
+        let alice = peers.pop().expect("alice");
         let mut bench = ExitBench {
             children: Vec::new(),
             lab,

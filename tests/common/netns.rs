@@ -24,13 +24,16 @@ use super::process::PICD;
 use reqwest::StatusCode;
 
 mod client_ns;
+mod exits;
 mod internet;
+mod leaks;
 mod openvpn;
 mod peers;
 mod provider;
 mod proxies;
 mod system;
 pub use client_ns::*;
+pub use exits::*;
 pub use openvpn::*;
 pub use peers::*;
 pub use provider::*;

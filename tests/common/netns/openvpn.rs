@@ -16,7 +16,6 @@ pub const OVPN_SERVER_ADDR: &str = "10.65.0.1";
 pub const OVPN_SUBNET_PREFIX: &str = "10.65.0.";
 const OVPN_NET: &str = "10.65.0.0 255.255.255.0";
 pub const OVPN_PORT: u16 = 1194;
-const LEAK_TABLE: &str = "ovpnleak";
 
 /// The OpenVPN server the test runs; stopped by its PID.
 pub struct OvpnServer {
@@ -152,35 +151,5 @@ impl Lab {
                 .args(["-KILL", &pid.to_string()])
                 .status();
         }
-    }
-
-    /// Starts counting the packets from these addresses that leave through the uplink (before
-    /// the cell's masquerade rewrites the source).
-    pub fn watch_uplink_for(&self, v4: &str, v6: &str) {
-        let cell = |line: &str| run(&format!("ip netns exec {} {line}", self.cell_ns));
-        cell(&format!("nft add table inet {LEAK_TABLE}"));
-        cell(&format!(
-            "nft add chain inet {LEAK_TABLE} out {{ type filter hook postrouting priority -300 ; }}"
-        ));
-        for m in [format!("ip saddr {v4}"), format!("ip6 saddr {v6}")] {
-            cell(&format!(
-                "nft add rule inet {LEAK_TABLE} out oifname {UPLINK_IF} {m} counter"
-            ));
-        }
-    }
-
-    pub fn uplink_leaks(&self) -> u64 {
-        let out = run(&format!(
-            "ip netns exec {} nft -j list table inet {LEAK_TABLE}",
-            self.cell_ns
-        ));
-        let json: serde_json::Value = serde_json::from_str(&out).expect("nft -j");
-        json["nftables"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .filter_map(|i| i["rule"]["expr"].as_array())
-            .flat_map(|e| e.iter().filter_map(|x| x["counter"]["packets"].as_u64()))
-            .sum()
     }
 }

@@ -1,0 +1,70 @@
+//! What the exits' tests and benchmark start from: the lab with picd's passes every
+//! `reconcile_seconds`, an admin, full-tunnel peers connected (each tunnel answering), a
+//! WireGuard provider and forwarding on the cell; and adding the provider as a `wireguard_ext`
+//! exit.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use super::*;
+use crate::common::*;
+
+/// The first ping through a new peer's tunnel.
+const FIRST_PING: Duration = Duration::from_secs(15);
+
+pub struct ExitsLab {
+    pub lab: Lab,
+    pub admin: TestClient,
+    /// The peers, in the order their names were given.
+    pub peers: Vec<WgClient>,
+    pub provider: Provider,
+}
+
+impl ExitsLab {
+    pub async fn start(reconcile_seconds: u64, peers: &[&str]) -> ExitsLab {
+        let options = LabOptions {
+            reconcile_interval_seconds: reconcile_seconds,
+            ..LabOptions::default()
+        };
+        let mut lab = Lab::start(options).await;
+        let admin = lab.admin().await;
+        let mut clients = Vec::new();
+        for name in peers {
+            create_peer(&admin, json!({ "name": name, "tunnel": "full" })).await;
+            let config = config_text(&admin, &format!("/api/peers/{name}/config")).await;
+            let client = lab.connect(&config);
+            assert!(
+                lab.tunnel_works_within(&client, FIRST_PING),
+                "{name}'s tunnel"
+            );
+            clients.push(client);
+        }
+        let provider = lab.provider();
+        lab.enable_forwarding();
+        ExitsLab {
+            lab,
+            admin,
+            peers: clients,
+            provider,
+        }
+    }
+
+    /// Adds the provider as a `wireguard_ext` exit named "provider"; answers its id and its
+    /// interface, whose userspace control socket is removed with the lab.
+    pub async fn add_wireguard_exit(&mut self) -> (String, String) {
+        let body = json!({ "name": "provider", "type": "wireguard_ext",
+                           "config": self.provider.customer_config });
+        let resp = self
+            .admin
+            .send_json(Method::POST, "/api/connectivity/connections", &body)
+            .await;
+        let (status, created) = json_of(resp).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let exit_if = created["interface"].as_str().expect("interface");
+        self.lab.forget_socket_later(exit_if);
+        let id = created["id"].as_str().expect("id");
+        (id.to_string(), exit_if.to_string())
+    }
+}
