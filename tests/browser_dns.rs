@@ -29,17 +29,10 @@ const IMPORT: &str = "imported 300 IN A 10.77.0.31\nbroken 300 IN A 10.77.0.999\
 #[tokio::test]
 async fn dns_page_works_in_chromium() -> Result<()> {
     require_browser();
-    let root = tempfile::tempdir()?;
-    let state_dir = root.path().join("state");
-    let profile_dir = tempfile::tempdir()?;
-    let (mut processes, base, driver) = launch(&state_dir, &root.path().join("picd.log")).await?;
-    // Declared after `processes`, so dropped first: the session ends before chromedriver dies.
-    let browser = open_browser(&driver, profile_dir.path()).await?;
+    // The browser is bound after the guard, so it drops first.
+    let (mut processes, base, browser) = start_browser_cell(&[]).await?;
 
-    log_in(&browser, &base, ADMIN, ADMIN_PASSWORD).await?;
-    browser
-        .wait_for_url("the admin app", |u| u.starts_with(&format!("{base}/#")))
-        .await?;
+    admin_app(&browser, &base).await?;
     click(&browser, ".nav a[data-route=dns]").await?;
     browser
         .wait_for_url("the DNS page", |u| u.contains("#/dns"))

@@ -201,15 +201,9 @@ async fn wireguard_file_is_refused_then_added(browser: &WebDriver, api: &AdminAp
 #[tokio::test]
 async fn exits_page_works_in_chromium() -> Result<()> {
     require_browser();
-    let root = tempfile::tempdir()?;
-    let state_dir = root.path().join("state");
-    let profile_dir = tempfile::tempdir()?;
-    let (mut processes, base, driver) = launch(&state_dir, &root.path().join("picd.log")).await?;
-    let browser = open_browser(&driver, profile_dir.path()).await?;
-    log_in(&browser, &base, ADMIN, ADMIN_PASSWORD).await?;
-    browser
-        .wait_for_url("the admin app", |u| u.starts_with(&format!("{base}/#")))
-        .await?;
+    // The browser is bound after the guard, so it drops first.
+    let (mut processes, base, browser) = start_browser_cell(&[]).await?;
+    admin_app(&browser, &base).await?;
     click(&browser, ".nav a[data-route=exits]").await?;
     browser.wait_for_text("#exits-list", "no exits").await?;
     let note = browser

@@ -84,18 +84,12 @@ async fn choose(browser: &WebDriver, css: &str, value: &str) -> Result<()> {
 #[tokio::test]
 async fn firewall_page_works_in_chromium() -> Result<()> {
     require_browser();
-    let root = tempfile::tempdir()?;
-    let state_dir = root.path().join("state");
-    let profile_dir = tempfile::tempdir()?;
-    let (mut processes, base, driver) = launch(&state_dir, &root.path().join("picd.log")).await?;
-    let browser = open_browser(&driver, profile_dir.path()).await?;
-    let traffic = seed_traffic(&state_dir.join("picd.db"))?;
+    // The browser is bound after the guard, so it drops first.
+    let (mut processes, base, browser) = start_browser_cell(&[]).await?;
+    let traffic = seed_traffic(&processes.state_dir.join("picd.db"))?;
     let api = AdminApi::log_in(&base).await?;
 
-    log_in(&browser, &base, ADMIN, ADMIN_PASSWORD).await?;
-    browser
-        .wait_for_url("the admin app", |u| u.starts_with(&format!("{base}/#")))
-        .await?;
+    admin_app(&browser, &base).await?;
     click(&browser, ".nav a[data-route=firewall]").await?;
     browser
         .wait_for_url("the Firewall page", |u| u.contains("#/firewall"))

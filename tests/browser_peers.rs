@@ -89,27 +89,17 @@ async fn log_out(browser: &WebDriver, menu: bool) -> Result<()> {
 #[tokio::test]
 async fn peers_portal_and_vault_work_in_chromium() -> Result<()> {
     require_browser();
-    let root = tempfile::tempdir()?;
-    let state_dir = root.path().join("state");
-    let profile_dir = tempfile::tempdir()?;
-    let (mut processes, base, driver) = launch(&state_dir, &root.path().join("picd.log")).await?;
-    // Declared after `processes`, so dropped first: the session ends before chromedriver dies.
-    let browser = open_browser(&driver, profile_dir.path()).await?;
+    // The browser is bound after the guard, so it drops first.
+    let (mut processes, base, browser) = start_browser_cell(&[]).await?;
 
-    log_in(&browser, &base, ADMIN, ADMIN_PASSWORD).await?;
-    browser
-        .wait_for_url("the admin app", |u| u.starts_with(&format!("{base}/#")))
-        .await?;
+    admin_app(&browser, &base).await?;
     add_peers(&browser).await?;
     let invitation = peer_detail(&browser, &base).await?;
     delete_peer(&browser, &base).await?;
     portal(&browser, &base, &invitation).await?;
     peer_login_goes_to_portal(&browser, &base).await?;
 
-    log_in(&browser, &base, ADMIN, ADMIN_PASSWORD).await?;
-    browser
-        .wait_for_url("the admin app", |u| u.starts_with(&format!("{base}/#")))
-        .await?;
+    admin_app(&browser, &base).await?;
     vault_certificates(&browser, &base).await?;
     vault_trust_keys(&browser).await?;
     vault_api_keys(&browser, &base).await?;

@@ -255,12 +255,8 @@ async fn invitation_page_and_portal(browser: &WebDriver, base: &str, token: &str
 #[tokio::test]
 async fn one_time_secrets_do_not_come_back() -> Result<()> {
     require_browser();
-    let root = tempfile::tempdir()?;
-    let state_dir = root.path().join("state");
-    let profile_dir = tempfile::tempdir()?;
-    let (mut processes, base, driver) = launch(&state_dir, &root.path().join("picd.log")).await?;
-    // Declared after `processes`, so dropped first: the session ends before chromedriver dies.
-    let browser = open_browser(&driver, profile_dir.path()).await?;
+    // The browser is bound after the guard, so it drops first.
+    let (mut processes, base, browser) = start_browser_cell(&[]).await?;
     let in_app = |u: &str| u.starts_with(&format!("{base}/#"));
 
     log_in(&browser, &base, ADMIN, ADMIN_PASSWORD).await?;

@@ -81,21 +81,14 @@ async fn shots(browser: &WebDriver, name: &str) -> Result<()> {
 #[tokio::test]
 async fn services_page_and_portal_credentials_work_in_chromium() -> Result<()> {
     require_browser();
-    let root = tempfile::tempdir()?;
-    let state_dir = root.path().join("state");
-    let profile_dir = tempfile::tempdir()?;
-    let env = [("PICD_DOCKER_SOCKET", NO_ENGINE)];
-    let (mut processes, base, driver) =
-        launch_with(&state_dir, &root.path().join("picd.log"), &env).await?;
-    let browser = open_browser(&driver, profile_dir.path()).await?;
+    // The browser is bound after the guard, so it drops first.
+    let (mut processes, base, browser) =
+        start_browser_cell(&[("PICD_DOCKER_SOCKET", NO_ENGINE)]).await?;
     let api = AdminApi::log_in(&base).await?;
     let body = json!({ "name": PEER, "portal_password": PEER_PASSWORD });
     api.post("/api/peers", body).await?;
 
-    log_in(&browser, &base, ADMIN, ADMIN_PASSWORD).await?;
-    browser
-        .wait_for_url("the admin app", |u| u.starts_with(&format!("{base}/#")))
-        .await?;
+    admin_app(&browser, &base).await?;
     click(&browser, ".nav a[data-route=services]").await?;
     browser
         .wait_for_url("the Services page", |u| u.contains("#/services"))
@@ -121,10 +114,7 @@ async fn services_page_and_portal_credentials_work_in_chromium() -> Result<()> {
         .wait_for_url("/login", |u| u.ends_with("/login"))
         .await?;
 
-    log_in(&browser, &base, ADMIN, ADMIN_PASSWORD).await?;
-    browser
-        .wait_for_url("the admin app", |u| u.starts_with(&format!("{base}/#")))
-        .await?;
+    admin_app(&browser, &base).await?;
     browser.goto(&format!("{base}/#/services")).await?;
     remove_with_purge(&browser, &api).await?;
     check_console(&browser).await?;

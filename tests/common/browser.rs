@@ -42,7 +42,11 @@ split_horizon = true
 pub struct Processes {
     pub children: Vec<(&'static str, Child)>,
     pub picd_log: PathBuf,
+    /// picd's state directory (set by `start_browser_cell`).
+    pub state_dir: PathBuf,
     pub passed: bool,
+    /// Folders removed once the children are gone.
+    dirs: Vec<tempfile::TempDir>,
 }
 
 impl Drop for Processes {
@@ -132,7 +136,9 @@ pub async fn launch_with(
     let mut processes = Processes {
         children: Vec::new(),
         picd_log: picd_log.to_path_buf(),
+        state_dir: state_dir.to_path_buf(),
         passed: false,
+        dirs: Vec::new(),
     };
     let picd_port = free_port();
     let picd = picd_command()
@@ -279,6 +285,31 @@ pub async fn text_of(browser: &WebDriver, css: &str) -> Result<String> {
             other => return other,
         }
     }
+}
+
+/// One test's picd (set up from the answers file, these variables in its environment) and
+/// Chromium, in folders the guard keeps until it drops. Bind the browser after the guard, so
+/// it drops first: the session ends before chromedriver dies.
+pub async fn start_browser_cell(env: &[(&str, &str)]) -> Result<(Processes, String, WebDriver)> {
+    let root = tempfile::tempdir()?;
+    let profile = tempfile::tempdir()?;
+    let state_dir = root.path().join("state");
+    let (mut processes, base, driver) =
+        launch_with(&state_dir, &root.path().join("picd.log"), env).await?;
+    let browser = open_browser(&driver, profile.path()).await?;
+    processes.state_dir = state_dir;
+    processes.dirs = vec![profile, root];
+    Ok((processes, base, browser))
+}
+
+/// Signs the admin in through the login page and waits for the admin app.
+pub async fn admin_app(browser: &WebDriver, base: &str) -> Result<()> {
+    log_in(browser, base, ADMIN, ADMIN_PASSWORD).await?;
+    let app = format!("{base}/#");
+    browser
+        .wait_for_url("the admin app", |u| u.starts_with(&app))
+        .await
+        .map(drop)
 }
 
 pub async fn log_in(browser: &WebDriver, base: &str, user: &str, password: &str) -> Result<()> {
