@@ -21,7 +21,6 @@ use serde_json::{json, Value};
 const CONNECTIONS: &str = "/api/connectivity/connections";
 const RECONCILE_SECONDS: u64 = 3;
 const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
-const FAST_REFUSAL: Duration = Duration::from_millis(1500);
 
 struct ProxyLab {
     lab: Lab,

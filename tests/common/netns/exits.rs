@@ -13,6 +13,43 @@ use crate::common::*;
 
 /// The first ping through a new peer's tunnel.
 const FIRST_PING: Duration = Duration::from_secs(15);
+/// A refusal must come back well within curl's own limit (5 s).
+pub const FAST_REFUSAL: Duration = Duration::from_millis(1500);
+
+/// The peer's HTTP to the internet is refused at once (not a timeout) over IPv4 and IPv6,
+/// and none of its packets left through the uplink (counted since `watch_uplink_for`).
+pub fn assert_refused_at_once(lab: &Lab, peer: &WgClient, when: &str) {
+    for (family, (seen, took)) in [("IPv4", fetch(peer)), ("IPv6", fetch6(peer))] {
+        assert_eq!(
+            seen, None,
+            "{when}: the peer reached the internet over {family}"
+        );
+        assert!(
+            took < FAST_REFUSAL,
+            "{when}: {family} refused only after {took:?}, not at once"
+        );
+    }
+    assert_eq!(
+        lab.uplink_leaks(),
+        0,
+        "{when}: the peer's packets on the uplink"
+    );
+    eprintln!("{when}: refused at once, 0 packets on the uplink");
+}
+
+/// `assert_refused_at_once`, and the peer's DNS to a hard-coded resolver goes unanswered
+/// (UDP and TCP) and a ping leaves nothing on the uplink either.
+pub fn assert_cut_off(lab: &Lab, peer: &WgClient, when: &str) {
+    assert_refused_at_once(lab, peer, when);
+    assert!(!dns_answered(peer, false), "{when}: DNS over UDP answered");
+    assert!(!dns_answered(peer, true), "{when}: DNS over TCP answered");
+    let _ = lab.ping(peer, INTERNET_SERVER);
+    assert_eq!(
+        lab.uplink_leaks(),
+        0,
+        "{when}: the peer's packets on the uplink"
+    );
+}
 
 pub struct ExitsLab {
     pub lab: Lab,
