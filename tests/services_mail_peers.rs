@@ -29,8 +29,8 @@ const LOGIN_DENIED: i32 = 67;
 /// How long the mail takes from submission to bob's INBOX (Postfix's queue, then LMTP).
 const DELIVERED_WITHIN: Duration = Duration::from_secs(20);
 
-/// curl in a peer's namespace with `mail.<domain>` resolved to the cell's WireGuard address
-/// (the name the cell's DNS gives the peers): (exit code, stdout, stderr).
+/// curl in a peer's namespace with `mail.<domain>` resolved to `cell` (the address the cell's
+/// DNS gave the peer): (exit code, stdout, stderr).
 fn curl_in(ns: &str, cell: &str, args: &[&str]) -> (i32, String, String) {
     let mut command = Command::new("ip");
     command.args(["netns", "exec", ns, "curl", "-s", "-S", "--max-time", "15"]);
@@ -45,6 +45,18 @@ fn curl_in(ns: &str, cell: &str, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The first IPv4 address the cell's DNS (at `dns`) answers a peer for `mail.<domain>`.
+fn address_in_the_cells_dns(ns: &str, dns: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "dig", "+short", "+time=2", "+tries=3"])
+        .arg(format!("@{dns}"))
+        .args([HOST, "A"])
+        .output()
+        .expect("running dig (apt-get install bind9-dnsutils)");
+    let answer = String::from_utf8_lossy(&out.stdout);
+    answer.lines().next().unwrap_or_default().trim().to_string()
 }
 
 /// Alice's submission of `message` to `rcpt`, with `extra` arguments (TLS or not).
@@ -93,6 +105,7 @@ fn without_credentials(log: &str) -> String {
 
 #[tokio::test]
 async fn a_peer_sends_over_submission_and_another_reads_over_imaps_both_with_tls() {
+    require_root_and_tools(&["curl", "dig"]);
     let engine_dir = Dockerd::new_dir();
     let socket = Dockerd::socket_in(&engine_dir).display().to_string();
     let options = LabOptions {
@@ -105,7 +118,6 @@ async fn a_peer_sends_over_submission_and_another_reads_over_imaps_both_with_tls
     let built = build_images(&lab.state_dir(), &dockerd);
     assert!(built.contains("mail: image sha256:"), "{built}");
     let admin = lab.admin().await;
-    let cell = lab.cell_wg_addr();
     let mut clients = Vec::new();
     for name in ["alice", "bob"] {
         create_peer(&admin, json!({ "name": name })).await;
@@ -131,6 +143,9 @@ async fn a_peer_sends_over_submission_and_another_reads_over_imaps_both_with_tls
     assert_eq!(ports["imaps"], 993, "{active}");
     assert_eq!(ports["submission"], 587, "{active}");
     let imap_port = ports["imap"].as_u64().expect("the loopback imap port");
+    // The peers find the mail server by name, through the cell's DNS.
+    let cell = address_in_the_cells_dns(&alice_ns, &lab.cell_wg_addr());
+    assert_eq!(cell, lab.cell_wg_addr(), "{HOST} in the cell's DNS");
 
     // The certificate for mail.<domain>, from the cell's CA; its key readable by root only.
     let config_dir = lab.state_dir().join("services/mail/config");
