@@ -111,18 +111,53 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // A restart re-applies every driver's desired state.
     app.request_reconcile();
 
-    tokio::select! {
-        // Its own task: the signal that stops picd is heard even while a loop below is busy.
-        served = tokio::spawn(serve_until_stopped(listener, socket, app.clone())) => served.context("HTTP server task")?.context("HTTP server")?,
-        ended = crate::health::run_health_checks(app.health.clone()) => ended.context("health checks ended")?,
-        ended = crate::services::tls::run_certificate_keeper(app.services.clone()) => ended.context("service certificate keeper ended")?,
-        ended = run_session_sweeper(app.core.clone()) => ended.context("session sweeper ended")?,
-        ended = run_reconciler(app.core.clone()) => ended.context("reconciler ended")?,
-        ended = crate::connectivity::passes::run_exit_health(app.connectivity.clone()) => ended.context("exit health checks ended")?,
-        // Its own task too: a reconcile pass blocks its thread while it reads a stopped device.
-        ended = tokio::spawn(app.wireguard.wireguard.clone().run_device_watchdog()) => ended.context("WireGuard watchdog task")?.context("WireGuard")?,
-        ended = run_storage_keepers(app.core.clone(), storage.degraded()) => ended.context("storage keepers ended")?,
-    }
+    // Each loop in a task of its own, so one loop's blocking work (a reconcile pass reading a
+    // stopped device) never holds up another, nor the signal that stops picd. The first to
+    // end ends picd; the others are cancelled before the shutdown below.
+    let mut loops = tokio::task::JoinSet::new();
+    let a = app.clone();
+    loops.spawn(async move {
+        serve_until_stopped(listener, socket, a)
+            .await
+            .context("HTTP server")
+    });
+    let health = app.health.clone();
+    loops.spawn(async move {
+        crate::health::run_health_checks(health)
+            .await
+            .context("health checks ended")
+    });
+    let services = app.services.clone();
+    loops.spawn(async move {
+        crate::services::tls::run_certificate_keeper(services)
+            .await
+            .context("service certificate keeper ended")
+    });
+    let core = app.core.clone();
+    loops.spawn(async move {
+        run_session_sweeper(core)
+            .await
+            .context("session sweeper ended")
+    });
+    let core = app.core.clone();
+    loops.spawn(async move { run_reconciler(core).await.context("reconciler ended") });
+    let exits = app.connectivity.clone();
+    loops.spawn(async move {
+        crate::connectivity::passes::run_exit_health(exits)
+            .await
+            .context("exit health checks ended")
+    });
+    let wireguard = app.wireguard.wireguard.clone();
+    loops.spawn(async move { wireguard.run_device_watchdog().await.context("WireGuard") });
+    let (core, degraded) = (app.core.clone(), storage.degraded());
+    loops.spawn(async move {
+        run_storage_keepers(core, degraded)
+            .await
+            .context("storage keepers ended")
+    });
+    let first = loops.join_next().await.context("no loop ran")?;
+    loops.shutdown().await;
+    first.context("a loop panicked")??;
     // The exits' processes (openvpn, redsocks) are picd's children: they stop with it, and
     // their peers stay closed.
     let exits = &app.connectivity.connectivity;
