@@ -181,6 +181,24 @@ impl Drop for Dockerd {
             let _ = self.docker(&["rm", "-f", id]);
         }
         stop_child(&mut child);
+        // The engine leaves its network namespace handle (`exec/netns/default`, an nsfs
+        // mount) behind; TempDir cannot remove a mount point, and each engine's data is
+        // hundreds of MB of imported images, so a run would fill the disk.
+        unmount_under(self.dir.path());
+    }
+}
+
+/// Detaches every mount below `root`, deepest first.
+fn unmount_under(root: &Path) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| Path::new(point).starts_with(root))
+        .collect();
+    points.sort_by_key(|point| std::cmp::Reverse(point.len()));
+    for point in points {
+        let _ = Command::new("umount").args(["-l", point]).status();
     }
 }
 
