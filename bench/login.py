@@ -41,7 +41,7 @@ wireguard_port = 51820
 subnet_v4 = "10.77.0.0/24"
 subnet_v6 = "fd77:77::/64"
 [dns]
-upstreams = ["9.9.9.9", "2620:fe::fe"]
+upstreams = ["127.0.0.1:9"]
 split_horizon = true
 """
 

@@ -79,7 +79,7 @@ wireguard_port = 51820
 subnet_v4 = "$SUBNET_V4"
 subnet_v6 = "fd77:77::/64"
 [dns]
-upstreams = ["9.9.9.9"]
+upstreams = ["127.0.0.1:9"]
 split_horizon = true
 TOML
 "$PICD" --config "$WORK/picd.toml" setup --answers "$WORK/answers.toml" --state-dir "$WORK/state" >/dev/null

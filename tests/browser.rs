@@ -28,7 +28,10 @@ const ENDPOINT: &str = "vpn.home.example";
 /// Host bits set: the wizard must refuse it next to the IPv4 subnet input.
 const BAD_SUBNET_V4: &str = "10.77.0.1/24";
 const SUBNET_V4: &str = "10.77.0.0/24";
-const EXTRA_UPSTREAM: &str = "149.112.112.112";
+/// The cell's upstreams in this test: loopback stand-ins (nothing listens on port 9), so no
+/// question the test cell forwards ever leaves the machine.
+const UPSTREAMS: [&str; 2] = ["127.0.0.1:9", "127.0.0.2:9"];
+const EXTRA_UPSTREAM: &str = "127.0.0.3:9";
 /// The status page has loaded its subsystems.
 const SUBSYSTEMS_SHOWN: &str = "#subsystems li[data-subsystem=wireguard] .badge";
 /// Well-formed, and not the cell's setup code.
@@ -276,12 +279,17 @@ async fn walk_the_wizard(browser: &WebDriver, base: &str) -> Result<()> {
     browser.fill("#cell-subnet_v4", SUBNET_V4).await?;
     click(browser, "#cell-submit").await?;
 
-    // The DNS step comes prefilled; add one more resolver and keep split horizon on.
+    // The DNS step comes prefilled with two public resolvers: replace them with the test's
+    // stand-ins, add one more, and keep split horizon on.
     browser.wait_for("#dns-form").await?;
     ensure!(
         browser.find_all("#dns-upstreams input").await?.len() == 2,
         "two default upstreams"
     );
+    for (row, upstream) in UPSTREAMS.iter().enumerate() {
+        let css = format!("#dns-upstreams li:nth-child({}) input", row + 1);
+        browser.fill(&css, upstream).await?;
+    }
     click(browser, "#dns-add-upstream").await?;
     browser
         .fill("#dns-upstreams li:last-child input", EXTRA_UPSTREAM)
@@ -312,12 +320,19 @@ async fn walk_the_wizard(browser: &WebDriver, base: &str) -> Result<()> {
 
     // Review shows everything; Back returns to TLS and DNS with the values kept, then on.
     let summary = browser.wait_for_text(".summary", CELL_DOMAIN).await?;
-    for expected in [ADMIN, ENDPOINT, SUBNET_V4, EXTRA_UPSTREAM, "own CA"] {
+    for expected in [ADMIN, ENDPOINT, SUBNET_V4, EXTRA_UPSTREAM, "own CA"]
+        .into_iter()
+        .chain(UPSTREAMS)
+    {
         ensure!(
             summary.contains(expected),
             "review lacks {expected}: {summary}"
         );
     }
+    ensure!(
+        !summary.contains("9.9.9.9"),
+        "a public resolver is left among the test cell's upstreams: {summary}"
+    );
     shot(browser, "wizard-review").await?;
     click(browser, "#review-back").await?;
     browser.wait_for("#tls-form").await?;
