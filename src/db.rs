@@ -181,10 +181,28 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&Transaction) -> Result<T, ApiError> + Send + 'static,
     {
+        self.submit(f, false).await
+    }
+
+    /// A write that yields to every other: one step of a long job (an import), run when no
+    /// ordinary write is queued and committed alone.
+    pub async fn write_background<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.submit(f, true).await
+    }
+
+    async fn submit<T, F>(&self, f: F, background: bool) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T, ApiError> + Send + 'static,
+    {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.inner
             .writer
-            .submit(Box::new(writer::WriteJob::new(f, reply)))?;
+            .submit(Box::new(writer::WriteJob::new(f, reply, background)))?;
         answer.await.map_err(|_| {
             ApiError::Internal(anyhow::anyhow!("the database writer dropped a write"))
         })?

@@ -220,3 +220,35 @@ fn dropping_the_last_handle_commits_what_was_queued() {
         .expect("count");
     assert_eq!(n, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_job_waits_for_queued_writes_and_commits_alone() {
+    let (dir, db) = open();
+    let outside = Connection::open(dir.path().join("test.db")).expect("outside connection");
+    let (release, holder) = hold_writer(&db).await;
+    let background = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            db.write_background(move |tx| {
+                insert(tx, 100)?;
+                // Run after the ordinary writes' commit, not inside their group.
+                Ok(outside.query_row("SELECT COUNT(*) FROM items", [], |r| r.get::<_, i64>(0))?)
+            })
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Queued after the background job, yet written before it.
+    let ordinary = queue(&db, QUEUED_JOBS, |i, tx| insert(tx, i as i64)).await;
+    release.send(()).expect("release");
+    holder.await.expect("holder");
+    for job in join_all(ordinary).await {
+        job.expect("task").expect("job");
+    }
+    let seen = background.await.expect("task").expect("background job");
+    assert_eq!(
+        seen, QUEUED_JOBS as i64,
+        "the background job ran before or among the writes queued behind it"
+    );
+    assert_eq!(committed_items(&db).len(), QUEUED_JOBS + 1);
+}

@@ -5,6 +5,7 @@
 //! Writers inside picd therefore queue here instead of polling SQLite's busy timeout against
 //! each other, and a burst of writes costs one durable commit instead of one each.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender};
@@ -30,6 +31,11 @@ pub trait Job: Send {
     fn fail(&mut self, err: ApiError);
     /// Hands the outcome back, once the group's commit has succeeded or failed.
     fn answer(self: Box<Self>, committed: Result<(), &str>);
+    /// A background job (one step of a long import) runs only when no other write waits,
+    /// and alone in its group, so it never delays another write by more than its own run.
+    fn background(&self) -> bool {
+        false
+    }
 }
 
 /// A write whose value goes back to the caller over a oneshot channel.
@@ -37,14 +43,16 @@ pub struct WriteJob<T, F> {
     work: Option<F>,
     outcome: Option<Result<T, ApiError>>,
     reply: oneshot::Sender<Result<T, ApiError>>,
+    background: bool,
 }
 
 impl<T, F> WriteJob<T, F> {
-    pub fn new(work: F, reply: oneshot::Sender<Result<T, ApiError>>) -> Self {
+    pub fn new(work: F, reply: oneshot::Sender<Result<T, ApiError>>, background: bool) -> Self {
         WriteJob {
             work: Some(work),
             outcome: None,
             reply,
+            background,
         }
     }
 }
@@ -79,6 +87,10 @@ where
         };
         // The caller may have gone away (its request was dropped); nothing to tell then.
         let _ = self.reply.send(answer);
+    }
+
+    fn background(&self) -> bool {
+        self.background
     }
 }
 
@@ -144,13 +156,22 @@ fn run_writer(
     queue: &Receiver<Box<dyn Job>>,
     commits: &watch::Sender<u64>,
 ) {
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
+    // Background jobs wait here while ordinary writes are queued.
+    let mut deferred: VecDeque<Box<dyn Job>> = VecDeque::new();
+    loop {
+        let mut batch = Vec::new();
+        if deferred.is_empty() {
+            let Ok(first) = queue.recv() else { break };
+            sort_job(first, &mut batch, &mut deferred);
+        }
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => sort_job(job, &mut batch, &mut deferred),
                 Err(_) => break,
             }
+        }
+        if batch.is_empty() {
+            batch.extend(deferred.pop_front());
         }
         let committed = commit_batch(&mut conn, batch);
         if committed {
@@ -164,6 +185,18 @@ fn run_writer(
                 Err(e) => tracing::error!(error = %e, "reopening the database writer connection"),
             }
         }
+    }
+}
+
+fn sort_job(
+    job: Box<dyn Job>,
+    batch: &mut Vec<Box<dyn Job>>,
+    deferred: &mut VecDeque<Box<dyn Job>>,
+) {
+    if job.background() {
+        deferred.push_back(job);
+    } else {
+        batch.push(job);
     }
 }
 

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-use super::index::ZoneIndex;
+use super::index::{check_cname_rules_in, ZoneIndex};
 use super::input;
 use super::store;
 use super::zonefile::{self, ImportError};
@@ -90,7 +90,7 @@ pub async fn import(
         let name = zone.clone();
         let (count, errors, rest) = app
             .db
-            .write(move |tx| insert_for_a_while(tx, &name, pending, JOB_BUDGET))
+            .write_background(move |tx| insert_for_a_while(tx, &name, pending, limits))
             .await?;
         imported += count;
         plan.errors.extend(errors);
@@ -224,31 +224,128 @@ fn plan(conn: &rusqlite::Connection, zone: &str, text: &str, limits: Limits) -> 
 /// What one writer job inserted, the lines it refused, and the records left for the next job.
 type JobOutcome = (usize, Vec<ImportError>, Vec<(usize, Record)>);
 
-/// One writer job: inserts records taken from the end of `pending` until `budget` has passed
-/// (at least one per job, so an import always advances), and gives back the rest. A record a
-/// concurrent write already stored is an error on its line, not a failure of the job.
+/// One writer job (a background one: writes queued meanwhile go first, and never share its
+/// commit): inserts records taken from the end of `pending` until `JOB_BUDGET` has passed (at
+/// least one per job, so an import always advances), and gives back the rest. The plan was
+/// made on a reader, so what a concurrent write stored since is checked again here: a
+/// duplicate or a CNAME conflict is an error on its line, and a zone that reached its cap
+/// refuses the records left, each on its line.
 fn insert_for_a_while(
     tx: &rusqlite::Transaction<'_>,
     zone: &str,
     mut pending: Vec<(usize, Record)>,
-    budget: Duration,
+    limits: Limits,
 ) -> ApiResult<JobOutcome> {
     store::require_zone(tx, zone)?;
     let started = Instant::now();
+    let mut stored = store::record_count(tx, zone)?;
     let (mut count, mut errors) = (0, Vec::new());
     while let Some((line, record)) = pending.pop() {
-        match store::insert_record(tx, zone, &record, "public") {
-            Ok(_) => count += 1,
-            Err(e @ ApiError::Conflict { .. }) => errors.push(ImportError {
-                line,
-                text: format!("{} {}", record.name.to_lowercase(), record.record_type()),
-                error: e.to_string(),
-            }),
+        if stored >= limits.per_zone {
+            let full = format!(
+                "the zone holds dns_max_records_per_zone ({}) records",
+                limits.per_zone
+            );
+            errors.push(refused(line, &record, full.clone()));
+            errors.extend(
+                pending
+                    .drain(..)
+                    .map(|(line, record)| refused(line, &record, full.clone())),
+            );
+            break;
+        }
+        let inserted = check_cname_rules_in(tx, zone, &record, "public")
+            .and_then(|()| store::insert_record(tx, zone, &record, "public"));
+        match inserted {
+            Ok(_) => (count, stored) = (count + 1, stored + 1),
+            Err(e @ ApiError::Conflict { .. }) => {
+                errors.push(refused(line, &record, e.to_string()))
+            }
             Err(other) => return Err(other),
         }
-        if started.elapsed() >= budget {
+        if started.elapsed() >= JOB_BUDGET {
             break;
         }
     }
     Ok((count, errors, pending))
+}
+
+fn refused(line: usize, record: &Record, error: String) -> ImportError {
+    ImportError {
+        line,
+        text: format!("{} {}", record.name.to_lowercase(), record.record_type()),
+        error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use hickory_proto::rr::rdata::{A, CNAME};
+    use hickory_proto::rr::{Name, RData};
+
+    use super::*;
+
+    const ZONE: &str = "home.example";
+
+    fn db() -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("../../migrations/0004_dns.sql"))
+            .unwrap();
+        store::create_zone(&conn, ZONE, 300).unwrap();
+        conn
+    }
+
+    fn a(name: &str, last: u8) -> Record {
+        let name = Name::from_str(&format!("{name}.{ZONE}.")).unwrap();
+        Record::from_rdata(name, 300, RData::A(A::new(10, 0, 0, last)))
+    }
+
+    fn cname(name: &str, target: &str) -> Record {
+        let name = Name::from_str(&format!("{name}.{ZONE}.")).unwrap();
+        let target = Name::from_str(target).unwrap();
+        Record::from_rdata(name, 300, RData::CNAME(CNAME(target)))
+    }
+
+    fn limits(per_zone: usize) -> Limits {
+        Limits {
+            per_import: 100,
+            per_zone,
+        }
+    }
+
+    #[test]
+    fn a_cname_stored_after_the_plan_refuses_the_line_it_conflicts_with() {
+        let mut conn = db();
+        let tx = conn.transaction().unwrap();
+        // A concurrent write, after the plan was made on a reader.
+        store::insert_record(&tx, ZONE, &cname("www", "elsewhere.example."), "public").unwrap();
+        let pending = vec![(2, a("mail", 2)), (1, a("www", 1))];
+        let (count, errors, rest) = insert_for_a_while(&tx, ZONE, pending, limits(10)).unwrap();
+        assert_eq!(count, 1, "the other line is imported");
+        assert!(rest.is_empty());
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].line, 1);
+        assert!(errors[0].error.contains("CNAME"), "{}", errors[0].error);
+    }
+
+    #[test]
+    fn a_zone_filled_after_the_plan_refuses_every_line_left() {
+        let mut conn = db();
+        let tx = conn.transaction().unwrap();
+        store::insert_record(&tx, ZONE, &a("one", 1), "public").unwrap();
+        store::insert_record(&tx, ZONE, &a("two", 2), "public").unwrap();
+        let pending = vec![(3, a("c", 3)), (2, a("b", 2)), (1, a("a", 1))];
+        let (count, errors, rest) = insert_for_a_while(&tx, ZONE, pending, limits(3)).unwrap();
+        assert_eq!(count, 1, "one record fits under the cap");
+        assert!(
+            rest.is_empty(),
+            "the records left are refused, not carried on"
+        );
+        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 3]);
+        assert!(errors[0].error.contains("dns_max_records_per_zone (3)"));
+        assert_eq!(store::record_count(&tx, ZONE).unwrap(), 3);
+    }
 }

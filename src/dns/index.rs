@@ -1,6 +1,8 @@
-//! A zone's records as one write needs them: which (name, type, data, view) exist, and which
-//! names hold a CNAME. Loaded once per transaction or import, then kept up to date in memory,
-//! so a bulk or an import costs one read of the zone instead of one per record.
+//! A zone's records as an import's plan needs them: which (name, type, data, view) exist, and
+//! which names hold a CNAME. Loaded once per import on a reader, then kept up to date in
+//! memory as the plan takes records, so planning costs one read of the zone. Writes on the
+//! writer ask the same CNAME rules of the database, for the names they touch only
+//! (`check_cname_rules_in`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -57,45 +59,49 @@ impl ZoneIndex {
         }
     }
 
-    pub fn remove(&mut self, row: &RecordRow) {
-        let key = (
-            row.name.clone(),
-            row.rtype.clone(),
-            row.data.clone(),
-            row.view.clone(),
-        );
-        if self.records.remove(&key) {
-            if let Some(counts) = self.names.get_mut(&(row.name.clone(), row.view.clone())) {
-                if row.rtype == "CNAME" {
-                    counts.0 = counts.0.saturating_sub(1);
-                } else {
-                    counts.1 = counts.1.saturating_sub(1);
-                }
-            }
-        }
-    }
-
     /// RFC 1034: a name with a CNAME has no other data, and a CNAME cannot join other data.
     pub fn check_cname_rules(&self, record: &Record, view: &str) -> Result<(), ApiError> {
         let name = record.name.to_lowercase().to_string();
-        let (cnames, others) = self
+        let counts = self
             .names
             .get(&(name.clone(), view.to_string()))
             .copied()
             .unwrap_or_default();
-        let is_cname = record.record_type() == RecordType::CNAME;
-        if is_cname && cnames > 0 {
-            return Err(ApiError::conflict(
-                "cname_conflict",
-                format!("{name} already has a CNAME"),
-            ));
-        }
-        if (is_cname && others > 0) || (!is_cname && cnames > 0) {
-            return Err(ApiError::conflict(
-                "cname_conflict",
-                format!("{name} has a CNAME: it cannot have other records"),
-            ));
-        }
-        Ok(())
+        cname_rule(&name, counts, record.record_type() == RecordType::CNAME)
     }
+}
+
+/// The same rules as `ZoneIndex::check_cname_rules`, asked of the database for the one name
+/// a write touches (the `dns_records_name` index): a write costs a lookup, not a read of the
+/// whole zone, and sees what a concurrent import already stored.
+pub fn check_cname_rules_in(
+    conn: &Connection,
+    zone: &str,
+    record: &Record,
+    view: &str,
+) -> Result<(), ApiError> {
+    let name = record.name.to_lowercase().to_string();
+    let counts = store::name_counts(conn, zone, &name, view)?;
+    cname_rule(&name, counts, record.record_type() == RecordType::CNAME)
+}
+
+/// `counts` are the CNAME records and the other records `name` holds.
+fn cname_rule(
+    name: &str,
+    (cnames, others): (usize, usize),
+    is_cname: bool,
+) -> Result<(), ApiError> {
+    if is_cname && cnames > 0 {
+        return Err(ApiError::conflict(
+            "cname_conflict",
+            format!("{name} already has a CNAME"),
+        ));
+    }
+    if (is_cname && others > 0) || (!is_cname && cnames > 0) {
+        return Err(ApiError::conflict(
+            "cname_conflict",
+            format!("{name} has a CNAME: it cannot have other records"),
+        ));
+    }
+    Ok(())
 }

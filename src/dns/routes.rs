@@ -13,7 +13,7 @@ use rusqlite::Transaction;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::index::ZoneIndex;
+use super::index::check_cname_rules_in;
 use super::input::{self, RecordInput};
 use super::store::{self, RecordRow};
 use crate::audit::{AuditCtx, Entry};
@@ -175,21 +175,16 @@ pub enum Operation {
     },
 }
 
-/// Applies one operation inside `tx`, keeping `index` (loaded once for the whole write) in
-/// step; returns what the response and the audit entry show.
-fn apply(
-    tx: &Transaction<'_>,
-    zone_row: &store::ZoneRow,
-    index: &mut ZoneIndex,
-    op: &Operation,
-) -> ApiResult<Value> {
+/// Applies one operation inside `tx` (the CNAME rules asked of the records its name holds,
+/// earlier operations of the same write included); returns what the response and the audit
+/// entry show.
+fn apply(tx: &Transaction<'_>, zone_row: &store::ZoneRow, op: &Operation) -> ApiResult<Value> {
     let zone = zone_row.name.as_str();
     match op {
         Operation::Add { record } => {
             let (parsed, view) = input::record(zone_row, record)?;
-            index.check_cname_rules(&parsed, &view)?;
+            check_cname_rules_in(tx, zone, &parsed, &view)?;
             let row = store::insert_record(tx, zone, &parsed, &view)?;
-            index.insert(&row);
             Ok(json!(row))
         }
         Operation::Update {
@@ -210,10 +205,8 @@ fn apply(
             };
             let (parsed, view) = input::record(zone_row, &replacement)?;
             store::delete_record(tx, id)?;
-            index.remove(&old);
-            index.check_cname_rules(&parsed, &view)?;
+            check_cname_rules_in(tx, zone, &parsed, &view)?;
             let mut row = store::insert_record(tx, zone, &parsed, &view)?;
-            index.insert(&row);
             // The record keeps its id across updates.
             tx.execute(
                 "UPDATE dns_records SET id = ?1, created_at = ?2 WHERE id = ?3",
@@ -228,7 +221,6 @@ fn apply(
                 .filter(|r| r.zone == zone)
                 .ok_or_else(|| ApiError::not_found("record"))?;
             store::delete_record(tx, id)?;
-            index.remove(&old);
             Ok(json!({ "deleted": old.id, "name": old.name, "type": old.rtype, "data": old.data }))
         }
     }
@@ -249,14 +241,13 @@ async fn write(
             entry.target_type = "dns_zone".into();
             entry.target_id = zone.clone();
             let zone_row = store::require_zone(tx, &zone)?;
-            let mut index = ZoneIndex::load(tx, &zone)?;
             let adds = ops.iter().filter(|op| matches!(op, Operation::Add { .. })).count();
-            if index.len() + adds > max_records {
+            if store::record_count(tx, &zone)? + adds > max_records {
                 return Err(ApiError::LimitExceeded { limit: "dns_max_records_per_zone", max: max_records, too_large: false });
             }
             let mut results = Vec::new();
             for (i, op) in ops.iter().enumerate() {
-                let result = apply(tx, &zone_row, &mut index, op).map_err(|e| match e {
+                let result = apply(tx, &zone_row, op).map_err(|e| match e {
                     ApiError::Invalid { fields } if ops.len() > 1 => ApiError::Invalid {
                         fields: fields.into_iter().map(|(f, m)| (format!("operations[{i}].{f}"), m)).collect(),
                     },

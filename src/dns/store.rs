@@ -164,6 +164,26 @@ pub fn records(conn: &Connection, zone: &str) -> rusqlite::Result<Vec<RecordRow>
     .collect()
 }
 
+/// How many records the zone holds.
+pub fn record_count(conn: &Connection, zone: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached("SELECT COUNT(*) FROM dns_records WHERE zone = ?1")?
+        .query_row([zone], |r| r.get(0))
+}
+
+/// How many CNAME records and how many others `name` holds in `view`.
+pub fn name_counts(
+    conn: &Connection,
+    zone: &str,
+    name: &str,
+    view: &str,
+) -> rusqlite::Result<(usize, usize)> {
+    conn.prepare_cached(
+        "SELECT COALESCE(SUM(type = 'CNAME'), 0), COALESCE(SUM(type <> 'CNAME'), 0)
+         FROM dns_records WHERE zone = ?1 AND name = ?2 AND view = ?3",
+    )?
+    .query_row([zone, name, view], |r| Ok((r.get(0)?, r.get(1)?)))
+}
+
 pub fn record(conn: &Connection, id: &str) -> rusqlite::Result<Option<RecordRow>> {
     conn.query_row(
         &format!("SELECT {RECORD_COLUMNS} FROM dns_records WHERE id = ?1"),
