@@ -101,6 +101,27 @@ struct Recorded {
     checksum: Option<String>,
 }
 
+/// The checksums of the migrations of every released picd (`sha256sum` lines), compiled in:
+/// what a database migrated by a release that kept no checksums was built from.
+const RELEASED: &str = include_str!("../../migrations/released.sha256");
+
+/// The released checksum of migration `version`, if a release shipped it.
+fn released_checksum(version: u32, name: &str) -> Option<&'static str> {
+    let file = format!("{}.sql", label(version, name));
+    RELEASED.lines().find_map(|line| {
+        let (sum, listed) = line.split_once("  ")?;
+        (listed.trim() == file).then_some(sum.trim())
+    })
+}
+
+/// What a recorded row's migration is known to have been: its recorded checksum, or, for a
+/// row from before checksums were kept, the released one.
+fn known_checksum(recorded: Option<&str>, version: u32, name: &str) -> Option<String> {
+    recorded
+        .map(str::to_string)
+        .or_else(|| released_checksum(version, name).map(str::to_string))
+}
+
 fn checksum(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))
 }
@@ -237,11 +258,18 @@ fn check_known(recorded: &[Recorded]) -> anyhow::Result<()> {
 /// A migration whose text differs from the one that was applied means this binary would
 /// build a different schema than the database has: refused, naming the migration.
 fn check_unchanged(recorded: &[Recorded]) -> anyhow::Result<()> {
+    check_unchanged_against(recorded, MIGRATIONS)
+}
+
+fn check_unchanged_against(
+    recorded: &[Recorded],
+    migrations: &[(u32, &str, &str)],
+) -> anyhow::Result<()> {
     for row in recorded {
-        let Some(stored) = &row.checksum else {
+        let Some((version, name, sql)) = migrations.iter().find(|m| m.0 == row.version) else {
             continue;
         };
-        let Some((version, name, sql)) = MIGRATIONS.iter().find(|m| m.0 == row.version) else {
+        let Some(stored) = known_checksum(row.checksum.as_deref(), *version, name) else {
             continue;
         };
         let ours = checksum(sql);
@@ -260,7 +288,8 @@ fn check_unchanged(recorded: &[Recorded]) -> anyhow::Result<()> {
 }
 
 /// Creates `schema_migrations`, or gives an older one its checksum column, filled in for the
-/// rows that predate it (their text was just found to be known).
+/// rows that predate it (with the released checksum, which `check_unchanged` has just
+/// found this binary's text to match; unreleased ones with this binary's).
 fn prepare_table(conn: &Connection) -> anyhow::Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -281,12 +310,51 @@ fn prepare_table(conn: &Connection) -> anyhow::Result<()> {
         )
         .optional()?;
     if missing.is_some() {
-        for (version, _, sql) in MIGRATIONS {
+        for (version, name, sql) in MIGRATIONS {
+            let sum =
+                released_checksum(*version, name).map_or_else(|| checksum(sql), str::to_string);
             conn.execute(
                 "UPDATE schema_migrations SET checksum = ?2 WHERE version = ?1 AND checksum IS NULL",
-                rusqlite::params![version, checksum(sql)],
+                rusqlite::params![version, sum],
             )?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod checksum_tests {
+    use super::*;
+
+    fn unrecorded(version: u32) -> Recorded {
+        Recorded {
+            version,
+            checksum: None,
+        }
+    }
+
+    #[test]
+    fn every_released_migration_has_its_pinned_checksum_compiled_in() {
+        for (version, name, sql) in MIGRATIONS.iter().take(6) {
+            assert_eq!(
+                released_checksum(*version, name),
+                Some(checksum(sql).as_str()),
+                "{}",
+                label(*version, name)
+            );
+        }
+        assert_eq!(released_checksum(7, "setup_claim"), None);
+    }
+
+    #[test]
+    fn a_release_database_without_checksums_is_held_to_the_released_text() {
+        let rows: Vec<Recorded> = (1..=6).map(unrecorded).collect();
+        check_unchanged_against(&rows, MIGRATIONS).expect("today's released text");
+        let mut edited: Vec<(u32, &str, &str)> = MIGRATIONS.to_vec();
+        edited[3].2 = "CREATE TABLE dns_zones (name TEXT);";
+        let refused = check_unchanged_against(&rows, &edited)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("0004_dns"), "{refused}");
+    }
 }
