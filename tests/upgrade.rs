@@ -19,7 +19,24 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-const VERSIONS: &[&str] = &["0.1.0"];
+/// Every release with a fixture: each `tests/fixtures/state-<version>/` folder, so a release's
+/// fixture is tested as soon as it is added.
+fn versions() -> Vec<String> {
+    let mut versions: Vec<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
+            .expect("tests/fixtures")
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().to_string_lossy().into_owned();
+                name.strip_prefix("state-").map(str::to_string)
+            })
+            .collect();
+    versions.sort();
+    assert!(
+        versions.iter().any(|v| v == "0.1.0"),
+        "the 0.1.0 fixture is gone: {versions:?}"
+    );
+    versions
+}
 
 fn fixture_dir(version: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -90,10 +107,17 @@ fn openssl_verify(root: &Path, ca: &str, leaf: &str, crl: Option<&str>) -> (bool
     )
 }
 
-async fn audit_holds(admin: &TestClient, state: &Path) {
+/// The chain verifies online and offline, and holds at least `at_least` entries (a chain cut
+/// short at its end would verify too).
+async fn audit_holds(admin: &TestClient, state: &Path, at_least: u64) {
     let (status, body) = admin.get_json("/api/audit/verify").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["valid"], true, "online: {body}");
+    let checked = body["checked"].as_u64().unwrap_or(0);
+    assert!(
+        checked >= at_least,
+        "the chain holds {checked} entries, the release made {at_least}: {body}"
+    );
     let out = picd_cli(
         &["audit", "verify", "--state-dir", state.to_str().unwrap()],
         None,
@@ -103,8 +127,8 @@ async fn audit_holds(admin: &TestClient, state: &Path) {
 
 #[tokio::test]
 async fn every_release_state_opens_migrates_and_works() {
-    for version in VERSIONS {
-        upgrade_from(version).await;
+    for version in versions() {
+        upgrade_from(&version).await;
     }
 }
 
@@ -124,7 +148,7 @@ async fn upgrade_from(version: &str) {
     let pre = std::fs::read_dir(state.join("backups"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("pre-migrate-0006-"))
+        .filter(|n| n.starts_with("pre-migrate-"))
         .count();
     assert_eq!(pre, 1, "{version}: no pre-migration backup");
 
@@ -135,7 +159,21 @@ async fn upgrade_from(version: &str) {
             manifest["admin"]["password"].as_str().unwrap(),
         )
         .await;
-    audit_holds(&admin, &state).await;
+    let made = manifest["audit"]["checked"]
+        .as_u64()
+        .expect("the manifest's audit count");
+    audit_holds(&admin, &state, made).await;
+
+    // The release's Caddy routes are kept.
+    let (_, routes) = admin.get_json("/api/caddy/routes").await;
+    for route in manifest["caddy_routes"]["routes"].as_array().unwrap() {
+        let kept = routes["routes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["host"] == route["host"] && r["upstream"] == route["upstream"]);
+        assert!(kept, "{version}: the route {route} is gone: {routes}");
+    }
 
     // Peers keep their keys and addresses.
     let mut taken = Vec::new();
@@ -247,6 +285,6 @@ async fn upgrade_from(version: &str) {
     for address in addresses(&carol) {
         assert!(!taken.contains(&address), "{version}: {address} is taken");
     }
-    audit_holds(&admin, &state).await;
+    audit_holds(&admin, &state, made + 1).await;
     drop(picd);
 }
