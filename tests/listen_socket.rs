@@ -6,7 +6,8 @@
 //! side accepts the other's cookie (a `picd_session` planted by a sibling subdomain does not
 //! authenticate an https request); the socket is mode 0660, a stale one is replaced at start,
 //! anything else at its path makes picd refuse to start, and it is removed at shutdown; odd
-//! forwarded headers never get a 500.
+//! forwarded headers never get a 500; `cookie_secure = "never"` with a socket is warned about
+//! at start.
 
 mod common;
 
@@ -216,6 +217,38 @@ async fn on_the_socket_forwarded_headers_name_the_client_and_https_gets_the_host
     );
     assert_eq!(last_audit(&cell.picd.db()).client_addr, LOCAL_PROXY);
     assert_no_internal_errors(&cell.picd);
+}
+
+/// The start-up warning of `cookie_secure = "never"` behind Caddy.
+const PLAIN_COOKIES_WARNING: &str = "cookie_secure = \"never\" while listen_socket is set";
+
+#[tokio::test]
+async fn plain_cookies_behind_caddy_are_warned_about_at_start() {
+    let never = || vec![("PICD_COOKIE_SECURE".to_string(), "never".to_string())];
+    let socket = PicdSocket::new();
+    let mut picd = Picd::start_with(socket.options(PicdOptions {
+        env: never(),
+        ..PicdOptions::default()
+    }))
+    .await;
+    let log = picd.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains(PLAIN_COOKIES_WARNING))
+        .unwrap_or_else(|| panic!("no warning in the log: {log}"));
+    assert!(warning.contains("WARN"), "{warning}");
+    picd.stop();
+
+    // Neither setting alone is worth a warning.
+    let mut plain_http = Picd::start_with(PicdOptions {
+        env: never(),
+        ..PicdOptions::default()
+    })
+    .await;
+    assert!(!plain_http.log().contains(PLAIN_COOKIES_WARNING));
+    plain_http.stop();
+    let cell = start().await;
+    assert!(!cell.picd.log().contains(PLAIN_COOKIES_WARNING));
 }
 
 #[tokio::test]
