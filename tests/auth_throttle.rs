@@ -1,9 +1,10 @@
 //! The login throttle under attack, against the real binary: a burst of simultaneous wrong
 //! passwords gets at most the limit verified (the attempt is counted before the password is
-//! checked) with picd's peak memory bounded; a burst of right ones is served by a bounded
-//! hash pool (503 `busy` beyond it); a lock-out from other addresses that a device which signed
-//! in before survives (OWASP's device cookies), and that logout does not undo; and a cookie of
-//! an expired session that does not stand in the way of a login.
+//! checked) with the growth of picd's peak memory bounded (a burst of wrong invitation tokens
+//! is in auth_tokens.rs); a burst of right ones is served by a bounded hash pool (503 `busy`
+//! beyond it); a lock-out from other addresses that a device which signed in before survives
+//! (OWASP's device cookies), and that logout does not undo; and a cookie of an expired session
+//! that does not stand in the way of a login.
 
 mod common;
 
@@ -16,9 +17,19 @@ const WRONG_PASSWORD: &str = "certainly not the password";
 /// Failed logins per username (and per device) and minute before 429: the default setting.
 const FAILURES_PER_USER: usize = 5;
 const BURST: usize = 60;
-/// picd idles at ~14 MB; each argon2 hash borrows 19 MiB and at most a few run at once.
-/// Before the pool, this burst took picd to 654 MB.
-const PEAK_RSS_BOUND_KB: u64 = 150 * 1024;
+/// How far a burst may raise picd's peak RSS above what it was before the burst. Each argon2
+/// hash borrows 19 MiB, and the pool runs as many at once as there are cores (at most 4): on
+/// the 2-core test machine a burst of 60 measured +25 to +27 MB (60 -> 86 MB for the debug
+/// build; a release picd idles at ~14 MB). Before the pool, the burst took picd to 654 MB.
+fn peak_rss_growth_bound_kb() -> u64 {
+    let permits = std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as u64;
+    (permits * 19 + 14) * 1024
+}
+
+/// picd's peak RSS in kB since it started.
+fn peak_rss_kb(picd: &Picd) -> u64 {
+    picd.proc_status("VmHWM")
+}
 const DEVICE_COOKIE: &str = "picd_device";
 
 /// Statuses of `BURST` simultaneous logins from one client (one address).
@@ -58,6 +69,7 @@ fn verified_failures(picd: &Picd) -> i64 {
 async fn a_burst_of_wrong_passwords_gets_at_most_the_limit_verified() {
     let (picd, _admin) = picd_with_admin().await;
     let attacker = picd.client_from("127.0.0.2");
+    let before = peak_rss_kb(&picd);
     let responses = burst(&attacker, WRONG_PASSWORD).await;
     let statuses: Vec<StatusCode> = responses.iter().map(|r| r.status()).collect();
     for resp in responses {
@@ -81,8 +93,13 @@ async fn a_burst_of_wrong_passwords_gets_at_most_the_limit_verified() {
         "{wrong} passwords verified: {statuses:?}"
     );
     assert_eq!(verified_failures(&picd), wrong as i64);
-    let peak = picd.proc_status("VmHWM");
-    assert!(peak < PEAK_RSS_BOUND_KB, "peak RSS {peak} kB");
+    let peak = peak_rss_kb(&picd);
+    eprintln!("{wrong} of {BURST} verified; peak RSS {before} -> {peak} kB");
+    let bound = peak_rss_growth_bound_kb();
+    assert!(
+        peak - before < bound,
+        "peak RSS {before} -> {peak} kB (+{bound} at most)"
+    );
     // Still locked for a minute, whatever the password.
     let resp = attacker.login(ADMIN_USER, ADMIN_PASSWORD).await;
     expect_error(resp, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
@@ -103,6 +120,7 @@ async fn a_burst_of_logins_of_many_users_is_hashed_a_few_at_a_time() {
         .map(|i| picd.client_from(&format!("127.0.1.{}", i + 1)))
         .collect();
     let threads_before = picd.proc_status("Threads");
+    let before = peak_rss_kb(&picd);
     let started = std::time::Instant::now();
     let logins = clients
         .iter()
@@ -123,14 +141,18 @@ async fn a_burst_of_logins_of_many_users_is_hashed_a_few_at_a_time() {
     }
     let ok = count(&statuses, StatusCode::OK);
     assert!(ok >= 2, "{statuses:?}");
-    let peak = picd.proc_status("VmHWM");
-    assert!(peak < PEAK_RSS_BOUND_KB, "peak RSS {peak} kB");
+    let peak = peak_rss_kb(&picd);
+    let bound = peak_rss_growth_bound_kb();
+    assert!(
+        peak - before < bound,
+        "peak RSS {before} -> {peak} kB (+{bound} at most)"
+    );
     // Busy answers were never judged: they count as no failure.
     for (client, name) in clients.iter().zip(&names).take(3) {
         client.login_ok(name, PEER_PASSWORD).await;
     }
     eprintln!(
-        "{ok} of {BURST} signed in in {took:?}, the rest busy; peak RSS {peak} kB; threads {threads_before} -> {}",
+        "{ok} of {BURST} signed in in {took:?}, the rest busy; peak RSS {before} -> {peak} kB; threads {threads_before} -> {}",
         picd.proc_status("Threads")
     );
     assert_no_internal_errors(&picd);
