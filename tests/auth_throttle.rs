@@ -1,7 +1,8 @@
 //! The login throttle under attack, against the real binary: a burst of simultaneous wrong
 //! passwords gets at most the limit verified (the attempt is counted before the password is
-//! checked) with the growth of picd's peak memory bounded (a burst of wrong invitation tokens
-//! is in auth_tokens.rs); a burst of right ones is served by a bounded hash pool (503 `busy`
+//! checked) with the growth of picd's peak memory bounded, and so does a stolen session's
+//! burst of wrong current passwords on change-password (a burst of wrong invitation tokens is
+//! in auth_tokens.rs); a burst of right ones is served by a bounded hash pool (503 `busy`
 //! beyond it); a lock-out from other addresses that a device which signed in before survives
 //! (OWASP's device cookies), and that logout does not undo; and a cookie of an expired session
 //! that does not stand in the way of a login.
@@ -103,6 +104,75 @@ async fn a_burst_of_wrong_passwords_gets_at_most_the_limit_verified() {
     // Still locked for a minute, whatever the password.
     let resp = attacker.login(ADMIN_USER, ADMIN_PASSWORD).await;
     expect_error(resp, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_no_internal_errors(&picd);
+}
+
+/// Audit entries of change-password attempts whose wrong current password was verified.
+fn verified_wrong_current_passwords(picd: &Picd) -> i64 {
+    picd.db()
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'auth.change_password'
+             AND json_extract(detail, '$.error') = 'validation_failed'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("counting audit entries")
+}
+
+fn password_hash(picd: &Picd) -> String {
+    picd.db()
+        .query_row(
+            "SELECT password_hash FROM users WHERE username = ?1",
+            [ADMIN_USER],
+            |r| r.get(0),
+        )
+        .expect("the admin's password hash")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_session_guessing_the_current_password_gets_at_most_the_limit_verified() {
+    let (picd, admin) = picd_with_admin().await;
+    let hash_before = password_hash(&picd);
+    let csrf = admin.csrf_token().await;
+    let body =
+        json!({ "current_password": WRONG_PASSWORD, "new_password": "the thief's own passphrase" });
+    let guesses = (0..BURST).map(|_| {
+        admin
+            .http
+            .post(admin.url("/api/auth/change-password"))
+            .header("x-csrf-token", &csrf)
+            .json(&body)
+            .send()
+    });
+    let mut statuses = Vec::new();
+    for resp in join_all(guesses).await {
+        let resp = resp.expect("change-password request");
+        let status = resp.status();
+        let retry_after = resp.headers().get("retry-after").cloned();
+        let (_, body) = json_of(resp).await;
+        assert_error_shape(&body, "burst change-password");
+        match status.as_u16() {
+            400 => assert!(body["fields"]["current_password"].is_string(), "{body}"),
+            429 | 503 => assert!(retry_after.is_some(), "{status} {body}"),
+            _ => panic!("{status} {body}"),
+        }
+        statuses.push(status);
+    }
+    let verified = count(&statuses, StatusCode::BAD_REQUEST);
+    assert!(
+        (1..=FAILURES_PER_USER).contains(&verified),
+        "{verified} current passwords verified: {statuses:?}"
+    );
+    assert_eq!(verified_wrong_current_passwords(&picd), verified as i64);
+    // The right one now waits too, and the password is unchanged.
+    let resp = admin
+        .post_with_csrf(
+            "/api/auth/change-password",
+            &json!({ "current_password": ADMIN_PASSWORD, "new_password": "the thief's own passphrase" }),
+        )
+        .await;
+    expect_error(resp, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_eq!(password_hash(&picd), hash_before, "the password changed");
     assert_no_internal_errors(&picd);
 }
 
