@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::compose::{AppState, DomainDrivers};
-use crate::config::Settings;
+use crate::config::{CookieSecure, Settings};
 use crate::db::Db;
 
 /// How often expired sessions are swept from the store.
@@ -21,6 +21,20 @@ const RECONCILE_SPACING: Duration = Duration::from_millis(50);
 /// stalled upload or a client that never reads must not keep it running (systemd would
 /// otherwise wait out its own stop timeout and kill it).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What the operator is told when `cookie_secure = "never"` while Caddy serves the cell.
+const PLAIN_COOKIES_WARNING: &str = "cookie_secure = \"never\" while listen_socket is set: \
+    over https the session cookie is then plain `picd_session`, which a sibling subdomain can \
+    plant; set cookie_secure to \"auto\"";
+
+/// Security: behind Caddy (`listen_socket`), browsers arrive over https, where the session
+/// cookie should be `__Host-picd_session` (Secure, host-only): a site on a sibling subdomain
+/// cannot set a cookie of that name. `never` gives that up, and silently would be worse.
+fn warn_about_plain_cookies_behind_caddy(settings: &Settings) {
+    if settings.listen_socket().is_some() && settings.cookie_secure == CookieSecure::Never {
+        tracing::warn!("{PLAIN_COOKIES_WARNING}");
+    }
+}
 
 /// Runs the daemon until SIGTERM or Ctrl-C. The caller holds the state directory's lock.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -83,6 +97,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
+    warn_about_plain_cookies_behind_caddy(&settings);
     let guard = crate::health::write_guard::WriteGuard::at_start(&storage, &settings.state_dir)?;
     let services = crate::services::ServicesState::new(
         docker,

@@ -2,7 +2,8 @@
 //! arranged as the package arranges it: the admin API on a unix socket in a 0750 directory,
 //! which `nobody` cannot reach while picd drives Caddy through it (a route picd adds is
 //! served); no private key in Caddy's running config (Caddy loads the key from a file of
-//! mode 0640, the certificate's pair only); and a `caddy_admin` off loopback (or not a
+//! mode 0640, the certificate's pair only), and `nobody` cannot read that file nor list its
+//! directory; and a `caddy_admin` off loopback (or not a
 //! path) refused at start.
 
 mod common;
@@ -50,7 +51,13 @@ const AS_NOBODY: [&str; 5] = [
 #[tokio::test]
 async fn caddys_admin_api_and_the_tls_key_are_out_of_other_users_reach() {
     require_tools(&["setpriv"]);
-    let cell = CaddyCell::start("127.0.0.1").await;
+    // The TLS files where the package puts them, in a directory of their own under one that
+    // anyone may enter (as /run): what keeps other users from the key is its own protection.
+    let run = tempfile::tempdir().expect("temporary directory");
+    std::fs::set_permissions(run.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let tls_dir = run.path().join("tls");
+    let tls_env = [("PICD_CADDY_TLS_DIR", tls_dir.to_string_lossy().into_owned())];
+    let cell = CaddyCell::start_with_env(&tls_env).await;
     // picd drives Caddy through the socket: a route it adds is served.
     let backend = Backend::start();
     let (status, body) = add_route(&cell.admin, BACKEND_HOST, &backend.upstream).await;
@@ -119,8 +126,28 @@ async fn caddys_admin_api_and_the_tls_key_are_out_of_other_users_reach() {
     let loaded = &config["apps"]["tls"]["certificates"]["load_files"][0];
     let key = PathBuf::from(loaded["key"].as_str().expect("a key file"));
     let certificate = PathBuf::from(loaded["certificate"].as_str().expect("a certificate file"));
-    let tls_dir = cell.picd.state_dir().join("caddy-tls");
     assert_eq!(key.parent(), Some(tls_dir.as_path()), "{text}");
+    // Another user reaches the directory above, and reads neither the key nor the listing.
+    let as_nobody = |args: &[&str], path: &std::path::Path| {
+        Command::new(AS_NOBODY[0])
+            .args(&AS_NOBODY[1..])
+            .args(args)
+            .arg(path)
+            .output()
+            .expect("setpriv")
+    };
+    let walk = as_nobody(&["ls", "-d"], run.path());
+    assert!(walk.status.success(), "{walk:?}");
+    for (args, path) in [(&["cat"][..], &key), (&["ls"][..], &tls_dir)] {
+        let read = as_nobody(args, path);
+        let stderr = String::from_utf8_lossy(&read.stderr);
+        assert!(
+            !read.status.success() && read.stdout.is_empty(),
+            "nobody ran {args:?} on {}: {read:?}",
+            path.display()
+        );
+        assert!(stderr.contains("Permission denied"), "{stderr}");
+    }
     assert_eq!(mode_of(&tls_dir), 0o750);
     assert_eq!(mode_of(&key), 0o640, "{}", key.display());
     assert_eq!(mode_of(&certificate), 0o644, "{}", certificate.display());

@@ -6,7 +6,9 @@
 //! side accepts the other's cookie (a `picd_session` planted by a sibling subdomain does not
 //! authenticate an https request); the socket is mode 0660, a stale one is replaced at start,
 //! anything else at its path makes picd refuse to start, and it is removed at shutdown; odd
-//! forwarded headers never get a 500.
+//! forwarded headers never get a 500. Forged forwarded addresses over TCP dodge neither login
+//! bound (per address, per username), and `cookie_secure = "never"` with a socket is warned
+//! about at start.
 
 mod common;
 
@@ -95,6 +97,66 @@ async fn forwarded_headers_are_ignored_on_tcp() {
     let entry = last_audit(&cell.picd.db());
     assert_eq!(entry.action, "auth.login", "{entry:?}");
     assert_eq!(entry.client_addr, "127.0.0.1", "{entry:?}");
+}
+
+/// Failed logins per username and per client address within a minute before 429 (README
+/// `login_failures_per_user` and `login_failures_per_address`, the defaults).
+const FAILURES_PER_USER: usize = 5;
+const FAILURES_PER_ADDRESS: usize = 20;
+
+/// A wrong login over TCP claiming to come from `forged` (X-Forwarded-For and -Proto).
+async fn wrong_login_as(client: &TestClient, username: &str, forged: &str) -> reqwest::Response {
+    client
+        .http
+        .post(client.url("/api/auth/login"))
+        .header("x-forwarded-for", forged)
+        .header("x-forwarded-proto", "https")
+        .json(&json!({ "username": username, "password": "not the password" }))
+        .send()
+        .await
+        .expect("login")
+}
+
+#[tokio::test]
+async fn forged_forwarded_addresses_do_not_dodge_the_login_throttle_on_tcp() {
+    let cell = start().await;
+    // One local process, a new forged address on every guess, a new username too (so that
+    // only the per-address bound can stop it): still one address, 429 on the 21st.
+    let guesser = cell.picd.client_from("127.0.0.2");
+    for i in 0..FAILURES_PER_ADDRESS {
+        let resp = wrong_login_as(&guesser, &format!("guess{i}"), &format!("198.51.100.{i}")).await;
+        expect_error(resp, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    let resp = wrong_login_as(&guesser, "guess-last", "198.51.100.200").await;
+    expect_error(resp, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // Another local address is another client: not throttled by the first one's guesses.
+    let other = cell.picd.client_from("127.0.0.3");
+    let resp = wrong_login_as(&other, "guess-other", "198.51.100.201").await;
+    expect_error(resp, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+
+    // One username, forged addresses rotating: 429 on the 6th, and the admin's right password
+    // from yet another forged address waits too (the lock is the username's, not an address's).
+    let rotating = cell.picd.client_from("127.0.0.4");
+    for i in 0..FAILURES_PER_USER {
+        let resp = wrong_login_as(&rotating, ADMIN_USER, &format!("203.0.113.{i}")).await;
+        expect_error(resp, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    let resp = wrong_login_as(&rotating, ADMIN_USER, "203.0.113.99").await;
+    expect_error(resp, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+
+    // No forged address reached the audit log.
+    let forged: i64 = cell
+        .picd
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM audit_log WHERE client_addr LIKE '198.51.100.%'
+             OR client_addr LIKE '203.0.113.%'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("counting audit entries");
+    assert_eq!(forged, 0);
+    assert_no_internal_errors(&cell.picd);
 }
 
 #[tokio::test]
@@ -216,6 +278,38 @@ async fn on_the_socket_forwarded_headers_name_the_client_and_https_gets_the_host
     );
     assert_eq!(last_audit(&cell.picd.db()).client_addr, LOCAL_PROXY);
     assert_no_internal_errors(&cell.picd);
+}
+
+/// The start-up warning of `cookie_secure = "never"` behind Caddy.
+const PLAIN_COOKIES_WARNING: &str = "cookie_secure = \"never\" while listen_socket is set";
+
+#[tokio::test]
+async fn plain_cookies_behind_caddy_are_warned_about_at_start() {
+    let never = || vec![("PICD_COOKIE_SECURE".to_string(), "never".to_string())];
+    let socket = PicdSocket::new();
+    let mut picd = Picd::start_with(socket.options(PicdOptions {
+        env: never(),
+        ..PicdOptions::default()
+    }))
+    .await;
+    let log = picd.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains(PLAIN_COOKIES_WARNING))
+        .unwrap_or_else(|| panic!("no warning in the log: {log}"));
+    assert!(warning.contains("WARN"), "{warning}");
+    picd.stop();
+
+    // Neither setting alone is worth a warning.
+    let mut plain_http = Picd::start_with(PicdOptions {
+        env: never(),
+        ..PicdOptions::default()
+    })
+    .await;
+    assert!(!plain_http.log().contains(PLAIN_COOKIES_WARNING));
+    plain_http.stop();
+    let cell = start().await;
+    assert!(!cell.picd.log().contains(PLAIN_COOKIES_WARNING));
 }
 
 #[tokio::test]
