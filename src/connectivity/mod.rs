@@ -8,6 +8,7 @@
 //! switch, DNS that follows the exit, masquerade) is rendered here and applied by routing in
 //! its one `nft -f` transaction.
 
+mod child;
 pub mod driver;
 mod health;
 mod interface;
