@@ -301,6 +301,13 @@ async fn tor_peers_leave_through_tor_and_nowhere_else() {
     );
     let (tcp53, took) = dig(&x.alice, "internet.test", true);
     assert_eq!(tcp53, None, "DNS over TCP answered");
+    // Refused by the cell, not taken by tor (whose DNSPort is UDP only).
+    let to_resolver = format!("{} -> {HARD_CODED_RESOLVER}:53", v4_of(&x.alice));
+    std::thread::sleep(LOG_DELAY);
+    assert!(
+        !x.lab.picd_log().contains(&to_resolver),
+        "tcp/53 went to tor's TransPort"
+    );
     assert!(took < FAST_REFUSAL, "tcp/53 refused only after {took:?}");
     assert_eq!(udp_to_internet(&x.alice), "refused", "UDP/443 (QUIC)");
     let (seen6, took6) = fetch6(&x.alice);
@@ -332,6 +339,11 @@ async fn tor_peers_leave_through_tor_and_nowhere_else() {
     let pid = x.wait_pid(id, None).await;
     stop_pid(pid, "KILL");
     let again = x.wait_pid(id, Some(pid)).await;
+    let process = x.exit(id).await["process"].clone();
+    assert_eq!(
+        process["restarts"], 1,
+        "not restarted by its watcher: {process}"
+    );
     x.waits_through_tor("alice after tor was restarted");
     // picd killed: the next picd stops the tor it left, and starts its own.
     x.lab.kill_and_restart_picd().await;

@@ -143,3 +143,21 @@ mod tests {
         assert!(!text.contains("ExitRelay") && !text.contains("ORPort"));
     }
 }
+
+#[cfg(test)]
+mod verify_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_or_missing_check_is_an_error_and_a_passed_one_is_not() {
+        let file = Path::new("/nonexistent/torrc");
+        assert_eq!(verify("true", file).await, Ok(()));
+        let refused = verify("false", file).await.unwrap_err();
+        assert!(
+            refused.starts_with("tor --verify-config refused the torrc"),
+            "{refused}"
+        );
+        let missing = verify("/nonexistent/tor", file).await.unwrap_err();
+        assert!(missing.contains("apt-get install tor"), "{missing}");
+    }
+}
