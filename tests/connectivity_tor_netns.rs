@@ -230,6 +230,13 @@ impl TorLab {
         eventually(LOG_DELAY, || self.relayed() > before)
     }
 
+    /// Counts, from zero, alice's packets that leave through the uplink.
+    fn watch_alice(&self) {
+        let v6 = self.alice.config.addresses.iter().find(|a| a.contains(':'));
+        let v6 = v6.expect("an IPv6 address").split('/').next().unwrap();
+        self.lab.watch_uplink_for(&v4_of(&self.alice), v6);
+    }
+
     async fn set(&self, path: &str, body: Value) {
         let (status, answer) = self.send(Method::PUT, path, body).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
@@ -273,17 +280,16 @@ async fn tor_peers_leave_through_tor_and_nowhere_else() {
     .await;
     x.waits_through_tor("alice");
     real_tor_accepts(&x.lab, &tor["slot"]);
+    nothing_but_tcp_and_dns_leaves(&x, id).await;
+    tor_is_started_again(&mut x, id).await;
+    bootstrapping_cuts_off(&x, id, &tor["slot"]).await;
+    delete_and_shutdown_stop_tor(&mut x, id, spare_id, &tor["slot"]).await;
+}
 
-    // From here on, not one of alice's packets on the uplink: tor's own flows are the cell's.
-    let alice_v6 = x
-        .alice
-        .config
-        .addresses
-        .iter()
-        .find(|a| a.contains(':'))
-        .unwrap();
-    x.lab
-        .watch_uplink_for(&v4_of(&x.alice), alice_v6.split('/').next().unwrap());
+/// alice on tor: her TCP and UDP DNS go through tor, nothing else of hers leaves, and not
+/// one of her packets is on the uplink (tor's own flows are the cell's); bob goes direct.
+async fn nothing_but_tcp_and_dns_leaves(x: &TorLab, id: &str) {
+    x.watch_alice();
     let before = x.relayed();
     assert_eq!(fetch(&x.alice).0.as_deref(), Some(CELL_UPLINK_ADDR));
     assert!(x.relayed_since(before), "the fetch was not relayed by tor");
@@ -334,7 +340,10 @@ async fn tor_peers_leave_through_tor_and_nowhere_else() {
         "bob went through tor"
     );
     x.wait_state(id, "up").await;
+}
 
+/// tor killed, then picd killed: a new tor each time, and alice gets through again.
+async fn tor_is_started_again(x: &mut TorLab, id: &str) {
     // tor dies: picd starts it again, and alice gets through again.
     let pid = x.wait_pid(id, None).await;
     stop_pid(pid, "KILL");
@@ -358,16 +367,19 @@ async fn tor_peers_leave_through_tor_and_nowhere_else() {
         "alice's tunnel after the restart"
     );
     x.waits_through_tor("alice through the new picd's tor");
+}
 
+/// tor not bootstrapped: alice is cut off (fail-closed), at once, and nothing leaks; with
+/// fail-open she goes direct while it is down, and back after.
+async fn bootstrapping_cuts_off(x: &TorLab, id: &str, slot: &Value) {
     // tor not bootstrapped: alice is cut off (fail-closed), at once, and nothing leaks.
     let progress = x
         .lab
         .state_dir()
-        .join(format!("tor/{}/standin-progress", tor["slot"]));
+        .join(format!("tor/{}/standin-progress", slot));
     std::fs::write(&progress, BOOTSTRAPPING).expect("progress file");
     x.wait_state(id, "down").await;
-    x.lab
-        .watch_uplink_for(&v4_of(&x.alice), alice_v6.split('/').next().unwrap());
+    x.watch_alice();
     assert_cut_off(&x.lab, &x.alice, "tor bootstrapping, fail-closed");
     // Fail-open: direct while tor is down (her packets leave by the uplink), back after.
     x.set(
@@ -383,7 +395,10 @@ async fn tor_peers_leave_through_tor_and_nowhere_else() {
     std::fs::remove_file(&progress).expect("progress file");
     x.wait_state(id, "up").await;
     x.waits_through_tor("alice back on tor");
+}
 
+/// Deleting the connection stops its tor and removes its files; stopping picd the other.
+async fn delete_and_shutdown_stop_tor(x: &mut TorLab, id: &str, spare_id: &str, slot: &Value) {
     // Deleting the connection stops its tor and removes its files; stopping picd the other.
     x.set(
         "/api/connectivity/peers/alice/exit",
@@ -400,7 +415,7 @@ async fn tor_peers_leave_through_tor_and_nowhere_else() {
         eventually(APPLY_TIMEOUT, || !alive(pid)),
         "tor outlived its connection"
     );
-    let run_dir = x.lab.state_dir().join(format!("run/tor/{}", tor["slot"]));
+    let run_dir = x.lab.state_dir().join(format!("run/tor/{}", slot));
     assert!(
         eventually(APPLY_TIMEOUT, || !run_dir.exists()),
         "its files outlived it"
