@@ -76,6 +76,8 @@ pub struct Settings {
     pub services_image_cache: PathBuf,
     /// The Debian mirror service images are built from (empty: the first of apt's sources).
     pub debian_mirror: String,
+    /// The program picd runs for each tor exit (and asks to `--verify-config` its torrc).
+    pub tor_command: String,
     /// Seconds between health checks recorded for /api/health/history.
     pub health_interval_seconds: u64,
     /// The WireGuard interface picd manages.
@@ -151,6 +153,7 @@ impl Default for Settings {
             docker_socket: PathBuf::from("/var/run/docker.sock"),
             services_image_cache: PathBuf::new(),
             debian_mirror: String::new(),
+            tor_command: "tor".into(),
             health_interval_seconds: 30,
             wireguard_interface: "picd0".into(),
             wireguard_mode: WireGuardMode::Auto,
@@ -213,6 +216,9 @@ impl Settings {
         .contains(&0)
         {
             bail!("the dns_max_* caps must be at least 1");
+        }
+        if self.tor_command.trim().is_empty() {
+            bail!("tor_command must name a program");
         }
         if self.session_idle_minutes == 0 || self.session_absolute_hours == 0 {
             bail!("session lifetimes must be positive");

@@ -173,12 +173,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let first = loops.join_next().await.context("no loop ran")?;
     loops.shutdown().await;
     first.context("a loop panicked")??;
-    // The exits' processes (openvpn, redsocks) are picd's children: they stop with it, and
+    // The exits' processes (openvpn, redsocks, tor) are picd's children: they stop with it, and
     // their peers stay closed.
     let exits = &app.connectivity.connectivity;
     let stopping = std::time::Instant::now();
     exits.stop_proxies().await;
     exits.stop_exits().await;
+    exits.stop_tor().await;
     tracing::info!(
         ms = stopping.elapsed().as_millis() as u64,
         "the exits' processes stopped"

@@ -21,6 +21,7 @@ use webdriver::WebDriver;
 mod harness;
 use harness::*;
 
+const TOR_EXIT: &str = "onion";
 const NAME: &str = "provider-one";
 /// WireGuard's own example keys: well formed, never used for anything real.
 const PRIVATE_KEY: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
@@ -198,6 +199,29 @@ async fn wireguard_file_is_refused_then_added(browser: &WebDriver, api: &AdminAp
     Ok(())
 }
 
+/// A Tor exit added through the form: only a name to give (no file, proxy or login fields),
+/// listed with its type and where it goes.
+async fn tor_is_added(browser: &WebDriver) -> Result<()> {
+    pick_type(browser, "tor").await?;
+    for hidden in ["#exit-config", "#exit-host", "#exit-username"] {
+        let element = browser.find(hidden).await?;
+        ensure!(
+            !browser.is_displayed(&element).await?,
+            "tor's form shows {hidden}"
+        );
+    }
+    browser.fill("#exit-name", TOR_EXIT).await?;
+    click(browser, "#exit-add-submit").await?;
+    let row = browser
+        .wait_for_text("#exits-table tr[data-type=tor]", TOR_EXIT)
+        .await?;
+    ensure!(
+        row.contains("Tor network"),
+        "the row says where it goes: {row}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn exits_page_works_in_chromium() -> Result<()> {
     require_browser();
@@ -216,6 +240,7 @@ async fn exits_page_works_in_chromium() -> Result<()> {
     openvpn_up_is_refused(&browser).await?;
     proxy_field_errors(&browser).await?;
     socks5_is_added(&browser, &api).await?;
+    tor_is_added(&browser).await?;
 
     full_page_shot(&browser, "exits", 1280).await?;
     browser.set_window_size(390, 844).await?;
@@ -230,7 +255,10 @@ async fn exits_page_works_in_chromium() -> Result<()> {
         .flatten()
         .filter_map(|c| c["id"].as_str().map(String::from))
         .collect();
-    ensure!(ids.len() == 2, "a WireGuard exit and a proxy: {stored}");
+    ensure!(
+        ids.len() == 3,
+        "a WireGuard exit, a proxy and tor: {stored}"
+    );
     for id in &ids {
         delete_exit(&browser, id).await?;
     }

@@ -299,6 +299,53 @@ fn proxy_rows(table: &mut Vec<Refused>) {
     ));
 }
 
+fn tor(extra: Value) -> Body {
+    let mut body = json!({ "name": "t", "type": "tor" });
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    Body::Json(body)
+}
+
+/// `tor` bodies: a wrong actor, each wrong field, options tor connections do not have, and a
+/// body too large. PUTs on a stored tor connection: `tor_connection_changes_refuse_bad_bodies`.
+fn tor_rows(table: &mut Vec<Refused>) {
+    use Who::*;
+    for (who, answer) in [
+        (Anonymous, UNAUTHORIZED),
+        (Peer, ADMIN_ONLY),
+        (AdminNoCsrf, CSRF_INVALID),
+        (ReadOnlyKey, INSUFFICIENT_SCOPE),
+    ] {
+        table.push(refused(
+            who,
+            Method::POST,
+            CONNECTIONS,
+            tor(json!({})),
+            answer,
+        ));
+    }
+    let bodies = [
+        (raw(JSON, "{\"type\": \"tor\", "), MALFORMED),
+        (Body::Json(json!({ "type": "tor" })), INVALID_FIELDS),
+        (tor(json!({ "name": 7 })), INVALID_FIELDS),
+        (tor(json!({ "name": "" })), INVALID_FIELDS),
+        (tor(json!({ "name": "a\nb" })), INVALID_FIELDS),
+        (tor(json!({ "name": "x".repeat(65) })), INVALID_FIELDS),
+        (
+            tor(json!({ "bridges": ["obfs4 192.0.2.1:443"] })),
+            INVALID_FIELDS,
+        ),
+        (tor(json!({ "exit_country": "de" })), INVALID_FIELDS),
+        (tor(json!({ "config": "SocksPort 9050" })), INVALID_FIELDS),
+        (Body::Json(json!(["tor"])), INVALID_FIELDS),
+        (tor(json!({ "name": "x".repeat(200_000) })), TOO_LARGE),
+    ];
+    for (body, answer) in bodies {
+        table.push(refused(Admin, Method::POST, CONNECTIONS, body, answer));
+    }
+}
+
 fn peer_rows(table: &mut Vec<Refused>) {
     for (path, body, answer) in [
         (EXIT, raw(JSON, "{\"connection\": "), MALFORMED),
@@ -355,6 +402,7 @@ async fn connectivity_routes_refuse_with_json_errors_and_store_nothing() {
     actor_rows(&mut table);
     connection_rows(&mut table);
     proxy_rows(&mut table);
+    tor_rows(&mut table);
     openvpn_rows(&mut table);
     peer_rows(&mut table);
     clients.check_all(&table).await;
@@ -375,5 +423,61 @@ async fn connectivity_routes_refuse_with_json_errors_and_store_nothing() {
     ] {
         assert_eq!(count(sql), 0, "a refused request stored {what}");
     }
+    assert_no_internal_errors(&picd);
+}
+
+/// PUT on a stored tor connection: each bad body is refused with a JSON error and an audit
+/// entry of its own, and the connection keeps its name and type.
+#[tokio::test]
+async fn tor_connection_changes_refuse_bad_bodies() {
+    let (picd, admin, peer) = picd_with_admin_and_peer().await;
+    let created = admin
+        .send_json(
+            Method::POST,
+            CONNECTIONS,
+            &json!({ "name": "t", "type": "tor" }),
+        )
+        .await;
+    let (status, created) = json_of(created).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["settings"], json!({}), "{created}");
+    let path = format!("{CONNECTIONS}/{}", created["id"].as_str().unwrap());
+    let clients = Clients::signed_in(&picd, admin, peer).await;
+    let mut table = Vec::new();
+    for (who, body, answer) in [
+        (Who::Peer, tor(json!({})), ADMIN_ONLY),
+        (Who::AdminNoCsrf, tor(json!({})), CSRF_INVALID),
+        (Who::Admin, raw(JSON, "{\"name\": "), MALFORMED),
+        (Who::Admin, Body::Json(json!({})), INVALID_FIELDS),
+        (Who::Admin, tor(json!({ "type": "socks5" })), INVALID_FIELDS),
+        (Who::Admin, tor(json!({ "name": false })), INVALID_FIELDS),
+        (Who::Admin, tor(json!({ "bridges": [] })), INVALID_FIELDS),
+        (
+            Who::Admin,
+            tor(json!({ "name": "x".repeat(200_000) })),
+            TOO_LARGE,
+        ),
+    ] {
+        table.push(refused(who, Method::PUT, &path, body, answer));
+    }
+    let audited = |picd: &Picd| -> i64 {
+        let sql = "SELECT COUNT(*) FROM audit_log WHERE target_type = 'connection'";
+        picd.db().query_row(sql, [], |r| r.get(0)).unwrap()
+    };
+    let before = audited(&picd);
+    clients.check_all(&table).await;
+    let stored: (String, String) = picd
+        .db()
+        .query_row("SELECT name, type FROM connectivity_connections", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(stored, ("t".to_string(), "tor".to_string()));
+    // One entry per refusal that reached the handler (the body checks; not the actor's).
+    assert_eq!(
+        audited(&picd) - before,
+        4,
+        "audit entries of the refused changes"
+    );
     assert_no_internal_errors(&picd);
 }

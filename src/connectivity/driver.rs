@@ -55,6 +55,8 @@ pub struct ConnectivityDriver {
     pass: tokio::sync::Mutex<()>,
     /// The proxy exits' redsocks processes and DNS forwarders.
     proxies: super::proxy::supervisor::Supervisor,
+    /// The tor exits' processes.
+    pub(super) tor: super::tor::supervisor::Supervisor,
 }
 
 /// A connection as a pass needs it.
@@ -91,6 +93,10 @@ impl ConnectivityDriver {
             error: Mutex::default(),
             pass: tokio::sync::Mutex::new(()),
             proxies: super::proxy::supervisor::Supervisor::new(&settings.state_dir),
+            tor: super::tor::supervisor::Supervisor::new(
+                &settings.state_dir,
+                &settings.tor_command,
+            ),
         }
     }
 
@@ -113,8 +119,8 @@ impl ConnectivityDriver {
                     .map_or(State::Connecting, |(s, _)| State::parse(s));
                 let wireguard = match &row.settings {
                     ConnectionSettings::WireGuard(settings) => settings.clone(),
-                    // Proxy exits have no interface (see `apply_proxies`).
-                    ConnectionSettings::Proxy(_) => continue,
+                    // Proxy and tor exits have no interface (`apply_proxies`, `apply_tor`).
+                    ConnectionSettings::Proxy(_) | ConnectionSettings::Tor(_) => continue,
                     ConnectionSettings::OpenVpn(_) => {
                         let secrets = super::openvpn::store::secrets(conn, &vault, &row.id)?;
                         openvpn.push(WantedOpenVpn {
@@ -230,6 +236,7 @@ impl ConnectivityDriver {
             .collect();
         exits.extend(openvpn_exits);
         exits.extend(self.apply_proxies(db, &mut problems).await);
+        exits.extend(self.apply_tor(db, &mut problems).await);
         if let Err(e) = kernel::apply(&exits, subnets).await {
             problems.push(e);
         }
@@ -306,6 +313,9 @@ impl ConnectivityDriver {
             if let Some(process) = self.openvpn_process(row).await {
                 processes.insert(row.id.clone(), process);
             }
+            if let Some(process) = self.tor_process(row).await {
+                processes.insert(row.id.clone(), process);
+            }
         }
         Ok(rows
             .into_iter()
@@ -319,7 +329,7 @@ impl ConnectivityDriver {
                     "table": super::table_id(row.slot),
                     "state": state, "since": since,
                     "handshake_age_seconds": ages.get(&row.id).copied().flatten(),
-                    "pid": self.proxies.pid(&row.id),
+                    "pid": self.proxies.pid(&row.id).or_else(|| self.tor.seen(&row.id).0),
                     "process": processes.remove(&row.id),
                     "peers": users,
                 })
@@ -372,7 +382,10 @@ impl Driver for ConnectivityDriver {
                     .load(std::sync::atomic::Ordering::Relaxed);
                 let n = wireguard + self.openvpn.running().await;
                 let proxies = self.proxies.count();
-                let text = format!("{n} exit interfaces up, {proxies} proxy exits running");
+                let tor = self.tor.count();
+                let text = format!(
+                    "{n} exit interfaces up, {proxies} proxy exits running, {tor} tor exits running"
+                );
                 SubsystemStatus::ok(NAME, Some(text))
             }
         }

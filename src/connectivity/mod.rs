@@ -1,13 +1,15 @@
 //! Connectivity: named connections ("exits") a peer's internet traffic may leave the cell
 //! through instead of the cell's own uplink, and each peer's choice of exit. Types:
-//! `wireguard_ext` (a provider's wg-quick file) and `openvpn` (a provider's .ovpn, see
-//! `openvpn`). Each exit gets a slot 1..254 that
+//! `wireguard_ext` (a provider's wg-quick file), `openvpn` (a provider's .ovpn, see
+//! `openvpn`), `socks5` and `http` proxies (see `proxy`) and `tor` (see `tor`). Each exit gets
+//! a slot 1..254 that
 //! fixes its firewall mark, its routing table and its `ip rule`; the driver keeps the
 //! interface, the table (a real default while the exit is up, an `unreachable` default always)
 //! and the rules; the exits' part of picd's nftables table (the peer -> mark map, the kill
 //! switch, DNS that follows the exit, masquerade) is rendered here and applied by routing in
 //! its one `nft -f` transaction.
 
+mod child;
 pub mod driver;
 mod health;
 mod interface;
@@ -19,6 +21,7 @@ pub mod proxy;
 pub mod render;
 pub mod routes;
 pub mod store;
+pub mod tor;
 pub mod wgquick;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -69,14 +72,19 @@ pub struct ExitRules {
     pub proxy: Option<ProxyRedirect>,
 }
 
-/// Where a proxy exit's peers' packets are redirected on the cell: TCP to redsocks, DNS (udp
-/// and tcp 53) to picd's forwarder; TCP to the peers' own subnet (the cell's services, other
-/// peers) is left alone.
+/// Where a proxy or tor exit's peers' packets are redirected on the cell: TCP to redsocks or
+/// tor's TransPort, DNS to picd's forwarder (udp and tcp 53) or tor's DNSPort (udp only); TCP
+/// to the peers' own subnet (the cell's services, other peers) is left alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyRedirect {
     pub tcp_port: u16,
     pub dns_port: u16,
     pub internal4: Option<ipnet::Ipv4Net>,
+    /// A tor exit (rendered by `tor::render_redirect`).
+    pub tor: bool,
+    /// False while a tor exit is down: nothing is redirected, so its peers that stay (the
+    /// fail-closed ones) meet the `unreachable` table. A proxy's is always open.
+    pub open: bool,
 }
 
 /// The exits' part of picd's nftables table, as plain data.
@@ -101,11 +109,24 @@ pub fn exit_table(conn: &Connection, wireguard_interface: &str) -> rusqlite::Res
         .flatten()
         .map(|c| c.cell.subnet_v4);
     for c in &connections {
-        let proxy = proxy::is_proxy(&c.kind).then(|| ProxyRedirect {
-            tcp_port: proxy::redsocks_port(c.slot),
-            dns_port: proxy::dns_port(c.slot),
-            internal4,
-        });
+        let down = health.get(&c.id).is_some_and(|(state, _)| state == "down");
+        let proxy = match &c.kind {
+            k if proxy::is_proxy(k) => Some(ProxyRedirect {
+                tcp_port: proxy::redsocks_port(c.slot),
+                dns_port: proxy::dns_port(c.slot),
+                internal4,
+                tor: false,
+                open: true,
+            }),
+            k if tor::is_tor(k) => Some(ProxyRedirect {
+                tcp_port: tor::trans_port(c.slot),
+                dns_port: tor::dns_port(c.slot),
+                internal4,
+                tor: true,
+                open: !down,
+            }),
+            _ => None,
+        };
         // A proxy exit's resolvers are asked by the forwarder, not by a DNAT.
         let dns = match proxy {
             Some(_) => &[][..],

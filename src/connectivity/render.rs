@@ -84,7 +84,10 @@ pub fn chains(out: &mut String, table: &ExitTable, wireguard_interface: &str) {
         let m = mark(exit.slot);
         let dns = "meta l4proto { tcp, udp } th dport 53";
         if let Some(redirect) = &exit.proxy {
-            super::proxy::render_redirect(out, wg, m, exit.slot, redirect);
+            match redirect.tor {
+                true => super::tor::render_redirect(out, wg, m, exit.slot, redirect),
+                false => super::proxy::render_redirect(out, wg, m, exit.slot, redirect),
+            }
             continue;
         }
         if let Some(dns4) = exit.dns4 {

@@ -148,7 +148,7 @@ fn read_body(body: &Value, creating: bool, stored: Option<&str>) -> Result<Asked
         TYPE_OPENVPN => TYPE_OPENVPN,
         _ => {
             let message =
-                "must be wireguard_ext, openvpn, socks5 or http (a connection keeps its type)";
+                "must be wireguard_ext, openvpn, socks5, http or tor (a connection keeps its type)";
             p.add("type", message);
             TYPE_WIREGUARD_EXT
         }
@@ -194,6 +194,9 @@ pub async fn create(
 ) -> ApiResult<Response> {
     if super::proxy::input::asks_for_proxy(&body) {
         return super::proxy::routes::create(app, audit, body).await;
+    }
+    if super::tor::routes::asks_for_tor(&body) {
+        return super::tor::routes::create(app, audit, body).await;
     }
     // With `creating`, read_body answers both fields or an error.
     let asked = read_body(&body, true, None).and_then(|asked| match asked {
@@ -241,6 +244,9 @@ pub async fn update(
     if stored.as_deref().is_some_and(super::proxy::is_proxy) {
         return super::proxy::routes::update(app, audit, id, body).await;
     }
+    if stored.as_deref().is_some_and(super::tor::is_tor) {
+        return super::tor::routes::update(app, audit, id, body).await;
+    }
     let (name, config) = match read_body(&body, false, stored.as_deref()) {
         Ok(asked) => asked,
         Err(err) => return Err(audit.refuse(&app.db, TARGET, &id, json!({}), err).await),
@@ -287,6 +293,7 @@ fn endpoints(settings: &ConnectionSettings) -> Value {
                 .collect::<Vec<_>>())
         }
         ConnectionSettings::Proxy(s) => json!(format!("{}:{}", s.host, s.port)),
+        ConnectionSettings::Tor(_) => json!(null),
     }
 }
 

@@ -22,6 +22,7 @@ pub enum ConnectionSettings {
     WireGuard(super::wgquick::Settings),
     OpenVpn(super::openvpn::Settings),
     Proxy(ProxySettings),
+    Tor(super::tor::TorSettings),
 }
 
 impl ConnectionSettings {
@@ -31,6 +32,8 @@ impl ConnectionSettings {
             ConnectionSettings::WireGuard(s) => &s.dns,
             ConnectionSettings::OpenVpn(s) => &s.dns,
             ConnectionSettings::Proxy(s) => &s.dns,
+            // Its DNSPort answers; there is no resolver of its own.
+            ConnectionSettings::Tor(_) => &[],
         }
     }
 
@@ -38,7 +41,9 @@ impl ConnectionSettings {
     pub fn has_ipv6(&self) -> bool {
         match self {
             ConnectionSettings::WireGuard(s) => s.addresses.iter().any(|a| a.addr().is_ipv6()),
-            ConnectionSettings::OpenVpn(_) | ConnectionSettings::Proxy(_) => false,
+            ConnectionSettings::OpenVpn(_)
+            | ConnectionSettings::Proxy(_)
+            | ConnectionSettings::Tor(_) => false,
         }
     }
 }
@@ -78,6 +83,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ConnectionRow> {
     let settings = match kind.as_str() {
         TYPE_OPENVPN => {
             ConnectionSettings::OpenVpn(serde_json::from_str(&settings).map_err(unreadable)?)
+        }
+        k if super::tor::is_tor(k) => {
+            ConnectionSettings::Tor(serde_json::from_str(&settings).map_err(unreadable)?)
         }
         k if super::proxy::is_proxy(k) => {
             ConnectionSettings::Proxy(serde_json::from_str(&settings).map_err(unreadable)?)

@@ -1,5 +1,5 @@
 // The Exits page's add form: a type picker (a provider's WireGuard or OpenVPN file, a SOCKS5
-// or HTTP proxy) that shows only the fields of the chosen type. The API's field errors land
+// or HTTP proxy, Tor) that shows only the fields of the chosen type. The API's field errors land
 // by their field; a refused .ovpn line (a 422 whose message starts with "config") lands
 // under the file. Passwords sit in password inputs and are emptied once sent: the API never
 // answers them, and the page never shows them.
@@ -35,6 +35,10 @@ export const TYPES = {
     label: "HTTP proxy",
     proxy: true,
     credentials: "The proxy's login, if it asks for one. The password is kept in the vault, never shown.",
+  },
+  tor: {
+    label: "Tor",
+    note: "The cell runs a Tor client for this exit: its peers' web traffic and DNS go through Tor; their UDP (QUIC), ping and IPv6 are refused. Nothing else to fill in.",
   },
 };
 
@@ -165,11 +169,13 @@ export function addForm(onAdded) {
   const file = fileField();
   const proxy = proxyFields();
   const credentials = credentialFields();
+  const note = h("p", { class: "hint", id: "exit-type-note", hidden: true });
   const submit = h("button", { type: "submit", class: "btn btn-primary", id: "exit-add-submit" }, "Add exit");
   const form = h(
     "form",
     { id: "exit-add-form", novalidate: true },
     h("div", { class: "grid-endpoint" }, name, type),
+    note,
     file.wrapper,
     proxy.wrapper,
     credentials.wrapper,
@@ -183,6 +189,8 @@ export function addForm(onAdded) {
     file.wrapper.hidden = !chosen.file;
     proxy.wrapper.hidden = !chosen.proxy;
     credentials.wrapper.hidden = !chosen.credentials;
+    note.hidden = !chosen.note;
+    note.textContent = chosen.note || "";
     if (chosen.file) file.show(chosen);
     credentials.hint.textContent = chosen.credentials || "";
     clearErrors(form, alert);

@@ -29,15 +29,16 @@ function stacked(label, attrs, ...content) {
 }
 
 /** Where a connection goes, from its stored settings (none of them secret). */
-function destinations(settings) {
+function destinations(settings, type) {
+  if (type === "tor") return ["the Tor network"];
   if (!settings) return [];
   if (Array.isArray(settings.remotes)) return settings.remotes.map((r) => `${r.host}:${r.port}/${r.proto}`);
   if (settings.host) return [`${settings.host}:${settings.port}`];
   return settings.endpoint ? [settings.endpoint] : [];
 }
 
-function destinationCell(settings) {
-  const list = destinations(settings);
+function destinationCell(settings, type) {
+  const list = destinations(settings, type);
   if (list.length === 0) return cell("Goes to", {}, h("span", { class: "muted" }, "unknown"));
   return stacked("Goes to", { class: "exit-destinations" }, ...list.map((d) => h("div", {}, h("code", {}, d))));
 }
@@ -54,7 +55,7 @@ function exitRow(exit, settings, actions) {
       h("strong", {}, exit.name),
       h("div", { class: "muted small exit-type" }, type ? type.label.replace(/ file$/, "") : exit.type),
     ),
-    destinationCell(settings),
+    destinationCell(settings, exit.type),
     stacked(
       "State",
       {},

@@ -19,14 +19,19 @@ impl ConnectivityDriver {
         let mut target = row.settings.dns().first().map(ToString::to_string);
         let started = std::time::Instant::now();
         let proxy = self.proxy_row(db, &row.id).await;
-        let answered = match (&proxy, &target) {
-            (Some(p), _) => {
+        let tor = self.tor_healthy(&row).await;
+        if tor.is_some() {
+            target = Some("control port".into());
+        }
+        let answered = match (tor, &proxy, &target) {
+            (Some(healthy), _, _) => healthy,
+            (None, Some(p), _) => {
                 let (ok, tried) = crate::connectivity::proxy::driver::probe(p).await;
                 target = tried;
                 ok
             }
-            (None, Some(target)) => probe(&ifname, target).await,
-            (None, None) => false,
+            (None, None, Some(target)) => probe(&ifname, target).await,
+            (None, None, None) => false,
         };
         let took_ms = started.elapsed().as_millis() as u64;
         let exits = self.exits(db).await?;
@@ -70,6 +75,9 @@ impl ConnectivityDriver {
             let target = row.settings.dns().first().copied();
             let proxy = proxies.iter().find(|p| p.row.id == row.id);
             async move {
+                if let Some(healthy) = self.tor_healthy(row).await {
+                    return healthy;
+                }
                 if let Some(p) = proxy {
                     return crate::connectivity::proxy::driver::probe(p).await.0;
                 }

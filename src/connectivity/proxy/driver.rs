@@ -42,13 +42,18 @@ pub fn read(
             password,
         });
     }
-    let listen = crate::cell::store::read_cell_config(conn)?.and_then(|c| {
+    Ok((rows, cell_listen(conn)?))
+}
+
+/// The cell's WireGuard IPv4 address, where redirected exits' processes listen (None before
+/// setup).
+pub fn cell_listen(conn: &rusqlite::Connection) -> Result<Option<Ipv4Addr>, ApiError> {
+    Ok(crate::cell::store::read_cell_config(conn)?.and_then(|c| {
         match crate::wireguard::cell_addresses(&c.cell).0 {
             std::net::IpAddr::V4(v4) => Some(v4),
             _ => None,
         }
-    });
-    Ok((rows, listen))
+    }))
 }
 
 pub async fn upstream(p: &ProxyRow) -> Result<Upstream, String> {

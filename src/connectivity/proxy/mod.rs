@@ -135,6 +135,8 @@ mod tests {
                     tcp_port: super::redsocks_port(2),
                     dns_port: super::dns_port(2),
                     internal4: Some("10.8.0.0/24".parse().unwrap()),
+                    tor: false,
+                    open: true,
                 }),
             }],
             peers4: vec![("10.8.0.3".parse().unwrap(), 2)],

@@ -65,6 +65,11 @@ impl ExitsLab {
             reconcile_interval_seconds: reconcile_seconds,
             ..LabOptions::default()
         };
+        ExitsLab::start_with(options, peers).await
+    }
+
+    /// `start` with the lab's options given (more settings for picd, say).
+    pub async fn start_with(options: LabOptions, peers: &[&str]) -> ExitsLab {
         let mut lab = Lab::start(options).await;
         let admin = lab.admin().await;
         let mut clients = Vec::new();
