@@ -411,6 +411,19 @@ mod tests {
     }
 
     #[test]
+    fn the_dns_tcp_lifetime_is_bounded() {
+        assert_eq!(Settings::default().dns_tcp_lifetime_seconds, 120);
+        for bad in [0, 3601] {
+            let settings = Settings {
+                dns_tcp_lifetime_seconds: bad,
+                ..Settings::default()
+            };
+            let err = settings.validate().unwrap_err().to_string();
+            assert!(err.contains("dns_tcp_lifetime_seconds"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn a_bad_number_names_the_variable() {
         let mut table = toml::Table::try_from(Settings::default()).unwrap();
         let err = apply_env(&mut table, |k| {
