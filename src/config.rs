@@ -107,6 +107,9 @@ pub struct Settings {
     /// TCP connections at once, in all and from one address.
     pub dns_tcp_max_clients: u32,
     pub dns_tcp_max_clients_per_address: u32,
+    /// The longest a DNS TCP connection lives, however active: a client asking every few
+    /// seconds would otherwise keep its slot forever.
+    pub dns_tcp_lifetime_seconds: u32,
     /// Hours between consistent snapshots of the database in `backups/` (0: none).
     pub snapshot_interval_hours: u64,
     /// Caps on DNS data, each refused with `limit_exceeded` naming it: records in one zone,
@@ -169,6 +172,7 @@ impl Default for Settings {
             dns_forward_max_in_flight: 512,
             dns_tcp_max_clients: 256,
             dns_tcp_max_clients_per_address: 16,
+            dns_tcp_lifetime_seconds: 120,
             dns_max_records_per_zone: 250_000,
             dns_max_import_records: 100_000,
             dns_max_bulk_operations: 100,
@@ -236,6 +240,9 @@ impl Settings {
             || self.dns_tcp_max_clients_per_address == 0
         {
             bail!("dns_forward_max_in_flight and the dns_tcp_max_clients bounds must be positive");
+        }
+        if self.dns_tcp_lifetime_seconds == 0 || self.dns_tcp_lifetime_seconds > 3600 {
+            bail!("dns_tcp_lifetime_seconds must be 1 to 3600");
         }
         if self.dns_rrl_window_seconds == 0 || self.dns_rrl_window_seconds > 3600 {
             bail!("dns_rrl_window_seconds must be 1 to 3600");
@@ -407,6 +414,19 @@ mod tests {
             format!("{err:#}").contains("package.toml: unknown key `listen_sockett`"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn the_dns_tcp_lifetime_is_bounded() {
+        assert_eq!(Settings::default().dns_tcp_lifetime_seconds, 120);
+        for bad in [0, 3601] {
+            let settings = Settings {
+                dns_tcp_lifetime_seconds: bad,
+                ..Settings::default()
+            };
+            let err = settings.validate().unwrap_err().to_string();
+            assert!(err.contains("dns_tcp_lifetime_seconds"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -14,10 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Questions in the FORMERR bait (the attack used ~150 for 26x).
 const BAIT_QUESTIONS: usize = 300;
@@ -28,49 +27,10 @@ const FD_BOUND: usize = 400;
 /// The slowest `/health` allowed while DNS is under attack.
 const HEALTH_BOUND: Duration = Duration::from_secs(2);
 
-fn query(id: u16, name: &str, rtype: RecordType, edns: bool) -> Message {
-    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
-    message.metadata.recursion_desired = true;
-    message
-        .queries
-        .push(Query::query(Name::from_ascii(name).expect("name"), rtype));
-    if edns {
-        let mut e = Edns::new();
-        e.set_max_payload(4096);
-        message.edns = Some(e);
-    }
-    message
-}
-
-/// Sends `bytes` from `socket` and waits briefly for one datagram back.
-fn exchange(socket: &UdpSocket, server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
-    socket
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .expect("timeout");
-    socket.send_to(bytes, server).expect("send");
-    let mut buf = vec![0u8; 65_535];
-    let (n, _) = socket.recv_from(&mut buf).ok()?;
-    Some(buf[..n].to_vec())
-}
-
-async fn stats(cell: &DnsCell) -> Value {
-    let (status, body) = cell.admin.get_json("/api/dns/stats").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
-
 fn open_fds(picd: &Picd) -> usize {
     std::fs::read_dir(format!("/proc/{}/fd", picd.pid()))
         .map(|d| d.count())
         .unwrap_or(0)
-}
-
-async fn set_upstream(cell: &DnsCell, upstream: SocketAddr) {
-    let (status, mut config) = cell.admin.get_json("/api/config").await;
-    assert_eq!(status, StatusCode::OK, "{config}");
-    config["dns"]["upstreams"] = json!([upstream.to_string()]);
-    let (status, body) = cell.send(Method::PUT, "/api/config", &config).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]
@@ -98,7 +58,7 @@ async fn error_replies_and_any_stay_small() {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
 
     // Hundreds of questions: FORMERR with at most the first, within 512 bytes (no EDNS).
-    let mut bait = query(7, "a.home.example.", RecordType::A, false);
+    let mut bait = raw_query(7, "a.home.example.", RecordType::A, false);
     for i in 1..BAIT_QUESTIONS {
         let name = format!("{}{i}.home.example.", "q".repeat(40));
         bait.queries.push(Query::query(
@@ -108,7 +68,7 @@ async fn error_replies_and_any_stay_small() {
     }
     let bytes = bait.to_vec().expect("encode");
     assert!(bytes.len() > 10_000, "the bait is {} bytes", bytes.len());
-    let reply = exchange(&socket, cell.dns(), &bytes).expect("an answer to the bait");
+    let reply = udp_exchange(&socket, cell.dns(), &bytes).expect("an answer to the bait");
     assert!(reply.len() <= 512, "{} bytes out", reply.len());
     let reply = Message::from_vec(&reply).expect("decode");
     assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
@@ -119,8 +79,8 @@ async fn error_replies_and_any_stay_small() {
     );
 
     // ANY over UDP: one RRset (RFC 8482), within the limit; over TCP everything.
-    let any = query(8, "many.home.example.", RecordType::ANY, true);
-    let reply = exchange(&socket, cell.dns(), &any.to_vec().expect("encode")).expect("ANY");
+    let any = raw_query(8, "many.home.example.", RecordType::ANY, true);
+    let reply = udp_exchange(&socket, cell.dns(), &any.to_vec().expect("encode")).expect("ANY");
     assert!(reply.len() <= 1232, "{} bytes", reply.len());
     let reply = Message::from_vec(&reply).expect("decode");
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
@@ -144,7 +104,7 @@ async fn burst_from_the_world(
     socket
         .set_read_timeout(Some(Duration::from_millis(300)))
         .expect("timeout");
-    let before = stats(cell).await;
+    let before = dns_stats(cell).await;
     for id in 0..BURST {
         socket.send_to(&make(id), server).expect("send");
     }
@@ -159,7 +119,7 @@ async fn burst_from_the_world(
             full += 1;
         }
     }
-    let after = stats(cell).await;
+    let after = dns_stats(cell).await;
     let grown = |what: &str| {
         after["rrl"][what].as_u64().unwrap_or(0) - before["rrl"][what].as_u64().unwrap_or(0)
     };
@@ -176,7 +136,7 @@ async fn a_burst_from_one_world_network_is_rate_limited_with_slips() {
     let world = Netns::create();
     let cell = DnsCell::start_on(&[IpAddr::V4(world.host_addr)]).await;
     let (full, truncated, slipped, dropped) = burst_from_the_world(&cell, &world, |id| {
-        let q = query(id, "home.example.", RecordType::SOA, false);
+        let q = raw_query(id, "home.example.", RecordType::SOA, false);
         q.to_vec().expect("encode")
     })
     .await;
@@ -208,7 +168,7 @@ async fn a_burst_of_requests_signed_with_an_unknown_key_is_rate_limited() {
         .expect("clock")
         .as_secs();
     let (full, _, _, dropped) = burst_from_the_world(&cell, &world, |id| {
-        let mut q = query(id, "home.example.", RecordType::SOA, false);
+        let mut q = raw_query(id, "home.example.", RecordType::SOA, false);
         q.finalize(&signer, now).expect("signing");
         q.to_vec().expect("encode")
     })
@@ -224,7 +184,7 @@ async fn a_flood_of_names_keeps_descriptors_bounded_and_health_fast() {
     let cell = DnsCell::start_on(&[IpAddr::V4(world.host_addr)]).await;
     // An upstream that never answers: every forward waits for its timeout.
     let blackhole = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    set_upstream(&cell, blackhole.local_addr().expect("addr")).await;
+    set_dns_upstream(&cell, blackhole.local_addr().expect("addr")).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let fds_before = open_fds(&cell.picd);
 
@@ -236,7 +196,7 @@ async fn a_flood_of_names_keeps_descriptors_bounded_and_health_fast() {
             let mut buf = vec![0u8; 4096];
             let mut servfail = 0;
             for i in 0..FLOOD_NAMES {
-                let q = query(i as u16, &format!("n{i}.flood.test."), RecordType::A, false);
+                let q = raw_query(i as u16, &format!("n{i}.flood.test."), RecordType::A, false);
                 let _ = socket.send_to(&q.to_vec().expect("encode"), server);
                 while let Ok((n, _)) = socket.recv_from(&mut buf) {
                     if n > 3 && buf[3] & 0x0f == 2 {
@@ -275,7 +235,7 @@ async fn a_flood_of_names_keeps_descriptors_bounded_and_health_fast() {
     }
     let servfail = peer.join().expect("flood");
     outsider.join().expect("flood");
-    let after = stats(&cell).await;
+    let after = dns_stats(&cell).await;
     eprintln!(
         "flood of {FLOOD_NAMES} names x2: fds {fds_before} -> max {max_fds}, slowest /health \
          {slowest:?}, {servfail} SERVFAIL seen, stats {after}"
@@ -322,7 +282,7 @@ async fn a_forward_that_comes_back_is_answered_servfail() {
     let cell = DnsCell::start().await;
     let stop = Arc::new(AtomicBool::new(false));
     let relay = relay_to(cell.dns(), Arc::clone(&stop));
-    set_upstream(&cell, relay).await;
+    set_dns_upstream(&cell, relay).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let fds_before = open_fds(&cell.picd);
     let reply = dig(
@@ -332,7 +292,7 @@ async fn a_forward_that_comes_back_is_answered_servfail() {
         &["+tries=1", "+time=5"],
     );
     assert_eq!(reply.status, "SERVFAIL", "{}", reply.text);
-    let after = stats(&cell).await;
+    let after = dns_stats(&cell).await;
     assert!(
         after["forward"]["loops"].as_u64().unwrap_or(0) >= 1,
         "{after}"
@@ -353,7 +313,7 @@ async fn a_tcp_client_that_never_reads_is_cut_off() {
     stream
         .set_write_timeout(Some(Duration::from_millis(500)))
         .expect("timeout");
-    let q = query(1, "home.example.", RecordType::SOA, false)
+    let q = raw_query(1, "home.example.", RecordType::SOA, false)
         .to_vec()
         .expect("encode");
     let mut framed = (q.len() as u16).to_be_bytes().to_vec();
@@ -372,7 +332,7 @@ async fn a_tcp_client_that_never_reads_is_cut_off() {
             "still connected after a minute of not reading"
         );
     };
-    let after = stats(&cell).await;
+    let after = dns_stats(&cell).await;
     eprintln!("slow reader cut off after {cut:?}; stats {after}");
     assert!(cut < Duration::from_secs(30), "{cut:?}");
     assert!(
@@ -390,7 +350,7 @@ async fn tcp_connections_from_one_address_are_capped() {
         .as_u64()
         .or(body["limits"]["tcp_max_clients_per_address"].as_u64())
         .expect("limit") as usize;
-    let q = query(1, "home.example.", RecordType::SOA, false)
+    let q = raw_query(1, "home.example.", RecordType::SOA, false)
         .to_vec()
         .expect("encode");
     let mut framed = (q.len() as u16).to_be_bytes().to_vec();
@@ -413,7 +373,7 @@ async fn tcp_connections_from_one_address_are_capped() {
             refused += 1;
         }
     }
-    let after = stats(&cell).await;
+    let after = dns_stats(&cell).await;
     eprintln!("{served} served, {refused} refused; stats {after}");
     assert_eq!(served, per_address, "{after}");
     assert_eq!(refused, 20);

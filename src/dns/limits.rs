@@ -7,12 +7,12 @@ use serde_json::{json, Value};
 
 use crate::config::Settings;
 
-/// TCP timeouts, after Knot's: an idle connection goes after 10 s (`tcp-idle-timeout`), a
-/// client that does not take its answer within 5 s is cut off (`tcp-rmt-io-timeout`), and no
-/// connection lives longer than two minutes whatever it does.
+/// TCP timeouts, after Knot's: an idle connection goes after 10 s (`tcp-idle-timeout`) and a
+/// client that does not take its answer within 5 s is cut off (`tcp-rmt-io-timeout`). No
+/// connection lives longer than `dns_tcp_lifetime_seconds` (two minutes by default) whatever
+/// it does.
 pub const TCP_IDLE: Duration = Duration::from_secs(10);
 pub const TCP_WRITE: Duration = Duration::from_secs(5);
-pub const TCP_LIFETIME: Duration = Duration::from_secs(120);
 /// After a failed accept (out of file descriptors), wait before the next: spinning on the
 /// error would take a core and free nothing.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -25,6 +25,7 @@ pub struct DnsLimits {
     pub forward_max_in_flight: usize,
     pub tcp_max_clients: usize,
     pub tcp_max_per_address: usize,
+    pub tcp_lifetime: Duration,
 }
 
 impl Default for DnsLimits {
@@ -42,6 +43,7 @@ impl DnsLimits {
             forward_max_in_flight: settings.dns_forward_max_in_flight.max(1) as usize,
             tcp_max_clients: settings.dns_tcp_max_clients.max(1) as usize,
             tcp_max_per_address: settings.dns_tcp_max_clients_per_address.max(1) as usize,
+            tcp_lifetime: Duration::from_secs(u64::from(settings.dns_tcp_lifetime_seconds.max(1))),
         }
     }
 
@@ -55,7 +57,7 @@ impl DnsLimits {
             "tcp_max_clients_per_address": self.tcp_max_per_address,
             "tcp_idle_seconds": TCP_IDLE.as_secs(),
             "tcp_write_timeout_seconds": TCP_WRITE.as_secs(),
-            "tcp_lifetime_seconds": TCP_LIFETIME.as_secs(),
+            "tcp_lifetime_seconds": self.tcp_lifetime.as_secs(),
         })
     }
 }

@@ -173,6 +173,28 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_clients_share_an_account_per_56() {
+        let mut rrl = RateLimiter::new(3, 2, 0).expect("on");
+        rrl.tick();
+        // 2001:db8:aa:bb00::/56: the first seven bytes are 2001:0db8:00aa:bb.
+        let client: IpAddr = "2001:db8:aa:bb01::7".parse().unwrap();
+        let same_56: IpAddr = "2001:db8:aa:bbff:ffff::1".parse().unwrap();
+        let next_56: IpAddr = "2001:db8:aa:bc00::7".parse().unwrap();
+        let verdicts: Vec<Verdict> = (0..3).map(|_| rrl.check(client, &reply(0, 1))).collect();
+        assert!(verdicts.iter().all(|v| *v == Verdict::Pass), "{verdicts:?}");
+        // Another address of the same /56 finds the account spent; the next /56 has its own.
+        assert_eq!(rrl.check(same_56, &reply(0, 1)), Verdict::Drop);
+        assert_eq!(rrl.check(next_56, &reply(0, 1)), Verdict::Pass);
+        // An IPv4-mapped address is accounted as its IPv4 /24.
+        let v4: IpAddr = "198.51.100.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:198.51.100.99".parse().unwrap();
+        for _ in 0..3 {
+            assert_eq!(rrl.check(v4, &reply(0, 1)), Verdict::Pass);
+        }
+        assert_eq!(rrl.check(mapped, &reply(0, 1)), Verdict::Drop);
+    }
+
+    #[test]
     fn off_at_rate_zero() {
         assert!(RateLimiter::new(0, 15, 2).is_none());
     }

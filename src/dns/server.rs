@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::answer::{self, Outcome, Transport};
 use super::forward::Forwarder;
-use super::limits::{DnsLimits, ACCEPT_BACKOFF, TCP_IDLE, TCP_LIFETIME, TCP_WRITE};
+use super::limits::{DnsLimits, ACCEPT_BACKOFF, TCP_IDLE, TCP_WRITE};
 use super::snapshot::Snapshot;
 use super::stats::{count, DnsStats};
 
@@ -128,7 +128,7 @@ async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let served = serve_tcp_connection(&shared, stream, client.ip());
-            match tokio::time::timeout(TCP_LIFETIME, served).await {
+            match tokio::time::timeout(shared.limits.tcp_lifetime, served).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::debug!(%client, error = %e, "DNS TCP connection ended"),
                 Err(_) => count(&shared.stats.tcp_timed_out),

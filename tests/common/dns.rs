@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 mod cell;
 mod netns;
+mod raw;
 mod servers;
 
 pub use cell::*;
 pub use netns::*;
+pub use raw::*;
 pub use servers::*;
 
 /// Where a missing tool or privilege is fixed.

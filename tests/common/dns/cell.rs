@@ -26,12 +26,22 @@ impl DnsCell {
 
     /// Also listens on `extra` addresses (e.g. the root side of a namespace's veth pair).
     pub async fn start_on(extra: &[IpAddr]) -> DnsCell {
+        DnsCell::start_with(extra, &[]).await
+    }
+
+    /// Listens on `extra` addresses too, with `settings` (`PICD_*` variables) set.
+    pub async fn start_with(extra: &[IpAddr], settings: &[(&str, &str)]) -> DnsCell {
         let port = free_dns_port(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let listen: Vec<String> = std::iter::once(IpAddr::V4(Ipv4Addr::LOCALHOST))
             .chain(extra.iter().copied())
             .map(|ip| SocketAddr::new(ip, port).to_string())
             .collect();
-        let options = PicdOptions::default().with_dns_listen(&listen.join(","));
+        let mut options = PicdOptions::default().with_dns_listen(&listen.join(","));
+        options.env.extend(
+            settings
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string())),
+        );
         let picd = Picd::start_with(options).await;
         let admin = picd.client();
         admin.run_setup().await;
