@@ -253,7 +253,9 @@ pub struct Manifest {
     pub subdomain: &'static str,
     /// Each gets a loopback port; the first `Http` one is what Caddy routes the host to.
     pub endpoints: &'static [Endpoint],
-    pub health: HealthCheck,
+    /// Every check must pass for the service to be healthy (a container of two servers
+    /// checks each).
+    pub health: &'static [HealthCheck],
     pub volumes: &'static [Volume],
     pub config: &'static [ConfigFile],
     /// Where the config folder is mounted (read-only) in the container.
@@ -314,15 +316,24 @@ mod tests {
             unique.sort();
             unique.dedup();
             assert_eq!(unique.len(), names.len(), "{}: {names:?}", manifest.id);
-            let health = match manifest.health {
-                HealthCheck::HttpStatus { endpoint, .. } => endpoint,
-                HealthCheck::Greeting { endpoint, .. } => endpoint,
-            };
-            let probe = match manifest.account_probe {
+            assert!(
+                !manifest.health.is_empty(),
+                "{}: no health check",
+                manifest.id
+            );
+            let mut used: Vec<&str> = manifest
+                .health
+                .iter()
+                .map(|check| match check {
+                    HealthCheck::HttpStatus { endpoint, .. } => *endpoint,
+                    HealthCheck::Greeting { endpoint, .. } => *endpoint,
+                })
+                .collect();
+            used.push(match manifest.account_probe {
                 AccountProbe::Http { endpoint, .. } => endpoint,
                 AccountProbe::ImapLogin { endpoint } => endpoint,
-            };
-            for used in [health, probe] {
+            });
+            for used in used {
                 assert!(names.contains(&used), "{}: {used}", manifest.id);
             }
             let AccountMechanism::PasswdFile { line, hash, .. } = manifest.accounts;

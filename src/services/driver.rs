@@ -303,6 +303,12 @@ impl Driver for DockerDriver {
             }
             self.apply_accounts(manifest, &accounts, retention)
                 .map_err(failed)?;
+            if manifest.id == super::manifests::MAIL.id {
+                let docker = engine.as_ref().ok();
+                super::adapters::email::maps::apply(db, &self.service_dir(manifest.id), docker)
+                    .await
+                    .map_err(failed)?;
+            }
         }
         let docker = engine?;
         let containers = self.managed_containers(&docker).await?;
