@@ -29,6 +29,7 @@ const LONG_BODY: usize = 16 * 1024;
 /// How long a message takes from submission to the INBOX (Postfix's queue, then LMTP), and a
 /// rewritten map to be in force (a `postfix reload`).
 const SETTLES_WITHIN: Duration = Duration::from_secs(20);
+const QUOTA_IN_FORCE_WITHIN: Duration = Duration::from_secs(5);
 
 /// curl with `mail.<domain>` resolved to loopback: (exit code, stdout, stderr).
 fn curl(port: u16, args: &[&str]) -> (i32, String, String) {
@@ -278,6 +279,25 @@ async fn aliases_deliver_unknown_recipients_are_refused_at_rcpt_and_quotas_hold(
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{quota}");
+    // Dovecot re-reads the quota file at most once a second: in force once its own lookup
+    // (`doveadm user`, through the same auth service LMTP asks) returns the rule.
+    let rule = format!("quota_rule\t*:bytes={SMALL_QUOTA}");
+    let mut seen = String::new();
+    let in_force = settles(QUOTA_IN_FORCE_WITHIN, || {
+        let out = dockerd.docker(&[
+            "exec",
+            "picd-mail",
+            "/usr/bin/doveadm",
+            "-c",
+            "/etc/picd-mail/dovecot.conf",
+            "user",
+            "bob",
+        ]);
+        seen = String::from_utf8_lossy(&out.stdout).into_owned();
+        seen.contains(&rule)
+    })
+    .await;
+    assert!(in_force, "Dovecot never saw bob's quota: {seen}");
     let short = "Subject: short\r\n\r\nhi\r\n";
     let reply = lmtp_deliver(lmtp_port, "bob", short);
     assert!(reply.starts_with("250"), "the short message: {reply}");
