@@ -26,6 +26,7 @@ const HOST: &str = "mail.home.example";
 /// Bob's quota: room for a short message, not for a long one.
 const SMALL_QUOTA: u64 = 4096;
 const LONG_BODY: usize = 16 * 1024;
+const NEW_DEFAULT: u64 = 2 * 1024 * 1024;
 /// How long a message takes from submission to the INBOX (Postfix's queue, then LMTP), and a
 /// rewritten map to be in force (a `postfix reload`).
 const SETTLES_WITHIN: Duration = Duration::from_secs(20);
@@ -324,6 +325,42 @@ async fn aliases_deliver_unknown_recipients_are_refused_at_rcpt_and_quotas_hold(
     assert_eq!(quota_of("alice")["limit_bytes"], 1u64 << 30, "{boxes}");
     assert_eq!(quota_of("alice")["default"], true, "{boxes}");
 
+    // A new default for every mailbox without its own; bob's own quota cleared (null) falls
+    // back to it.
+    let resp = admin
+        .send_json(
+            Method::PUT,
+            "/api/email/quota",
+            &json!({ "default_bytes": NEW_DEFAULT }),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = admin
+        .send_json(Method::PUT, path, &json!({ "limit_bytes": null }))
+        .await;
+    let (status, quota) = json_of(resp).await;
+    assert_eq!(status, StatusCode::OK, "{quota}");
+    assert_eq!(quota["limit_bytes"], NEW_DEFAULT, "{quota}");
+    let (_, boxes) = admin.get_json("/api/email/mailboxes").await;
+    for user in ["alice", "bob"] {
+        let quota = boxes["mailboxes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["username"] == user)
+            .map(|b| b["quota"].clone())
+            .unwrap();
+        assert_eq!(quota["limit_bytes"], NEW_DEFAULT, "{user}: {boxes}");
+        assert_eq!(quota["default"], true, "{user}: {boxes}");
+    }
+    let file = std::fs::read_to_string(picd.state_dir().join("services/mail/config/quota"));
+    assert!(
+        file.unwrap().contains(&format!(
+            "bob:::::::userdb_quota_rule=*:bytes={NEW_DEFAULT}\n"
+        )),
+        "the quota file"
+    );
+
     // The alias deleted: refused at RCPT again.
     let resp = admin
         .send_json(Method::DELETE, &format!("{ALIASES}/{ALIAS}"), &json!({}))
@@ -345,10 +382,12 @@ async fn aliases_deliver_unknown_recipients_are_refused_at_rcpt_and_quotas_hold(
         ["success", "failure", "failure", "failure", "success"],
         "{aliases:?}"
     );
-    assert_eq!(
-        audited(&db, "mail_quota"),
-        [("bob".into(), "success".into())]
-    );
+    let quotas = audited(&db, "mail_quota");
+    let expected: Vec<(String, String)> = [("bob", "success"), ("", "success"), ("bob", "success")]
+        .iter()
+        .map(|(t, r)| (t.to_string(), r.to_string()))
+        .collect();
+    assert_eq!(quotas, expected);
 
     // A Postfix that takes connections but never greets: unhealthy, though Dovecot answers.
     signal_postfix(&dockerd, "STOP");
