@@ -88,3 +88,51 @@ pub fn set_default_quota(conn: &Connection, limit_bytes: u64) -> rusqlite::Resul
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CREATED: &str = "2026-01-01T00:00:00Z";
+
+    fn alias(name: &str, target: &str) -> Alias {
+        Alias {
+            alias: name.into(),
+            target: target.into(),
+            created_at: CREATED.into(),
+        }
+    }
+
+    #[test]
+    fn an_alias_and_a_quota_need_a_mailbox_and_go_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("test.db")).unwrap();
+        db.call_blocking(|conn| {
+            // The owner's own account (no peer): a mailbox of the mail service.
+            conn.execute(
+                "INSERT INTO service_accounts (service_id, username, password_hash, created_at)
+                 VALUES ('mail', 'alice', 'x', ?1)",
+                [CREATED],
+            )?;
+            insert_alias(conn, &alias("info", "alice"))?;
+            assert!(insert_alias(conn, &alias("sales", "nobody")).is_err());
+            set_quota_override(conn, "alice", Some(4096))?;
+            assert!(set_quota_override(conn, "nobody", Some(4096)).is_err());
+            assert!(
+                set_quota_override(conn, "alice", Some(10)).is_err(),
+                "below 1 KiB"
+            );
+            assert_eq!(quota_overrides(conn)?.get("alice"), Some(&4096));
+            assert_eq!(default_quota(conn)?, 1 << 30);
+
+            conn.execute("DELETE FROM service_accounts WHERE username = 'alice'", [])?;
+            assert!(aliases(conn)?.is_empty(), "the alias outlived its mailbox");
+            assert!(
+                quota_overrides(conn)?.is_empty(),
+                "the quota outlived its mailbox"
+            );
+            Ok(())
+        })
+        .unwrap();
+    }
+}
