@@ -2,8 +2,9 @@
 //! engine: mail submitted (curl smtp://, STARTTLS, a peer's login) to an alias arrives in the
 //! target's mailbox (curl imap://); an unknown recipient is refused at RCPT TO with a 5xx
 //! instead of bounced later; a message over a mailbox's quota is refused at delivery (LMTP
-//! 552); a deleted alias is refused again; and a Postfix that does not answer makes the
-//! service unhealthy while Dovecot still does.
+//! 552); a deleted alias is refused again; a Postfix that does not answer makes the service
+//! unhealthy while Dovecot still does; and a template an older picd wrote is rewritten and
+//! re-read by the running servers after a restart of picd.
 
 mod common;
 
@@ -170,7 +171,7 @@ async fn aliases_deliver_unknown_recipients_are_refused_at_rcpt_and_quotas_hold(
         )],
         ..PicdOptions::default()
     };
-    let (picd, admin) = picd_with_admin_using(options).await;
+    let (mut picd, admin) = picd_with_admin_using(options).await;
     let built = build_images(&picd.state_dir(), &dockerd);
     assert!(built.contains("mail: image sha256:"), "{built}");
     for name in ["alice", "bob"] {
@@ -396,5 +397,39 @@ async fn aliases_deliver_unknown_recipients_are_refused_at_rcpt_and_quotas_hold(
     assert_eq!(active["services"][0]["health"], "unhealthy", "{active}");
     let (_, active) = admin.get_json("/api/services/active").await;
     assert_eq!(active["services"][0]["health"], "healthy", "{active}");
+
+    // An upgrade of picd that changed a template: main.cf as an older picd wrote it (every
+    // address of the domain taken), in force in the running Postfix. The restarted picd
+    // rewrites it and has the servers re-read their config, in the same container.
+    let main_cf = picd.state_dir().join("services/mail/config/main.cf");
+    let current = std::fs::read_to_string(&main_cf).unwrap();
+    let older = current
+        .replace(
+            "virtual_mailbox_maps = texthash:/etc/picd-mail/mailboxes",
+            "virtual_mailbox_maps = static:ok",
+        )
+        .replace("reject_unlisted_recipient, ", "");
+    assert_ne!(older, current);
+    std::fs::write(&main_cf, older).unwrap();
+    let reload = ["/usr/sbin/postfix", "-c", "/etc/picd-mail", "reload"];
+    dockerd.docker_ok(&[&["exec", "picd-mail"][..], &reload].concat());
+    let nobody = "nobody@home.example";
+    let accepted = settles(SETTLES_WITHIN, || {
+        last = submit(submission, &ca, bob, nobody, &message);
+        last.0 == 0
+    })
+    .await;
+    assert!(accepted, "the older main.cf is not in force: {last:?}");
+    let inspect = ["inspect", "-f", "{{.Id}}", "picd-mail"];
+    let container = dockerd.docker_ok(&inspect);
+    picd.restart().await;
+    let refused = settles(SETTLES_WITHIN, || {
+        last = submit(submission, &ca, bob, nobody, &message);
+        last.0 != 0 && last.1.contains("< 550 5.1.1")
+    })
+    .await;
+    assert!(refused, "the rewritten main.cf is not in force: {last:?}");
+    assert_eq!(std::fs::read_to_string(&main_cf).unwrap(), current);
+    assert_eq!(dockerd.docker_ok(&inspect), container, "a new container");
     assert_no_internal_errors(&picd);
 }

@@ -269,6 +269,10 @@ pub struct Manifest {
     /// request is checked on its own (HTTP basic auth); an IMAP client's connection would
     /// otherwise stay open for hours.
     pub on_account_gone: &'static [&'static str],
+    /// Run in the running container (as its user), each to its end, when picd rewrote one of
+    /// its config templates while the container's spec stayed the same (a picd upgrade that
+    /// changed a template): the servers re-read their config without a restart.
+    pub on_config_changed: &'static [&'static [&'static str]],
     pub account_probe: AccountProbe,
     pub client: ClientHints,
     pub backup_paths: &'static [&'static str],

@@ -60,6 +60,7 @@ pub const FILES: Manifest = Manifest {
         folder_in: "data",
     },
     on_account_gone: &[],
+    on_config_changed: &[],
     account_probe: AccountProbe::Http {
         endpoint: "http",
         method: "PROPFIND",
@@ -135,6 +136,7 @@ pub const CALENDAR: Manifest = Manifest {
         folder_in: "data/collection-root",
     },
     on_account_gone: &[],
+    on_config_changed: &[],
     account_probe: AccountProbe::Http {
         endpoint: "http",
         method: "PROPFIND",
@@ -283,6 +285,16 @@ pub const MAIL: Manifest = Manifest {
         "/etc/picd-mail/dovecot.conf",
         "kick",
         "{user}",
+    ],
+    // Both servers re-read their config (and Postfix its maps) on a reload.
+    on_config_changed: &[
+        &["/usr/sbin/postfix", "-c", "/etc/picd-mail", "reload"],
+        &[
+            "/usr/bin/doveadm",
+            "-c",
+            "/etc/picd-mail/dovecot.conf",
+            "reload",
+        ],
     ],
     account_probe: AccountProbe::ImapLogin { endpoint: "imap" },
     client: ClientHints {

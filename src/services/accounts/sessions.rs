@@ -1,5 +1,7 @@
-//! Ends the sessions an account that is gone still holds: its login is refused once its line
-//! leaves the account file, but a connection made before (an IMAP client's IDLE) would stay.
+//! Commands picd runs in a service's container: ending the sessions an account that is gone
+//! still holds (its login is refused once its line leaves the account file, but a connection
+//! made before, an IMAP client's IDLE, would stay), and the servers' re-read of a config picd
+//! rewrote.
 
 use std::time::Duration;
 
@@ -28,6 +30,19 @@ pub async fn end(docker: &Docker, manifest: &Manifest, gone: &[String]) {
             .collect();
         if let Err(e) = exec(docker, manifest, &cmd).await {
             tracing::warn!(service = manifest.id, user = %user, error = %e, "ending a gone account's sessions");
+        }
+    }
+}
+
+/// Runs the manifest's commands for a rewritten config in the running container; a failure is
+/// logged (the servers read the new config at their next start all the same).
+pub async fn config_changed(docker: &Docker, manifest: &Manifest) {
+    for cmd in manifest.on_config_changed {
+        match exec(docker, manifest, cmd).await {
+            Ok(()) => tracing::info!(service = manifest.id, command = ?cmd, "config re-read"),
+            Err(e) => {
+                tracing::warn!(service = manifest.id, command = ?cmd, error = %e, "config re-read")
+            }
         }
     }
 }
