@@ -9,6 +9,9 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+#[path = "services_bad_input/email.rs"]
+mod email;
+
 const UNAUTHORIZED: (u16, &str) = (401, "unauthorized");
 const ADMIN_ONLY: (u16, &str) = (403, "admin_only");
 const CSRF_INVALID: (u16, &str) = (403, "csrf_invalid");

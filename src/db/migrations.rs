@@ -89,6 +89,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "connectivity_proxies",
         include_str!("../../migrations/0019_connectivity_proxies.sql"),
     ),
+    (
+        21,
+        "mail_aliases_quotas",
+        include_str!("../../migrations/0021_mail_aliases_quotas.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.

@@ -253,7 +253,9 @@ pub struct Manifest {
     pub subdomain: &'static str,
     /// Each gets a loopback port; the first `Http` one is what Caddy routes the host to.
     pub endpoints: &'static [Endpoint],
-    pub health: HealthCheck,
+    /// Every check must pass for the service to be healthy (a container of two servers
+    /// checks each).
+    pub health: &'static [HealthCheck],
     pub volumes: &'static [Volume],
     pub config: &'static [ConfigFile],
     /// Where the config folder is mounted (read-only) in the container.
@@ -267,6 +269,10 @@ pub struct Manifest {
     /// request is checked on its own (HTTP basic auth); an IMAP client's connection would
     /// otherwise stay open for hours.
     pub on_account_gone: &'static [&'static str],
+    /// Run in the running container (as its user), each to its end, when picd rewrote one of
+    /// its config templates while the container's spec stayed the same (a picd upgrade that
+    /// changed a template): the servers re-read their config without a restart.
+    pub on_config_changed: &'static [&'static [&'static str]],
     pub account_probe: AccountProbe,
     pub client: ClientHints,
     pub backup_paths: &'static [&'static str],
@@ -314,15 +320,24 @@ mod tests {
             unique.sort();
             unique.dedup();
             assert_eq!(unique.len(), names.len(), "{}: {names:?}", manifest.id);
-            let health = match manifest.health {
-                HealthCheck::HttpStatus { endpoint, .. } => endpoint,
-                HealthCheck::Greeting { endpoint, .. } => endpoint,
-            };
-            let probe = match manifest.account_probe {
+            assert!(
+                !manifest.health.is_empty(),
+                "{}: no health check",
+                manifest.id
+            );
+            let mut used: Vec<&str> = manifest
+                .health
+                .iter()
+                .map(|check| match check {
+                    HealthCheck::HttpStatus { endpoint, .. } => *endpoint,
+                    HealthCheck::Greeting { endpoint, .. } => *endpoint,
+                })
+                .collect();
+            used.push(match manifest.account_probe {
                 AccountProbe::Http { endpoint, .. } => endpoint,
                 AccountProbe::ImapLogin { endpoint } => endpoint,
-            };
-            for used in [health, probe] {
+            });
+            for used in used {
                 assert!(names.contains(&used), "{}: {used}", manifest.id);
             }
             let AccountMechanism::PasswdFile { line, hash, .. } = manifest.accounts;

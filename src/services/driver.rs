@@ -121,13 +121,15 @@ impl DockerDriver {
         Ok(())
     }
 
-    /// Writes the service's config files (atomically) from their templates.
+    /// Writes the service's config files (atomically) from their templates; true when a
+    /// template's file changed.
     pub fn write_config(
         &self,
         manifest: &Manifest,
         installed: &Installed,
         place: Option<&CellPlace>,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<bool> {
+        let mut changed = false;
         let config = self.service_dir(manifest.id).join("config");
         std::fs::create_dir_all(&config)?;
         let values = super::listen::template_values(manifest, installed, place);
@@ -143,8 +145,9 @@ impl DockerDriver {
                 continue;
             }
             crate::files::write_atomically(&path, text.as_bytes(), 0o644)?;
+            changed = true;
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// `apply_service` for one service on its own, in the engine's one-pass-at-a-time order.
@@ -183,7 +186,8 @@ impl DockerDriver {
         })?;
         super::images::verify(docker, image).await?;
         self.create_volumes(manifest).map_err(failed)?;
-        self.write_config(manifest, installed, place)
+        let config_changed = self
+            .write_config(manifest, installed, place)
             .map_err(failed)?;
         // A container the engine is still removing (a remove just before) is as good as gone.
         let existing = match existing {
@@ -220,6 +224,8 @@ impl DockerDriver {
                         .start_container(&id, None::<StartContainerOptions>)
                         .await
                         .map_err(failed)?;
+                } else if config_changed {
+                    super::accounts::sessions::config_changed(docker, manifest).await;
                 }
                 return Ok(());
             }
@@ -303,6 +309,12 @@ impl Driver for DockerDriver {
             }
             self.apply_accounts(manifest, &accounts, retention)
                 .map_err(failed)?;
+            if manifest.id == super::manifests::MAIL.id {
+                let docker = engine.as_ref().ok();
+                super::adapters::email::maps::apply(db, &self.service_dir(manifest.id), docker)
+                    .await
+                    .map_err(failed)?;
+            }
         }
         let docker = engine?;
         let containers = self.managed_containers(&docker).await?;

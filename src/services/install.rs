@@ -190,18 +190,26 @@ pub async fn wait_healthy(manifest: &Manifest, row: &Installed) -> Result<Durati
     ))
 }
 
-/// One pass of the manifest's health check on the service's loopback ports.
+/// One pass of the manifest's health checks on the service's loopback ports: the first that
+/// fails says why.
 pub async fn check_health(manifest: &Manifest, row: &Installed) -> Result<(), String> {
+    for check in manifest.health {
+        check_one(check, row).await?;
+    }
+    Ok(())
+}
+
+async fn check_one(check: &HealthCheck, row: &Installed) -> Result<(), String> {
     let port_of = |endpoint: &str| {
         row.port(endpoint)
             .ok_or_else(|| format!("no port for the {endpoint} endpoint"))
     };
-    match manifest.health {
+    match *check {
         HealthCheck::HttpStatus { endpoint, status } => {
             match http_status(port_of(endpoint)?).await {
                 Ok(got) if got == status => Ok(()),
-                Ok(got) => Err(format!("answered {got}, expected {status}")),
-                Err(e) => Err(e.to_string()),
+                Ok(got) => Err(format!("{endpoint} answered {got}, expected {status}")),
+                Err(e) => Err(format!("{endpoint}: {e}")),
             }
         }
         HealthCheck::Greeting {
@@ -210,10 +218,10 @@ pub async fn check_health(manifest: &Manifest, row: &Installed) -> Result<(), St
         } => match greeting(port_of(endpoint)?).await {
             Ok(line) if line.starts_with(starts_with) => Ok(()),
             Ok(line) => Err(format!(
-                "greeted {:?}, expected {starts_with:?}",
+                "{endpoint} greeted {:?}, expected {starts_with:?}",
                 line.trim_end()
             )),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(format!("{endpoint}: {e}")),
         },
     }
 }

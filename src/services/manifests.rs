@@ -20,10 +20,10 @@ pub const FILES: Manifest = Manifest {
     entrypoint: &["/usr/sbin/nginx", "-c", "/etc/picd-files/nginx.conf"],
     subdomain: "files",
     endpoints: HTTP_ONLY,
-    health: HealthCheck::HttpStatus {
+    health: &[HealthCheck::HttpStatus {
         endpoint: "http",
         status: 401,
-    },
+    }],
     volumes: &[Volume {
         name: "data",
         mount: "/srv/dav",
@@ -60,6 +60,7 @@ pub const FILES: Manifest = Manifest {
         folder_in: "data",
     },
     on_account_gone: &[],
+    on_config_changed: &[],
     account_probe: AccountProbe::Http {
         endpoint: "http",
         method: "PROPFIND",
@@ -97,10 +98,10 @@ pub const CALENDAR: Manifest = Manifest {
     subdomain: "calendar",
     endpoints: HTTP_ONLY,
     // Radicale sends `/` to its web interface (off here) before it asks for a login.
-    health: HealthCheck::HttpStatus {
+    health: &[HealthCheck::HttpStatus {
         endpoint: "http",
         status: 302,
-    },
+    }],
     volumes: &[Volume {
         name: "data",
         mount: "/srv/radicale",
@@ -135,6 +136,7 @@ pub const CALENDAR: Manifest = Manifest {
         folder_in: "data/collection-root",
     },
     on_account_gone: &[],
+    on_config_changed: &[],
     account_probe: AccountProbe::Http {
         endpoint: "http",
         method: "PROPFIND",
@@ -186,10 +188,18 @@ pub const MAIL: Manifest = Manifest {
         },
         Endpoint::loopback("lmtp", Protocol::Lmtp),
     ],
-    health: HealthCheck::Greeting {
-        endpoint: "imap",
-        starts_with: "* OK",
-    },
+    // Both servers: Dovecot's IMAP greeting and Postfix's submission greeting (on its
+    // loopback address), so a container whose Postfix died or never started is unhealthy.
+    health: &[
+        HealthCheck::Greeting {
+            endpoint: "imap",
+            starts_with: "* OK",
+        },
+        HealthCheck::Greeting {
+            endpoint: "submission",
+            starts_with: "220 ",
+        },
+    ],
     volumes: &[Volume {
         name: "data",
         mount: "/srv/mail",
@@ -219,6 +229,19 @@ pub const MAIL: Manifest = Manifest {
         ConfigFile {
             name: "senders",
             template: include_str!("mail/senders"),
+        },
+        // Filled by picd from the accounts, aliases and quotas (see adapters::email::maps).
+        ConfigFile {
+            name: "mailboxes",
+            template: "",
+        },
+        ConfigFile {
+            name: "aliases",
+            template: "",
+        },
+        ConfigFile {
+            name: "quota",
+            template: "",
         },
         ConfigFile {
             name: "users",
@@ -262,6 +285,16 @@ pub const MAIL: Manifest = Manifest {
         "/etc/picd-mail/dovecot.conf",
         "kick",
         "{user}",
+    ],
+    // Both servers re-read their config (and Postfix its maps) on a reload.
+    on_config_changed: &[
+        &["/usr/sbin/postfix", "-c", "/etc/picd-mail", "reload"],
+        &[
+            "/usr/bin/doveadm",
+            "-c",
+            "/etc/picd-mail/dovecot.conf",
+            "reload",
+        ],
     ],
     account_probe: AccountProbe::ImapLogin { endpoint: "imap" },
     client: ClientHints {

@@ -49,6 +49,10 @@ pub async fn sync(app: &ServicesApp, manifest: &'static Manifest) -> ApiResult<(
     if !applied.archived.is_empty() {
         tracing::info!(service = id, archived = ?applied.archived, "account data archived");
     }
+    // Mail's maps name every mailbox: an account is an address only once it is in them.
+    if id == crate::services::manifests::MAIL.id {
+        crate::services::adapters::email::apply_maps(app).await?;
+    }
     Ok(())
 }
 

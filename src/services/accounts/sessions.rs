@@ -1,5 +1,7 @@
-//! Ends the sessions an account that is gone still holds: its login is refused once its line
-//! leaves the account file, but a connection made before (an IMAP client's IDLE) would stay.
+//! Commands picd runs in a service's container: ending the sessions an account that is gone
+//! still holds (its login is refused once its line leaves the account file, but a connection
+//! made before, an IMAP client's IDLE, would stay), and the servers' re-read of a config picd
+//! rewrote.
 
 use std::time::Duration;
 
@@ -21,27 +23,48 @@ pub async fn end(docker: &Docker, manifest: &Manifest, gone: &[String]) {
         return;
     }
     for user in gone {
-        let cmd = manifest
+        let cmd: Vec<String> = manifest
             .on_account_gone
             .iter()
             .map(|arg| arg.replace("{user}", user))
             .collect();
-        let config = ExecConfig {
-            cmd: Some(cmd),
-            user: Some(manifest.security.user.into()),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            ..Default::default()
-        };
-        let container = container_name(manifest.id);
-        let ran = match docker.create_exec(&container, config).await {
-            Ok(exec) => run_to_end(docker, &exec.id).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = ran {
+        if let Err(e) = exec(docker, manifest, &cmd).await {
             tracing::warn!(service = manifest.id, user = %user, error = %e, "ending a gone account's sessions");
         }
     }
+}
+
+/// Runs the manifest's commands for a rewritten config in the running container; a failure is
+/// logged (the servers read the new config at their next start all the same).
+pub async fn config_changed(docker: &Docker, manifest: &Manifest) {
+    for cmd in manifest.on_config_changed {
+        match exec(docker, manifest, cmd).await {
+            Ok(()) => tracing::info!(service = manifest.id, command = ?cmd, "config re-read"),
+            Err(e) => {
+                tracing::warn!(service = manifest.id, command = ?cmd, error = %e, "config re-read")
+            }
+        }
+    }
+}
+
+/// Runs one command in the service's container as the service's user, to its end (or
+/// COMMAND_WAIT).
+pub async fn exec(
+    docker: &Docker,
+    manifest: &Manifest,
+    cmd: &[impl AsRef<str>],
+) -> Result<(), bollard::errors::Error> {
+    let config = ExecConfig {
+        cmd: Some(cmd.iter().map(|a| a.as_ref().to_string()).collect()),
+        user: Some(manifest.security.user.into()),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        ..Default::default()
+    };
+    let exec = docker
+        .create_exec(&container_name(manifest.id), config)
+        .await?;
+    run_to_end(docker, &exec.id).await
 }
 
 /// Starts the exec attached and reads its output to the end, so the command has finished.
