@@ -90,9 +90,9 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         include_str!("../../migrations/0019_connectivity_proxies.sql"),
     ),
     (
-        21,
+        20,
         "mail_aliases_quotas",
-        include_str!("../../migrations/0021_mail_aliases_quotas.sql"),
+        include_str!("../../migrations/0020_mail_aliases_quotas.sql"),
     ),
 ];
 

@@ -16,7 +16,7 @@ use crate::services::store as installed;
 use crate::services::ServicesApp;
 
 const TARGET: &str = "mail_quota";
-/// The limits migration 0021 allows: 1 KiB to 1 TiB.
+/// The limits migration 0020 allows: 1 KiB to 1 TiB.
 const QUOTA_MIN: u64 = 1024;
 const QUOTA_MAX: u64 = 1 << 40;
 

@@ -1,4 +1,4 @@
-//! SQL of the mail service's aliases, quota overrides and default quota (migration 0021).
+//! SQL of the mail service's aliases, quota overrides and default quota (migration 0020).
 
 use std::collections::HashMap;
 
