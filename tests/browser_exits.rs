@@ -134,6 +134,11 @@ async fn socks5_is_added(browser: &WebDriver, api: &AdminApi) -> Result<()> {
     ensure!(row.contains("SOCKS5"), "the row shows its type: {row}");
     let target = format!("{PROXY_HOST}:{PROXY_PORT}");
     ensure!(row.contains(&target), "the row shows {target}: {row}");
+    // A redirect to redsocks: no device and no handshake of its own to show.
+    ensure!(
+        row.contains("none: a redirect") && row.contains("health by a probe"),
+        "the proxy's row shows an interface or a handshake it does not have: {row}"
+    );
     let left = browser.property(&kind, "value").await?;
     ensure!(left == json!(""), "the password stays in the form: {left}");
     ensure!(

@@ -100,6 +100,8 @@ impl ProxyLab {
         assert_eq!(status, StatusCode::CREATED, "{created}");
         assert!(!created.to_string().contains(PROXY_PASSWORD), "{created}");
         assert_eq!(created["settings"]["has_password"], true, "{created}");
+        // A redirect to redsocks, with no device of its own.
+        assert_eq!(created["interface"], Value::Null, "{created}");
         created
     }
 

@@ -324,7 +324,7 @@ impl ConnectivityDriver {
                     health.unwrap_or_else(|| ("connecting".into(), row.created_at.clone()));
                 json!({
                     "id": row.id, "name": row.name, "type": row.kind,
-                    "interface": self.ifname(row.slot),
+                    "interface": super::device_name(&row.kind, &self.wireguard_interface, row.slot),
                     "mark": format!("{:#010x}", super::mark(row.slot)),
                     "table": super::table_id(row.slot),
                     "state": state, "since": since,

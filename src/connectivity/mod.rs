@@ -58,6 +58,14 @@ pub fn interface_name(wireguard_interface: &str, slot: u8) -> String {
     format!("{base}{suffix}")
 }
 
+/// The device an exit of type `kind` answers as its own: WireGuard and OpenVPN exits have
+/// one; proxy and tor exits are redirects to a local process and have none.
+pub fn device_name(kind: &str, wireguard_interface: &str, slot: u8) -> Option<String> {
+    [store::TYPE_WIREGUARD_EXT, store::TYPE_OPENVPN]
+        .contains(&kind)
+        .then(|| interface_name(wireguard_interface, slot))
+}
+
 /// The cell's peer subnets (None before setup).
 pub type Subnets = (ipnet::Ipv4Net, ipnet::Ipv6Net);
 

@@ -30,7 +30,8 @@ pub(super) fn connection_json(
     used_by: &[String],
 ) -> Value {
     let mut value = serde_json::to_value(row).unwrap_or_else(|_| json!({}));
-    value["interface"] = json!(super::interface_name(
+    value["interface"] = json!(super::device_name(
+        &row.kind,
         &app.settings.wireguard_interface,
         row.slot
     ));

@@ -43,6 +43,16 @@ function destinationCell(settings, type) {
   return stacked("Goes to", { class: "exit-destinations" }, ...list.map((d) => h("div", {}, h("code", {}, d))));
 }
 
+/** Only a WireGuard exit has a handshake; the others say what tells their health. */
+function handshakeText(type, age) {
+  if (type !== "wireguard_ext") {
+    const by = type === "openvpn" ? "its management socket" : type === "tor" ? "its control port" : "a probe";
+    return h("span", { class: "muted" }, `none: health by ${by}`);
+  }
+  if (age === null || age === undefined) return h("span", { class: "muted" }, "none yet");
+  return `${formatDuration(age)} ago`;
+}
+
 function exitRow(exit, settings, actions) {
   const age = exit.handshake_age_seconds;
   const type = TYPES[exit.type];
@@ -62,8 +72,8 @@ function exitRow(exit, settings, actions) {
       stateBadge(exit),
       exit.since ? h("div", { class: "muted small" }, `since ${formatTime(exit.since)}`) : null,
     ),
-    cell("Handshake", {}, age === null || age === undefined ? h("span", { class: "muted" }, "none yet") : `${formatDuration(age)} ago`),
-    cell("Interface", {}, h("code", {}, exit.interface)),
+    cell("Handshake", {}, handshakeText(exit.type, age)),
+    cell("Interface", {}, exit.interface ? h("code", {}, exit.interface) : h("span", { class: "muted" }, "none: a redirect")),
     cell("Peers", {}, exit.peers.length ? exit.peers.join(", ") : h("span", { class: "muted" }, "none")),
     stacked("Actions", { class: "row-actions" }, ...actions),
   );
