@@ -77,7 +77,8 @@ type Failure = (&'static str, String);
 /// All drivers of the cell, in the order /api/status lists them.
 #[derive(Clone, Default)]
 pub struct Drivers {
-    list: Vec<Arc<dyn Driver>>,
+    /// Shared: every request's state holds the list, and a clone costs one count.
+    list: Arc<Vec<Arc<dyn Driver>>>,
     /// Each driver's failure in the last pass (None: it applied), to log only changes.
     last_failure: Arc<Mutex<HashMap<&'static str, Option<Failure>>>>,
 }
@@ -85,14 +86,14 @@ pub struct Drivers {
 impl Drivers {
     pub fn new(list: Vec<Arc<dyn Driver>>) -> Self {
         Drivers {
-            list,
+            list: Arc::new(list),
             last_failure: Arc::default(),
         }
     }
 
     /// Adds a driver at the end of the list.
     pub fn with(mut self, driver: Arc<dyn Driver>) -> Self {
-        self.list.push(driver);
+        Arc::make_mut(&mut self.list).push(driver);
         self
     }
 
@@ -118,7 +119,7 @@ impl Drivers {
     /// starts or changes, not again on every pass while it lasts (a cell without Caddy would
     /// otherwise log the same line after each change and each periodic pass).
     pub async fn reconcile_all(&self, db: &Db) {
-        for driver in &self.list {
+        for driver in self.list.iter() {
             let (driver, db) = (Arc::clone(driver), db.clone());
             let name = driver.name();
             let task = tokio::spawn(async move { driver.reconcile(&db).await });
