@@ -99,3 +99,42 @@ pub fn summary(
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectivity::traffic::CountedPeer;
+
+    #[test]
+    fn a_peers_growth_sums_its_lines_and_is_kept_per_peer_and_exit() {
+        let table = ExitTable {
+            counted: vec![CountedPeer {
+                peer: "alice".into(),
+                connection: "c1".into(),
+                interface: "picd0e1".into(),
+                v4: Some("10.8.0.2".parse().unwrap()),
+                v6: None,
+            }],
+            ..ExitTable::default()
+        };
+        let c = |packets, bytes| Counter { packets, bytes };
+        let [out4, in4, ..] = <[String; 4]>::try_from(traffic::comments("alice", "c1")).unwrap();
+        let before = HashMap::from([(out4.clone(), c(2, 200))]);
+        let now = HashMap::from([(out4, c(5, 500)), (in4, c(4, 4000))]);
+        let g = growth(&table, &before, &now);
+        let key = ("alice".to_string(), "c1".to_string());
+        assert_eq!(g, ExitGrowth::from([(key, c(7, 4300))]));
+
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!(
+            "../../migrations/0021_routing_exit_metrics.sql"
+        ))
+        .unwrap();
+        let at = crate::time::now();
+        record(&conn, &g, at).unwrap();
+        record(&conn, &g, at).unwrap();
+        let since = at - time::Duration::minutes(10);
+        let rows = summary(&conn, since).unwrap();
+        assert_eq!(rows, [("alice".into(), "c1".into(), c(14, 8600))]);
+    }
+}
