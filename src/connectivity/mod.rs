@@ -22,6 +22,7 @@ pub mod render;
 pub mod routes;
 pub mod store;
 pub mod tor;
+pub mod traffic;
 pub mod wgquick;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -103,6 +104,9 @@ pub struct ExitTable {
     /// left out (it goes direct); a fail-closed one stays, and meets the `unreachable` route.
     pub peers4: Vec<(Ipv4Addr, u8)>,
     pub peers6: Vec<(Ipv6Addr, u8)>,
+    /// Each peer whose traffic through an interface exit is counted (proxy and tor exits'
+    /// traffic is not forwarded, so it has no forward-chain counter).
+    pub counted: Vec<traffic::CountedPeer>,
 }
 
 /// Reads the exits' part of the table from the store (routing's driver calls this).
@@ -170,6 +174,15 @@ pub fn exit_table(conn: &Connection, wireguard_interface: &str) -> rusqlite::Res
         }
         if let Ok(v6) = peer.address_v6.parse() {
             table.peers6.push((v6, c.slot));
+        }
+        if !proxy::is_proxy(&c.kind) && !tor::is_tor(&c.kind) {
+            table.counted.push(traffic::CountedPeer {
+                peer: peer.peer.clone(),
+                connection: c.id.clone(),
+                interface: interface_name(wireguard_interface, c.slot),
+                v4: peer.address_v4.parse().ok(),
+                v6: peer.address_v6.parse().ok(),
+            });
         }
     }
     Ok(table)

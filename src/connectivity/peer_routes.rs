@@ -18,8 +18,23 @@ const TARGET: &str = "peer_exit";
 const PEER_NAME_MAX: usize = 63;
 const ID_MAX: usize = 64;
 
+/// Each peer with its exit, and its traffic through that exit as the table's counters last
+/// read back (null for a direct peer, or an exit whose traffic is not counted).
 pub async fn list(_admin: AdminUser, State(app): State<ConnectivityApp>) -> ApiResult<Json<Value>> {
     let peers = app.db.call(|conn| Ok(store::peer_exits(conn)?)).await?;
+    let counters = app.routing.counters();
+    let peers: Vec<Value> = peers
+        .into_iter()
+        .map(|p| {
+            let traffic = p
+                .connection
+                .as_deref()
+                .and_then(|c| super::traffic::sum(&counters, &p.peer, c));
+            let mut value = json!(p);
+            value["traffic"] = json!(traffic);
+            value
+        })
+        .collect();
     Ok(Json(json!({ "peers": peers })))
 }
 

@@ -162,6 +162,7 @@ mod tests {
             }],
             peers4: vec![("10.8.0.2".parse().unwrap(), 1)],
             peers6: vec![("fd00::2".parse().unwrap(), 1)],
+            counted: vec![],
         }
     }
 

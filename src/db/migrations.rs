@@ -94,6 +94,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "mail_aliases_quotas",
         include_str!("../../migrations/0020_mail_aliases_quotas.sql"),
     ),
+    (
+        21,
+        "routing_exit_metrics",
+        include_str!("../../migrations/0021_routing_exit_metrics.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::render::{self, Counter, Desired};
-use super::{metrics, store, TABLE};
+use super::{exit_metrics, metrics, store, TABLE};
 use crate::db::Db;
 use crate::driver::{Driver, DriverError, DriverState, SubsystemStatus};
 
@@ -127,15 +127,20 @@ impl RoutingDriver {
         let growth = {
             let applied = self.lock();
             let kinds = metrics::classify(&desired);
-            applied
-                .sampled
-                .then(|| metrics::growth(&kinds, &applied.counters, &read_back))
+            applied.sampled.then(|| {
+                let by_exit = exit_metrics::growth(&desired.exits, &applied.counters, &read_back);
+                (
+                    metrics::growth(&kinds, &applied.counters, &read_back),
+                    by_exit,
+                )
+            })
         };
         db.write(move |tx| {
             let now = crate::time::now();
             store::note_applied(tx, &ids, &crate::time::format_rfc3339(now))?;
-            if let Some(growth) = growth {
+            if let Some((growth, by_exit)) = growth {
                 metrics::record(tx, &growth, now)?;
+                exit_metrics::record(tx, &by_exit, now)?;
             }
             Ok(())
         })

@@ -152,7 +152,7 @@ pub fn growth(
 }
 
 /// The minute a time falls in, as the rows' bucket text.
-fn minute(at: OffsetDateTime) -> String {
+pub(super) fn minute(at: OffsetDateTime) -> String {
     let at = at
         .replace_second(0)
         .unwrap_or(at)

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use super::exit_metrics;
 use super::metrics::{self, Totals};
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Json, Query};
@@ -48,11 +49,20 @@ pub async fn summary(
         &[("10m", 600), ("1h", 3600), ("24h", 86_400)],
     )?;
     let since = crate::time::now() - time::Duration::seconds(seconds);
-    let (total, ports) = app
+    let (total, ports, exits) = app
         .db
-        .call(move |conn| metrics::summary(conn, since))
+        .call(move |conn| {
+            let (total, ports) = metrics::summary(conn, since)?;
+            Ok((total, ports, exit_metrics::summary(conn, since)?))
+        })
         .await?;
     let top: Vec<Value> = ports.into_iter().map(|(p, t)| with_port(p, t)).collect();
+    let exits: Vec<Value> = exits
+        .into_iter()
+        .map(|(peer, connection, c)| {
+            json!({ "peer": peer, "connection": connection, "packets": c.packets, "bytes": c.bytes })
+        })
+        .collect();
     Ok(Json(json!({
         "window": window,
         "total_passed": total.packets_passed,
@@ -60,6 +70,7 @@ pub async fn summary(
         "total_bytes_passed": total.bytes_passed,
         "total_bytes_dropped": total.bytes_dropped,
         "top_ports": top,
+        "peer_exits": exits,
     })))
 }
 

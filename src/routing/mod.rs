@@ -5,6 +5,7 @@
 //! picd owns and replaces atomically on every reconcile.
 
 pub mod driver;
+pub mod exit_metrics;
 pub mod input;
 pub mod metrics;
 pub mod metrics_routes;

@@ -164,6 +164,8 @@ fn filter_chain(out: &mut String, desired: &Desired, chain: &str) {
         let wg = &desired.wireguard_interface;
         exits::kill_switch(out, desired.peer_subnets, wg, &counter);
         peer_policy::render_forward(out, desired.peer_subnets, &counter);
+        // After the policy's drops, before any accept: what an exit peer sent and got back.
+        crate::connectivity::traffic::render(out, &desired.exits, wg, &counter);
     }
     if chain == "input" {
         // First, before the allow list: a service for the peers is never the world's.

@@ -141,6 +141,7 @@ mod tests {
             }],
             peers4: vec![("10.8.0.3".parse().unwrap(), 2)],
             peers6: vec![],
+            counted: vec![],
         }
     }
 

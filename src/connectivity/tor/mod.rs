@@ -96,6 +96,7 @@ mod tests {
             }],
             peers4: vec![("10.8.0.4".parse().unwrap(), 3)],
             peers6: vec![("fd00::4".parse().unwrap(), 3)],
+            counted: vec![],
         }
     }
 
