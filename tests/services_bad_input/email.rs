@@ -7,6 +7,9 @@ use super::*;
 const ALIASES: &str = "/api/email/aliases";
 const QUOTA: &str = "/api/email/quota";
 const MAILBOX_QUOTA: &str = "/api/email/mailboxes/peer1/quota";
+const MAILBOXES: &str = "/api/email/mailboxes";
+const STATUS: &str = "/api/email/status";
+const INSUFFICIENT_SCOPE: (u16, &str) = (403, "insufficient_scope");
 const SETUP_REQUIRED: (u16, &str) = (409, "setup_required");
 
 /// The mail routes of aliases and quotas: the wrong actor, bad bodies, and while mail is not
@@ -15,7 +18,7 @@ fn email_table() -> Vec<Refused> {
     use Who::*;
     let mut table = Vec::new();
     for (who, answer) in [(Anonymous, UNAUTHORIZED), (Peer, ADMIN_ONLY)] {
-        for path in [ALIASES, QUOTA] {
+        for path in [ALIASES, QUOTA, MAILBOXES, STATUS] {
             table.push(refused(who, Method::GET, path, Body::Empty, answer));
         }
     }
@@ -27,6 +30,7 @@ fn email_table() -> Vec<Refused> {
         (Anonymous, UNAUTHORIZED),
         (Peer, ADMIN_ONLY),
         (AdminNoCsrf, CSRF_INVALID),
+        (ReadOnlyKey, INSUFFICIENT_SCOPE),
     ] {
         table.push(refused(who, Method::POST, ALIASES, alias(), answer));
         table.push(refused(who, Method::DELETE, &one, Body::Empty, answer));
