@@ -96,6 +96,47 @@ pub struct ProxyRedirect {
     pub open: bool,
 }
 
+/// What a redirect exit sends where: its name in the rules' comments, and the matches of the
+/// DNS it takes and of the TCP it takes.
+pub struct RedirectLines {
+    pub kind: &'static str,
+    pub dns: &'static str,
+    pub tcp: &'static str,
+}
+
+impl ProxyRedirect {
+    /// The exit's two lines of the DNS-and-redirect chain (nat prerouting), for its peers'
+    /// IPv4 (their IPv6 meets the exit's `unreachable`): DNS to `dns_port`, TCP not to the
+    /// peers' subnet to `tcp_port`.
+    pub fn render(
+        &self,
+        out: &mut String,
+        wireguard_interface: &str,
+        mark: u32,
+        slot: u8,
+        lines: &RedirectLines,
+    ) {
+        use std::fmt::Write;
+        let RedirectLines { kind, dns, tcp } = lines;
+        let head =
+            format!("iifname \"{wireguard_interface}\" meta mark {mark:#010x} meta nfproto ipv4");
+        let _ = writeln!(
+            out,
+            "    {head} {dns} redirect to :{} comment \"{kind}-dns:{slot}\"",
+            self.dns_port
+        );
+        let internal = self
+            .internal4
+            .map(|net| format!(" ip daddr != {net}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    {head}{internal} {tcp} redirect to :{} comment \"{kind}-tcp:{slot}\"",
+            self.tcp_port
+        );
+    }
+}
+
 /// The exits' part of picd's nftables table, as plain data.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExitTable {

@@ -101,23 +101,12 @@ pub fn render_redirect(
     slot: u8,
     redirect: &super::ProxyRedirect,
 ) {
-    use std::fmt::Write;
-    let head =
-        format!("iifname \"{wireguard_interface}\" meta mark {mark:#010x} meta nfproto ipv4");
-    let _ = writeln!(
-        out,
-        "    {head} meta l4proto {{ tcp, udp }} th dport 53 redirect to :{} comment \"proxy-dns:{slot}\"",
-        redirect.dns_port
-    );
-    let internal = redirect
-        .internal4
-        .map(|net| format!(" ip daddr != {net}"))
-        .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "    {head}{internal} meta l4proto tcp redirect to :{} comment \"proxy-tcp:{slot}\"",
-        redirect.tcp_port
-    );
+    let lines = super::RedirectLines {
+        kind: "proxy",
+        dns: "meta l4proto { tcp, udp } th dport 53",
+        tcp: "meta l4proto tcp",
+    };
+    redirect.render(out, wireguard_interface, mark, slot, &lines);
 }
 
 #[cfg(test)]

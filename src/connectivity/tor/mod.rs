@@ -15,7 +15,6 @@ pub mod routes;
 pub mod supervisor;
 pub mod torrc;
 
-use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
@@ -57,22 +56,12 @@ pub fn render_redirect(
     if !redirect.open {
         return;
     }
-    let head =
-        format!("iifname \"{wireguard_interface}\" meta mark {mark:#010x} meta nfproto ipv4");
-    let _ = writeln!(
-        out,
-        "    {head} udp dport 53 redirect to :{} comment \"tor-dns:{slot}\"",
-        redirect.dns_port
-    );
-    let internal = redirect
-        .internal4
-        .map(|net| format!(" ip daddr != {net}"))
-        .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "    {head}{internal} tcp dport != 53 redirect to :{} comment \"tor-tcp:{slot}\"",
-        redirect.tcp_port
-    );
+    let lines = super::RedirectLines {
+        kind: "tor",
+        dns: "udp dport 53",
+        tcp: "tcp dport != 53",
+    };
+    redirect.render(out, wireguard_interface, mark, slot, &lines);
 }
 
 #[cfg(test)]
