@@ -15,7 +15,6 @@ pub mod routes;
 pub mod supervisor;
 pub mod torrc;
 
-
 use serde::{Deserialize, Serialize};
 
 pub const TYPE_TOR: &str = "tor";
