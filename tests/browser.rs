@@ -3,10 +3,11 @@
 //! shown and fixed), the status page, the audit log, settings, log out and
 //! log in again, at desktop and phone width. Screenshots land in target/screenshots/.
 
+#[path = "common/ports.rs"]
+mod ports;
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,12 +58,7 @@ impl Drop for Processes {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
-}
+use ports::free_port;
 
 /// Polls `url` until it answers with success, or the child exits, or time runs out.
 async fn wait_until_up(name: &str, url: &str, child: &mut Child) -> Result<()> {

@@ -15,6 +15,8 @@ use webdriver::WebDriver;
 
 #[path = "common/browser.rs"]
 mod harness;
+#[path = "common/ports.rs"]
+mod ports;
 use harness::*;
 
 const ZONE: &str = "home.example.";

@@ -19,6 +19,8 @@ use webdriver::WebDriver;
 
 #[path = "common/browser.rs"]
 mod harness;
+#[path = "common/ports.rs"]
+mod ports;
 use harness::*;
 
 const TOR_EXIT: &str = "onion";

@@ -17,6 +17,8 @@ use webdriver::WebDriver;
 
 #[path = "common/browser.rs"]
 mod harness;
+#[path = "common/ports.rs"]
+mod ports;
 use harness::*;
 
 const API_KEY_NAME: &str = "nightly-backup";

@@ -20,6 +20,8 @@ use webdriver::WebDriver;
 
 #[path = "common/browser.rs"]
 mod harness;
+#[path = "common/ports.rs"]
+mod ports;
 use harness::*;
 
 const PEER: &str = "amy";

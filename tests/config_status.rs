@@ -28,11 +28,7 @@ const HISTORY_ENTRIES: usize = 3;
 const HISTORY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn unused_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_port()
 }
 
 #[tokio::test]

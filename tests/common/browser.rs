@@ -6,7 +6,6 @@
 // Each browser test uses only part of it.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,12 +61,7 @@ impl Drop for Processes {
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
-}
+pub use crate::ports::free_port;
 
 /// The picd binary with no inherited `PICD_*` variable, and no WireGuard interface or
 /// nftables table in the machine's own namespace (the tests run as root: a firewall rule

@@ -442,8 +442,5 @@ pub fn curl(args: &[&str]) -> Answer {
 
 /// A port free on `ip` right now.
 fn free_port_on(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .unwrap_or_else(|e| panic!("a free port on {ip}: {e}"))
-        .port()
+    super::ports::free_port_on(ip.parse().expect("an address"))
 }

@@ -37,16 +37,9 @@ pub fn require_root() {
     require_tool("ip");
 }
 
-/// A port free for both UDP and TCP on `ip` (the kernel's ephemeral range: high ports).
+/// A port free for both UDP and TCP on `ip`, below the ephemeral range (see `ports`).
 pub fn free_dns_port(ip: IpAddr) -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind((ip, 0)).expect("binding a UDP probe");
-        let port = udp.local_addr().expect("probe address").port();
-        if std::net::TcpListener::bind((ip, port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP on {ip}");
+    super::ports::free_port_on(ip)
 }
 
 /// One resource record as dig or kdig print it.

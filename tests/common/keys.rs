@@ -215,10 +215,7 @@ pub fn serve_state_dir_expecting_failure(state_dir: &Path) -> Output {
     let root = tempfile::tempdir().expect("temporary directory");
     let config = root.path().join("picd.toml");
     std::fs::write(&config, "").expect("writing settings");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = super::ports::free_port();
     let mut command = Command::new(PICD);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PICD_") {

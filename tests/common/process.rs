@@ -259,13 +259,7 @@ impl Drop for Picd {
     }
 }
 
-/// A TCP port free on 127.0.0.1 right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
+pub use super::ports::free_port;
 
 /// The picd binary with no `PICD_*` variable inherited from the test's environment.
 /// WireGuard is off: CI runs as root, and a test picd must not build an interface in the
