@@ -155,6 +155,28 @@ async fn ip_list_entries_are_normalised_deduplicated_and_expire() {
         (audit.target_type.as_str(), audit.result.as_str()),
         ("ip_list_entry", "success")
     );
+    // No table is applied here (routing is off): the deleted entry stays, being removed,
+    // since the kernel may still hold it.
+    let (_, listed) = admin.get_json(&format!("{IP_LIST}?type=whitelist")).await;
+    assert_eq!(listed["entries"][0]["status"], "pending_remove", "{listed}");
+    let again = admin.send_json(Method::DELETE, &path, &json!({})).await;
+    expect_error(again, StatusCode::NOT_FOUND, "not_found").await;
+    // Added again meanwhile, the address is a new entry, and the one being removed gives way.
+    let (status, readded) = json_of(
+        admin
+            .send_json(Method::POST, IP_LIST, &net("198.51.100.0/24"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{readded}");
+    let (_, listed) = admin.get_json(&format!("{IP_LIST}?type=whitelist")).await;
+    let entries = listed["entries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 1, "{listed}");
+    assert_eq!(
+        (&entries[0]["id"], &entries[0]["status"]),
+        (&readded["id"], &json!("pending_add")),
+        "{listed}"
+    );
     assert_no_internal_errors(&picd);
 }
 

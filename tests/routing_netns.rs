@@ -114,6 +114,60 @@ async fn a_blocked_address_is_dropped_until_its_expiry_passes() {
     assert_eq!(listed["entries"], json!([]), "{listed}");
 }
 
+/// Whether the kernel's set `name` of picd's table holds `addr`.
+fn set_holds(lab: &Lab, name: &str, addr: &str) -> bool {
+    let Some(table) = table_json(lab) else {
+        return false;
+    };
+    table["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item["set"]["name"] == name)
+        .any(|item| {
+            item["set"]["elem"]
+                .to_string()
+                .contains(&format!("\"{addr}\""))
+        })
+}
+
+#[tokio::test]
+async fn a_deleted_block_entry_is_removing_until_the_table_without_it_is_applied() {
+    // Not the test's own address: its API requests come from there.
+    const LISTED: &str = "203.0.113.9";
+    let (lab, admin) = lab_with_routing().await;
+    let body = json!({ "list_type": "blacklist", "ip_address": LISTED });
+    let (status, entry) = json_of(admin.send_json(Method::POST, IP_LIST, &body).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{entry}");
+    assert!(
+        eventually(APPLY_TIMEOUT, || set_holds(&lab, "block4", LISTED)),
+        "the entry never reached the kernel's set: {:?}",
+        table_json(&lab)
+    );
+    let path = format!("{IP_LIST}/{}", entry["id"].as_str().unwrap());
+    let resp = admin.send_json(Method::DELETE, &path, &json!({})).await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    // Listed as being removed until the table without it is in the kernel, then forgotten.
+    let deadline = std::time::Instant::now() + APPLY_TIMEOUT;
+    loop {
+        let (status, listed) = admin.get_json(IP_LIST).await;
+        assert_eq!(status, StatusCode::OK);
+        if listed["entries"] == json!([]) {
+            break;
+        }
+        assert_eq!(listed["entries"][0]["status"], "pending_remove", "{listed}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removed entry is still listed: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !set_holds(&lab, "block4", LISTED),
+        "the entry was forgotten while the kernel still holds it"
+    );
+}
+
 #[tokio::test]
 async fn a_table_deleted_by_hand_comes_back_at_the_next_reconcile() {
     let (lab, _admin) = lab_with_routing().await;

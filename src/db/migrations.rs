@@ -99,6 +99,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "routing_exit_metrics",
         include_str!("../../migrations/0021_routing_exit_metrics.sql"),
     ),
+    (
+        24,
+        "ip_list_pending_remove",
+        include_str!("../../migrations/0024_ip_list_pending_remove.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.

@@ -77,13 +77,15 @@ impl RoutingDriver {
             _ => HashMap::new(),
         };
         let interface = self.wireguard_interface.clone();
-        let desired = db
+        let (desired, removed) = db
             .call(move |conn| {
                 let now = crate::time::now();
                 let config = crate::cell::store::read_cell_config(conn)?;
-                Ok(Desired {
+                let (entries, removed) =
+                    store::ip_entries_to_apply(conn, &crate::time::format_rfc3339(now))?;
+                let desired = Desired {
                     rules: store::list_rules(conn)?,
-                    entries: store::list_ip_entries(conn, None, &crate::time::format_rfc3339(now))?,
+                    entries,
                     rate_limits: super::rate_limits::list(conn)?,
                     peer_subnets: config.map(|c| (c.cell.subnet_v4, c.cell.subnet_v6)),
                     peer_policies: super::peer_policy::list(conn)?,
@@ -92,7 +94,8 @@ impl RoutingDriver {
                     wireguard_interface: interface,
                     counters,
                     now,
-                })
+                };
+                Ok((desired, removed))
             })
             .await
             .map_err(|e| format!("reading the routing state: {e}"))?;
@@ -137,7 +140,7 @@ impl RoutingDriver {
         };
         db.write(move |tx| {
             let now = crate::time::now();
-            store::note_applied(tx, &ids, &crate::time::format_rfc3339(now))?;
+            store::note_applied(tx, &ids, &removed, &crate::time::format_rfc3339(now))?;
             if let Some((growth, by_exit)) = growth {
                 metrics::record(tx, &growth, now)?;
                 exit_metrics::record(tx, &by_exit, now)?;

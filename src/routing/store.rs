@@ -124,7 +124,8 @@ pub fn delete_rule(conn: &Connection, id: &str) -> rusqlite::Result<usize> {
 }
 
 /// Entries of the lists (one list, or both), expired ones left out: the kernel has already
-/// dropped them, and the next reconcile removes them from the store.
+/// dropped them, and the next reconcile removes them from the store. Entries being removed
+/// are listed with their `pending_remove` status until the table without them is applied.
 pub fn list_ip_entries(
     conn: &Connection,
     list_type: Option<&str>,
@@ -140,7 +141,27 @@ pub fn list_ip_entries(
     rows.collect()
 }
 
+/// What the next table holds and what it leaves out: the entries to apply, and the ids of
+/// those deleted, to be forgotten once a table without them is in the kernel.
+pub fn ip_entries_to_apply(
+    conn: &Connection,
+    now: &str,
+) -> rusqlite::Result<(Vec<IpEntry>, Vec<String>)> {
+    let (removing, applying) = list_ip_entries(conn, None, now)?
+        .into_iter()
+        .partition::<Vec<_>, _>(|e| e.status == PENDING_REMOVE);
+    Ok((applying, removing.into_iter().map(|e| e.id).collect()))
+}
+
+/// Stores a new entry as pending_add. An entry of the same address on the same list that is
+/// still being removed gives way to it (the kernel keeps the element: the next table holds
+/// the new one); a live one makes this a unique violation.
 pub fn insert_ip_entry(conn: &Connection, entry: &IpEntry) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM routing_ip_list
+         WHERE list_type = ?1 AND ip_address = ?2 AND status = 'pending_remove'",
+        params![entry.list_type, entry.ip_address],
+    )?;
     conn.execute(
         "INSERT INTO routing_ip_list (id, list_type, ip_address, reason, status, expires_at, created_at)
          VALUES (?1, ?2, ?3, ?4, 'pending_add', ?5, ?6)",
@@ -156,15 +177,36 @@ pub fn insert_ip_entry(conn: &Connection, entry: &IpEntry) -> rusqlite::Result<(
     Ok(())
 }
 
+const PENDING_REMOVE: &str = "pending_remove";
+
+/// Marks an entry deleted: it stays listed as pending_remove until a table without it is
+/// applied. An entry already being removed is not found again.
 pub fn delete_ip_entry(conn: &Connection, id: &str) -> rusqlite::Result<usize> {
-    conn.execute("DELETE FROM routing_ip_list WHERE id = ?1", [id])
+    conn.execute(
+        "UPDATE routing_ip_list SET status = 'pending_remove'
+         WHERE id = ?1 AND status != 'pending_remove'",
+        [id],
+    )
 }
 
-/// After a table holding these entries was applied: they are active. Expired entries go.
-pub fn note_applied(conn: &Connection, ids: &[String], now: &str) -> rusqlite::Result<()> {
-    for id in ids {
+/// After a table was applied that held the entries `applied` and left out `removed`: the
+/// first are active, the second are gone (unless deleted and added again meanwhile, which
+/// made a new row). Expired entries go.
+pub fn note_applied(
+    conn: &Connection,
+    applied: &[String],
+    removed: &[String],
+    now: &str,
+) -> rusqlite::Result<()> {
+    for id in applied {
         conn.execute(
             "UPDATE routing_ip_list SET status = 'active' WHERE id = ?1 AND status = 'pending_add'",
+            [id],
+        )?;
+    }
+    for id in removed {
+        conn.execute(
+            "DELETE FROM routing_ip_list WHERE id = ?1 AND status = 'pending_remove'",
             [id],
         )?;
     }

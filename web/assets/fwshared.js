@@ -43,6 +43,7 @@ const APPLIED = new Set(["active", "loaded"]);
 
 /** A row's state: applied, or still waiting for the table to be rebuilt. */
 export function statusBadge(status) {
+  if (status === "pending_remove") return h("span", { class: "badge badge-degraded" }, "Removing");
   const applied = APPLIED.has(status);
   return h("span", { class: applied ? "badge badge-ok" : "badge badge-degraded" }, applied ? "Active" : "Pending");
 }

@@ -50,9 +50,11 @@ function entryRow(entry, onDelete, now) {
     cell(
       "Actions",
       { class: "row-actions" },
-      deleteButton(`ip-delete-${entry.id}`, `${entry.ip_address} from the ${blocked ? "block" : "allow"} list`, () =>
-        onDelete(entry),
-      ),
+      entry.status === "pending_remove"
+        ? null
+        : deleteButton(`ip-delete-${entry.id}`, `${entry.ip_address} from the ${blocked ? "block" : "allow"} list`, () =>
+            onDelete(entry),
+          ),
     ),
   );
 }
@@ -181,8 +183,9 @@ export function ipListSection(ctx) {
     try {
       const data = await api(API);
       entries = data.entries;
-      const blocked = entries.filter((e) => e.list_type === "blacklist").length;
-      summary.textContent = `${blocked} blocked · ${entries.length - blocked} allowed`;
+      const kept = entries.filter((e) => e.status !== "pending_remove");
+      const blocked = kept.filter((e) => e.list_type === "blacklist").length;
+      summary.textContent = `${blocked} blocked · ${kept.length - blocked} allowed`;
       replace(list, entriesTable(entries, onDelete));
       setAlert(alert, "");
     } catch (error) {
