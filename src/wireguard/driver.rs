@@ -48,11 +48,28 @@ enum Mode {
     Userspace,
 }
 
+/// The interface's handle. Its lock is held across calls into the device, which can take
+/// seconds once a device has stopped: only blocking threads take it.
 struct Inner {
     api: Option<Api>,
     /// Key, port and addresses the interface was built with.
     built_as: Option<(String, u16, Vec<String>)>,
+}
+
+/// What status and the watchdog read: behind its own lock, never held across a device call,
+/// so a stalled device cannot stall the tasks that report on it.
+#[derive(Default)]
+struct Health {
+    built: bool,
     last_error: Option<String>,
+}
+
+/// The interface and its health, cloned into the blocking threads that drive it.
+#[derive(Clone)]
+struct Device {
+    ifname: String,
+    inner: Arc<Mutex<Inner>>,
+    health: Arc<Mutex<Health>>,
 }
 
 pub struct WireGuardDriver {
@@ -60,7 +77,7 @@ pub struct WireGuardDriver {
     mode: Result<Mode, String>,
     vault: Vault,
     db: Db,
-    inner: Arc<Mutex<Inner>>,
+    device: Device,
 }
 
 fn decide_mode(setting: WireGuardMode) -> Result<Mode, String> {
@@ -130,23 +147,9 @@ fn wg_error(e: impl std::fmt::Display) -> DriverError {
     DriverError::Failed(NAME, e.to_string())
 }
 
-impl WireGuardDriver {
-    pub fn new(settings: &crate::config::Settings, db: Db, vault: Vault) -> Self {
-        WireGuardDriver {
-            ifname: settings.wireguard_interface.clone(),
-            mode: decide_mode(settings.wireguard_mode),
-            vault,
-            db,
-            inner: Arc::new(Mutex::new(Inner {
-                api: None,
-                built_as: None,
-                last_error: None,
-            })),
-        }
-    }
-
-    fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
-        inner.lock().unwrap_or_else(|e| e.into_inner())
+impl Device {
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Builds the interface (or rebuilds it when the cell's key, port or addresses changed).
@@ -187,7 +190,7 @@ impl WireGuardDriver {
 
     /// Applies the desired state; runs on a blocking thread.
     fn apply(&self, mode: Mode, desired: &Desired) -> Result<(), DriverError> {
-        let mut inner = Self::lock(&self.inner);
+        let mut inner = WireGuardDriver::lock(&self.inner);
         if inner.api.is_none() || inner.built_as.as_ref() != Some(&desired.interface_identity()) {
             return self.build(&mut inner, mode, desired);
         }
@@ -205,6 +208,33 @@ impl WireGuardDriver {
         }
         Ok(())
     }
+}
+
+impl WireGuardDriver {
+    pub fn new(settings: &crate::config::Settings, db: Db, vault: Vault) -> Self {
+        WireGuardDriver {
+            ifname: settings.wireguard_interface.clone(),
+            mode: decide_mode(settings.wireguard_mode),
+            vault,
+            db,
+            device: Device {
+                ifname: settings.wireguard_interface.clone(),
+                inner: Arc::new(Mutex::new(Inner {
+                    api: None,
+                    built_as: None,
+                })),
+                health: Arc::default(),
+            },
+        }
+    }
+
+    fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
+        inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.device.health()
+    }
 
     /// The fast path after one peer changed: remove its old key (if it had another one) and
     /// apply its desired entry, without reading the whole interface.
@@ -212,17 +242,17 @@ impl WireGuardDriver {
         let Ok(mode) = self.mode else {
             return;
         };
-        let (db, vault, inner, name) = (
+        let (db, vault, device, name) = (
             self.db.clone(),
             self.vault.clone(),
-            Arc::clone(&self.inner),
+            self.device.clone(),
             name.to_string(),
         );
         let desired = db
             .call(move |conn| crate::peers::store::desired_peer(conn, &vault, &name))
             .await;
         let applied = tokio::task::spawn_blocking(move || {
-            let mut guard = Self::lock(&inner);
+            let guard = Self::lock(&device.inner);
             let Some(api) = guard.api.as_ref() else {
                 return Err("interface not built yet".to_string());
             };
@@ -245,7 +275,7 @@ impl WireGuardDriver {
                     }),
                 None => Ok(()),
             };
-            guard.last_error = result.as_ref().err().cloned();
+            device.health().last_error = result.as_ref().err().cloned();
             result
         })
         .await;
@@ -263,7 +293,7 @@ impl WireGuardDriver {
         let Some(key) = super::parse_key(public_key) else {
             return;
         };
-        let inner = Arc::clone(&self.inner);
+        let inner = Arc::clone(&self.device.inner);
         let _ = tokio::task::spawn_blocking(move || {
             let guard = Self::lock(&inner);
             if let Some(api) = guard.api.as_ref() {
@@ -277,12 +307,13 @@ impl WireGuardDriver {
 
     /// The interface's live data: per peer the latest handshake, traffic and endpoint.
     pub async fn interface_data(&self) -> Result<Host, String> {
-        let inner = Arc::clone(&self.inner);
+        let device = self.device.clone();
         tokio::task::spawn_blocking(move || {
-            let guard = Self::lock(&inner);
+            let guard = Self::lock(&device.inner);
             match guard.api.as_ref() {
                 Some(api) => api.get().read_interface_data().map_err(|e| e.to_string()),
-                None => Err(guard
+                None => Err(device
+                    .health()
                     .last_error
                     .clone()
                     .unwrap_or_else(|| "interface not built".into())),
@@ -326,13 +357,9 @@ impl WireGuardDriver {
         let mut failures = 0;
         loop {
             interval.tick().await;
-            // Never waits for the driver's lock: a pass holds it across reads of the device,
-            // which time out once the device has stopped (then it is surely built).
-            let built = match self.inner.try_lock() {
-                Ok(inner) => inner.api.is_some(),
-                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner().api.is_some(),
-                Err(std::sync::TryLockError::WouldBlock) => true,
-            };
+            // Never waits for the device's lock: a pass holds it across reads of the device,
+            // which time out once the device has stopped.
+            let built = self.health().built;
             let up = self.mode == Ok(Mode::Userspace) && built;
             if !up {
                 failures = 0;
@@ -378,10 +405,20 @@ impl Driver for WireGuardDriver {
         let Some(desired) = desired else {
             return Ok(());
         };
-        // The interface calls block (netlink, the userspace socket); keep them off the
-        // runtime's other tasks.
-        let result = tokio::task::block_in_place(|| self.apply(mode, &desired));
-        Self::lock(&self.inner).last_error = result.as_ref().err().map(ToString::to_string);
+        // The interface calls block (netlink, the userspace socket), for seconds once a
+        // device has stopped: a blocking thread makes them, holding no runtime thread.
+        let device = self.device.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let result = device.apply(mode, &desired);
+            // The device's lock is let go before health's is taken (never both at once).
+            let built = WireGuardDriver::lock(&device.inner).api.is_some();
+            let mut health = device.health();
+            health.built = built;
+            health.last_error = result.as_ref().err().map(ToString::to_string);
+            result
+        })
+        .await
+        .map_err(|e| DriverError::Failed(NAME, format!("the interface task failed: {e}")))?;
         result
     }
 
@@ -389,8 +426,8 @@ impl Driver for WireGuardDriver {
         let reason = match &self.mode {
             Err(reason) => return SubsystemStatus::unavailable(NAME, reason.clone()),
             Ok(_) => {
-                let inner = Self::lock(&self.inner);
-                match (&inner.api, &inner.last_error) {
+                let health = self.health();
+                match (health.built, &health.last_error) {
                     (_, Some(error)) => {
                         return SubsystemStatus {
                             name: NAME,
@@ -398,13 +435,13 @@ impl Driver for WireGuardDriver {
                             reason: Some(error.clone()),
                         }
                     }
-                    (None, None) => {
+                    (false, None) => {
                         return SubsystemStatus::unavailable(
                             NAME,
                             "the interface is not up yet (setup pending?)",
                         )
                     }
-                    (Some(_), None) => {
+                    (true, None) => {
                         format!("{} interface {} is up", self.mode_name(), self.ifname)
                     }
                 }
