@@ -3,26 +3,19 @@
 //! shown and fixed), the status page, the audit log, settings, log out and
 //! log in again, at desktop and phone width. Screenshots land in target/screenshots/.
 
+#[path = "common/browser.rs"]
+mod harness;
 #[path = "common/ports.rs"]
 mod ports;
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use anyhow::{bail, ensure, Context, Result};
-use serde_json::json;
+use anyhow::{ensure, Context, Result};
+use harness::*;
 use webdriver::WebDriver;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const INSTALL_HINT: &str = "run packaging/install-test-deps as root \
-     (or: apt-get install -y chromium chromium-driver)";
-
-const ADMIN: &str = "owner";
-const ADMIN_PASSWORD: &str = "quiet harbour lantern 42";
 const CELL_NAME: &str = "home";
 const CELL_DOMAIN: &str = "home.example";
 const ENDPOINT: &str = "vpn.home.example";
@@ -38,131 +31,9 @@ const SUBSYSTEMS_SHOWN: &str = "#subsystems li[data-subsystem=wireguard] .badge"
 /// Well-formed, and not the cell's setup code.
 const WRONG_CODE: &str = "0000-0000-0000-0000-0000-0000-0000";
 
-/// Kills what the test started, also when it fails; unless the test passed, prints picd's log.
-struct Processes {
-    children: Vec<(&'static str, Child)>,
-    picd_log: PathBuf,
-    passed: bool,
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for (_, child) in self.children.iter_mut().rev() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if !self.passed {
-            let log = std::fs::read_to_string(&self.picd_log).unwrap_or_default();
-            eprintln!("---- picd log ----\n{log}");
-        }
-    }
-}
-
-use ports::free_port;
-
-/// Polls `url` until it answers with success, or the child exits, or time runs out.
-async fn wait_until_up(name: &str, url: &str, child: &mut Child) -> Result<()> {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait()? {
-            bail!("{name} exited early with {status}");
-        }
-        if let Ok(response) = http.get(url).send().await {
-            if response.status().is_success() {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("{name} did not answer at {url} within 30 s")
-}
-
-fn screenshot_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots")
-}
-
-async fn shot(browser: &WebDriver, name: &str) -> Result<()> {
-    let path = screenshot_dir().join(format!("{name}.png"));
-    browser.screenshot(&path).await?;
-    println!("screenshot: {}", path.display());
-    Ok(())
-}
-
-async fn click(browser: &WebDriver, css: &str) -> Result<()> {
-    let element = browser.wait_for(css).await?;
-    browser.click(&element).await
-}
-
 async fn attribute(browser: &WebDriver, css: &str, name: &str) -> Result<Option<String>> {
     let element = browser.find(css).await?;
     browser.attribute(&element, name).await
-}
-
-/// Starts picd (fresh state, so the wizard is pending) and chromedriver on free ports; returns
-/// the guard and both base URLs once each answers.
-async fn launch(state_dir: &Path, picd_log: &Path) -> Result<(Processes, String, String)> {
-    let mut processes = Processes {
-        children: Vec::new(),
-        picd_log: picd_log.to_path_buf(),
-        passed: false,
-    };
-    let picd_port = free_port();
-    let picd = Command::new(env!("CARGO_BIN_EXE_picd"))
-        .args(["serve", "--state-dir"])
-        .arg(state_dir)
-        .args(["--listen", &format!("127.0.0.1:{picd_port}")])
-        // No WireGuard interface in the machine's own namespace from a UI test.
-        .env("PICD_WIREGUARD_MODE", "off")
-        .env("PICD_DNS_LISTEN", "")
-        .env("PICD_CADDY_ADMIN", "127.0.0.1:1")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(picd_log)?)
-        .spawn()
-        .context("starting picd")?;
-    processes.children.push(("picd", picd));
-    let driver_port = free_port();
-    let chromedriver = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={driver_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {CHROMEDRIVER}: {INSTALL_HINT}"))?;
-    processes.children.push(("chromedriver", chromedriver));
-
-    let base = format!("http://127.0.0.1:{picd_port}");
-    let driver = format!("http://127.0.0.1:{driver_port}");
-    for (name, child) in processes.children.iter_mut() {
-        let url = match *name {
-            "picd" => format!("{base}/health"),
-            _ => format!("{driver}/status"),
-        };
-        wait_until_up(name, &url, child).await?;
-    }
-    Ok((processes, base, driver))
-}
-
-async fn open_browser(driver: &str, profile_dir: &Path) -> Result<WebDriver> {
-    WebDriver::start(
-        driver,
-        json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run",
-                    format!("--user-data-dir={}", profile_dir.display()),
-                    "--window-size=1280,900",
-                ],
-            },
-            // Console messages, so CSP refusals and script errors fail the test.
-            "goog:loggingPrefs": { "browser": "ALL" },
-        }),
-    )
-    .await
-    .with_context(|| format!("starting a Chromium session: {INSTALL_HINT}"))
 }
 
 #[tokio::test]
@@ -177,7 +48,7 @@ async fn wizard_status_and_audit_work_in_chromium() -> Result<()> {
     let profile_dir = tempfile::tempdir()?;
     let logs = tempfile::tempdir()?;
     let (mut processes, base, driver) =
-        launch(state_dir.path(), &logs.path().join("picd.log")).await?;
+        launch_unset(state_dir.path(), &logs.path().join("picd.log"), &[]).await?;
     // Declared after `processes`, so dropped first: the session ends before chromedriver dies.
     let browser = open_browser(&driver, profile_dir.path()).await?;
 
@@ -458,23 +329,5 @@ async fn log_out_and_in(browser: &WebDriver, base: &str) -> Result<()> {
         .wait_for_url("the admin app", |u| u.starts_with(&format!("{base}/#")))
         .await?;
     browser.wait_for(SUBSYSTEMS_SHOWN).await?;
-    Ok(())
-}
-
-/// No script errors and no CSP refusals. Failed requests the test provoked on purpose (the
-/// refused wizard step, the wrong password) are logged by Chromium too and are expected.
-async fn check_console(browser: &WebDriver) -> Result<()> {
-    let problems: Vec<String> = browser
-        .console_messages()
-        .await?
-        .into_iter()
-        .filter(|m| m.starts_with("SEVERE") || m.contains("Content Security Policy"))
-        .filter(|m| !m.contains("Failed to load resource"))
-        .collect();
-    ensure!(
-        problems.is_empty(),
-        "browser console errors:\n{}",
-        problems.join("\n")
-    );
     Ok(())
 }

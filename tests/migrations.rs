@@ -52,6 +52,7 @@ fn serve_refused(state: &Path) -> Output {
         ])
         .arg(state)
         .env("PICD_WIREGUARD_MODE", "off")
+        .env("PICD_ROUTING_MODE", "off")
         .env("PICD_DNS_LISTEN", "")
         .env("PICD_CADDY_ADMIN", NO_CADDY_ADMIN)
         .stdin(Stdio::null())

@@ -69,23 +69,48 @@ pub(super) async fn insert_firewall_rule(
     audit: AuditCtx,
     rule: FirewallRule,
 ) -> ApiResult<Response> {
+    let detail = json!({
+        "name": rule.name, "chain": rule.chain, "protocol": rule.protocol,
+        "port_start": rule.port_start, "port_end": rule.port_end, "action": rule.action,
+    });
+    let row = NewRow {
+        target_type: RULE,
+        id: rule.id.clone(),
+        detail,
+        duplicate: "the same rule exists already",
+    };
     let stored = rule.clone();
+    insert_row(app, audit, row, move |tx| store::insert_rule(tx, &stored)).await?;
+    let body = rule_json(&rule, Default::default(), false);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// A row a POST adds: what its audit entry names, and the message of a 409 for a duplicate.
+struct NewRow {
+    target_type: &'static str,
+    id: String,
+    detail: Value,
+    duplicate: &'static str,
+}
+
+/// Stores a validated row with its audit entry (409 `already_exists` when `insert` hits a
+/// unique constraint) and rebuilds the table.
+async fn insert_row(
+    app: &RoutingApp,
+    audit: AuditCtx,
+    row: NewRow,
+    insert: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<()> + Send + 'static,
+) -> ApiResult<()> {
     audit
         .transact(&app.db, move |tx, entry| {
-            entry.target_type = RULE.into();
-            entry.target_id = stored.id.clone();
-            entry.detail = json!({
-                "name": stored.name, "chain": stored.chain, "protocol": stored.protocol,
-                "port_start": stored.port_start, "port_end": stored.port_end,
-                "action": stored.action,
-            });
-            store::insert_rule(tx, &stored)
-                .map_err(|e| crate::db::conflict_on_unique(e, "the same rule exists already"))
+            entry.target_type = row.target_type.into();
+            entry.target_id = row.id;
+            entry.detail = row.detail;
+            insert(tx).map_err(|e| crate::db::conflict_on_unique(e, row.duplicate))
         })
         .await?;
     app.routing.reconcile_soon(&app.db);
-    let body = rule_json(&rule, Default::default(), false);
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(())
 }
 
 pub async fn delete_rule(
@@ -159,21 +184,20 @@ pub async fn create_ip_entry(
         Ok(entry) => entry,
         Err(err) => return Err(audit.refuse(&app.db, ENTRY, "", json!({}), err).await),
     };
+    let row = NewRow {
+        target_type: ENTRY,
+        id: new.id.clone(),
+        detail: json!({
+            "list_type": new.list_type, "ip_address": new.ip_address,
+            "expires_at": new.expires_at,
+        }),
+        duplicate: "this address is on that list already",
+    };
     let stored = new.clone();
-    audit
-        .transact(&app.db, move |tx, entry| {
-            entry.target_type = ENTRY.into();
-            entry.target_id = stored.id.clone();
-            entry.detail = json!({
-                "list_type": stored.list_type, "ip_address": stored.ip_address,
-                "expires_at": stored.expires_at,
-            });
-            store::insert_ip_entry(tx, &stored).map_err(|e| {
-                crate::db::conflict_on_unique(e, "this address is on that list already")
-            })
-        })
-        .await?;
-    app.routing.reconcile_soon(&app.db);
+    insert_row(&app, audit, row, move |tx| {
+        store::insert_ip_entry(tx, &stored)
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::to_value(&new).unwrap_or_default()),
@@ -269,23 +293,19 @@ pub(super) async fn insert_rate_limit(
     audit: AuditCtx,
     rule: RateLimit,
 ) -> ApiResult<Response> {
+    let row = NewRow {
+        target_type: RATE_LIMIT,
+        id: rule.id.clone(),
+        detail: json!({
+            "name": rule.name, "protocol": rule.protocol,
+            "port_start": rule.port_start, "port_end": rule.port_end,
+            "rule_type": rule.rule_type, "max_pps": rule.max_pps,
+            "max_port_pps": rule.max_port_pps,
+        }),
+        duplicate: "a rate-limit rule on these ports exists already",
+    };
     let stored = rule.clone();
-    audit
-        .transact(&app.db, move |tx, entry| {
-            entry.target_type = RATE_LIMIT.into();
-            entry.target_id = stored.id.clone();
-            entry.detail = json!({
-                "name": stored.name, "protocol": stored.protocol,
-                "port_start": stored.port_start, "port_end": stored.port_end,
-                "rule_type": stored.rule_type, "max_pps": stored.max_pps,
-                "max_port_pps": stored.max_port_pps,
-            });
-            rate_limits::insert(tx, &stored).map_err(|e| {
-                crate::db::conflict_on_unique(e, "a rate-limit rule on these ports exists already")
-            })
-        })
-        .await?;
-    app.routing.reconcile_soon(&app.db);
+    insert_row(app, audit, row, move |tx| rate_limits::insert(tx, &stored)).await?;
     let body = rate_limit_json(&rule, &HashMap::new());
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

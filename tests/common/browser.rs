@@ -126,7 +126,16 @@ pub async fn launch_with(
         "picd setup failed: {}",
         String::from_utf8_lossy(&setup.stderr)
     );
+    launch_unset(state_dir, picd_log, env).await
+}
 
+/// Starts picd on `state_dir` as it is (a fresh one: the wizard pending) and chromedriver on
+/// free ports; returns the guard and both base URLs once each answers.
+pub async fn launch_unset(
+    state_dir: &Path,
+    picd_log: &Path,
+    env: &[(&str, &str)],
+) -> Result<(Processes, String, String)> {
     let mut processes = Processes {
         children: Vec::new(),
         picd_log: picd_log.to_path_buf(),

@@ -224,6 +224,7 @@ pub fn serve_state_dir_expecting_failure(state_dir: &Path) -> Output {
     }
     let mut child = command
         .env("PICD_WIREGUARD_MODE", "off")
+        .env("PICD_ROUTING_MODE", "off")
         .arg("serve")
         .arg("--config")
         .arg(&config)

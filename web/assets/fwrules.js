@@ -3,8 +3,8 @@
 // delete question.
 
 import { api, ApiError } from "./api.js";
-import { cell, dataTable, formatBytes, h, replace, busy } from "./dom.js";
-import { alertRegion, checkbox, clearErrors, errorLine, field, selectField, setAlert, showErrors } from "./forms.js";
+import { cell, dataTable, formatBytes, h, replace } from "./dom.js";
+import { alertRegion, checkbox, errorLine, field, selectField, setAlert } from "./forms.js";
 import {
   Refused,
   confirmDelete,
@@ -12,6 +12,7 @@ import {
   countText,
   deleteButton,
   matchText,
+  postOnSubmit,
   readNumber,
   readPort,
   statusBadge,
@@ -166,30 +167,17 @@ function addForm(onAdded) {
     conntrackField(),
     h("div", { class: "actions" }, h("span", { class: "spacer" }), submit),
   );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    clearErrors(form, alert);
-    let body;
-    try {
-      body = readRule(inputs);
-    } catch (error) {
-      if (!(error instanceof Refused)) throw error;
-      setAlert(alert, "Please correct the field marked below.");
-      return;
-    }
-    busy(submit, async () => {
-      try {
-        const rule = await api(API, { method: "POST", body });
-        inputs.name.value = "";
-        inputs.portStart.value = "";
-        inputs.portEnd.value = "";
-        onAdded(rule);
-        inputs.name.focus();
-      } catch (error) {
-        if (!(error instanceof ApiError)) throw error;
-        showErrors(form, error, alert);
-      }
-    });
+  postOnSubmit({
+    form,
+    alert,
+    submit,
+    path: API,
+    read: () => readRule(inputs),
+    onSaved: (rule) => {
+      for (const input of [inputs.name, inputs.portStart, inputs.portEnd]) input.value = "";
+      onAdded(rule);
+      inputs.name.focus();
+    },
   });
   return h("div", {}, alert, form);
 }

@@ -2,15 +2,43 @@
 // on the input when they cannot be sent), how a rule's match and state read, and the delete
 // question every list asks.
 
-import { api } from "./api.js";
-import { h } from "./dom.js";
-import { markInvalid } from "./forms.js";
+import { api, ApiError } from "./api.js";
+import { busy, h } from "./dom.js";
+import { clearErrors, markInvalid, setAlert, showErrors } from "./forms.js";
 import { openDialog } from "./dialog.js";
 
 export const PORT_MAX = 65535;
 
 /** Something typed that cannot be sent: already marked on its input. */
 export class Refused extends Error {}
+
+/**
+ * Makes `form` an add form: on submit `read()` builds the body (throwing Refused once it has
+ * marked a field), the body is POSTed to `path` while `submit` shows busy, and `onSaved` gets
+ * the stored row; the API's field errors land under their fields, the rest in `alert`.
+ */
+export function postOnSubmit({ form, alert, submit, path, read, onSaved }) {
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearErrors(form, alert);
+    let body;
+    try {
+      body = read();
+    } catch (error) {
+      if (!(error instanceof Refused)) throw error;
+      setAlert(alert, "Please correct the field marked below.");
+      return;
+    }
+    busy(submit, async () => {
+      try {
+        onSaved(await api(path, { method: "POST", body }));
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        showErrors(form, error, alert);
+      }
+    });
+  });
+}
 
 /**
  * A whole number from an input: undefined when empty, the number when it is one in

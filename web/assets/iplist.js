@@ -2,9 +2,9 @@
 // allowed past the rate-limit rules, with each entry's state and the time it has left.
 
 import { api, ApiError } from "./api.js";
-import { busy, cell, dataTable, formatDuration, formatTime, h, replace } from "./dom.js";
-import { alertRegion, clearErrors, field, fromLocalInput, markInvalid, selectField, setAlert, showErrors } from "./forms.js";
-import { confirmDelete, control, deleteButton, statusBadge } from "./fwshared.js";
+import { cell, dataTable, formatDuration, formatTime, h, replace } from "./dom.js";
+import { alertRegion, field, fromLocalInput, markInvalid, selectField, setAlert } from "./forms.js";
+import { Refused, confirmDelete, control, deleteButton, postOnSubmit, statusBadge } from "./fwshared.js";
 
 const API = "/api/routing/ip-list";
 const LISTS = [
@@ -73,17 +73,16 @@ function entriesTable(entries, onDelete) {
 }
 
 /** The expiry to send: none, a preset from now, or the typed local time (marked if unreadable). */
+/** The expiry picked: undefined for never, an RFC 3339 time, or Refused (marked). */
 function readExpiry(preset, at) {
-  if (preset.value === "") return { ok: true };
-  if (preset.value !== "at") {
-    return { ok: true, value: new Date(Date.now() + Number(preset.value) * 1000).toISOString() };
-  }
+  if (preset.value === "") return undefined;
+  if (preset.value !== "at") return new Date(Date.now() + Number(preset.value) * 1000).toISOString();
   const value = fromLocalInput(at.value);
   if (!value) {
     markInvalid(at, "must be a date and time").focus();
-    return { ok: false };
+    throw new Refused();
   }
-  return { ok: true, value };
+  return value;
 }
 
 function addForm(onAdded) {
@@ -126,29 +125,25 @@ function addForm(onAdded) {
     h("div", { class: "grid-2" }, expiry, at),
     h("div", { class: "actions" }, h("span", { class: "spacer" }), submit),
   );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    clearErrors(form, alert);
+  const read = () => {
     const expires = readExpiry(expiryInput, atInput);
-    if (!expires.ok) {
-      setAlert(alert, "Please correct the field marked below.");
-      return;
-    }
     const body = { list_type: listInput.value, ip_address: addressInput.value.trim() };
     if (reasonInput.value.trim()) body.reason = reasonInput.value.trim();
-    if (expires.value) body.expires_at = expires.value;
-    busy(submit, async () => {
-      try {
-        const entry = await api(API, { method: "POST", body });
-        addressInput.value = "";
-        reasonInput.value = "";
-        onAdded(entry);
-        addressInput.focus();
-      } catch (error) {
-        if (!(error instanceof ApiError)) throw error;
-        showErrors(form, error, alert);
-      }
-    });
+    if (expires) body.expires_at = expires;
+    return body;
+  };
+  postOnSubmit({
+    form,
+    alert,
+    submit,
+    path: API,
+    read,
+    onSaved: (entry) => {
+      addressInput.value = "";
+      reasonInput.value = "";
+      onAdded(entry);
+      addressInput.focus();
+    },
   });
   return h("div", {}, alert, form);
 }

@@ -13,6 +13,7 @@ import {
   countText,
   deleteButton,
   matchText,
+  postOnSubmit,
   readNumber,
   readPort,
   statusBadge,
@@ -111,28 +112,17 @@ function addForm(onAdded) {
     rates,
     h("div", { class: "actions" }, h("span", { class: "spacer" }), submit),
   );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    clearErrors(form, alert);
-    let body;
-    try {
-      body = readLimit(inputs);
-    } catch (error) {
-      if (!(error instanceof Refused)) throw error;
-      setAlert(alert, "Please correct the field marked below.");
-      return;
-    }
-    busy(submit, async () => {
-      try {
-        const rule = await api(API, { method: "POST", body });
-        for (const input of [inputs.name, inputs.portStart, inputs.portEnd]) input.value = "";
-        onAdded(rule);
-        inputs.name.focus();
-      } catch (error) {
-        if (!(error instanceof ApiError)) throw error;
-        showErrors(form, error, alert);
-      }
-    });
+  postOnSubmit({
+    form,
+    alert,
+    submit,
+    path: API,
+    read: () => readLimit(inputs),
+    onSaved: (rule) => {
+      for (const input of [inputs.name, inputs.portStart, inputs.portEnd]) input.value = "";
+      onAdded(rule);
+      inputs.name.focus();
+    },
   });
   return h("div", {}, alert, form);
 }
