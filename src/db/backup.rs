@@ -109,3 +109,83 @@ fn prune(dir: &Path, prefix: &str, keep: usize) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn database_with(rows: i64) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER)").unwrap();
+        for n in 0..rows {
+            conn.execute("INSERT INTO t VALUES (?1)", [n]).unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn a_copy_is_private_whole_and_only_the_newest_of_its_kind_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let backups = dir.path().join("backups");
+        let conn = database_with(3);
+        // Sorted by the time at the end of the name, not by the versions before it.
+        let names = [
+            "pre-migrate-12-21-20261201T000000Z.db",
+            "pre-migrate-7-21-20261202T000000Z.db",
+            "pre-migrate-9-21-20261203T000000Z.db",
+        ];
+        for name in names {
+            write_copy(&conn, &backups, name, "pre-migrate-", 2).unwrap();
+        }
+        // Another kind of copy is never pruned by this one's count.
+        write_copy(
+            &conn,
+            &backups,
+            "snapshot-20261130T000000Z.db",
+            "snapshot-",
+            2,
+        )
+        .unwrap();
+        let kept: Vec<String> = list(&backups, "pre-migrate-")
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(kept, names[1..]);
+        assert_eq!(list(&backups, "snapshot-").unwrap().len(), 1);
+
+        let newest = backups.join(names[2]);
+        let mode = std::fs::metadata(&newest).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = std::fs::metadata(&backups).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        let copy = Connection::open(&newest).unwrap();
+        let count: i64 = copy
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 3);
+        // No partial file is left beside the copies.
+        let leftovers = std::fs::read_dir(&backups)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+            .count();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[test]
+    fn a_copy_never_replaces_one_of_the_same_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = "pre-migrate-1-2-20261201T000000Z.db";
+        write_copy(&database_with(1), dir.path(), name, "pre-migrate-", 5).unwrap();
+        let again = write_copy(&database_with(2), dir.path(), name, "pre-migrate-", 5);
+        assert!(again.is_err());
+        let copy = Connection::open(dir.path().join(name)).unwrap();
+        let count: i64 = copy
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 1, "the first copy was overwritten");
+    }
+}
