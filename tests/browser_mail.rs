@@ -7,11 +7,14 @@
 //! the API under its field), and another's cleared back to the default; the default quota
 //! changed; aliases refused under their field (bad local part, a mailbox's name, taken, a
 //! mailbox gone), added and deleted after a question. After each action the API is read
-//! back. Removing mail leaves no trace of the part. Screenshots in target/screenshots/
+//! back, and the maps picd writes for Postfix and Dovecot where a change reaches them.
+//! Removing mail leaves no trace of the part. Screenshots in target/screenshots/
 //! (services-mail*.png).
 
 #[path = "common/webdriver.rs"]
 mod webdriver;
+
+use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
 use reqwest::Method;
@@ -23,6 +26,10 @@ mod harness;
 #[path = "common/ports.rs"]
 mod ports;
 use harness::*;
+
+#[path = "browser_mail/aliases.rs"]
+mod aliases;
+use aliases::{add_alias, delete_alias};
 
 const AMY: &str = "amy";
 const BOB: &str = "bob";
@@ -36,7 +43,6 @@ const AMY_LIMIT_KIB: u64 = 64;
 const BOB_LIMIT_MIB: u64 = 5;
 const DEFAULT_BYTES: u64 = 1 << 30;
 const NEW_DEFAULT_GIB: u64 = 2;
-const ALIAS: &str = "info";
 
 async fn mailbox(api: &AdminApi, username: &str) -> Result<Value> {
     let boxes = api.list(MAILBOXES, "mailboxes").await?;
@@ -44,6 +50,11 @@ async fn mailbox(api: &AdminApi, username: &str) -> Result<Value> {
         .into_iter()
         .find(|m| m["username"] == username)
         .with_context(|| format!("the mailbox {username}"))
+}
+
+/// One of the maps picd writes into the mail service's config folder ("" before the first).
+fn maps(config: &Path, name: &str) -> String {
+    std::fs::read_to_string(config.join(name)).unwrap_or_default()
 }
 
 /// Children of the page's mail part: none while mail is not installed.
@@ -96,18 +107,20 @@ async fn mail_mailboxes_quotas_and_aliases_work_in_chromium() -> Result<()> {
     for peer in [AMY, BOB] {
         add_account(&browser, peer).await?;
     }
-    let home = processes.state_dir.join("services/mail/volumes/data");
+    let mail_dir = processes.state_dir.join("services/mail");
+    let config = mail_dir.join("config");
+    let home = mail_dir.join("volumes/data");
     deliver(&home.join(AMY), AMY_MESSAGE_BYTES)?;
     browser.execute("location.reload();", json!([])).await?;
     mailboxes_shown(&browser, &api).await?;
-    own_quota(&browser, &api).await?;
+    own_quota(&browser, &api, &config).await?;
     quota_back_to_default(&browser, &api).await?;
     default_quota(&browser, &api).await?;
-    add_alias(&browser, &api).await?;
+    add_alias(&browser, &api, &config).await?;
     phone_fits(&browser).await?;
     full_page_shot(&browser, "services-mail", 1280).await?;
     full_page_shot(&browser, "services-mail-mobile", 390).await?;
-    delete_alias(&browser, &api).await?;
+    delete_alias(&browser, &api, &config).await?;
     mailbox_gone(&browser, &api).await?;
     remove_mail(&browser).await?;
     check_console(&browser).await?;
@@ -202,7 +215,7 @@ async fn open_quota(browser: &WebDriver, username: &str, which: &str) -> Result<
 
 /// Amy's own quota: words are refused in the page, half a KiB by the API, under the field;
 /// 64 KiB is saved, and her bar is nearly full.
-async fn own_quota(browser: &WebDriver, api: &AdminApi) -> Result<()> {
+async fn own_quota(browser: &WebDriver, api: &AdminApi, config: &Path) -> Result<()> {
     open_quota(browser, AMY, "own").await?;
     browser.fill("#mail-quota-limit", "lots").await?;
     click(browser, "#mail-quota-dialog-confirm").await?;
@@ -233,6 +246,12 @@ async fn own_quota(browser: &WebDriver, api: &AdminApi) -> Result<()> {
     let quota = &mailbox(api, AMY).await?["quota"];
     ensure!(quota["limit_bytes"] == AMY_LIMIT_KIB * 1024, "{quota}");
     ensure!(quota["default"] == false, "{quota}");
+    let map = maps(config, "quota");
+    let line = format!(
+        "{AMY}:::::::userdb_quota_rule=*:bytes={}",
+        AMY_LIMIT_KIB * 1024
+    );
+    ensure!(map.contains(&line), "the map Dovecot reads: {map:?}");
     Ok(())
 }
 
@@ -289,43 +308,6 @@ async fn default_quota(browser: &WebDriver, api: &AdminApi) -> Result<()> {
     Ok(())
 }
 
-/// Types an alias and its target, submits, and waits for the alias field's error.
-async fn refused_alias(browser: &WebDriver, alias: &str, target: &str, says: &str) -> Result<()> {
-    browser.fill("#mail-alias-name", alias).await?;
-    select(browser, "#mail-alias-target", target).await?;
-    click(browser, "#mail-alias-submit").await?;
-    browser
-        .wait_for_text("#mail-alias-name-error", says)
-        .await
-        .map(drop)
-}
-
-/// Refused under the alias field: capitals, a mailbox's name, one taken; then added.
-async fn add_alias(browser: &WebDriver, api: &AdminApi) -> Result<()> {
-    browser
-        .wait_for_text("#mail-aliases-card", "No aliases yet")
-        .await?;
-    refused_alias(browser, "Info", AMY, "Alias must be a local part").await?;
-    refused_alias(browser, BOB, AMY, "mailbox has this name").await?;
-    ensure!(api.list(ALIASES, "aliases").await?.is_empty());
-    browser.fill("#mail-alias-name", ALIAS).await?;
-    select(browser, "#mail-alias-target", AMY).await?;
-    click(browser, "#mail-alias-submit").await?;
-    browser
-        .wait_for_text("#flash", "Mail to info@home.example now reaches amy")
-        .await?;
-    let row = format!("#mail-aliases-table tr[data-alias={ALIAS}]");
-    let text = browser.wait_for_text(&row, "info@home.example").await?;
-    ensure!(text.contains(AMY), "{text}");
-    let aliases = api.list(ALIASES, "aliases").await?;
-    ensure!(aliases.len() == 1, "{aliases:?}");
-    ensure!(aliases[0]["target"] == AMY, "{aliases:?}");
-    ensure!(aliases[0]["address"] == "info@home.example", "{aliases:?}");
-    refused_alias(browser, ALIAS, BOB, "alias exists").await?;
-    ensure!(api.list(ALIASES, "aliases").await?.len() == 1);
-    Ok(())
-}
-
 /// At a phone's width nothing of the mail part is wider than the screen.
 async fn phone_fits(browser: &WebDriver) -> Result<()> {
     browser.set_window_size(390, 900).await?;
@@ -341,28 +323,6 @@ async fn phone_fits(browser: &WebDriver) -> Result<()> {
         .await?;
     ensure!(wide == json!([]), "cut off at 390 px: {wide}");
     browser.set_window_size(1280, 900).await
-}
-
-/// The question names the address; after it the alias is gone from the page and the API.
-async fn delete_alias(browser: &WebDriver, api: &AdminApi) -> Result<()> {
-    click(browser, &format!("#mail-alias-delete-{ALIAS}")).await?;
-    let question = browser
-        .wait_for_text("#mail-alias-dialog", "info@home.example")
-        .await?;
-    ensure!(question.contains("refused from now on"), "{question}");
-    click(browser, "#mail-alias-dialog-cancel").await?;
-    wait_gone(browser, "#mail-alias-dialog", "the question to close").await?;
-    ensure!(api.list(ALIASES, "aliases").await?.len() == 1, "kept");
-    click(browser, &format!("#mail-alias-delete-{ALIAS}")).await?;
-    click(browser, "#mail-alias-dialog-confirm").await?;
-    browser
-        .wait_for_text("#flash", "The alias info was deleted")
-        .await?;
-    browser
-        .wait_for_text("#mail-aliases-card", "No aliases yet")
-        .await?;
-    ensure!(api.list(ALIASES, "aliases").await?.is_empty());
-    Ok(())
 }
 
 /// Bob's account goes while the page still offers his mailbox: the alias is refused under
