@@ -42,13 +42,14 @@ function addForm(mailboxes, domain, ctx, onAdded) {
     return h("p", { class: "muted small", id: "mail-alias-none" }, "An alias delivers into a mailbox: add an account in Mail first.");
   }
   const alert = alertRegion("mail-alias-alert");
-  const alias = field({
-    id: "mail-alias-name",
-    name: "alias",
-    label: "Alias",
-    hint: `The part before @${domain}: lowercase letters, digits, '.', '-' and '_'.`,
-    placeholder: "info",
-  });
+  const alias = field({ id: "mail-alias-name", name: "alias", label: "Alias", placeholder: "info" });
+  // The domain beside the input: what is typed is only the part before it.
+  const input = alias.querySelector("input");
+  const suffix = h("span", { class: "input-suffix", id: "mail-alias-domain" }, `@${domain}`);
+  const row = h("div", { class: "input-row" });
+  input.replaceWith(row);
+  row.append(input, suffix);
+  input.setAttribute("aria-describedby", `mail-alias-domain ${input.getAttribute("aria-describedby")}`);
   const target = selectField({
     id: "mail-alias-target",
     name: "target",
@@ -59,7 +60,7 @@ function addForm(mailboxes, domain, ctx, onAdded) {
   const submit = h("button", { type: "submit", class: "btn btn-primary", id: "mail-alias-submit" }, "Add alias");
   const form = h(
     "form",
-    { class: "inline-form", id: "mail-alias-form", novalidate: true },
+    { class: "inline-form inline-form-top", id: "mail-alias-form", novalidate: true },
     alias,
     target,
     h("div", { class: "actions" }, submit),
@@ -67,7 +68,7 @@ function addForm(mailboxes, domain, ctx, onAdded) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     clearErrors(form, alert);
-    const body = { alias: alias.querySelector("input").value.trim(), target: target.querySelector("select").value };
+    const body = { alias: input.value.trim(), target: target.querySelector("select").value };
     busy(submit, async () => {
       try {
         const added = await api(ALIASES, { method: "POST", body });

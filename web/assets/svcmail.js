@@ -103,14 +103,13 @@ function defaultForm(defaultBytes, ctx, onSaved) {
   const quota = quotaField({
     id: "mail-default",
     name: "default_bytes",
-    label: "Default quota",
+    label: "Limit",
     bytes: defaultBytes,
-    hint: "Every mailbox without a limit of its own has this one.",
   });
   const submit = h("button", { type: "submit", class: "btn btn-primary", id: "mail-default-submit" }, "Save");
   const form = h(
     "form",
-    { class: "inline-form", id: "mail-default-form", novalidate: true },
+    { class: "inline-form inline-form-top", id: "mail-default-form", novalidate: true },
     quota.element,
     h("div", { class: "actions" }, submit),
   );
@@ -155,6 +154,7 @@ function mailboxesCard(data, ctx, reload) {
     h("div", { class: "card-header" }, h("h2", { id: "mail-mailboxes-title" }, "Mail: mailboxes and quotas")),
     table,
     h("h3", { class: "subhead" }, "Default quota"),
+    h("p", { class: "muted small" }, "Every mailbox without a limit of its own has this one."),
     defaultForm(data.defaultBytes, ctx, reload),
   );
 }
