@@ -122,6 +122,7 @@ async fn mail_mailboxes_quotas_and_aliases_work_in_chromium() -> Result<()> {
     full_page_shot(&browser, "services-mail-mobile", 390).await?;
     delete_alias(&browser, &api, &config).await?;
     mailbox_gone(&browser, &api).await?;
+    audited(&api).await?;
     remove_mail(&browser).await?;
     check_console(&browser).await?;
     browser.quit().await?;
@@ -345,6 +346,35 @@ async fn mailbox_gone(browser: &WebDriver, api: &AdminApi) -> Result<()> {
         .await?;
     click(browser, "#mail-quota-dialog-cancel").await?;
     ensure!(api.list(ALIASES, "aliases").await?.is_empty());
+    Ok(())
+}
+
+const ALIAS_RESULTS: &[&str] = &[
+    "failure", "failure", "success", "failure", "success", "failure",
+];
+const QUOTA_RESULTS: &[&str] = &[
+    "failure", "success", "success", "success", "failure", "success", "failure",
+];
+
+/// One audit entry per change the page asked for, refused ones included: for the aliases a
+/// bad local part, a mailbox's name, an add, a taken one, a delete, a mailbox gone; for the
+/// quotas words (refused in the page: no entry), half a KiB, Amy's, Bob's twice, a default of
+/// 0, the default, and Bob's once his mailbox was gone.
+async fn audited(api: &AdminApi) -> Result<()> {
+    for (target, expected) in [("mail_alias", ALIAS_RESULTS), ("mail_quota", QUOTA_RESULTS)] {
+        let path = format!("/api/audit?target_type={target}&limit=100");
+        let mut entries = api.list(&path, "entries").await?;
+        entries.sort_by_key(|e| e["id"].as_i64());
+        let results: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| e["result"].as_str())
+            .collect();
+        let seen: Vec<String> = entries
+            .iter()
+            .map(|e| format!("{} {} {}", e["action"], e["target_id"], e["result"]))
+            .collect();
+        ensure!(results == expected, "{target}: {seen:#?}");
+    }
     Ok(())
 }
 
