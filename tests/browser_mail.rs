@@ -283,13 +283,16 @@ async fn quota_back_to_default(browser: &WebDriver, api: &AdminApi) -> Result<()
     Ok(())
 }
 
-/// A default of 0 is refused under the field; 2 GiB is saved and is Bob's, not Amy's.
+/// A default of 0, and one past what JSON carries exactly, are refused under the field; 2 GiB
+/// is saved and is Bob's, not Amy's.
 async fn default_quota(browser: &WebDriver, api: &AdminApi) -> Result<()> {
-    browser.fill("#mail-default", "0").await?;
-    click(browser, "#mail-default-submit").await?;
-    browser
-        .wait_for_text("#mail-default-error", "must be 1024 bytes to 1 TiB")
-        .await?;
+    for refused in ["0", "99999999999999"] {
+        browser.fill("#mail-default", refused).await?;
+        click(browser, "#mail-default-submit").await?;
+        browser
+            .wait_for_text("#mail-default-error", "must be 1024 bytes to 1 TiB")
+            .await?;
+    }
     let quota = api.get("/api/email/quota").await?;
     ensure!(quota["default_bytes"] == DEFAULT_BYTES, "{quota}");
     browser
@@ -353,13 +356,13 @@ const ALIAS_RESULTS: &[&str] = &[
     "failure", "failure", "success", "failure", "success", "failure",
 ];
 const QUOTA_RESULTS: &[&str] = &[
-    "failure", "success", "success", "success", "failure", "success", "failure",
+    "failure", "success", "success", "success", "failure", "failure", "success", "failure",
 ];
 
 /// One audit entry per change the page asked for, refused ones included: for the aliases a
 /// bad local part, a mailbox's name, an add, a taken one, a delete, a mailbox gone; for the
-/// quotas words (refused in the page: no entry), half a KiB, Amy's, Bob's twice, a default of
-/// 0, the default, and Bob's once his mailbox was gone.
+/// quotas words (refused in the page: no entry), half a KiB, Amy's, Bob's twice, defaults of
+/// 0 and of too much, the default, and Bob's once his mailbox was gone.
 async fn audited(api: &AdminApi) -> Result<()> {
     for (target, expected) in [("mail_alias", ALIAS_RESULTS), ("mail_quota", QUOTA_RESULTS)] {
         let path = format!("/api/audit?target_type={target}&limit=100");

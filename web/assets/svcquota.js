@@ -61,7 +61,10 @@ export function quotaField({ id, name, label, bytes, hint }) {
       throw new ApiError(400, { error: "invalid input", code: "validation_failed", fields: { [name]: message } });
     }
     const size = UNITS.find(([u]) => u === select.value)[1];
-    return Math.round(Number(text) * size);
+    // Past 2^53 JSON carries no exact whole number (the API would refuse the body without
+    // naming the field); so large a figure is out of the API's range all the same, and its
+    // refusal then lands under the field.
+    return Math.min(Math.round(Number(text) * size), Number.MAX_SAFE_INTEGER);
   };
   return { element, input, read };
 }
