@@ -396,6 +396,24 @@ impl AdminApi {
         ensure!(resp.status().is_success(), "POST {path}: {}", resp.status());
         Ok(resp.json().await?)
     }
+
+    /// Any call, answered with its status and JSON body (Null when there is none), whatever
+    /// the status: what a test reads to check a refusal, or what a change left behind.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        request = request.header("X-CSRF-Token", &self.csrf);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let resp = request.send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
 }
 
 /// Fails the test, naming the install step, when Chromium or chromedriver is missing.

@@ -1,13 +1,15 @@
 // #/services: the service store (install with live progress, remove keeping or purging the
-// data), each installed service's health and container, its accounts, and how long the data
-// of deleted accounts is archived. Without a Docker engine everything is still recorded, and
-// the page says that picd starts the services once the engine answers.
+// data), each installed service's health and container, its accounts, how long the data of
+// deleted accounts is archived, and, while mail is installed, its mailboxes, quotas and
+// aliases (svcmail.js). Without a Docker engine everything is still recorded, and the page
+// says that picd starts the services once the engine answers.
 
 import { api, ApiError } from "./api.js";
 import { busy, h, replace } from "./dom.js";
 import { alertRegion, clearErrors, field, setAlert, showErrors } from "./forms.js";
 import { Refused, readNumber } from "./fwshared.js";
 import { accountsSections } from "./svcaccounts.js";
+import { mailSection } from "./svcmail.js";
 import { storeSection } from "./svcstore.js";
 
 /** Health and container states are refreshed this often while the page is open. */
@@ -82,6 +84,7 @@ export function mount(root, _params, ctx) {
   let retentionDays = 30;
   const store = storeSection(ctx, () => load());
   const accounts = accountsSections(ctx, () => load());
+  const mail = mailSection(ctx);
   const retention = retentionSection(ctx, (days) => {
     retentionDays = days;
     load();
@@ -103,6 +106,7 @@ export function mount(root, _params, ctx) {
     alert,
     store.element,
     accounts.element,
+    mail.element,
     retention.element,
   );
 
@@ -119,7 +123,7 @@ export function mount(root, _params, ctx) {
       engineNote(note, active.engine);
       store.render(catalog, active);
       retention.show(retentionDays);
-      await accounts.load(catalog.services, peers.peers, retentionDays);
+      await Promise.all([accounts.load(catalog.services, peers.peers, retentionDays), mail.load(catalog.services)]);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       setAlert(alert, error.message);
