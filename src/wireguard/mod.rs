@@ -1,6 +1,7 @@
 //! The cell's WireGuard interface: its identity (the private key a vault secret), the desired
 //! state read from the store, the driver that applies it, and /api/wireguard/status.
 
+mod device;
 pub mod driver;
 pub mod routes;
 
