@@ -100,9 +100,9 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         include_str!("../../migrations/0021_routing_exit_metrics.sql"),
     ),
     (
-        24,
+        22,
         "ip_list_pending_remove",
-        include_str!("../../migrations/0024_ip_list_pending_remove.sql"),
+        include_str!("../../migrations/0022_ip_list_pending_remove.sql"),
     ),
 ];
 
