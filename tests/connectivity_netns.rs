@@ -16,6 +16,7 @@ use common::netns::*;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
 
 const CONNECTIONS: &str = "/api/connectivity/connections";
 /// Passes every 3 s: slow enough that a rule deleted by hand stays deleted for a moment.
@@ -122,6 +123,7 @@ impl ExitLab {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         assert_eq!(self.traffic("bob").await, Value::Null, "bob goes direct");
+        self.assert_traffic_history(fetched).await;
         let summary = "/api/routing/metrics/summary?window=10m";
         let (status, body) = self.admin.get_json(summary).await;
         let rows = body["peer_exits"].as_array().cloned().unwrap_or_default();
@@ -132,6 +134,48 @@ impl ExitLab {
                     && bytes(r) > 0)
                 && !rows.iter().any(|r| r["peer"] == "bob"),
             "{body}"
+        );
+    }
+
+    /// Bytes in a peer's exit traffic buckets over the last ten minutes.
+    async fn history_bytes(&self, peer: &str) -> (u64, usize) {
+        let to = time::OffsetDateTime::now_utc() + time::Duration::minutes(1);
+        let from = to - time::Duration::minutes(10);
+        let rfc = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap();
+        let path = format!(
+            "/api/routing/metrics?peer={peer}&interval=1m&from={}&to={}",
+            rfc(from),
+            rfc(to)
+        );
+        let (status, body) = self.admin.get_json(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        let buckets = body["buckets"].as_array().cloned().unwrap_or_default();
+        let bytes = buckets
+            .iter()
+            .map(|b| b["bytes"].as_u64().unwrap_or(0))
+            .sum();
+        (bytes, buckets.len())
+    }
+
+    /// The metrics' time series of alice's exit traffic holds at least what she fetched once a
+    /// pass has recorded it; bob, direct, has no bucket.
+    async fn assert_traffic_history(&self, fetched: u64) {
+        let deadline = Instant::now() + APPLY_TIMEOUT;
+        loop {
+            let (bytes, _) = self.history_bytes("alice").await;
+            if bytes >= fetched {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "alice's exit buckets hold {bytes} bytes for {fetched} fetched"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_eq!(
+            self.history_bytes("bob").await,
+            (0, 0),
+            "bob has exit buckets"
         );
     }
 
