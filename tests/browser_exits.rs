@@ -257,6 +257,7 @@ async fn exits_page_works_in_chromium() -> Result<()> {
     socks5_is_added(&browser, &api).await?;
     tor_is_added(&browser).await?;
     edit::proxy_is_edited(&browser, &api).await?;
+    edit::wireguard_file_is_kept(&browser, &api).await?;
     edit::openvpn_is_added(&browser, &api).await?;
     edit::http_proxy_is_added(&browser, &api).await?;
 

@@ -1,7 +1,7 @@
 //! Editing a connection from #/exits, and the two types the first half does not add: a proxy's
 //! port and name changed through the edit dialog (a bad port first, its error under its
-//! field), with the list and the API agreeing and the password kept; an OpenVPN file with a
-//! login, and an HTTP proxy, added through the form.
+//! field), with the list and the API agreeing and the password kept; a WireGuard file kept by
+//! an empty file box; an OpenVPN file with a login, and an HTTP proxy, added through the form.
 
 use super::*;
 
@@ -67,7 +67,9 @@ pub(super) async fn proxy_is_edited(browser: &WebDriver, api: &AdminApi) -> Resu
     browser.fill("#exit-edit-name", RENAMED).await?;
     browser.fill("#exit-edit-port", NEW_PORT).await?;
     click(browser, "#exit-edit-dialog-confirm").await?;
-    browser.wait_for_text("#flash", "was saved").await?;
+    browser
+        .wait_for_text("#flash", &format!("{RENAMED} was saved"))
+        .await?;
     wait_gone(browser, "#exit-edit-dialog", "the closed edit dialog").await?;
     let target = format!("{PROXY_HOST}:{NEW_PORT}");
     let row = browser
@@ -158,6 +160,47 @@ pub(super) async fn http_proxy_is_added(browser: &WebDriver, api: &AdminApi) -> 
     ensure!(
         settings["dns"] == json!(["192.0.2.53"]) && settings["has_password"] == json!(false),
         "{settings}"
+    );
+    Ok(())
+}
+
+/// The WireGuard exit's edit dialog: the file box is empty (its keys are never sent back to
+/// the page), and saving with it empty keeps the stored file.
+pub(super) async fn wireguard_file_is_kept(browser: &WebDriver, api: &AdminApi) -> Result<()> {
+    let id = id_of(api, NAME).await?;
+    click(browser, &format!("#exit-edit-{id}")).await?;
+    browser.wait_for("#exit-edit-dialog").await?;
+    let shown = browser
+        .execute(
+            "return [document.getElementById('exit-edit-name').value,
+                     document.getElementById('exit-edit-config').value,
+                     document.getElementById('exit-edit-host').offsetParent === null];",
+            json!([]),
+        )
+        .await?;
+    ensure!(
+        shown == json!([NAME, "", true]),
+        "the WireGuard edit shows name, an empty file box, no proxy fields: {shown}"
+    );
+    ensure!(
+        !browser.page_text().await.contains(PRIVATE_KEY),
+        "the edit dialog shows the private key"
+    );
+    click(browser, "#exit-edit-dialog-confirm").await?;
+    browser
+        .wait_for_text("#flash", &format!("{NAME} was saved"))
+        .await?;
+    wait_gone(browser, "#exit-edit-dialog", "the closed edit dialog").await?;
+    let listed = api
+        .list("/api/connectivity/connections", "connections")
+        .await?;
+    let stored = listed
+        .iter()
+        .find(|c| c["id"] == id.as_str())
+        .context("the WireGuard exit is listed")?;
+    ensure!(
+        stored["settings"]["endpoint"] == "198.51.100.2:51820",
+        "the stored file is kept: {stored}"
     );
     Ok(())
 }
