@@ -4,17 +4,20 @@
 //! listed with its state, and its keys never reach the page or the API's answers; an .ovpn
 //! with `up /bin/sh` is refused at the file naming its line; a proxy without a host gets its
 //! field errors; a SOCKS5 proxy is added through the form and listed with its type and
-//! host:port, its password never shown; both are deleted after confirming. Screenshots land
-//! in target/screenshots/ (exits.png, exits-mobile.png, exits-field-error.png,
-//! exits-ovpn-refused.png, exits-proxy-errors.png, exits-proxy-errors-mobile.png).
+//! host:port, its password never shown; it is edited (edit.rs), an OpenVPN file and an HTTP
+//! proxy are added, a peer on the WireGuard exit shows its traffic (traffic.rs); all are
+//! deleted after confirming. Screenshots land in target/screenshots/ (exits.png,
+//! exits-mobile.png, exits-field-error.png, exits-ovpn-refused.png, exits-proxy-errors.png,
+//! exits-proxy-errors-mobile.png, exits-edit-error.png, exits-edit-error-mobile.png,
+//! peer-exit-traffic.png, peer-exit-traffic-mobile.png).
 
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
-use serde_json::json;
+use anyhow::{ensure, Context, Result};
+use serde_json::{json, Value};
 use webdriver::WebDriver;
 
 #[path = "common/browser.rs"]
@@ -22,6 +25,11 @@ mod harness;
 #[path = "common/ports.rs"]
 mod ports;
 use harness::*;
+
+#[path = "browser_exits/edit.rs"]
+mod edit;
+#[path = "browser_exits/traffic.rs"]
+mod traffic;
 
 const TOR_EXIT: &str = "onion";
 const NAME: &str = "provider-one";
@@ -248,12 +256,34 @@ async fn exits_page_works_in_chromium() -> Result<()> {
     proxy_field_errors(&browser).await?;
     socks5_is_added(&browser, &api).await?;
     tor_is_added(&browser).await?;
+    edit::proxy_is_edited(&browser, &api).await?;
+    edit::wireguard_file_is_kept(&browser, &api).await?;
+    edit::openvpn_is_added(&browser, &api).await?;
+    edit::http_proxy_is_added(&browser, &api).await?;
 
     full_page_shot(&browser, "exits", 1280).await?;
     browser.set_window_size(390, 844).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let overflowing = browser
+        .execute(
+            "return [...document.querySelectorAll('#exits-table .row-actions .btn')]
+               .filter(b => b.getBoundingClientRect().right >
+                            b.closest('tr').getBoundingClientRect().right).length;",
+            json!([]),
+        )
+        .await?;
+    ensure!(
+        overflowing == json!(0),
+        "{overflowing} row buttons run past their card on a phone"
+    );
     full_page_shot(&browser, "exits-mobile", 390).await?;
     browser.set_window_size(1280, 900).await?;
+
+    let wireguard = edit::id_of(&api, NAME).await?;
+    let state_dir = processes.state_dir.clone();
+    traffic::peer_traffic_is_shown(&browser, &api, &base, &state_dir, &wireguard).await?;
+    browser.goto(&format!("{base}/#/exits")).await?;
+    browser.wait_for("#exits-table").await?;
 
     let stored = api.get("/api/connectivity/connections").await?;
     let ids: Vec<String> = stored["connections"]
@@ -263,8 +293,8 @@ async fn exits_page_works_in_chromium() -> Result<()> {
         .filter_map(|c| c["id"].as_str().map(String::from))
         .collect();
     ensure!(
-        ids.len() == 3,
-        "a WireGuard exit, a proxy and tor: {stored}"
+        ids.len() == 5,
+        "a WireGuard exit, an .ovpn, two proxies and tor: {stored}"
     );
     for id in &ids {
         delete_exit(&browser, id).await?;

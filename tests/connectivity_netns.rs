@@ -9,6 +9,8 @@
 //! while the exit is down and back when it returns; a moved peer's old flows are flushed.
 
 mod common;
+#[path = "connectivity_netns/traffic.rs"]
+mod traffic;
 
 use std::time::{Duration, Instant};
 
@@ -88,51 +90,6 @@ impl ExitLab {
             );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-    }
-
-    /// A peer's `traffic` as `GET /api/connectivity/peers` lists it.
-    async fn traffic(&self, peer: &str) -> Value {
-        let (status, body) = self.admin.get_json("/api/connectivity/peers").await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let listed = body["peers"].as_array().cloned().unwrap_or_default();
-        let entry = listed.iter().find(|p| p["peer"] == peer);
-        entry.expect("the peer is listed")["traffic"].clone()
-    }
-
-    /// After alice fetched `FETCHES` pages through the exit, her counted traffic (out and back,
-    /// headers included) exceeds what she fetched; bob, direct, has none.
-    async fn assert_traffic_counted(&self) {
-        let bytes = |t: &Value| t["bytes"].as_u64().unwrap_or(0);
-        let before = bytes(&self.traffic("alice").await);
-        for _ in 0..FETCHES {
-            assert_eq!(fetch(&self.alice).0.as_deref(), Some(PROVIDER_ADDR));
-        }
-        let fetched = (FETCHES * PROVIDER_ADDR.len()) as u64;
-        let deadline = Instant::now() + APPLY_TIMEOUT;
-        loop {
-            let grown = bytes(&self.traffic("alice").await).saturating_sub(before);
-            if grown > fetched {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "alice's traffic grew by {grown} bytes for {fetched} fetched; {}",
-                self.kernel_state()
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        assert_eq!(self.traffic("bob").await, Value::Null, "bob goes direct");
-        let summary = "/api/routing/metrics/summary?window=10m";
-        let (status, body) = self.admin.get_json(summary).await;
-        let rows = body["peer_exits"].as_array().cloned().unwrap_or_default();
-        assert!(
-            status == StatusCode::OK
-                && rows.iter().any(|r| r["peer"] == "alice"
-                    && r["connection"] == self.exit_id.as_str()
-                    && bytes(r) > 0)
-                && !rows.iter().any(|r| r["peer"] == "bob"),
-            "{body}"
-        );
     }
 
     fn waits_for(&self, client: &WgClient, seen: &str, what: &str) {

@@ -1,5 +1,6 @@
 //! The routing routes (`/api/routing/firewall`, `/api/routing/ip-list`,
-//! `/api/routing/rate-limits`, `/api/routing/templates`, `/api/routing/peers`) refuse the wrong
+//! `/api/routing/rate-limits`, `/api/routing/templates`, `/api/routing/peers`, the metrics with
+//! their `port` and `peer` filters) refuse the wrong
 //! actor, a missing CSRF token and bad bodies with the API's JSON error shape, never a 500,
 //! and store nothing.
 
@@ -206,9 +207,27 @@ fn table() -> Vec<Refused> {
         ("?port=70000", INVALID_QUERY),
         ("?port=-1", INVALID_QUERY),
         ("?port=ssh", INVALID_QUERY),
+        ("?peer=Not_A_Label!", INVALID_FIELDS),
+        ("?peer=", INVALID_FIELDS),
+        ("?peer=alice&port=80", INVALID_FIELDS),
+        ("?peer=alice&interval=7m", INVALID_FIELDS),
+        ("?peer=nobody", NOT_FOUND),
+        ("?peer=alice&peer=bob", INVALID_QUERY),
     ] {
         let path = format!("{METRICS}{query}");
         table.push(refused(Admin, Method::GET, &path, Body::Empty, answer));
+    }
+    let long_peer = format!("{METRICS}?peer={}", "x".repeat(300));
+    table.push(refused(
+        Admin,
+        Method::GET,
+        &long_peer,
+        Body::Empty,
+        INVALID_FIELDS,
+    ));
+    for (who, answer) in [(Anonymous, UNAUTHORIZED), (Peer, ADMIN_ONLY)] {
+        let path = format!("{METRICS}?peer={PEER}");
+        table.push(refused(who, Method::GET, &path, Body::Empty, answer));
     }
     table.push(refused(
         Admin,

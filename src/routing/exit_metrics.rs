@@ -8,7 +8,7 @@ use rusqlite::{params, Connection};
 
 use time::OffsetDateTime;
 
-use super::metrics::{minute, RETENTION_DAYS};
+use super::metrics::{bucket_start, minute, RETENTION_DAYS};
 use super::render::Counter;
 use crate::connectivity::{traffic, ExitTable};
 use crate::error::ApiError;
@@ -100,6 +100,45 @@ pub fn summary(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// One peer's traffic through any exit in buckets of `interval` seconds from `from` to `to`
+/// (a peer moved between exits within a bucket has both summed); only buckets with traffic
+/// are listed.
+pub fn history(
+    conn: &Connection,
+    peer: &str,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    interval: i64,
+) -> Result<Vec<(OffsetDateTime, Counter)>, ApiError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT bucket, packets, bytes FROM routing_exit_metrics
+         WHERE peer_name = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket",
+    )?;
+    // Up to and with the minute `to` falls in.
+    let until = minute(to + time::Duration::minutes(1));
+    let rows = stmt.query_map(params![peer, minute(from), until], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    let mut buckets: BTreeMap<i64, Counter> = BTreeMap::new();
+    for row in rows {
+        let (bucket, packets, bytes) = row?;
+        let Some(start) = bucket_start(&bucket, interval) else {
+            continue;
+        };
+        let c = buckets.entry(start).or_default();
+        c.packets += packets.max(0) as u64;
+        c.bytes += bytes.max(0) as u64;
+    }
+    Ok(buckets
+        .into_iter()
+        .filter_map(|(start, c)| Some((OffsetDateTime::from_unix_timestamp(start).ok()?, c)))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +175,9 @@ mod tests {
         let since = at - time::Duration::minutes(10);
         let rows = summary(&conn, since).unwrap();
         assert_eq!(rows, [("alice".into(), "c1".into(), c(14, 8600))]);
+        let hour = history(&conn, "alice", since, at, 3600).unwrap();
+        assert_eq!(hour.len(), 1);
+        assert_eq!(hour[0].1, c(14, 8600));
+        assert!(history(&conn, "bob", since, at, 60).unwrap().is_empty());
     }
 }

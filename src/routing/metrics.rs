@@ -161,6 +161,12 @@ pub(super) fn minute(at: OffsetDateTime) -> String {
     crate::time::format_rfc3339(at)
 }
 
+/// The start (Unix seconds) of the `interval`-second bucket a minute row's bucket text falls in.
+pub(super) fn bucket_start(bucket: &str, interval: i64) -> Option<i64> {
+    let at = crate::time::parse_rfc3339(bucket)?;
+    Some(at.unix_timestamp().div_euclid(interval) * interval)
+}
+
 /// Adds one pass's growth to the current minute's rows and drops rows past the retention.
 pub fn record(
     conn: &Connection,
@@ -277,10 +283,9 @@ pub fn history(
     let mut buckets: BTreeMap<i64, Totals> = BTreeMap::new();
     for row in rows {
         let (bucket, seen, dropped) = row?;
-        let Some(at) = crate::time::parse_rfc3339(&bucket) else {
+        let Some(start) = bucket_start(&bucket, interval) else {
             continue;
         };
-        let start = at.unix_timestamp().div_euclid(interval) * interval;
         buckets.entry(start).or_default().add_row(seen, dropped);
     }
     Ok(buckets

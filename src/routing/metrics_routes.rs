@@ -1,6 +1,7 @@
 //! `GET /api/routing/metrics/summary?window=10m|1h|24h` and
 //! `GET /api/routing/metrics?from&to&interval=1m|5m|1h&port=`: the traffic the cell received
-//! and what picd's rules dropped, from the minute rows the routing driver records.
+//! and what picd's rules dropped, from the minute rows the routing driver records;
+//! `&peer=<name>` in place of `port` gives one peer's traffic through its exits.
 
 use axum::extract::State;
 use serde::Deserialize;
@@ -85,6 +86,9 @@ pub struct HistoryQuery {
     interval: Option<String>,
     #[serde(default)]
     port: Option<u16>,
+    /// One peer's traffic through its exits instead of the cell's.
+    #[serde(default)]
+    peer: Option<String>,
 }
 
 fn time_of(field: &str, text: Option<&str>, default: OffsetDateTime) -> ApiResult<OffsetDateTime> {
@@ -97,11 +101,8 @@ fn time_of(field: &str, text: Option<&str>, default: OffsetDateTime) -> ApiResul
     }
 }
 
-pub async fn history(
-    _admin: AdminUser,
-    State(app): State<RoutingApp>,
-    Query(query): Query<HistoryQuery>,
-) -> ApiResult<Json<Value>> {
+/// A history request's range and bucket size: (from, to, interval seconds).
+fn range_of(query: &HistoryQuery) -> ApiResult<(OffsetDateTime, OffsetDateTime, i64)> {
     let now = crate::time::now();
     let to = time_of("to", query.to.as_deref(), now)?;
     let from = time_of(
@@ -127,6 +128,21 @@ pub async fn history(
             ),
         ));
     }
+    Ok((from, to, interval))
+}
+
+pub async fn history(
+    _admin: AdminUser,
+    State(app): State<RoutingApp>,
+    Query(query): Query<HistoryQuery>,
+) -> ApiResult<Json<Value>> {
+    let (from, to, interval) = range_of(&query)?;
+    if let Some(peer) = query.peer {
+        if query.port.is_some() {
+            return Err(ApiError::invalid("peer", "name a peer or a port, not both"));
+        }
+        return peer_history(&app, peer, from, to, interval).await;
+    }
     let port = query.port.unwrap_or(0);
     let buckets = app
         .db
@@ -138,6 +154,40 @@ pub async fn history(
             let mut value = with_port(port, totals);
             value["bucket"] = json!(crate::time::format_rfc3339(at));
             value
+        })
+        .collect();
+    Ok(Json(json!({ "buckets": buckets })))
+}
+
+/// `?peer=<name>`: that peer's traffic through its exits (out and back), a 404 for a peer
+/// that does not exist. A peer that went direct all along has no buckets.
+async fn peer_history(
+    app: &RoutingApp,
+    peer: String,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    interval: i64,
+) -> ApiResult<Json<Value>> {
+    crate::cell::dns_label(&peer).map_err(|m| ApiError::invalid("peer", m))?;
+    let name = peer.clone();
+    let buckets = app
+        .db
+        .call(move |conn| {
+            if crate::peers::store::get(conn, &name)?.is_none() {
+                return Err(ApiError::not_found(format!("peer '{name}'")));
+            }
+            exit_metrics::history(conn, &name, from, to, interval)
+        })
+        .await?;
+    let buckets: Vec<Value> = buckets
+        .into_iter()
+        .map(|(at, c)| {
+            json!({
+                "bucket": crate::time::format_rfc3339(at),
+                "peer": peer,
+                "packets": c.packets,
+                "bytes": c.bytes,
+            })
         })
         .collect();
     Ok(Json(json!({ "buckets": buckets })))

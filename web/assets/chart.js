@@ -36,9 +36,11 @@ export function shortCount(n) {
 
 /**
  * Draws `points` ({ at: ms, passed, dropped }, in time order) into `container`, replacing
- * what was there. `timeLabel(ms)` names a bucket; `summary` is read out in place of the picture.
+ * what was there. `timeLabel(ms)` names a bucket; `summary` is read out in place of the picture;
+ * `barTitle(point)` is a bar's tooltip (by default its passed and dropped packets).
  */
-export function drawBars(container, { id, points, timeLabel, summary }) {
+export function drawBars(container, { id, points, timeLabel, summary, barTitle }) {
+  const title = barTitle || ((p) => `${timeLabel(p.at)}: ${p.passed} passed, ${p.dropped} dropped`);
   const width = Math.max(280, Math.floor(container.clientWidth || 640));
   const plotW = width - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
@@ -66,7 +68,7 @@ export function drawBars(container, { id, points, timeLabel, summary }) {
   points.forEach((p, i) => {
     const x = PAD.left + i * slot + (slot - barW) / 2;
     const bar = el("g", { class: "chart-bar", "data-at": new Date(p.at).toISOString() });
-    bar.append(el("title", {}, `${timeLabel(p.at)}: ${p.passed} passed, ${p.dropped} dropped`));
+    bar.append(el("title", {}, title(p)));
     if (p.passed > 0) {
       bar.append(el("rect", { class: "chart-passed", x, width: barW, y: y(p.passed), height: y(0) - y(p.passed) }));
     }

@@ -1,5 +1,6 @@
 // The Exits page's add form: a type picker (a provider's WireGuard or OpenVPN file, a SOCKS5
-// or HTTP proxy, Tor) that shows only the fields of the chosen type. The API's field errors land
+// or HTTP proxy, Tor) that shows only the fields of the chosen type; its fields are also the
+// edit dialog's (exitedit.js). The API's field errors land
 // by their field; a refused .ovpn line (a 422 whose message starts with "config") lands
 // under the file. Passwords sit in password inputs and are emptied once sent: the API never
 // answers them, and the page never shows them.
@@ -45,24 +46,24 @@ export const TYPES = {
 const input = (wrapper) => wrapper.querySelector("input, select, textarea");
 
 /** The file box shared by the two file types; its label and hint follow the type. */
-function fileField() {
+function fileField(prefix) {
   const textarea = h("textarea", {
-    id: "exit-config",
+    id: `${prefix}-config`,
     class: "mono",
     rows: "8",
     spellcheck: "false",
     "data-field": "config",
-    "aria-describedby": "exit-config-hint exit-config-error",
+    "aria-describedby": `${prefix}-config-hint ${prefix}-config-error`,
   });
-  const label = h("label", { for: "exit-config" });
-  const hint = h("p", { class: "hint", id: "exit-config-hint" });
+  const label = h("label", { for: `${prefix}-config` });
+  const hint = h("p", { class: "hint", id: `${prefix}-config-hint` });
   const wrapper = h(
     "div",
-    { class: "field", id: "exit-file-fields" },
+    { class: "field", id: `${prefix}-file-fields` },
     label,
     textarea,
     hint,
-    h("p", { class: "field-error", id: "exit-config-error", hidden: true }),
+    h("p", { class: "field-error", id: `${prefix}-config-error`, hidden: true }),
   );
   return {
     wrapper,
@@ -77,18 +78,18 @@ function fileField() {
 }
 
 /** Host, port, resolvers and probe target: what a proxy connection needs. */
-function proxyFields() {
-  const host = field({ id: "exit-host", name: "host", label: "Host", placeholder: "proxy.example.net" });
-  const port = field({ id: "exit-port", name: "port", label: "Port", inputmode: "numeric", placeholder: "1080" });
+function proxyFields(prefix) {
+  const host = field({ id: `${prefix}-host`, name: "host", label: "Host", placeholder: "proxy.example.net" });
+  const port = field({ id: `${prefix}-port`, name: "port", label: "Port", inputmode: "numeric", placeholder: "1080" });
   const dns = field({
-    id: "exit-dns",
+    id: `${prefix}-dns`,
     name: "dns",
     label: "DNS resolvers (optional)",
     placeholder: "9.9.9.9, 149.112.112.112",
     hint: "Asked through the proxy for the peers' names; without one their DNS queries fail.",
   });
   const probe = field({
-    id: "exit-probe-target",
+    id: `${prefix}-probe-target`,
     name: "probe_target",
     label: "Probe target (optional)",
     placeholder: "example.net:443",
@@ -96,7 +97,7 @@ function proxyFields() {
   });
   const wrapper = h(
     "div",
-    { id: "exit-proxy-fields" },
+    { id: `${prefix}-proxy-fields` },
     h("div", { class: "grid-endpoint" }, host, port),
     h("div", { class: "grid-2" }, dns, probe),
   );
@@ -104,18 +105,18 @@ function proxyFields() {
 }
 
 /** Username and password, for openvpn (auth-user-pass) and the proxies. */
-function credentialFields() {
+function credentialFields(prefix) {
   // The hint text follows the type (show() sets it); " " makes field() give it its line.
-  const username = field({ id: "exit-username", name: "username", label: "Username (optional)", hint: " " });
+  const username = field({ id: `${prefix}-username`, name: "username", label: "Username (optional)", hint: " " });
   const password = field({
-    id: "exit-password",
+    id: `${prefix}-password`,
     name: "password",
     label: "Password (optional)",
     type: "password",
     autocomplete: "new-password",
   });
   const hint = username.querySelector(".hint");
-  const wrapper = h("div", { id: "exit-credential-fields", class: "grid-2" }, username, password);
+  const wrapper = h("div", { id: `${prefix}-credential-fields`, class: "grid-2" }, username, password);
   return { wrapper, hint, username: input(username), password: input(password) };
 }
 
@@ -148,64 +149,94 @@ function bodyOf(kind, name, file, proxy, credentials) {
 }
 
 /** A refused .ovpn is a 422 "config line N: …": shown under the file like a field error. */
-function refusedLine(error) {
+export function refusedLine(error) {
   if (error.status === 422 && /^config /.test(error.message) && Object.keys(error.fields).length === 0) {
     error.fields = { config: error.message.slice("config ".length) };
   }
   return foldListErrors(error, ["dns"]);
 }
 
-/** The add form; `onAdded` gets the created connection. */
-export function addForm(onAdded) {
-  const alert = alertRegion("exit-add-alert");
-  const name = field({ id: "exit-name", name: "name", label: "Name", placeholder: "vpn-provider" });
+/**
+ * The fields of a connection form, their ids under `prefix`: name, type, and each type's
+ * own (shown by `show`). `kind` fixes the type (an edit: a connection keeps its type).
+ */
+export function connectionFields(prefix, kind) {
+  const name = field({ id: `${prefix}-name`, name: "name", label: "Name", placeholder: "vpn-provider" });
   const type = selectField({
-    id: "exit-type",
+    id: `${prefix}-type`,
     name: "type",
     label: "Type",
     options: Object.entries(TYPES).map(([value, t]) => ({ value, label: t.label })),
-    value: "wireguard_ext",
+    value: kind || "wireguard_ext",
   });
-  const file = fileField();
-  const proxy = proxyFields();
-  const credentials = credentialFields();
-  const note = h("p", { class: "hint", id: "exit-type-note", hidden: true });
-  const submit = h("button", { type: "submit", class: "btn btn-primary", id: "exit-add-submit" }, "Add exit");
-  const form = h(
-    "form",
-    { id: "exit-add-form", novalidate: true },
+  input(type).disabled = Boolean(kind);
+  const file = fileField(prefix);
+  const proxy = proxyFields(prefix);
+  const credentials = credentialFields(prefix);
+  const note = h("p", { class: "hint", id: `${prefix}-type-note`, hidden: true });
+  const element = h(
+    "div",
+    { class: "connection-fields" },
     h("div", { class: "grid-endpoint" }, name, type),
     note,
     file.wrapper,
     proxy.wrapper,
     credentials.wrapper,
+  );
+  return {
+    element,
+    name: input(name),
+    type: input(type),
+    file,
+    proxy,
+    credentials,
+    /** Shows the chosen type's fields and hides the others'. */
+    show() {
+      const chosen = TYPES[input(type).value];
+      file.wrapper.hidden = !chosen.file;
+      proxy.wrapper.hidden = !chosen.proxy;
+      credentials.wrapper.hidden = !chosen.credentials;
+      note.hidden = !chosen.note;
+      note.textContent = chosen.note || "";
+      if (chosen.file) file.show(chosen);
+      credentials.hint.textContent = chosen.credentials || "";
+    },
+    /** The body to create a connection of the chosen type. */
+    body() {
+      return bodyOf(input(type).value, input(name).value.trim(), file, proxy, credentials);
+    },
+  };
+}
+
+/** The add form; `onAdded` gets the created connection. */
+export function addForm(onAdded) {
+  const alert = alertRegion("exit-add-alert");
+  const fields = connectionFields("exit");
+  const submit = h("button", { type: "submit", class: "btn btn-primary", id: "exit-add-submit" }, "Add exit");
+  const form = h(
+    "form",
+    { id: "exit-add-form", novalidate: true },
+    fields.element,
     alert,
     h("div", { class: "actions" }, submit),
   );
 
   function show() {
-    const chosen = TYPES[input(type).value];
-    form.dataset.type = input(type).value;
-    file.wrapper.hidden = !chosen.file;
-    proxy.wrapper.hidden = !chosen.proxy;
-    credentials.wrapper.hidden = !chosen.credentials;
-    note.hidden = !chosen.note;
-    note.textContent = chosen.note || "";
-    if (chosen.file) file.show(chosen);
-    credentials.hint.textContent = chosen.credentials || "";
+    form.dataset.type = fields.type.value;
+    fields.show();
     clearErrors(form, alert);
   }
-  input(type).addEventListener("change", show);
+  fields.type.addEventListener("change", show);
   show();
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     busy(submit, async () => {
       clearErrors(form, alert);
-      const body = bodyOf(input(type).value, input(name).value.trim(), file, proxy, credentials);
       try {
-        const created = await api(`${API}/connections`, { method: "POST", body });
-        for (const box of [input(name), file.textarea, proxy.host, proxy.port, proxy.dns, proxy.probe]) box.value = "";
+        const created = await api(`${API}/connections`, { method: "POST", body: fields.body() });
+        const { proxy, credentials } = fields;
+        for (const box of [fields.name, fields.file.textarea, proxy.host, proxy.port, proxy.dns, proxy.probe]) box.value = "";
         credentials.username.value = "";
         credentials.password.value = "";
         onAdded(created);

@@ -1,11 +1,12 @@
 // #/exits: the cell's exits, the connections to external providers that peers' internet can
 // leave through. Each with its type, where it goes (a WireGuard endpoint, an OpenVPN file's
 // remotes, a proxy's host:port), its live state (up, down, connecting), the provider's
-// handshake age and the peers that use it; a probe on demand; add one (exitform.js); delete
-// one no peer uses. A peer's exit is chosen on the peer's page ("Network access").
+// handshake age and the peers that use it; a probe on demand; add one (exitform.js); edit one
+// (exitedit.js); delete one no peer uses. A peer's exit is chosen on the peer's page ("Network access").
 
 import { api } from "./api.js";
 import { busy, cell, dataTable, formatDuration, formatTime, h, replace } from "./dom.js";
+import { editConnection } from "./exitedit.js";
 import { addForm, TYPES } from "./exitform.js";
 import { alertRegion, setAlert } from "./forms.js";
 import { confirmDelete, deleteButton } from "./fwshared.js";
@@ -103,7 +104,23 @@ export function mount(root, _params, ctx) {
     return button;
   }
 
-  function actions(exit) {
+  function editButton(connection) {
+    if (!connection) return null;
+    const button = h(
+      "button",
+      { type: "button", class: "btn btn-small", id: `exit-edit-${connection.id}`, "aria-label": `Edit ${connection.name}` },
+      "Edit",
+    );
+    button.addEventListener("click", () =>
+      editConnection(connection, (saved) => {
+        ctx.flash(`${saved.name} was saved.`);
+        load();
+      }),
+    );
+    return button;
+  }
+
+  function actions(exit, connection) {
     const remove = deleteButton(`exit-delete-${exit.id}`, exit.name, () =>
       confirmDelete({
         id: "exit-delete-dialog",
@@ -121,7 +138,7 @@ export function mount(root, _params, ctx) {
       remove.disabled = true;
       remove.title = "Peers use it: move them first";
     }
-    return [probeButton(exit), remove];
+    return [probeButton(exit), editButton(connection), remove];
   }
 
   const note = h("div", { class: "alert alert-warn", id: "exits-driver", role: "status", hidden: true });
@@ -146,7 +163,7 @@ export function mount(root, _params, ctx) {
         api(`${API}/status`),
         api(`${API}/connections`),
       ]);
-      const settings = new Map(connections.map((c) => [c.id, c.settings]));
+      const byId = new Map(connections.map((c) => [c.id, c]));
       if (gone) return;
       driverNote(status.driver);
       setAlert(alert, "");
@@ -158,7 +175,7 @@ export function mount(root, _params, ctx) {
               id: "exits-table",
               caption: "Exits",
               headings: ["Name", "Goes to", "State", "Handshake", "Interface", "Peers", "Actions"],
-              rows: exits.map((e) => exitRow(e, settings.get(e.id), actions(e))),
+              rows: exits.map((e) => exitRow(e, byId.get(e.id)?.settings, actions(e, byId.get(e.id)))),
             }),
       );
     } catch (error) {

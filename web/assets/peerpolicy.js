@@ -1,10 +1,13 @@
 // The peer page's "Network access" card: whether the peer's traffic may leave the cell for
 // the internet, whether it may reach the other peers (the cell's own services stay reachable
 // either way), and where its internet leaves: straight out of the cell, or through one of the
-// cell's exits, with fail-open (go direct while that exit is down) or, by default, nothing.
+// cell's exits, with fail-open (go direct while that exit is down) or, by default, nothing;
+// below, the peer's traffic through its exit (exittraffic.js).
 
 import { api } from "./api.js";
 import { busy, h, replace } from "./dom.js";
+import { TYPES } from "./exitform.js";
+import { exitTraffic } from "./exittraffic.js";
 import { alertRegion, checkbox, selectField, setAlert } from "./forms.js";
 
 const POLICY = "/api/routing/peers";
@@ -12,12 +15,16 @@ const EXITS = "/api/connectivity/peers";
 const CONNECTIONS = "/api/connectivity/connections";
 const DIRECT = "";
 
+/** "WireGuard", "OpenVPN", "SOCKS5 proxy": short enough for the picker on a phone. */
+const typeLabel = (type) => (TYPES[type] ? TYPES[type].label.replace(/ file$/, "") : type);
+
 const checked = (element) => element.querySelector("input").checked;
 
 /** The card's content for the peer `name`; `flash` reports a saved change. */
 export function networkAccess(name, flash) {
   const alert = alertRegion("peer-policy-alert");
   const body = h("div", {}, h("p", { class: "loading" }, "Loading…"));
+  const traffic = h("div", { id: "peer-exit-traffic-box" });
   const path = (base, tail = "") => `${base}/${encodeURIComponent(name)}${tail}`;
 
   function form(policy, exit, connections) {
@@ -42,7 +49,7 @@ export function networkAccess(name, flash) {
       value: exit.connection || DIRECT,
       options: [
         { value: DIRECT, label: "Straight out of the cell" },
-        ...connections.map((c) => ({ value: c.id, label: `Through ${c.name} (${c.type})` })),
+        ...connections.map((c) => ({ value: c.id, label: `Through ${c.name} (${typeLabel(c.type)})` })),
       ],
       hint: connections.length
         ? "Through an exit, the device's DNS follows it too."
@@ -81,6 +88,7 @@ export function networkAccess(name, flash) {
             exit = await api(path(EXITS, "/failopen"), { method: "PUT", body: { fail_open: checked(failOpen) } });
           }
           setAlert(alert, "");
+          showTraffic(exit, connections);
           const leaves = exit.connection ? "through its exit" : "straight out";
           flash(
             `${name}: internet ${updated.internet ? "on" : "off"} (${leaves}), other peers ${updated.peer_to_peer ? "reachable" : "not reachable"}.`,
@@ -93,6 +101,10 @@ export function networkAccess(name, flash) {
     return element;
   }
 
+  function showTraffic(exit, connections) {
+    replace(traffic, exitTraffic(name, exit, connections.find((c) => c.id === exit.connection)));
+  }
+
   async function load() {
     try {
       const [{ peers: policies }, { peers: exits }, { connections }] = await Promise.all([
@@ -103,6 +115,7 @@ export function networkAccess(name, flash) {
       const policy = policies.find((p) => p.peer === name) || { internet: true, peer_to_peer: true };
       const exit = exits.find((p) => p.peer === name) || { connection: null, fail_open: false };
       replace(body, form(policy, exit, connections));
+      showTraffic(exit, connections);
     } catch (error) {
       replace(body);
       setAlert(alert, error.message);
@@ -110,5 +123,5 @@ export function networkAccess(name, flash) {
   }
 
   load();
-  return h("div", {}, alert, body);
+  return h("div", {}, alert, body, traffic);
 }
