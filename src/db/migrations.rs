@@ -99,6 +99,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "routing_exit_metrics",
         include_str!("../../migrations/0021_routing_exit_metrics.sql"),
     ),
+    (
+        23,
+        "cell_identity",
+        include_str!("../../migrations/0023_cell_identity.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.

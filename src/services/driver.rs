@@ -1,14 +1,18 @@
 //! The Docker driver: makes the engine run exactly the installed services. Containers carry
-//! picd's labels and picd lists, starts and removes only containers with those labels, so a
-//! container someone else made is never touched. Applying twice changes nothing: a container
-//! is recreated only when the spec hash on its label differs from the wanted one.
+//! picd's labels, among them the cell's own id (`org.picd.cell`), and picd lists, starts and
+//! removes only containers with its labels and its cell's id, so a container someone else
+//! made, or another cell on the same engine, is never touched. Applying twice changes
+//! nothing: a container is recreated only when the spec hash on its label differs from the
+//! wanted one.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
-use bollard::query_parameters::{ListContainersOptionsBuilder, StartContainerOptions};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, RenameContainerOptionsBuilder, StartContainerOptions,
+};
 use bollard::Docker;
 
 use super::accounts::disk::{self, Applied};
@@ -22,14 +26,16 @@ use crate::driver::{Driver, DriverError, SubsystemStatus};
 pub const LABEL_MANAGED: &str = "org.picd.managed";
 pub const LABEL_SERVICE: &str = "org.picd.service";
 pub const LABEL_SPEC: &str = "org.picd.spec";
+/// The id of the cell that created the container (cell::store::cell_id).
+pub const LABEL_CELL: &str = "org.picd.cell";
 const NAME: &str = "docker";
-
-pub fn container_name(service_id: &str) -> String {
-    format!("picd-{service_id}")
-}
+/// How much of the cell's id names its containers (the id is random: 48 bits tell cells apart).
+const CELL_IN_NAME: usize = 12;
 
 pub struct DockerDriver {
     socket: PathBuf,
+    /// This cell's id, on the label of every container it creates.
+    cell_id: String,
     /// Where each service's data and config live: `<dir>/<id>/{volumes,config,archive}`.
     services_dir: PathBuf,
     /// One accounts pass at a time (a request's and the reconciler's), so two never race to
@@ -49,9 +55,10 @@ pub(super) fn failed(e: impl std::fmt::Display) -> DriverError {
 }
 
 impl DockerDriver {
-    pub fn new(socket: PathBuf, state_dir: &Path) -> Self {
+    pub fn new(socket: PathBuf, state_dir: &Path, cell_id: String) -> Self {
         DockerDriver {
             socket,
+            cell_id,
             services_dir: state_dir.join("services"),
             accounts_pass: std::sync::Mutex::new(()),
             engine_pass: tokio::sync::Mutex::new(()),
@@ -60,6 +67,35 @@ impl DockerDriver {
 
     pub fn service_dir(&self, service_id: &str) -> PathBuf {
         self.services_dir.join(service_id)
+    }
+
+    pub fn cell_id(&self) -> &str {
+        &self.cell_id
+    }
+
+    /// The service's container name, the cell's own: container names are one namespace per
+    /// engine, shared by every cell on it.
+    pub fn container_name(&self, service_id: &str) -> String {
+        let cell = self.cell_id.get(..CELL_IN_NAME).unwrap_or(&self.cell_id);
+        format!("picd-{cell}-{service_id}")
+    }
+
+    /// Whether a container with picd's labels is this cell's: its cell label says so, or it
+    /// has none (made by a picd from before cell labels, one cell per engine) and mounts this
+    /// cell's service folders. Such a container is adopted (renamed, kept), so an upgrade
+    /// neither loses nor duplicates it, and another cell never takes it: it mounts this
+    /// cell's state directory, not the other's.
+    fn is_mine(&self, container: &ContainerSummary) -> bool {
+        let labels = container.labels.as_ref();
+        match labels.and_then(|l| l.get(LABEL_CELL)) {
+            Some(cell) => *cell == self.cell_id,
+            None => container.mounts.iter().flatten().any(|mount| {
+                mount
+                    .source
+                    .as_deref()
+                    .is_some_and(|source| Path::new(source).starts_with(&self.services_dir))
+            }),
+        }
     }
 
     /// A client speaking the engine's API version (Debian 12's engine speaks 1.41).
@@ -72,17 +108,23 @@ impl DockerDriver {
         Ok(docker)
     }
 
-    /// picd's containers (and only those), running or not.
+    /// This cell's containers (and only those), running or not.
     pub async fn managed_containers(
         &self,
         docker: &Docker,
     ) -> Result<Vec<ContainerSummary>, DriverError> {
+        // The engine ANDs label filters; a container without a cell label (see is_mine) has
+        // to be listed too, so the cell is filtered here.
         let filters = HashMap::from([("label", vec![format!("{LABEL_MANAGED}=true")])]);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
             .build();
-        docker.list_containers(Some(options)).await.map_err(failed)
+        let listed = docker
+            .list_containers(Some(options))
+            .await
+            .map_err(failed)?;
+        Ok(listed.into_iter().filter(|c| self.is_mine(c)).collect())
     }
 
     /// Makes the service's account file and folders match its accounts (see accounts::disk).
@@ -184,7 +226,7 @@ impl DockerDriver {
                 manifest.id
             ))
         })?;
-        super::images::verify(docker, image).await?;
+        super::images::verify(docker, image, &self.cell_id).await?;
         self.create_volumes(manifest).map_err(failed)?;
         let config_changed = self
             .write_config(manifest, installed, place)
@@ -205,7 +247,14 @@ impl DockerDriver {
             super::listen::spec_part(manifest, place),
             super::tls::spec_part(&dir.join("config"))
         );
-        let wanted = super::container::spec(&dir, manifest, installed, image, &started_with);
+        let wanted = super::container::spec(
+            &dir,
+            manifest,
+            installed,
+            image,
+            &started_with,
+            &self.cell_id,
+        );
         let wanted_spec = wanted
             .labels
             .as_ref()
@@ -219,25 +268,52 @@ impl DockerDriver {
                 .cloned();
             let id = container.id.clone().unwrap_or_default();
             if spec == wanted_spec {
+                self.adopt(docker, container, manifest.id).await?;
                 if container.state != Some(ContainerSummaryStateEnum::RUNNING) {
                     docker
                         .start_container(&id, None::<StartContainerOptions>)
                         .await
                         .map_err(failed)?;
                 } else if config_changed {
-                    super::accounts::sessions::config_changed(docker, manifest).await;
+                    let name = self.container_name(manifest.id);
+                    super::accounts::sessions::config_changed(docker, &name, manifest).await;
                 }
                 return Ok(());
             }
             super::container::remove(docker, &id).await?;
         }
         let created =
-            super::container::create_named(docker, &container_name(manifest.id), wanted).await?;
+            super::container::create_named(docker, &self.container_name(manifest.id), wanted)
+                .await?;
         docker
             .start_container(&created.id, None::<StartContainerOptions>)
             .await
             .map_err(failed)?;
         tracing::info!(service = manifest.id, container = %created.id, "service container started");
+        Ok(())
+    }
+
+    /// A kept container under another name (one from before cell labels: `picd-<service>`)
+    /// takes the cell's own, so commands run in it by name and the old name is free.
+    async fn adopt(
+        &self,
+        docker: &Docker,
+        container: &ContainerSummary,
+        service_id: &str,
+    ) -> Result<(), DriverError> {
+        let wanted = self.container_name(service_id);
+        let named = container
+            .names
+            .iter()
+            .flatten()
+            .any(|n| n.trim_start_matches('/') == wanted);
+        if named {
+            return Ok(());
+        }
+        let id = container.id.as_deref().unwrap_or_default();
+        let options = RenameContainerOptionsBuilder::new().name(&wanted).build();
+        docker.rename_container(id, options).await.map_err(failed)?;
+        tracing::info!(service = service_id, container = %id, name = %wanted, "container adopted");
         Ok(())
     }
 }
@@ -305,13 +381,16 @@ impl Driver for DockerDriver {
             let accounts = people.remove(&row.service_id).unwrap_or_default();
             if let Ok(docker) = &engine {
                 let gone = disk::gone(&self.service_dir(manifest.id), manifest, &accounts);
-                super::accounts::sessions::end(docker, manifest, &gone).await;
+                let name = self.container_name(manifest.id);
+                super::accounts::sessions::end(docker, &name, manifest, &gone).await;
             }
             self.apply_accounts(manifest, &accounts, retention)
                 .map_err(failed)?;
             if manifest.id == super::manifests::MAIL.id {
                 let docker = engine.as_ref().ok();
-                super::adapters::email::maps::apply(db, &self.service_dir(manifest.id), docker)
+                let container = self.container_name(manifest.id);
+                let dir = self.service_dir(manifest.id);
+                super::adapters::email::maps::apply(db, &dir, docker, &container)
                     .await
                     .map_err(failed)?;
             }
