@@ -2,7 +2,8 @@
 //! engine: mail submitted (curl smtp://, STARTTLS, a peer's login) to an alias arrives in the
 //! target's mailbox (curl imap://); an unknown recipient is refused at RCPT TO with a 5xx
 //! instead of bounced later; a message over a mailbox's quota is refused at delivery (LMTP
-//! 552); a deleted alias is refused again; a Postfix that does not answer makes the service
+//! 552), and when submitted on 587 comes back to its sender as a bounce naming the quota,
+//! leaving nothing in the queue; a deleted alias is refused again; a Postfix that does not answer makes the service
 //! unhealthy while Dovecot still does; and a template an older picd wrote is rewritten and
 //! re-read by the running servers after a restart of picd.
 
@@ -13,7 +14,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::docker::{build_images, container_name, Dockerd};
-use common::mail::{first_subject, settles, submit};
+use common::mail::{first_subject, inbox_text, settles, submit};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -22,6 +23,8 @@ const ACCOUNTS: &str = "/api/services/catalog/mail/accounts";
 const ALIASES: &str = "/api/email/aliases";
 const ALIAS: &str = "picnic";
 const BOB: &str = "bob@home.example";
+const ALICE: &str = "alice@home.example";
+const PHOTOS: &str = "Photos of the picnic";
 const SUBJECT: &str = "Blankets for the picnic";
 /// Bob's quota: room for a short message, not for a long one.
 const SMALL_QUOTA: u64 = 4096;
@@ -240,6 +243,45 @@ async fn aliases_deliver_unknown_recipients_are_refused_at_rcpt_and_quotas_hold(
         reply.starts_with("552") && reply.contains("Quota exceeded"),
         "the message over quota: {reply}"
     );
+    // The same over submission: the sender's server took it, so the sender hears of it in
+    // a bounce (a DSN naming the quota) in their own INBOX, and nothing waits in the queue.
+    let photos = picd.root().join("photos.eml");
+    let text = format!(
+        "From: {ALICE}\r\nTo: {BOB}\r\nSubject: {PHOTOS}\r\n\r\n{}\r\n",
+        "x".repeat(LONG_BODY)
+    );
+    std::fs::write(&photos, text).unwrap();
+    let (code, log) = submit(submission, &ca, alice, ALICE, BOB, &photos);
+    assert_eq!(code, 0, "the submission over bob's quota: {log}");
+    let mut inbox = String::new();
+    let bounced = settles(SETTLES_WITHIN, || {
+        inbox = inbox_text(imap_port, alice, 3);
+        inbox.contains("Undelivered Mail Returned to Sender")
+    })
+    .await;
+    assert!(bounced, "no bounce in alice's INBOX: {inbox}");
+    assert!(
+        inbox.contains("Content-Type: message/delivery-status")
+            && inbox.contains("Status: 5.2.2")
+            && inbox.contains("Quota exceeded")
+            && inbox.contains(PHOTOS),
+        "the bounce does not name the quota: {inbox}"
+    );
+    let mut queue = String::new();
+    let empty = settles(SETTLES_WITHIN, || {
+        let list = [
+            "exec",
+            &container,
+            "/usr/sbin/postqueue",
+            "-c",
+            "/etc/picd-mail",
+            "-p",
+        ];
+        queue = dockerd.docker_ok(&list);
+        queue.contains("Mail queue is empty")
+    })
+    .await;
+    assert!(empty, "left in the queue: {queue}");
     let (_, boxes) = admin.get_json("/api/email/mailboxes").await;
     let quota_of = |user: &str| {
         boxes["mailboxes"]
