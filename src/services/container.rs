@@ -10,12 +10,13 @@ use bollard::Docker;
 use sha2::{Digest, Sha256};
 
 use super::catalog::Manifest;
-use super::driver::{failed, LABEL_CELL, LABEL_MANAGED, LABEL_SERVICE, LABEL_SPEC};
+use super::driver::{failed, LABEL_MANAGED, LABEL_SERVICE, LABEL_SPEC};
+use super::ownership::LABEL_CELL;
 use super::store::{BuiltImage, Installed};
 use crate::driver::DriverError;
 
 /// The container the service should have; its hash goes on a label, and the cell's id on
-/// another (not hashed: a container from before cell labels is kept, see driver::is_mine).
+/// another (not hashed: a container from before cell labels is kept, see ownership).
 pub fn spec(
     dir: &Path,
     manifest: &Manifest,

@@ -1,7 +1,7 @@
 //! The Docker driver: makes the engine run exactly the installed services. Containers carry
-//! picd's labels, among them the cell's own id (`org.picd.cell`), and picd lists, starts and
+//! picd's labels, among them the cell's own id (see `ownership`), and picd lists, starts and
 //! removes only containers with its labels and its cell's id, so a container someone else
-//! made, or another cell on the same engine, is never touched. Applying twice changes
+//! made, or another cell's on the same engine, is never touched. Applying twice changes
 //! nothing: a container is recreated only when the spec hash on its label differs from the
 //! wanted one.
 
@@ -10,15 +10,14 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
-use bollard::query_parameters::{
-    ListContainersOptionsBuilder, RenameContainerOptionsBuilder, StartContainerOptions,
-};
+use bollard::query_parameters::{ListContainersOptionsBuilder, StartContainerOptions};
 use bollard::Docker;
 
 use super::accounts::disk::{self, Applied};
 use super::accounts::store::{self as accounts, Account};
 use super::catalog::{self, Manifest};
 use super::listen::CellPlace;
+use super::ownership::CellMark;
 use super::store::{self, BuiltImage, Installed};
 use crate::db::Db;
 use crate::driver::{Driver, DriverError, SubsystemStatus};
@@ -26,16 +25,12 @@ use crate::driver::{Driver, DriverError, SubsystemStatus};
 pub const LABEL_MANAGED: &str = "org.picd.managed";
 pub const LABEL_SERVICE: &str = "org.picd.service";
 pub const LABEL_SPEC: &str = "org.picd.spec";
-/// The id of the cell that created the container (cell::store::cell_id).
-pub const LABEL_CELL: &str = "org.picd.cell";
 const NAME: &str = "docker";
-/// How much of the cell's id names its containers (the id is random: 48 bits tell cells apart).
-const CELL_IN_NAME: usize = 12;
 
 pub struct DockerDriver {
     socket: PathBuf,
-    /// This cell's id, on the label of every container it creates.
-    cell_id: String,
+    /// This cell's id and folders: which containers on the engine are its own.
+    mark: CellMark,
     /// Where each service's data and config live: `<dir>/<id>/{volumes,config,archive}`.
     services_dir: PathBuf,
     /// One accounts pass at a time (a request's and the reconciler's), so two never race to
@@ -58,7 +53,10 @@ impl DockerDriver {
     pub fn new(socket: PathBuf, state_dir: &Path, cell_id: String) -> Self {
         DockerDriver {
             socket,
-            cell_id,
+            mark: CellMark {
+                cell_id,
+                services_dir: state_dir.join("services"),
+            },
             services_dir: state_dir.join("services"),
             accounts_pass: std::sync::Mutex::new(()),
             engine_pass: tokio::sync::Mutex::new(()),
@@ -70,32 +68,12 @@ impl DockerDriver {
     }
 
     pub fn cell_id(&self) -> &str {
-        &self.cell_id
+        &self.mark.cell_id
     }
 
-    /// The service's container name, the cell's own: container names are one namespace per
-    /// engine, shared by every cell on it.
+    /// The service's container name (see ownership::CellMark).
     pub fn container_name(&self, service_id: &str) -> String {
-        let cell = self.cell_id.get(..CELL_IN_NAME).unwrap_or(&self.cell_id);
-        format!("picd-{cell}-{service_id}")
-    }
-
-    /// Whether a container with picd's labels is this cell's: its cell label says so, or it
-    /// has none (made by a picd from before cell labels, one cell per engine) and mounts this
-    /// cell's service folders. Such a container is adopted (renamed, kept), so an upgrade
-    /// neither loses nor duplicates it, and another cell never takes it: it mounts this
-    /// cell's state directory, not the other's.
-    fn is_mine(&self, container: &ContainerSummary) -> bool {
-        let labels = container.labels.as_ref();
-        match labels.and_then(|l| l.get(LABEL_CELL)) {
-            Some(cell) => *cell == self.cell_id,
-            None => container.mounts.iter().flatten().any(|mount| {
-                mount
-                    .source
-                    .as_deref()
-                    .is_some_and(|source| Path::new(source).starts_with(&self.services_dir))
-            }),
-        }
+        self.mark.container_name(service_id)
     }
 
     /// A client speaking the engine's API version (Debian 12's engine speaks 1.41).
@@ -113,8 +91,8 @@ impl DockerDriver {
         &self,
         docker: &Docker,
     ) -> Result<Vec<ContainerSummary>, DriverError> {
-        // The engine ANDs label filters; a container without a cell label (see is_mine) has
-        // to be listed too, so the cell is filtered here.
+        // The engine ANDs label filters, and a container without a cell label may be this
+        // cell's too (CellMark::is_mine): the cell is filtered here.
         let filters = HashMap::from([("label", vec![format!("{LABEL_MANAGED}=true")])]);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
@@ -124,7 +102,10 @@ impl DockerDriver {
             .list_containers(Some(options))
             .await
             .map_err(failed)?;
-        Ok(listed.into_iter().filter(|c| self.is_mine(c)).collect())
+        Ok(listed
+            .into_iter()
+            .filter(|c| self.mark.is_mine(c))
+            .collect())
     }
 
     /// Makes the service's account file and folders match its accounts (see accounts::disk).
@@ -226,7 +207,7 @@ impl DockerDriver {
                 manifest.id
             ))
         })?;
-        super::images::verify(docker, image, &self.cell_id).await?;
+        super::images::verify(docker, image, &self.mark.cell_id).await?;
         self.create_volumes(manifest).map_err(failed)?;
         let config_changed = self
             .write_config(manifest, installed, place)
@@ -253,7 +234,7 @@ impl DockerDriver {
             installed,
             image,
             &started_with,
-            &self.cell_id,
+            &self.mark.cell_id,
         );
         let wanted_spec = wanted
             .labels
@@ -268,7 +249,7 @@ impl DockerDriver {
                 .cloned();
             let id = container.id.clone().unwrap_or_default();
             if spec == wanted_spec {
-                self.adopt(docker, container, manifest.id).await?;
+                self.mark.adopt(docker, container, manifest.id).await?;
                 if container.state != Some(ContainerSummaryStateEnum::RUNNING) {
                     docker
                         .start_container(&id, None::<StartContainerOptions>)
@@ -290,30 +271,6 @@ impl DockerDriver {
             .await
             .map_err(failed)?;
         tracing::info!(service = manifest.id, container = %created.id, "service container started");
-        Ok(())
-    }
-
-    /// A kept container under another name (one from before cell labels: `picd-<service>`)
-    /// takes the cell's own, so commands run in it by name and the old name is free.
-    async fn adopt(
-        &self,
-        docker: &Docker,
-        container: &ContainerSummary,
-        service_id: &str,
-    ) -> Result<(), DriverError> {
-        let wanted = self.container_name(service_id);
-        let named = container
-            .names
-            .iter()
-            .flatten()
-            .any(|n| n.trim_start_matches('/') == wanted);
-        if named {
-            return Ok(());
-        }
-        let id = container.id.as_deref().unwrap_or_default();
-        let options = RenameContainerOptionsBuilder::new().name(&wanted).build();
-        docker.rename_container(id, options).await.map_err(failed)?;
-        tracing::info!(service = service_id, container = %id, name = %wanted, "container adopted");
         Ok(())
     }
 }

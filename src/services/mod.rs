@@ -14,6 +14,7 @@ pub mod images_routes;
 pub mod install;
 pub mod listen;
 pub mod manifests;
+pub mod ownership;
 pub mod routes;
 pub mod store;
 pub mod tls;
