@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod adapters;
 pub mod catalog;
 pub mod container;
+pub mod containers;
 pub mod driver;
 pub mod exposure;
 pub mod images;
