@@ -143,7 +143,9 @@ for service in catalog:
         if r < rounds - 1:
             call("POST", "/api/store/remove", {"id": sid, "purge": False})
     # The anchor: the same container by hand, from picd's own spec, on another port.
-    inspect = json.loads(docker("inspect", f"picd-{sid}").stdout)[0]
+    # By its labels: the container's name carries the cell's id.
+    found = docker("ps", "-aq", "--filter", f"label=org.picd.service={sid}").stdout.split()
+    inspect = json.loads(docker("inspect", found[0]).stdout)[0]
     image, config, hc = inspect["Image"], inspect["Config"], inspect["HostConfig"]
     status, body = call("GET", "/api/services/active")
     active = next(s for s in json.loads(body)["services"] if s["id"] == sid)

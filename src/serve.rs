@@ -71,9 +71,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         vault.clone(),
     ));
     // One Docker driver: the reconciler's passes and the store's routes share its lock.
+    let cell_id = db
+        .call_blocking(|conn| Ok(crate::cell::store::cell_id(conn)?))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let docker = Arc::new(crate::services::driver::DockerDriver::new(
         settings.docker_socket.clone(),
         &settings.state_dir,
+        cell_id,
     ));
     let drivers = crate::health::probes::default_drivers(
         wireguard.clone(),

@@ -28,6 +28,7 @@ const INSTALL: &str = "/api/store/install";
 const REMOVE: &str = "/api/store/remove";
 const BUILD: &str = "/api/store/build-images";
 const ACTIVE: &str = "/api/services/active";
+const CONTAINERS: &str = "/api/containers";
 /// A socket path where no engine listens.
 const NO_ENGINE: &str = "/nonexistent/picd-test/docker.sock";
 
@@ -35,7 +36,7 @@ fn table() -> Vec<Refused> {
     use Who::*;
     let mut table = Vec::new();
     for (who, answer) in [(Anonymous, UNAUTHORIZED), (Peer, ADMIN_ONLY)] {
-        for path in [STORE, ACTIVE] {
+        for path in [STORE, ACTIVE, CONTAINERS] {
             table.push(refused(who, Method::GET, path, Body::Empty, answer));
         }
     }
@@ -119,6 +120,10 @@ async fn store_routes_refuse_with_json_errors_and_install_nothing() {
         .admin
         .send_json(Method::POST, BUILD, &json!({}))
         .await;
+    let body = expect_error(resp, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    assert_eq!(body["subsystem"], "docker", "{body}");
+    // So do the engine's containers: 503, not an empty list.
+    let resp = clients.admin.get(CONTAINERS).await;
     let body = expect_error(resp, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
     assert_eq!(body["subsystem"], "docker", "{body}");
     let resp = clients

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::docker::{build_images, Dockerd};
+use common::docker::{build_images, container_name, Dockerd};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -153,7 +153,8 @@ async fn files_service_is_built_installed_hardened_and_reconciled() {
     // Without an account nginx asks for one.
     assert_eq!(http_status(port), "401");
 
-    let container = inspect(&dockerd, "picd-files").expect("picd-files exists");
+    let name = container_name(&picd.db(), "files");
+    let container = inspect(&dockerd, &name).expect("the files container exists");
     let host = &container["HostConfig"];
     assert_eq!(container["Image"], image_id.as_str());
     assert_eq!(container["Config"]["Labels"]["org.picd.managed"], "true");
@@ -167,8 +168,8 @@ async fn files_service_is_built_installed_hardened_and_reconciled() {
 
     // Removed by hand: it comes back, healthy.
     let first_id = container["Id"].as_str().unwrap().to_string();
-    dockerd.docker_ok(&["rm", "-f", "picd-files"]);
-    let back = wait_running(&dockerd, "picd-files", &first_id).await;
+    dockerd.docker_ok(&["rm", "-f", &name]);
+    let back = wait_running(&dockerd, &name, &first_id).await;
     let back_id = back["Id"].as_str().unwrap().to_string();
     let started = Instant::now();
     while http_status(port) != "401" && started.elapsed() < COME_BACK {
@@ -178,7 +179,7 @@ async fn files_service_is_built_installed_hardened_and_reconciled() {
 
     // Applying again changes nothing: several passes later it is the same container.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let same = inspect(&dockerd, "picd-files").expect("still there");
+    let same = inspect(&dockerd, &name).expect("still there");
     assert_eq!(
         same["Id"],
         back_id.as_str(),
@@ -192,7 +193,7 @@ async fn files_service_is_built_installed_hardened_and_reconciled() {
     let mut picd = picd;
     picd.restart().await;
     dockerd.restart();
-    let after = wait_running(&dockerd, "picd-files", "").await;
+    let after = wait_running(&dockerd, &name, "").await;
     assert_eq!(
         after["Id"],
         back_id.as_str(),
@@ -210,7 +211,7 @@ async fn files_service_is_built_installed_hardened_and_reconciled() {
         1,
         "duplicates after the restarts: {ours}"
     );
-    let same = inspect(&dockerd, "picd-files").expect("still there");
+    let same = inspect(&dockerd, &name).expect("still there");
     assert_eq!(
         same["Id"],
         back_id.as_str(),
@@ -238,7 +239,7 @@ async fn files_service_is_built_installed_hardened_and_reconciled() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["purged"], false, "{body}");
     assert!(
-        inspect(&dockerd, "picd-files").is_none(),
+        inspect(&dockerd, &name).is_none(),
         "container left after remove"
     );
     assert_eq!(published(&picd), None, "the name outlived the service");
@@ -280,7 +281,7 @@ async fn files_service_is_built_installed_hardened_and_reconciled() {
         last["error"].as_str().unwrap().contains("refusing"),
         "{events:?}"
     );
-    assert!(inspect(&dockerd, "picd-files").is_none());
+    assert!(inspect(&dockerd, &name).is_none());
     dockerd.docker_ok(&["rm", "-f", "not-picds"]);
     dockerd.docker_ok(&["rmi", &tag]);
     assert_no_internal_errors(&picd);

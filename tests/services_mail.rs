@@ -239,7 +239,8 @@ async fn mail_is_delivered_over_lmtp_and_read_over_imap_by_its_owner_only() {
 
     // Started as root for Postfix's master and the standard ports, with only the capabilities
     // the two masters need, read-only root.
-    let inspected = dockerd.docker_ok(&["inspect", "picd-mail"]);
+    let name = common::docker::container_name(&db, "mail");
+    let inspected = dockerd.docker_ok(&["inspect", &name]);
     let container: Value = serde_json::from_str::<Value>(&inspected).unwrap()[0].clone();
     assert_eq!(container["Config"]["User"], "0:0");
     let host = &container["HostConfig"];

@@ -2,7 +2,8 @@
 //! engine: mail submitted (curl smtp://, STARTTLS, a peer's login) to an alias arrives in the
 //! target's mailbox (curl imap://); an unknown recipient is refused at RCPT TO with a 5xx
 //! instead of bounced later; a message over a mailbox's quota is refused at delivery (LMTP
-//! 552); a deleted alias is refused again; a Postfix that does not answer makes the service
+//! 552), and when submitted on 587 comes back to its sender as a bounce naming the quota,
+//! leaving nothing in the queue; a deleted alias is refused again; a Postfix that does not answer makes the service
 //! unhealthy while Dovecot still does; and a template an older picd wrote is rewritten and
 //! re-read by the running servers after a restart of picd.
 
@@ -10,11 +11,10 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::docker::{build_images, Dockerd};
+use common::docker::{build_images, container_name, Dockerd};
+use common::mail::{first_subject, inbox_text, settles, submit};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -22,8 +22,10 @@ use serde_json::json;
 const ACCOUNTS: &str = "/api/services/catalog/mail/accounts";
 const ALIASES: &str = "/api/email/aliases";
 const ALIAS: &str = "picnic";
+const BOB: &str = "bob@home.example";
+const ALICE: &str = "alice@home.example";
+const PHOTOS: &str = "Photos of the picnic";
 const SUBJECT: &str = "Blankets for the picnic";
-const HOST: &str = "mail.home.example";
 /// Bob's quota: room for a short message, not for a long one.
 const SMALL_QUOTA: u64 = 4096;
 const LONG_BODY: usize = 16 * 1024;
@@ -32,63 +34,6 @@ const NEW_DEFAULT: u64 = 2 * 1024 * 1024;
 /// rewritten map to be in force (a `postfix reload`).
 const SETTLES_WITHIN: Duration = Duration::from_secs(20);
 const QUOTA_IN_FORCE_WITHIN: Duration = Duration::from_secs(5);
-
-/// curl with `mail.<domain>` resolved to loopback: (exit code, stdout, stderr).
-fn curl(port: u16, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-S", "--max-time", "15", "--resolve"])
-        .arg(format!("{HOST}:{port}:127.0.0.1"))
-        .args(args)
-        .output()
-        .expect("running curl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Bob's submission of `message` to `rcpt` over STARTTLS with his login; curl's trace without
-/// the line that carries the login (it follows the server's `334`).
-fn submit(port: u16, ca: &str, login: &str, rcpt: &str, message: &Path) -> (i32, String) {
-    let url = format!("smtp://{HOST}:{port}");
-    let message = message.to_string_lossy();
-    let args = [
-        "-v",
-        "--ssl-reqd",
-        "--cacert",
-        ca,
-        "--url",
-        &url,
-        "--user",
-        login,
-        "--mail-from",
-        "bob@home.example",
-        "--mail-rcpt",
-        rcpt,
-        "-T",
-        &message,
-    ];
-    let (code, _, log) = curl(port, &args);
-    let mut kept = Vec::new();
-    let mut hide_next = false;
-    for line in log.lines() {
-        if hide_next && line.starts_with("> ") {
-            kept.push("> (credentials hidden)");
-            hide_next = false;
-            continue;
-        }
-        hide_next |= line.starts_with("< 334");
-        kept.push(line);
-    }
-    (code, kept.join("\n"))
-}
-
-/// The subject of the first message in a mailbox's INBOX, over IMAP on the loopback port.
-fn first_subject(port: u16, login: &str) -> String {
-    let url = format!("imap://127.0.0.1:{port}/INBOX;UID=1;SECTION=HEADER.FIELDS%20(SUBJECT)");
-    curl(port, &["--url", &url, "--user", login]).1
-}
 
 /// One LMTP transaction (RFC 2033) up to the reply to the message's final dot, which is
 /// returned (or the reply that refused an earlier step).
@@ -127,26 +72,14 @@ fn lmtp_deliver(port: u16, to: &str, message: &str) -> String {
     reply(&mut reader, Some(&format!("{message}\r\n.")))
 }
 
-/// Polls `check` (a blocking client) until it holds or `within` passes.
-async fn settles(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < within {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    check()
-}
-
 /// Sends SIGSTOP or SIGCONT to Postfix's processes in the mail container (master and its
 /// smtpd), so its submission port takes connections but never greets.
-fn signal_postfix(dockerd: &Dockerd, signal: &str) {
+fn signal_postfix(dockerd: &Dockerd, container: &str, signal: &str) {
     let script = format!(
         "for p in /proc/[0-9]*; do case $(cat $p/comm 2>/dev/null) in \
          master|smtpd) kill -{signal} ${{p#/proc/}};; esac; done"
     );
-    dockerd.docker_ok(&["exec", "picd-mail", "/bin/bash", "-c", &script]);
+    dockerd.docker_ok(&["exec", container, "/bin/bash", "-c", &script]);
 }
 
 fn audited(db: &rusqlite::Connection, target_type: &str) -> Vec<(String, String)> {
@@ -191,6 +124,7 @@ async fn aliases_deliver_unknown_recipients_are_refused_at_rcpt_and_quotas_hold(
     let service = &active["services"][0];
     assert_eq!(service["health"], "healthy", "{active}");
     let port = |name: &str| service["ports"][name].as_u64().expect(name) as u16;
+    let container = container_name(&picd.db(), "mail");
     let (imap_port, lmtp_port, submission) = (port("imap"), port("lmtp"), port("submission"));
     let mut logins = Vec::new();
     for peer in ["alice", "bob"] {
@@ -219,7 +153,7 @@ async fn aliases_deliver_unknown_recipients_are_refused_at_rcpt_and_quotas_hold(
 
     // Before the alias: an address of the cell no one has is refused at RCPT, with a 5xx.
     let to_alias = format!("{ALIAS}@home.example");
-    let (code, log) = submit(submission, &ca, bob, &to_alias, &message);
+    let (code, log) = submit(submission, &ca, bob, BOB, &to_alias, &message);
     assert_ne!(code, 0, "mail to an unknown address was accepted: {log}");
     assert!(
         log.contains("< 550 5.1.1") && log.contains("User unknown"),
@@ -255,7 +189,7 @@ async fn aliases_deliver_unknown_recipients_are_refused_at_rcpt_and_quotas_hold(
     // Mail to the alias arrives in alice's mailbox.
     let mut last = (0, String::new());
     let accepted = settles(SETTLES_WITHIN, || {
-        last = submit(submission, &ca, bob, &to_alias, &message);
+        last = submit(submission, &ca, bob, BOB, &to_alias, &message);
         last.0 == 0
     })
     .await;
@@ -288,7 +222,7 @@ async fn aliases_deliver_unknown_recipients_are_refused_at_rcpt_and_quotas_hold(
     let in_force = settles(QUOTA_IN_FORCE_WITHIN, || {
         let out = dockerd.docker(&[
             "exec",
-            "picd-mail",
+            &container,
             "/usr/bin/doveadm",
             "-c",
             "/etc/picd-mail/dovecot.conf",
@@ -309,6 +243,45 @@ async fn aliases_deliver_unknown_recipients_are_refused_at_rcpt_and_quotas_hold(
         reply.starts_with("552") && reply.contains("Quota exceeded"),
         "the message over quota: {reply}"
     );
+    // The same over submission: the sender's server took it, so the sender hears of it in
+    // a bounce (a DSN naming the quota) in their own INBOX, and nothing waits in the queue.
+    let photos = picd.root().join("photos.eml");
+    let text = format!(
+        "From: {ALICE}\r\nTo: {BOB}\r\nSubject: {PHOTOS}\r\n\r\n{}\r\n",
+        "x".repeat(LONG_BODY)
+    );
+    std::fs::write(&photos, text).unwrap();
+    let (code, log) = submit(submission, &ca, alice, ALICE, BOB, &photos);
+    assert_eq!(code, 0, "the submission over bob's quota: {log}");
+    let mut inbox = String::new();
+    let bounced = settles(SETTLES_WITHIN, || {
+        inbox = inbox_text(imap_port, alice, 3);
+        inbox.contains("Undelivered Mail Returned to Sender")
+    })
+    .await;
+    assert!(bounced, "no bounce in alice's INBOX: {inbox}");
+    assert!(
+        inbox.contains("Content-Type: message/delivery-status")
+            && inbox.contains("Status: 5.2.2")
+            && inbox.contains("Quota exceeded")
+            && inbox.contains(PHOTOS),
+        "the bounce does not name the quota: {inbox}"
+    );
+    let mut queue = String::new();
+    let empty = settles(SETTLES_WITHIN, || {
+        let list = [
+            "exec",
+            &container,
+            "/usr/sbin/postqueue",
+            "-c",
+            "/etc/picd-mail",
+            "-p",
+        ];
+        queue = dockerd.docker_ok(&list);
+        queue.contains("Mail queue is empty")
+    })
+    .await;
+    assert!(empty, "left in the queue: {queue}");
     let (_, boxes) = admin.get_json("/api/email/mailboxes").await;
     let quota_of = |user: &str| {
         boxes["mailboxes"]
@@ -368,7 +341,7 @@ async fn aliases_deliver_unknown_recipients_are_refused_at_rcpt_and_quotas_hold(
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let refused = settles(SETTLES_WITHIN, || {
-        last = submit(submission, &ca, bob, &to_alias, &message);
+        last = submit(submission, &ca, bob, BOB, &to_alias, &message);
         last.0 != 0 && last.1.contains("< 550 5.1.1")
     })
     .await;
@@ -391,9 +364,9 @@ async fn aliases_deliver_unknown_recipients_are_refused_at_rcpt_and_quotas_hold(
     assert_eq!(quotas, expected);
 
     // A Postfix that takes connections but never greets: unhealthy, though Dovecot answers.
-    signal_postfix(&dockerd, "STOP");
+    signal_postfix(&dockerd, &container, "STOP");
     let (_, active) = admin.get_json("/api/services/active").await;
-    signal_postfix(&dockerd, "CONT");
+    signal_postfix(&dockerd, &container, "CONT");
     assert_eq!(active["services"][0]["health"], "unhealthy", "{active}");
     let (_, active) = admin.get_json("/api/services/active").await;
     assert_eq!(active["services"][0]["health"], "healthy", "{active}");
@@ -412,24 +385,24 @@ async fn aliases_deliver_unknown_recipients_are_refused_at_rcpt_and_quotas_hold(
     assert_ne!(older, current);
     std::fs::write(&main_cf, older).unwrap();
     let reload = ["/usr/sbin/postfix", "-c", "/etc/picd-mail", "reload"];
-    dockerd.docker_ok(&[&["exec", "picd-mail"][..], &reload].concat());
+    dockerd.docker_ok(&[&["exec", container.as_str()][..], &reload].concat());
     let nobody = "nobody@home.example";
     let accepted = settles(SETTLES_WITHIN, || {
-        last = submit(submission, &ca, bob, nobody, &message);
+        last = submit(submission, &ca, bob, BOB, nobody, &message);
         last.0 == 0
     })
     .await;
     assert!(accepted, "the older main.cf is not in force: {last:?}");
-    let inspect = ["inspect", "-f", "{{.Id}}", "picd-mail"];
-    let container = dockerd.docker_ok(&inspect);
+    let inspect = ["inspect", "-f", "{{.Id}}", container.as_str()];
+    let container_id = dockerd.docker_ok(&inspect);
     picd.restart().await;
     let refused = settles(SETTLES_WITHIN, || {
-        last = submit(submission, &ca, bob, nobody, &message);
+        last = submit(submission, &ca, bob, BOB, nobody, &message);
         last.0 != 0 && last.1.contains("< 550 5.1.1")
     })
     .await;
     assert!(refused, "the rewritten main.cf is not in force: {last:?}");
     assert_eq!(std::fs::read_to_string(&main_cf).unwrap(), current);
-    assert_eq!(dockerd.docker_ok(&inspect), container, "a new container");
+    assert_eq!(dockerd.docker_ok(&inspect), container_id, "a new container");
     assert_no_internal_errors(&picd);
 }

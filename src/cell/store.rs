@@ -23,6 +23,14 @@ pub struct CellConfig {
     pub updated_at: String,
 }
 
+/// This cell's own id (32 hex digits), made once by migration 0023: the mark on the engine
+/// objects it creates (see services::driver).
+pub fn cell_id(conn: &Connection) -> rusqlite::Result<String> {
+    conn.query_row("SELECT cell_id FROM cell_identity WHERE id = 1", [], |r| {
+        r.get(0)
+    })
+}
+
 pub fn write_cell_config(
     conn: &Connection,
     cell: &CellSettings,

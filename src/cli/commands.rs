@@ -95,10 +95,14 @@ pub(super) fn build_images(
         None if !settings.debian_mirror.is_empty() => settings.debian_mirror.clone(),
         None => crate::services::images::machine_mirror()?,
     };
+    let cell_id = db
+        .call_blocking(|conn| Ok(crate::cell::store::cell_id(conn)?))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     runtime()?.block_on(async {
         let driver = crate::services::driver::DockerDriver::new(
             settings.docker_socket.clone(),
             &settings.state_dir,
+            cell_id,
         );
         let docker = driver.connect().await?;
         let report = std::sync::Arc::new(crate::services::images::print_progress);

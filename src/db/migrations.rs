@@ -104,6 +104,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "ip_list_pending_remove",
         include_str!("../../migrations/0022_ip_list_pending_remove.sql"),
     ),
+    (
+        23,
+        "cell_identity",
+        include_str!("../../migrations/0023_cell_identity.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.

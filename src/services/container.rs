@@ -11,16 +11,19 @@ use sha2::{Digest, Sha256};
 
 use super::catalog::Manifest;
 use super::driver::{failed, LABEL_MANAGED, LABEL_SERVICE, LABEL_SPEC};
+use super::ownership::LABEL_CELL;
 use super::store::{BuiltImage, Installed};
 use crate::driver::DriverError;
 
-/// The container the service should have; its hash goes on a label.
+/// The container the service should have; its hash goes on a label, and the cell's id on
+/// another (not hashed: a container from before cell labels is kept, see ownership).
 pub fn spec(
     dir: &Path,
     manifest: &Manifest,
     installed: &Installed,
     image: &BuiltImage,
     started_with: &str,
+    cell_id: &str,
 ) -> ContainerCreateBody {
     let mut body = ContainerCreateBody {
         image: Some(image.image_id.clone()),
@@ -42,6 +45,7 @@ pub fn spec(
         (LABEL_MANAGED.to_string(), "true".to_string()),
         (LABEL_SERVICE.to_string(), manifest.id.to_string()),
         (LABEL_SPEC.to_string(), hash),
+        (LABEL_CELL.to_string(), cell_id.to_string()),
     ]));
     body
 }

@@ -1,7 +1,9 @@
 //! The Docker driver: makes the engine run exactly the installed services. Containers carry
-//! picd's labels and picd lists, starts and removes only containers with those labels, so a
-//! container someone else made is never touched. Applying twice changes nothing: a container
-//! is recreated only when the spec hash on its label differs from the wanted one.
+//! picd's labels, among them the cell's own id (see `ownership`), and picd lists, starts and
+//! removes only containers with its labels and its cell's id, so a container someone else
+//! made, or another cell's on the same engine, is never touched. Applying twice changes
+//! nothing: a container is recreated only when the spec hash on its label differs from the
+//! wanted one.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use super::accounts::disk::{self, Applied};
 use super::accounts::store::{self as accounts, Account};
 use super::catalog::{self, Manifest};
 use super::listen::CellPlace;
+use super::ownership::CellMark;
 use super::store::{self, BuiltImage, Installed};
 use crate::db::Db;
 use crate::driver::{Driver, DriverError, SubsystemStatus};
@@ -24,12 +27,10 @@ pub const LABEL_SERVICE: &str = "org.picd.service";
 pub const LABEL_SPEC: &str = "org.picd.spec";
 const NAME: &str = "docker";
 
-pub fn container_name(service_id: &str) -> String {
-    format!("picd-{service_id}")
-}
-
 pub struct DockerDriver {
     socket: PathBuf,
+    /// This cell's id and folders: which containers on the engine are its own.
+    mark: CellMark,
     /// Where each service's data and config live: `<dir>/<id>/{volumes,config,archive}`.
     services_dir: PathBuf,
     /// One accounts pass at a time (a request's and the reconciler's), so two never race to
@@ -49,9 +50,13 @@ pub(super) fn failed(e: impl std::fmt::Display) -> DriverError {
 }
 
 impl DockerDriver {
-    pub fn new(socket: PathBuf, state_dir: &Path) -> Self {
+    pub fn new(socket: PathBuf, state_dir: &Path, cell_id: String) -> Self {
         DockerDriver {
             socket,
+            mark: CellMark {
+                cell_id,
+                services_dir: state_dir.join("services"),
+            },
             services_dir: state_dir.join("services"),
             accounts_pass: std::sync::Mutex::new(()),
             engine_pass: tokio::sync::Mutex::new(()),
@@ -60,6 +65,15 @@ impl DockerDriver {
 
     pub fn service_dir(&self, service_id: &str) -> PathBuf {
         self.services_dir.join(service_id)
+    }
+
+    pub fn cell_id(&self) -> &str {
+        &self.mark.cell_id
+    }
+
+    /// The service's container name (see ownership::CellMark).
+    pub fn container_name(&self, service_id: &str) -> String {
+        self.mark.container_name(service_id)
     }
 
     /// A client speaking the engine's API version (Debian 12's engine speaks 1.41).
@@ -72,17 +86,26 @@ impl DockerDriver {
         Ok(docker)
     }
 
-    /// picd's containers (and only those), running or not.
+    /// This cell's containers (and only those), running or not.
     pub async fn managed_containers(
         &self,
         docker: &Docker,
     ) -> Result<Vec<ContainerSummary>, DriverError> {
+        // The engine ANDs label filters, and a container without a cell label may be this
+        // cell's too (CellMark::is_mine): the cell is filtered here.
         let filters = HashMap::from([("label", vec![format!("{LABEL_MANAGED}=true")])]);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
             .build();
-        docker.list_containers(Some(options)).await.map_err(failed)
+        let listed = docker
+            .list_containers(Some(options))
+            .await
+            .map_err(failed)?;
+        Ok(listed
+            .into_iter()
+            .filter(|c| self.mark.is_mine(c))
+            .collect())
     }
 
     /// Makes the service's account file and folders match its accounts (see accounts::disk).
@@ -184,7 +207,7 @@ impl DockerDriver {
                 manifest.id
             ))
         })?;
-        super::images::verify(docker, image).await?;
+        super::images::verify(docker, image, &self.mark.cell_id).await?;
         self.create_volumes(manifest).map_err(failed)?;
         let config_changed = self
             .write_config(manifest, installed, place)
@@ -205,7 +228,14 @@ impl DockerDriver {
             super::listen::spec_part(manifest, place),
             super::tls::spec_part(&dir.join("config"))
         );
-        let wanted = super::container::spec(&dir, manifest, installed, image, &started_with);
+        let wanted = super::container::spec(
+            &dir,
+            manifest,
+            installed,
+            image,
+            &started_with,
+            &self.mark.cell_id,
+        );
         let wanted_spec = wanted
             .labels
             .as_ref()
@@ -219,20 +249,23 @@ impl DockerDriver {
                 .cloned();
             let id = container.id.clone().unwrap_or_default();
             if spec == wanted_spec {
+                self.mark.adopt(docker, container, manifest.id).await?;
                 if container.state != Some(ContainerSummaryStateEnum::RUNNING) {
                     docker
                         .start_container(&id, None::<StartContainerOptions>)
                         .await
                         .map_err(failed)?;
                 } else if config_changed {
-                    super::accounts::sessions::config_changed(docker, manifest).await;
+                    let name = self.container_name(manifest.id);
+                    super::accounts::sessions::config_changed(docker, &name, manifest).await;
                 }
                 return Ok(());
             }
             super::container::remove(docker, &id).await?;
         }
         let created =
-            super::container::create_named(docker, &container_name(manifest.id), wanted).await?;
+            super::container::create_named(docker, &self.container_name(manifest.id), wanted)
+                .await?;
         docker
             .start_container(&created.id, None::<StartContainerOptions>)
             .await
@@ -305,13 +338,16 @@ impl Driver for DockerDriver {
             let accounts = people.remove(&row.service_id).unwrap_or_default();
             if let Ok(docker) = &engine {
                 let gone = disk::gone(&self.service_dir(manifest.id), manifest, &accounts);
-                super::accounts::sessions::end(docker, manifest, &gone).await;
+                let name = self.container_name(manifest.id);
+                super::accounts::sessions::end(docker, &name, manifest, &gone).await;
             }
             self.apply_accounts(manifest, &accounts, retention)
                 .map_err(failed)?;
             if manifest.id == super::manifests::MAIL.id {
                 let docker = engine.as_ref().ok();
-                super::adapters::email::maps::apply(db, &self.service_dir(manifest.id), docker)
+                let container = self.container_name(manifest.id);
+                let dir = self.service_dir(manifest.id);
+                super::adapters::email::maps::apply(db, &dir, docker, &container)
                     .await
                     .map_err(failed)?;
             }

@@ -134,9 +134,21 @@ fn rootfs_tar(
     Ok(tar)
 }
 
+/// The image's tag in the engine, the cell's own: a tag is one namespace per engine, and
+/// another cell's build must not move the tag this cell verifies its image by.
+fn cell_tag(recipe_hash: &str, cell_id: &str) -> String {
+    let cell = cell_id.get(..12).unwrap_or(cell_id);
+    format!("{}-{cell}", &recipe_hash[..16])
+}
+
 /// Imports a root filesystem tar and returns the engine's Id for it.
-async fn import(docker: &Docker, manifest: &Manifest, tar: &Path) -> anyhow::Result<String> {
-    let tag = recipe_hash(manifest)[..16].to_string();
+async fn import(
+    docker: &Docker,
+    manifest: &Manifest,
+    tar: &Path,
+    cell_id: &str,
+) -> anyhow::Result<String> {
+    let tag = cell_tag(&recipe_hash(manifest), cell_id);
     let repo = format!("picd/{}", manifest.id);
     // Streamed from the file: a root filesystem is over 100 MB, never held in memory.
     let file = tokio::fs::File::open(tar).await?;
@@ -174,6 +186,10 @@ pub async fn build_all(
     mirror: &str,
     report: Report,
 ) -> anyhow::Result<()> {
+    let cell_id = db
+        .call(|conn| Ok(crate::cell::store::cell_id(conn)?))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     for manifest in CATALOG {
         let started = Instant::now();
         let (m, c, mi, r) = (
@@ -183,7 +199,7 @@ pub async fn build_all(
             report.clone(),
         );
         let tar = tokio::task::spawn_blocking(move || rootfs_tar(m, &c, &mi, &r)).await??;
-        let image_id = import(docker, manifest, &tar).await?;
+        let image_id = import(docker, manifest, &tar, &cell_id).await?;
         let built = BuiltImage {
             service_id: manifest.id.to_string(),
             recipe_hash: recipe_hash(manifest),
@@ -223,14 +239,25 @@ pub fn print_progress(event: Value) {
 }
 
 /// Refuses an image whose Id in the engine is not the one recorded when picd built it: a
-/// retagged or rebuilt image is not what the owner installed.
-pub async fn verify(docker: &Docker, image: &BuiltImage) -> Result<(), crate::driver::DriverError> {
-    let tag = format!("picd/{}:{}", image.service_id, &image.recipe_hash[..16]);
-    let found = docker.inspect_image(&tag).await.map_err(|e| {
+/// retagged or rebuilt image is not what the owner installed. The cell's own tag, or the tag
+/// a picd from before cell tags gave it (its images stay in force after an upgrade).
+pub async fn verify(
+    docker: &Docker,
+    image: &BuiltImage,
+    cell_id: &str,
+) -> Result<(), crate::driver::DriverError> {
+    let repo = format!("picd/{}", image.service_id);
+    let own = format!("{repo}:{}", cell_tag(&image.recipe_hash, cell_id));
+    let legacy = format!("{repo}:{}", &image.recipe_hash[..16]);
+    let found = match docker.inspect_image(&own).await {
+        Ok(found) => Ok((own.clone(), found)),
+        Err(_) => docker.inspect_image(&legacy).await.map(|f| (legacy, f)),
+    };
+    let (tag, found) = found.map_err(|e| {
         crate::driver::DriverError::Failed(
             "docker",
             format!(
-                "{}: image {tag} is not in the engine ({e}); run `picd services build-images`",
+                "{}: image {own} is not in the engine ({e}); run `picd services build-images`",
                 image.service_id
             ),
         )

@@ -97,7 +97,7 @@ async fn steps(
             step: "image",
             error: "no image built for this service: run `picd services build-images`".into(),
         })?;
-    super::images::verify(&docker, &image)
+    super::images::verify(&docker, &image, driver.cell_id())
         .await
         .map_err(at("image"))?;
     report(progress, "image", json!({ "image_id": image.image_id })).await;
@@ -139,7 +139,7 @@ async fn steps(
     report(
         progress,
         "container",
-        json!({ "name": super::driver::container_name(id) }),
+        json!({ "name": driver.container_name(id) }),
     )
     .await;
 

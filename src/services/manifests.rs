@@ -200,11 +200,22 @@ pub const MAIL: Manifest = Manifest {
             starts_with: "220 ",
         },
     ],
-    volumes: &[Volume {
-        name: "data",
-        mount: "/srv/mail",
-        service_writes_root: false,
-    }],
+    // The maildirs, and Postfix's queue: a message accepted but not yet delivered (Dovecot
+    // busy or restarting) outlives a restart of the container. The queue folder stays root's;
+    // Postfix makes its queues in it at start, owned as it wants them (postfix, and
+    // postfix:postdrop for maildrop and public).
+    volumes: &[
+        Volume {
+            name: "data",
+            mount: "/srv/mail",
+            service_writes_root: false,
+        },
+        Volume {
+            name: "queue",
+            mount: "/var/spool/postfix",
+            service_writes_root: false,
+        },
+    ],
     config: &[
         ConfigFile {
             name: "start.sh",
@@ -271,7 +282,7 @@ pub const MAIL: Manifest = Manifest {
             "KILL",
             "NET_BIND_SERVICE",
         ],
-        tmpfs: &["/tmp", "/var/spool/postfix", "/var/lib/postfix"],
+        tmpfs: &["/tmp", "/var/lib/postfix"],
     },
     accounts: AccountMechanism::PasswdFile {
         file: "users",

@@ -315,6 +315,7 @@ where
         .route("/api/store/remove", post(remove))
         .route("/api/store/build-images", post(super::images_routes::build))
         .route("/api/services/active", get(active))
+        .route("/api/containers", get(super::containers::list))
         .merge(super::accounts::routes::router())
         .merge(super::adapters::files::router())
         .merge(super::adapters::calendar::router())

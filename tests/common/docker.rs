@@ -41,8 +41,8 @@ impl Dockerd {
         started
     }
 
-    /// An engine of the caller's own: picd manages every container carrying its labels on
-    /// its engine (one cell per engine), so two cells that run at once need two engines.
+    /// An engine of the caller's own, for a test that stops or restarts it, or that counts
+    /// every container on it.
     pub fn private() -> Arc<Dockerd> {
         Arc::new(Dockerd::start(Dockerd::new_dir(), None))
     }
@@ -216,6 +216,14 @@ fn stop_child(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The name picd gives a service's container: `picd-<the cell's id, 12 digits>-<service>`.
+pub fn container_name(db: &rusqlite::Connection, service: &str) -> String {
+    let cell: String = db
+        .query_row("SELECT cell_id FROM cell_identity", [], |r| r.get(0))
+        .expect("the cell's id");
+    format!("picd-{}-{service}", &cell[..12])
 }
 
 /// `picd services build-images` for a test picd's state directory, against this engine, with

@@ -13,6 +13,7 @@ mod dns;
 pub mod docker;
 mod fixtures;
 pub mod keys;
+pub mod mail;
 pub mod netns;
 mod ports;
 mod process;

@@ -40,7 +40,8 @@ pub async fn sync(app: &ServicesApp, manifest: &'static Manifest) -> ApiResult<(
     // A gone account's sessions end before its folder is archived.
     if let Ok(docker) = driver.connect().await {
         let gone = super::disk::gone(&driver.service_dir(id), manifest, &accounts);
-        super::sessions::end(&docker, manifest, &gone).await;
+        let container = driver.container_name(id);
+        super::sessions::end(&docker, &container, manifest, &gone).await;
     }
     let applied =
         tokio::task::spawn_blocking(move || driver.apply_accounts(manifest, &accounts, retention))

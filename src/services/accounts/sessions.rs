@@ -11,14 +11,13 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use crate::services::catalog::Manifest;
-use crate::services::driver::container_name;
 
 /// Longest one command may run; the archive does not wait longer for it.
 const COMMAND_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs the manifest's command for each gone account in the service's container, to its
 /// end; a failure is logged (the login is refused all the same).
-pub async fn end(docker: &Docker, manifest: &Manifest, gone: &[String]) {
+pub async fn end(docker: &Docker, container: &str, manifest: &Manifest, gone: &[String]) {
     if manifest.on_account_gone.is_empty() {
         return;
     }
@@ -28,7 +27,7 @@ pub async fn end(docker: &Docker, manifest: &Manifest, gone: &[String]) {
             .iter()
             .map(|arg| arg.replace("{user}", user))
             .collect();
-        if let Err(e) = exec(docker, manifest, &cmd).await {
+        if let Err(e) = exec(docker, container, manifest, &cmd).await {
             tracing::warn!(service = manifest.id, user = %user, error = %e, "ending a gone account's sessions");
         }
     }
@@ -36,9 +35,9 @@ pub async fn end(docker: &Docker, manifest: &Manifest, gone: &[String]) {
 
 /// Runs the manifest's commands for a rewritten config in the running container; a failure is
 /// logged (the servers read the new config at their next start all the same).
-pub async fn config_changed(docker: &Docker, manifest: &Manifest) {
+pub async fn config_changed(docker: &Docker, container: &str, manifest: &Manifest) {
     for cmd in manifest.on_config_changed {
-        match exec(docker, manifest, cmd).await {
+        match exec(docker, container, manifest, cmd).await {
             Ok(()) => tracing::info!(service = manifest.id, command = ?cmd, "config re-read"),
             Err(e) => {
                 tracing::warn!(service = manifest.id, command = ?cmd, error = %e, "config re-read")
@@ -47,10 +46,11 @@ pub async fn config_changed(docker: &Docker, manifest: &Manifest) {
     }
 }
 
-/// Runs one command in the service's container as the service's user, to its end (or
-/// COMMAND_WAIT).
+/// Runs one command in the service's container (by its name, driver's container_name) as the
+/// service's user, to its end (or COMMAND_WAIT).
 pub async fn exec(
     docker: &Docker,
+    container: &str,
     manifest: &Manifest,
     cmd: &[impl AsRef<str>],
 ) -> Result<(), bollard::errors::Error> {
@@ -61,9 +61,7 @@ pub async fn exec(
         attach_stderr: Some(true),
         ..Default::default()
     };
-    let exec = docker
-        .create_exec(&container_name(manifest.id), config)
-        .await?;
+    let exec = docker.create_exec(container, config).await?;
     run_to_end(docker, &exec.id).await
 }
 

@@ -107,9 +107,10 @@ pub fn write(config: &Path, maps: &MailMaps) -> std::io::Result<bool> {
 
 /// `postfix reload` in the mail container: the running Postfix re-reads its texthash maps.
 /// A container that is not running reads them when it starts, so a failure is only logged.
-pub async fn reload_postfix(docker: &Docker) {
+pub async fn reload_postfix(docker: &Docker, container: &str) {
     let reload = ["/usr/sbin/postfix", "-c", "/etc/picd-mail", "reload"];
-    if let Err(e) = crate::services::accounts::sessions::exec(docker, &MAIL, &reload).await {
+    let done = crate::services::accounts::sessions::exec(docker, container, &MAIL, &reload).await;
+    if let Err(e) = done {
         tracing::warn!(error = %e, "postfix reload in the mail container");
     }
 }
@@ -120,6 +121,7 @@ pub async fn apply(
     db: &crate::db::Db,
     service_dir: &Path,
     docker: Option<&Docker>,
+    container: &str,
 ) -> Result<(), ApiError> {
     let maps = db.call(|conn| MailMaps::read(conn)).await?;
     let config = service_dir.join("config");
@@ -128,7 +130,7 @@ pub async fn apply(
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("mail maps: {e}")))?
         .map_err(ApiError::Io)?;
     if let (true, Some(docker)) = (changed, docker) {
-        reload_postfix(docker).await;
+        reload_postfix(docker, container).await;
     }
     Ok(())
 }

@@ -17,7 +17,9 @@ use crate::services::ServicesApp;
 pub async fn apply_maps(app: &ServicesApp) -> Result<(), ApiError> {
     let driver = &app.services.driver;
     let docker = driver.connect().await.ok();
-    maps::apply(&app.db, &driver.service_dir(MAIL.id), docker.as_ref()).await
+    let container = driver.container_name(MAIL.id);
+    let dir = driver.service_dir(MAIL.id);
+    maps::apply(&app.db, &dir, docker.as_ref(), &container).await
 }
 
 pub fn router<S>() -> axum::Router<S>
