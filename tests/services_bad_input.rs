@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 
 #[path = "services_bad_input/email.rs"]
 mod email;
+#[path = "services_bad_input/status.rs"]
+mod status;
 
 const UNAUTHORIZED: (u16, &str) = (401, "unauthorized");
 const ADMIN_ONLY: (u16, &str) = (403, "admin_only");

@@ -189,6 +189,49 @@ async fn files_service_is_built_installed_hardened_and_reconciled() {
     let ours = dockerd.docker_ok(&["ps", "-aq", "--filter", "label=org.picd.managed=true"]);
     assert_eq!(ours.lines().count(), 1, "duplicates: {ours}");
 
+    // One service's status, then a restart through the API: the same container, started
+    // again, serving, and the restart on record.
+    let (status, one) = admin.get_json("/api/services/catalog/files/status").await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(
+        (&one["installed"], &one["health"], &one["container"]["id"]),
+        (&json!(true), &json!("healthy"), &json!(back_id)),
+        "{one}"
+    );
+    let (_, calendar) = admin
+        .get_json("/api/services/catalog/calendar/status")
+        .await;
+    assert_eq!(calendar["installed"], false, "{calendar}");
+    let started_at = |c: &Value| c["State"]["StartedAt"].as_str().unwrap_or("").to_string();
+    let before = started_at(&same);
+    let resp = admin
+        .send_json(
+            Method::POST,
+            "/api/services/catalog/files/restart",
+            &json!({}),
+        )
+        .await;
+    let (status, body) = json_of(resp).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["health"], "healthy", "{body}");
+    let restarted = inspect(&dockerd, &name).expect("still there");
+    assert_eq!(restarted["Id"], back_id.as_str(), "a restart recreated it");
+    assert_ne!(
+        started_at(&restarted),
+        before,
+        "the container was not restarted"
+    );
+    assert_eq!(http_status(port), "401", "not serving after the restart");
+    let entry = last_audit(&picd.db());
+    assert_eq!(
+        (
+            entry.target_type.as_str(),
+            entry.target_id.as_str(),
+            entry.result.as_str()
+        ),
+        ("service", "files", "success")
+    );
+
     // A restart of picd, then of the engine: the same container, running, no duplicate.
     let mut picd = picd;
     picd.restart().await;

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
-use bollard::query_parameters::{ListContainersOptionsBuilder, StartContainerOptions};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, RestartContainerOptionsBuilder, StartContainerOptions,
+};
 use bollard::Docker;
 
 use super::accounts::disk::{self, Applied};
@@ -40,6 +42,9 @@ pub struct DockerDriver {
     /// passes would race to create, replace or remove the same container.
     engine_pass: tokio::sync::Mutex<()>,
 }
+
+/// Seconds a restarted service has to stop before the engine kills it.
+const RESTART_GRACE_SECONDS: i32 = 10;
 
 fn unavailable(e: impl std::fmt::Display) -> DriverError {
     DriverError::Unavailable(NAME, e.to_string())
@@ -190,6 +195,32 @@ impl DockerDriver {
             .await
     }
 
+    /// Restarts the service's container (its stop grace, then a start), between the
+    /// reconciler's passes; false when the service has no container.
+    pub async fn restart_service(
+        &self,
+        docker: &Docker,
+        service_id: &str,
+    ) -> Result<bool, DriverError> {
+        let _one = self.engine_pass.lock().await;
+        let containers = self.managed_containers(docker).await?;
+        let Some(id) = containers
+            .iter()
+            .find(|c| service_of(c) == Some(service_id))
+            .and_then(|c| c.id.clone())
+        else {
+            return Ok(false);
+        };
+        let options = RestartContainerOptionsBuilder::new()
+            .t(RESTART_GRACE_SECONDS)
+            .build();
+        docker
+            .restart_container(&id, Some(options))
+            .await
+            .map_err(failed)?;
+        Ok(true)
+    }
+
     /// Makes one installed service's container exist, match its spec and run.
     async fn apply_service(
         &self,
@@ -286,7 +317,7 @@ pub fn chown_to_service_user(path: &Path, manifest: &Manifest) -> std::io::Resul
     std::os::unix::fs::chown(path, uid, gid)
 }
 
-fn service_of(container: &ContainerSummary) -> Option<&str> {
+pub(super) fn service_of(container: &ContainerSummary) -> Option<&str> {
     container
         .labels
         .as_ref()?

@@ -17,6 +17,7 @@ pub mod listen;
 pub mod manifests;
 pub mod ownership;
 pub mod routes;
+pub mod status_routes;
 pub mod store;
 pub mod tls;
 pub mod usage;

@@ -73,7 +73,7 @@ pub struct RemoveBody {
     purge: bool,
 }
 
-fn known(id: &str) -> Result<&'static Manifest, ApiError> {
+pub(super) fn known(id: &str) -> Result<&'static Manifest, ApiError> {
     // The id is only ever compared with the catalog's, never used as a path or a name.
     catalog::find(id).ok_or_else(|| ApiError::not_found("service"))
 }
@@ -250,58 +250,6 @@ pub async fn remove(
     ))
 }
 
-pub async fn active(_admin: AdminUser, State(app): State<ServicesApp>) -> ApiResult<Json<Value>> {
-    let installed = app.db.call(|conn| Ok(store::installed(conn)?)).await?;
-    let driver = app.services.driver.clone();
-    let docker = driver.connect().await.ok();
-    let containers = match &docker {
-        Some(docker) => driver.managed_containers(docker).await.ok(),
-        None => None,
-    };
-    let mut services = Vec::new();
-    for row in installed {
-        let container = containers.as_ref().and_then(|list| {
-            list.iter().find(|c| {
-                c.labels
-                    .as_ref()
-                    .and_then(|l| l.get(super::driver::LABEL_SERVICE))
-                    == Some(&row.service_id)
-            })
-        });
-        let health = match (container, catalog::find(&row.service_id)) {
-            (Some(_), Some(manifest)) => match install::check_health(manifest, &row).await {
-                Ok(()) => "healthy",
-                Err(_) => "unhealthy",
-            },
-            _ => "unknown",
-        };
-        let resources = match (&docker, container.and_then(|c| c.id.as_deref())) {
-            (Some(docker), Some(id)) => super::usage::of_container(docker, id).await,
-            _ => None,
-        };
-        let http_port = catalog::find(&row.service_id)
-            .and_then(|m| m.routed_endpoint())
-            .and_then(|e| row.port(e.name));
-        services.push(json!({
-            "id": row.service_id,
-            "resources": resources,
-            "http_port": http_port,
-            "ports": row.ports,
-            "installed_at": row.installed_at,
-            "container": container.map(|c| json!({
-                "id": c.id,
-                "state": c.state,
-                "status": c.status,
-            })),
-            "health": health,
-        }));
-    }
-    Ok(Json(
-        json!({ "services": services, "engine": containers.is_some() }),
-    ))
-}
-
-/// The store's routes, merged into the app's router in one line.
 /// The domain's routes, for any router whose state holds this domain's.
 pub fn router<S>() -> axum::Router<S>
 where
@@ -314,7 +262,15 @@ where
         .route("/api/store/install", post(install))
         .route("/api/store/remove", post(remove))
         .route("/api/store/build-images", post(super::images_routes::build))
-        .route("/api/services/active", get(active))
+        .route("/api/services/active", get(super::status_routes::active))
+        .route(
+            "/api/services/catalog/{id}/status",
+            get(super::status_routes::status),
+        )
+        .route(
+            "/api/services/catalog/{id}/restart",
+            post(super::status_routes::restart),
+        )
         .route("/api/containers", get(super::containers::list))
         .merge(super::accounts::routes::router())
         .merge(super::adapters::files::router())

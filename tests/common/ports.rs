@@ -5,13 +5,17 @@
 //! and the server binding it, a client socket of a test running alongside can take it (seen
 //! as a picd whose DNS port was never bound). These ports are taken below that range
 //! instead, each process starting at its own offset and never handing one out twice, and
-//! only when both TCP and UDP can bind them on the address.
+//! only when both TCP and UDP can bind them on the address. They also stay below the range
+//! picd allocates service ports from.
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The lowest port handed out.
 const FIRST: u32 = 10_000;
+/// Past the last one: picd's own range for service ports starts here (20000-29999), and
+/// the tests' ports stay out of it as they stay out of the ephemeral range.
+const END: u32 = 20_000;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -23,13 +27,14 @@ fn ephemeral_start() -> u32 {
         .unwrap_or(32_768)
 }
 
-/// A port free for both TCP and UDP on `ip` right now, below the ephemeral range.
+/// A port free for both TCP and UDP on `ip` right now, from 10000 up to 19999 (below the
+/// ephemeral range and picd's service ports).
 pub fn free_port_on(ip: IpAddr) -> u16 {
-    let end = ephemeral_start();
+    let end = ephemeral_start().min(END);
     assert!(
         end > FIRST + 1_000,
         "net.ipv4.ip_local_port_range starts at {end}: the tests need the ports from {FIRST} \
-         up to it free of ephemeral use"
+         to {END} free of ephemeral use"
     );
     let count = end - FIRST;
     let offset = std::process::id().wrapping_mul(2_654_435_761) % count;
