@@ -118,6 +118,7 @@ async fn services_page_and_portal_credentials_work_in_chromium() -> Result<()> {
 
     admin_app(&browser, &base).await?;
     browser.goto(&format!("{base}/#/services")).await?;
+    restart_without_an_engine(&browser).await?;
     remove_with_purge(&browser, &api).await?;
     check_console(&browser).await?;
     browser.quit().await?;
@@ -298,6 +299,20 @@ async fn portal(browser: &WebDriver, base: &str, password: &str) -> Result<()> {
     .await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     shot(browser, "portal-services-password").await
+}
+
+/// Restart is offered for an installed service; with no engine to do it, the card's alert
+/// says why it was not restarted.
+async fn restart_without_an_engine(browser: &WebDriver) -> Result<()> {
+    click(browser, &format!("#svc-restart-{SERVICE}")).await?;
+    let said = browser
+        .wait_for_text("#svc-store-alert", "was not restarted")
+        .await?;
+    ensure!(
+        said.contains("docker"),
+        "the alert names the engine: {said}"
+    );
+    Ok(())
 }
 
 /// Remove asks keep or purge; a purge needs its box ticked, then the service and its

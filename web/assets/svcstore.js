@@ -1,6 +1,6 @@
 // The Services page's store: one card per service of the catalog (what it is, its version,
 // limits and image; health and container once installed), Install with its progress shown
-// step by step as picd streams it, and Remove, which asks whether the data stays.
+// step by step as picd streams it, Restart, and Remove, which asks whether the data stays.
 
 import { apiStream, api, ApiError } from "./api.js";
 import { busy, formatBytes, h, replace } from "./dom.js";
@@ -192,6 +192,24 @@ export function storeSection(ctx, onChanged) {
     return busy(button, run.run);
   }
 
+  /** Restarts the service's container; says how it came back, or why it could not. */
+  function restart(service, button) {
+    return busy(button, async () => {
+      try {
+        const answer = await api(`/api/services/catalog/${encodeURIComponent(service.id)}/restart`, { method: "POST", body: {} });
+        ctx.flash(
+          answer.health === "healthy"
+            ? `${service.name} was restarted and answers again.`
+            : `${service.name} was restarted but does not answer: ${answer.reason}`,
+        );
+        onChanged();
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        setAlert(alert, `${service.name} was not restarted: ${error.message}`);
+      }
+    });
+  }
+
   function card(service, active, engine) {
     const installButton = h(
       "button",
@@ -211,6 +229,12 @@ export function storeSection(ctx, onChanged) {
         onChanged();
       }),
     );
+    const restartButton = h(
+      "button",
+      { type: "button", class: "btn", id: `svc-restart-${service.id}` },
+      "Restart",
+    );
+    restartButton.addEventListener("click", () => restart(service, restartButton));
     return h(
       "article",
       { class: "template service", id: `svc-card-${service.id}`, "data-installed": String(service.installed) },
@@ -233,7 +257,7 @@ export function storeSection(ctx, onChanged) {
             h("code", {}, BUILD_COMMAND),
             " on the cell (as root). Installing now records the service, and picd starts it once the image is there.",
           ),
-      h("div", { class: "actions" }, service.installed ? removeButton : installButton),
+      h("div", { class: "actions" }, ...(service.installed ? [restartButton, removeButton] : [installButton])),
       progress.get(service.id) || null,
     );
   }
