@@ -7,7 +7,7 @@
 //! the provider's servers and users).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -36,6 +36,9 @@ pub struct Seen {
     /// device, after a restart) is new, and the exit's route needs a pass.
     pub completed: u64,
     pub pushed_dns: Vec<IpAddr>,
+    /// The tun device's IPv6 address, as the management socket last reported it (None until
+    /// then, and for a tunnel without IPv6): the exit carries its peers' IPv6 only with one.
+    pub tunnel_v6: Option<Ipv6Addr>,
     pub last_error: Option<String>,
 }
 
@@ -129,6 +132,19 @@ impl Supervisor {
     pub async fn seen(&self, id: &str) -> Option<Seen> {
         let procs = self.procs.lock().await;
         procs.get(id).map(|p| lock(&p.seen).clone())
+    }
+
+    /// Records the tunnel's IPv6 address the management socket reported; answers whether it
+    /// changed (the exit's IPv6 route then needs a pass).
+    pub async fn learn_tunnel_v6(&self, id: &str, v6: Option<Ipv6Addr>) -> bool {
+        let procs = self.procs.lock().await;
+        let Some(p) = procs.get(id) else {
+            return false;
+        };
+        let mut seen = lock(&p.seen);
+        let changed = seen.tunnel_v6 != v6;
+        seen.tunnel_v6 = v6;
+        changed
     }
 
     pub async fn socket(&self, id: &str) -> Option<PathBuf> {
@@ -238,6 +254,8 @@ async fn start(
         let mut seen = lock(seen);
         seen.pid = pid;
         seen.pushed_dns.clear();
+        // A new process makes a new tunnel: its IPv6, if any, is learned again.
+        seen.tunnel_v6 = None;
     }
     if let Some(stdout) = child.stdout.take() {
         tokio::spawn(read_output(stdout, seen.clone()));
@@ -287,7 +305,8 @@ async fn read_output(stdout: tokio::process::ChildStdout, seen: Arc<Mutex<Seen>>
     }
 }
 
-/// The DNS servers of a `PUSH: Received control message: 'PUSH_REPLY,...'` line.
+/// The DNS servers of a `PUSH: Received control message: 'PUSH_REPLY,...'` line: `dhcp-option
+/// DNS` (either family) and `dhcp-option DNS6`, the IPv6 resolver of a tunnel with IPv6.
 pub fn pushed_dns(line: &str) -> Option<Vec<IpAddr>> {
     let (_, reply) = line.split_once("PUSH: Received control message: '")?;
     let reply = reply.strip_prefix("PUSH_REPLY,")?;
@@ -295,7 +314,11 @@ pub fn pushed_dns(line: &str) -> Option<Vec<IpAddr>> {
     Some(
         reply
             .split(',')
-            .filter_map(|item| item.strip_prefix("dhcp-option DNS "))
+            .filter_map(|item| {
+                let item = item.strip_prefix("dhcp-option ")?;
+                item.strip_prefix("DNS ")
+                    .or_else(|| item.strip_prefix("DNS6 "))
+            })
             .filter_map(|ip| ip.trim().parse().ok())
             .take(4)
             .collect(),
@@ -318,6 +341,10 @@ mod tests {
                     10.65.0.1,route-gateway 10.65.0.1,topology subnet,ping 2,ifconfig 10.65.0.2 \
                     255.255.255.0,peer-id 0,cipher AES-256-GCM'";
         assert_eq!(pushed_dns(line), Some(vec!["10.65.0.1".parse().unwrap()]));
+        let dual = "PUSH: Received control message: 'PUSH_REPLY,dhcp-option DNS 10.65.0.1,\
+                    dhcp-option DNS6 fd65::1,route-ipv6 2000::/3,ifconfig-ipv6 fd65::1000/64 fd65::1'";
+        let both: Vec<IpAddr> = vec!["10.65.0.1".parse().unwrap(), "fd65::1".parse().unwrap()];
+        assert_eq!(pushed_dns(dual), Some(both));
         assert_eq!(
             pushed_dns("PUSH: Received control message: 'PUSH_REPLY,ping 2'"),
             Some(vec![])
