@@ -2,8 +2,11 @@
 //! an uplink to an "internet" namespace, a provider behind it), the provider running Debian's
 //! OpenVPN 2.6 server. picd runs the client as its own child. The peer on the exit reaches the
 //! internet from the provider's address, and its DNS to a hard-coded resolver goes to the
-//! resolver the server pushed. The server stopped (by its PID): the peer is refused at once and
-//! not one of its packets (DNS included) leaves through the cell's uplink. picd's openvpn
+//! resolver the server pushed; the tunnel has IPv6 too (`server-ipv6`), so her IPv6 reaches
+//! the internet from the provider's IPv6 address and her DNS over IPv6 goes to the server's
+//! pushed IPv6 resolver, while bob goes direct over both. The server stopped (by its PID): the
+//! peer is refused at once over both and not one of its packets (DNS included) leaves through
+//! the cell's uplink. picd's openvpn
 //! killed: picd starts another and the peer comes back; picd killed and restarted: the new
 //! picd replaces the process the old one left; picd stopped: its child stops too.
 //! A file with `up /bin/sh` is refused naming its line, and nothing is stored.
@@ -23,11 +26,15 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(40);
 /// Linux answers one host with a burst of six ICMP errors, then one a second: each cut-off
 /// check uses about four, so the budget refills between checks.
 const ICMP_BUDGET_REFILL: Duration = Duration::from_secs(4);
+/// An IPv6 resolver on the internet a peer may hard-code (nothing answers there: only the
+/// exit's DNAT to the provider's resolver gets an answer).
+const HARD_CODED_RESOLVER6: &str = "2001:db8:ff::53";
 
 struct OvpnLab {
     lab: Lab,
     admin: TestClient,
     alice: WgClient,
+    bob: WgClient,
     server: OvpnServer,
 }
 
@@ -64,13 +71,15 @@ impl OvpnLab {
             admin,
             mut peers,
             provider,
-        } = ExitsLab::start(RECONCILE_SECONDS, &["alice"]).await;
+        } = ExitsLab::start(RECONCILE_SECONDS, &["alice", "bob"]).await;
+        let bob = peers.pop().expect("bob");
         let alice = peers.pop().expect("alice");
         let server = lab.openvpn_server(&provider);
         OvpnLab {
             lab,
             admin,
             alice,
+            bob,
             server,
         }
     }
@@ -112,12 +121,51 @@ impl OvpnLab {
         );
     }
 
+    /// alice reaches the internet's IPv6 server from the provider's IPv6 address (once picd
+    /// has learned the tunnel's IPv6 address and given the exit its IPv6 route).
+    async fn waits_for_provider6(&self, what: &str) {
+        let mut last = None;
+        let reached = eventually(APPLY_TIMEOUT, || {
+            last = fetch6(&self.alice).0;
+            last.as_deref() == Some(PROVIDER_ADDR6)
+        });
+        let cell = |l: &str| run(&format!("ip netns exec {} {l}", self.lab.cell_ns));
+        assert!(
+            reached,
+            "{what}: saw {last:?}; exit: {}\nrules:\n{}\ntable:\n{}\naddresses:\n{}\nlog:\n{}",
+            self.exit().await,
+            cell("ip -6 rule show"),
+            cell("ip -6 route show table 1001"),
+            cell("ip -br -6 addr"),
+            self.lab.picd_log()
+        );
+    }
+
     /// alice is refused at once over IPv4 and IPv6, her DNS to a hard-coded resolver goes
     /// unanswered, and nothing of hers left through the uplink.
     fn assert_cut_off(&self, when: &str) {
         std::thread::sleep(ICMP_BUDGET_REFILL);
         assert_cut_off(&self.lab, &self.alice, when);
+        assert!(
+            !dns6_answered(&self.alice),
+            "{when}: DNS over IPv6 answered"
+        );
+        assert_eq!(
+            self.lab.uplink_leaks(),
+            0,
+            "{when}: alice's packets on the uplink"
+        );
     }
+}
+
+/// One DNS question over IPv6 to a resolver the peer hard-coded; whether it was answered.
+fn dns6_answered(client: &WgClient) -> bool {
+    let server = format!("@{HARD_CODED_RESOLVER6}");
+    std::process::Command::new("ip")
+        .args(["netns", "exec", &client.ns, "dig", &server, "+time=1"])
+        .args(["+tries=1", "example.org"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,6 +236,34 @@ async fn an_openvpn_exit_peer_leaves_through_the_provider_and_nowhere_else() {
         asked.contains(OVPN_SUBNET_PREFIX),
         "the pushed resolver was not asked: {asked:?}"
     );
+    // The tunnel has IPv6: alice's IPv6 leaves through it too, NATed to the tunnel's address
+    // and then to the provider's, and her DNS over IPv6 goes to the server's IPv6 resolver.
+    x.waits_for_provider6("alice over IPv6 through the openvpn exit")
+        .await;
+    let process = x.exit().await["process"].clone();
+    let tunnel6 = process["tunnel_ipv6"].as_str().unwrap_or_default();
+    assert!(tunnel6.starts_with(OVPN_SUBNET6_PREFIX), "{process}");
+    assert!(
+        dns6_answered(&x.alice),
+        "alice's DNS over IPv6 through the exit"
+    );
+    let dns6_log = x.lab.state_dir().join("../provider-dns6.log");
+    let asked6 = std::fs::read_to_string(dns6_log).unwrap_or_default();
+    assert!(
+        asked6.lines().any(|l| l == tunnel6),
+        "the pushed IPv6 resolver was not asked by {tunnel6}: {asked6:?}"
+    );
+    // bob goes direct, over both.
+    let bob_direct = || {
+        fetch(&x.bob).0.as_deref() == Some(CELL_UPLINK_ADDR)
+            && fetch6(&x.bob).0.as_deref() == Some(CELL_UPLINK_ADDR6)
+    };
+    assert!(
+        eventually(APPLY_TIMEOUT, bob_direct),
+        "bob direct: {:?} {:?}",
+        fetch(&x.bob),
+        fetch6(&x.bob)
+    );
     assert_eq!(
         x.lab.uplink_leaks(),
         0,
@@ -221,6 +297,8 @@ async fn an_openvpn_exit_peer_leaves_through_the_provider_and_nowhere_else() {
     x.server.start();
     x.wait_state("up").await;
     x.waits_for_provider("alice through the exit again");
+    x.waits_for_provider6("alice over IPv6 through the exit again")
+        .await;
     let pids = x.lab.picd_openvpn_pids();
     assert_eq!(pids.len(), 1, "picd's openvpn children: {pids:?}");
     run(&format!("kill -KILL {}", pids[0]));
