@@ -141,6 +141,23 @@ impl OvpnLab {
         );
     }
 
+    /// Waits until picd's tunnel is up again without an IPv6 address.
+    async fn wait_tunnel_without_ipv6(&self) {
+        let deadline = Instant::now() + APPLY_TIMEOUT;
+        loop {
+            let process = self.exit().await["process"].clone();
+            if process["tunnel"] == "CONNECTED" && process["tunnel_ipv6"].is_null() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the tunnel kept IPv6: {process}\nserver:\n{}",
+                self.server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
     /// alice is refused at once over IPv4 and IPv6, her DNS to a hard-coded resolver goes
     /// unanswered, and nothing of hers left through the uplink.
     fn assert_cut_off(&self, when: &str) {
@@ -335,6 +352,33 @@ async fn an_openvpn_exit_peer_leaves_through_the_provider_and_nowhere_else() {
     );
     x.waits_for_provider("alice through the exit after picd's kill -9 and restart");
     assert_eq!(x.lab.uplink_leaks(), 0, "alice's packets on the uplink");
+
+    // The provider drops IPv6 (its server restarted without server-ipv6): the tunnel comes back
+    // with IPv4 only, and alice's IPv6 and her DNS over IPv6 are refused at once again, none
+    // of it sent by the uplink, while her IPv4 still leaves through the exit.
+    x.server.stop();
+    x.server.ipv6 = false;
+    x.server.start();
+    x.wait_tunnel_without_ipv6().await;
+    x.waits_for_provider("alice through the exit without IPv6");
+    std::thread::sleep(ICMP_BUDGET_REFILL);
+    let (seen6, took6) = fetch6(&x.alice);
+    assert!(
+        seen6.is_none() && took6 < FAST_REFUSAL,
+        "a tunnel without IPv6: alice's IPv6 got {seen6:?} after {took6:?}"
+    );
+    let started = Instant::now();
+    assert!(!dns6_answered(&x.alice), "DNS over IPv6 without IPv6");
+    let took_dns6 = started.elapsed();
+    assert!(
+        took_dns6 < FAST_REFUSAL,
+        "DNS over IPv6 refused after {took_dns6:?}"
+    );
+    assert_eq!(
+        x.lab.uplink_leaks(),
+        0,
+        "a tunnel without IPv6: alice's packets on the uplink"
+    );
 
     // picd stops: its child stops with it and takes its secrets along.
     let pid = x.lab.picd_openvpn_pids()[0];

@@ -50,6 +50,8 @@ pub struct OvpnServer {
     child: Option<Child>,
     /// The .ovpn its customer (the cell) gets.
     pub customer_config: String,
+    /// Whether the tunnel has IPv6 (the next `start` reads it).
+    pub ipv6: bool,
 }
 
 fn openssl_pair(dir: &Path, name: &str) -> (String, String, String) {
@@ -83,15 +85,20 @@ impl OvpnServer {
             .expect("log");
         let file = |n: &str| self.dir.join(n).to_string_lossy().into_owned();
         let client_fp = std::fs::read_to_string(self.dir.join("client.fp")).expect("fp");
-        let child = Command::new("ip")
+        let mut command = Command::new("ip");
+        command
             .args(["netns", "exec", &self.ns, "openvpn"])
             .args(["--dev", "ovs0", "--dev-type", "tun", "--disable-dco"])
             .args(["--port", &OVPN_PORT.to_string(), "--proto", "udp"])
             .args(["--server", OVPN_NET.split(' ').next().unwrap()])
-            .arg(OVPN_NET.split(' ').nth(1).unwrap())
-            .args(["--server-ipv6", OVPN_NET6])
-            .args(["--push", OVPN_ROUTE6])
-            .args(["--push", &format!("dhcp-option DNS6 {OVPN_SERVER_ADDR6}")])
+            .arg(OVPN_NET.split(' ').nth(1).unwrap());
+        if self.ipv6 {
+            command
+                .args(["--server-ipv6", OVPN_NET6])
+                .args(["--push", OVPN_ROUTE6])
+                .args(["--push", &format!("dhcp-option DNS6 {OVPN_SERVER_ADDR6}")]);
+        }
+        let child = command
             .args(["--topology", "subnet", "--dh", "none"])
             .args(["--cert", &file("server.crt"), "--key", &file("server.key")])
             .args(["--peer-fingerprint", client_fp.trim()])
@@ -157,6 +164,7 @@ impl Lab {
             dir,
             child: None,
             customer_config,
+            ipv6: true,
         };
         server.start();
         server
