@@ -177,12 +177,22 @@ impl OvpnLab {
 
 /// One DNS question over IPv6 to a resolver the peer hard-coded; whether it was answered.
 fn dns6_answered(client: &WgClient) -> bool {
-    let server = format!("@{HARD_CODED_RESOLVER6}");
+    dig6(client, HARD_CODED_RESOLVER6, "example.org")
+}
+
+fn dig6(client: &WgClient, server: &str, name: &str) -> bool {
+    let server = format!("@{server}");
     std::process::Command::new("ip")
         .args(["netns", "exec", &client.ns, "dig", &server, "+time=1"])
-        .args(["+tries=1", "example.org"])
+        .args(["+tries=1", name])
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// The cell's own IPv6 address on its WireGuard interface (its resolver answers there).
+fn cell_address6() -> String {
+    let net: ipnet::Ipv6Net = SUBNET_V6.parse().expect("subnet_v6");
+    std::net::Ipv6Addr::from(u128::from(net.network()) + 1).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,6 +383,16 @@ async fn an_openvpn_exit_peer_leaves_through_the_provider_and_nowhere_else() {
     assert!(
         took_dns6 < FAST_REFUSAL,
         "DNS over IPv6 refused after {took_dns6:?}"
+    );
+    // Nor does the cell's own resolver answer it (it would ask its upstream by the uplink),
+    // though it answers its own zone at once to a peer that goes direct.
+    assert!(
+        dig6(&x.bob, &cell_address6(), CELL_DOMAIN),
+        "the cell's resolver over IPv6, to bob"
+    );
+    assert!(
+        !dig6(&x.alice, &cell_address6(), CELL_DOMAIN),
+        "the cell's resolver answered alice over IPv6 without the exit"
     );
     assert_eq!(
         x.lab.uplink_leaks(),
