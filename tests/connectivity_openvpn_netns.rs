@@ -2,21 +2,23 @@
 //! an uplink to an "internet" namespace, a provider behind it), the provider running Debian's
 //! OpenVPN 2.6 server. picd runs the client as its own child. The peer on the exit reaches the
 //! internet from the provider's address, and its DNS to a hard-coded resolver goes to the
-//! resolver the server pushed; the tunnel has IPv6 too (`server-ipv6`), so her IPv6 reaches
-//! the internet from the provider's IPv6 address and her DNS over IPv6 goes to the server's
-//! pushed IPv6 resolver, while bob goes direct over both. The server stopped (by its PID): the
-//! peer is refused at once over both and not one of its packets (DNS included) leaves through
-//! the cell's uplink. picd's openvpn
-//! killed: picd starts another and the peer comes back; picd killed and restarted: the new
-//! picd replaces the process the old one left; picd stopped: its child stops too.
-//! A file with `up /bin/sh` is refused naming its line, and nothing is stored.
+//! resolver the server pushed; the tunnel has IPv6 too (`server-ipv6`), and so has she, while
+//! bob goes direct over both (see `ipv6`). The server stopped (by its PID): the peer is refused
+//! at once over both and not one of its packets (DNS included) leaves through the cell's
+//! uplink. picd's openvpn killed: picd starts another and the peer comes back; picd killed and
+//! restarted: the new picd replaces the process the old one left; the server restarted
+//! without IPv6: her IPv6 is refused at once; picd stopped: its child stops too. A file with
+//! `up /bin/sh` is refused naming its line, and nothing is stored.
 
 mod common;
+#[path = "connectivity_openvpn_netns/ipv6.rs"]
+mod ipv6;
 
 use std::time::{Duration, Instant};
 
 use common::netns::*;
 use common::*;
+use ipv6::dns6_answered;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -26,9 +28,6 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(40);
 /// Linux answers one host with a burst of six ICMP errors, then one a second: each cut-off
 /// check uses about four, so the budget refills between checks.
 const ICMP_BUDGET_REFILL: Duration = Duration::from_secs(4);
-/// An IPv6 resolver on the internet a peer may hard-code (nothing answers there: only the
-/// exit's DNAT to the provider's resolver gets an answer).
-const HARD_CODED_RESOLVER6: &str = "2001:db8:ff::53";
 
 struct OvpnLab {
     lab: Lab,
@@ -121,43 +120,6 @@ impl OvpnLab {
         );
     }
 
-    /// alice reaches the internet's IPv6 server from the provider's IPv6 address (once picd
-    /// has learned the tunnel's IPv6 address and given the exit its IPv6 route).
-    async fn waits_for_provider6(&self, what: &str) {
-        let mut last = None;
-        let reached = eventually(APPLY_TIMEOUT, || {
-            last = fetch6(&self.alice).0;
-            last.as_deref() == Some(PROVIDER_ADDR6)
-        });
-        let cell = |l: &str| run(&format!("ip netns exec {} {l}", self.lab.cell_ns));
-        assert!(
-            reached,
-            "{what}: saw {last:?}; exit: {}\nrules:\n{}\ntable:\n{}\naddresses:\n{}\nlog:\n{}",
-            self.exit().await,
-            cell("ip -6 rule show"),
-            cell("ip -6 route show table 1001"),
-            cell("ip -br -6 addr"),
-            self.lab.picd_log()
-        );
-    }
-
-    /// Waits until picd's tunnel is up again without an IPv6 address.
-    async fn wait_tunnel_without_ipv6(&self) {
-        let deadline = Instant::now() + APPLY_TIMEOUT;
-        loop {
-            let process = self.exit().await["process"].clone();
-            if process["tunnel"] == "CONNECTED" && process["tunnel_ipv6"].is_null() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the tunnel kept IPv6: {process}\nserver:\n{}",
-                self.server.log()
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-
     /// alice is refused at once over IPv4 and IPv6, her DNS to a hard-coded resolver goes
     /// unanswered, and nothing of hers left through the uplink.
     fn assert_cut_off(&self, when: &str) {
@@ -173,26 +135,6 @@ impl OvpnLab {
             "{when}: alice's packets on the uplink"
         );
     }
-}
-
-/// One DNS question over IPv6 to a resolver the peer hard-coded; whether it was answered.
-fn dns6_answered(client: &WgClient) -> bool {
-    dig6(client, HARD_CODED_RESOLVER6, "example.org")
-}
-
-fn dig6(client: &WgClient, server: &str, name: &str) -> bool {
-    let server = format!("@{server}");
-    std::process::Command::new("ip")
-        .args(["netns", "exec", &client.ns, "dig", &server, "+time=1"])
-        .args(["+tries=1", name])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// The cell's own IPv6 address on its WireGuard interface (its resolver answers there).
-fn cell_address6() -> String {
-    let net: ipnet::Ipv6Net = SUBNET_V6.parse().expect("subnet_v6");
-    std::net::Ipv6Addr::from(u128::from(net.network()) + 1).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,39 +205,7 @@ async fn an_openvpn_exit_peer_leaves_through_the_provider_and_nowhere_else() {
         asked.contains(OVPN_SUBNET_PREFIX),
         "the pushed resolver was not asked: {asked:?}"
     );
-    // The tunnel has IPv6: alice's IPv6 leaves through it too, NATed to the tunnel's address
-    // and then to the provider's, and her DNS over IPv6 goes to the server's IPv6 resolver.
-    x.waits_for_provider6("alice over IPv6 through the openvpn exit")
-        .await;
-    let process = x.exit().await["process"].clone();
-    let tunnel6 = process["tunnel_ipv6"].as_str().unwrap_or_default();
-    assert!(tunnel6.starts_with(OVPN_SUBNET6_PREFIX), "{process}");
-    assert!(
-        dns6_answered(&x.alice),
-        "alice's DNS over IPv6 through the exit"
-    );
-    let dns6_log = x.lab.state_dir().join("../provider-dns6.log");
-    let asked6 = std::fs::read_to_string(dns6_log).unwrap_or_default();
-    assert!(
-        asked6.lines().any(|l| l == tunnel6),
-        "the pushed IPv6 resolver was not asked by {tunnel6}: {asked6:?}"
-    );
-    // bob goes direct, over both.
-    let bob_direct = || {
-        fetch(&x.bob).0.as_deref() == Some(CELL_UPLINK_ADDR)
-            && fetch6(&x.bob).0.as_deref() == Some(CELL_UPLINK_ADDR6)
-    };
-    assert!(
-        eventually(APPLY_TIMEOUT, bob_direct),
-        "bob direct: {:?} {:?}",
-        fetch(&x.bob),
-        fetch6(&x.bob)
-    );
-    assert_eq!(
-        x.lab.uplink_leaks(),
-        0,
-        "alice's packets on the uplink while the exit is up"
-    );
+    x.assert_ipv6_through_the_exit().await;
 
     // The provider goes away: alice gets nothing, at once, and nothing leaks.
     x.server.stop();
@@ -363,42 +273,7 @@ async fn an_openvpn_exit_peer_leaves_through_the_provider_and_nowhere_else() {
     x.waits_for_provider("alice through the exit after picd's kill -9 and restart");
     assert_eq!(x.lab.uplink_leaks(), 0, "alice's packets on the uplink");
 
-    // The provider drops IPv6 (its server restarted without server-ipv6): the tunnel comes back
-    // with IPv4 only, and alice's IPv6 and her DNS over IPv6 are refused at once again, none
-    // of it sent by the uplink, while her IPv4 still leaves through the exit.
-    x.server.stop();
-    x.server.ipv6 = false;
-    x.server.start();
-    x.wait_tunnel_without_ipv6().await;
-    x.waits_for_provider("alice through the exit without IPv6");
-    std::thread::sleep(ICMP_BUDGET_REFILL);
-    let (seen6, took6) = fetch6(&x.alice);
-    assert!(
-        seen6.is_none() && took6 < FAST_REFUSAL,
-        "a tunnel without IPv6: alice's IPv6 got {seen6:?} after {took6:?}"
-    );
-    let started = Instant::now();
-    assert!(!dns6_answered(&x.alice), "DNS over IPv6 without IPv6");
-    let took_dns6 = started.elapsed();
-    assert!(
-        took_dns6 < FAST_REFUSAL,
-        "DNS over IPv6 refused after {took_dns6:?}"
-    );
-    // Nor does the cell's own resolver answer it (it would ask its upstream by the uplink),
-    // though it answers its own zone at once to a peer that goes direct.
-    assert!(
-        dig6(&x.bob, &cell_address6(), CELL_DOMAIN),
-        "the cell's resolver over IPv6, to bob"
-    );
-    assert!(
-        !dig6(&x.alice, &cell_address6(), CELL_DOMAIN),
-        "the cell's resolver answered alice over IPv6 without the exit"
-    );
-    assert_eq!(
-        x.lab.uplink_leaks(),
-        0,
-        "a tunnel without IPv6: alice's packets on the uplink"
-    );
+    x.assert_ipv6_refused_without_an_ipv6_tunnel().await;
 
     // picd stops: its child stops with it and takes its secrets along.
     let pid = x.lab.picd_openvpn_pids()[0];
