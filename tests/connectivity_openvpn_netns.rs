@@ -211,24 +211,27 @@ async fn an_openvpn_exit_peer_leaves_through_the_provider_and_nowhere_else() {
     x.server.stop();
     x.wait_state("down").await;
     x.assert_cut_off("openvpn server stopped");
-    // Routing broken by hand (picd's rule deleted): the kill switch alone still holds.
+    // Routing broken by hand (picd's rules deleted): the kill switch alone still holds.
     let cell = |l: &str| run(&format!("ip netns exec {} {l}", x.lab.cell_ns));
     std::thread::sleep(ICMP_BUDGET_REFILL);
     cell("ip rule del pref 10101");
-    let (seen, took) = fetch(&x.alice);
-    assert!(
-        seen.is_none() && took < FAST_REFUSAL,
-        "rule deleted: {seen:?} after {took:?}"
-    );
+    cell("ip -6 rule del pref 10101");
+    for (family, (seen, took)) in [("IPv4", fetch(&x.alice)), ("IPv6", fetch6(&x.alice))] {
+        assert!(
+            seen.is_none() && took < FAST_REFUSAL,
+            "rules deleted: {family} {seen:?} after {took:?}"
+        );
+    }
     assert_eq!(
         x.lab.uplink_leaks(),
         0,
-        "rule deleted: alice's packets on the uplink"
+        "rules deleted: alice's packets on the uplink"
     );
     let restored = eventually(APPLY_TIMEOUT, || {
         cell("ip rule show").contains("lookup 1001")
+            && cell("ip -6 rule show").contains("lookup 1001")
     });
-    assert!(restored, "the next pass did not restore picd's rule");
+    assert!(restored, "the next pass did not restore picd's rules");
 
     // It comes back, then picd's own openvpn is killed: picd starts another.
     x.server.start();
