@@ -2,18 +2,23 @@
 //! an uplink to an "internet" namespace, a provider behind it), the provider running Debian's
 //! OpenVPN 2.6 server. picd runs the client as its own child. The peer on the exit reaches the
 //! internet from the provider's address, and its DNS to a hard-coded resolver goes to the
-//! resolver the server pushed. The server stopped (by its PID): the peer is refused at once and
-//! not one of its packets (DNS included) leaves through the cell's uplink. picd's openvpn
-//! killed: picd starts another and the peer comes back; picd killed and restarted: the new
-//! picd replaces the process the old one left; picd stopped: its child stops too.
-//! A file with `up /bin/sh` is refused naming its line, and nothing is stored.
+//! resolver the server pushed; the tunnel has IPv6 too (`server-ipv6`), and so has she, while
+//! bob goes direct over both (see `ipv6`). The server stopped (by its PID): the peer is refused
+//! at once over both and not one of its packets (DNS included) leaves through the cell's
+//! uplink. picd's openvpn killed: picd starts another and the peer comes back; picd killed and
+//! restarted: the new picd replaces the process the old one left; the server restarted
+//! without IPv6: her IPv6 is refused at once; picd stopped: its child stops too. A file with
+//! `up /bin/sh` is refused naming its line, and nothing is stored.
 
 mod common;
+#[path = "connectivity_openvpn_netns/ipv6.rs"]
+mod ipv6;
 
 use std::time::{Duration, Instant};
 
 use common::netns::*;
 use common::*;
+use ipv6::dns6_answered;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -28,6 +33,7 @@ struct OvpnLab {
     lab: Lab,
     admin: TestClient,
     alice: WgClient,
+    bob: WgClient,
     server: OvpnServer,
 }
 
@@ -64,13 +70,15 @@ impl OvpnLab {
             admin,
             mut peers,
             provider,
-        } = ExitsLab::start(RECONCILE_SECONDS, &["alice"]).await;
+        } = ExitsLab::start(RECONCILE_SECONDS, &["alice", "bob"]).await;
+        let bob = peers.pop().expect("bob");
         let alice = peers.pop().expect("alice");
         let server = lab.openvpn_server(&provider);
         OvpnLab {
             lab,
             admin,
             alice,
+            bob,
             server,
         }
     }
@@ -117,6 +125,15 @@ impl OvpnLab {
     fn assert_cut_off(&self, when: &str) {
         std::thread::sleep(ICMP_BUDGET_REFILL);
         assert_cut_off(&self.lab, &self.alice, when);
+        assert!(
+            !dns6_answered(&self.alice),
+            "{when}: DNS over IPv6 answered"
+        );
+        assert_eq!(
+            self.lab.uplink_leaks(),
+            0,
+            "{when}: alice's packets on the uplink"
+        );
     }
 }
 
@@ -188,39 +205,40 @@ async fn an_openvpn_exit_peer_leaves_through_the_provider_and_nowhere_else() {
         asked.contains(OVPN_SUBNET_PREFIX),
         "the pushed resolver was not asked: {asked:?}"
     );
-    assert_eq!(
-        x.lab.uplink_leaks(),
-        0,
-        "alice's packets on the uplink while the exit is up"
-    );
+    x.assert_ipv6_through_the_exit().await;
 
     // The provider goes away: alice gets nothing, at once, and nothing leaks.
     x.server.stop();
     x.wait_state("down").await;
     x.assert_cut_off("openvpn server stopped");
-    // Routing broken by hand (picd's rule deleted): the kill switch alone still holds.
+    // Routing broken by hand (picd's rules deleted): the kill switch alone still holds.
     let cell = |l: &str| run(&format!("ip netns exec {} {l}", x.lab.cell_ns));
     std::thread::sleep(ICMP_BUDGET_REFILL);
     cell("ip rule del pref 10101");
-    let (seen, took) = fetch(&x.alice);
-    assert!(
-        seen.is_none() && took < FAST_REFUSAL,
-        "rule deleted: {seen:?} after {took:?}"
-    );
+    cell("ip -6 rule del pref 10101");
+    for (family, (seen, took)) in [("IPv4", fetch(&x.alice)), ("IPv6", fetch6(&x.alice))] {
+        assert!(
+            seen.is_none() && took < FAST_REFUSAL,
+            "rules deleted: {family} {seen:?} after {took:?}"
+        );
+    }
     assert_eq!(
         x.lab.uplink_leaks(),
         0,
-        "rule deleted: alice's packets on the uplink"
+        "rules deleted: alice's packets on the uplink"
     );
     let restored = eventually(APPLY_TIMEOUT, || {
         cell("ip rule show").contains("lookup 1001")
+            && cell("ip -6 rule show").contains("lookup 1001")
     });
-    assert!(restored, "the next pass did not restore picd's rule");
+    assert!(restored, "the next pass did not restore picd's rules");
 
     // It comes back, then picd's own openvpn is killed: picd starts another.
     x.server.start();
     x.wait_state("up").await;
     x.waits_for_provider("alice through the exit again");
+    x.waits_for_provider6("alice over IPv6 through the exit again")
+        .await;
     let pids = x.lab.picd_openvpn_pids();
     assert_eq!(pids.len(), 1, "picd's openvpn children: {pids:?}");
     run(&format!("kill -KILL {}", pids[0]));
@@ -257,6 +275,8 @@ async fn an_openvpn_exit_peer_leaves_through_the_provider_and_nowhere_else() {
     );
     x.waits_for_provider("alice through the exit after picd's kill -9 and restart");
     assert_eq!(x.lab.uplink_leaks(), 0, "alice's packets on the uplink");
+
+    x.assert_ipv6_refused_without_an_ipv6_tunnel().await;
 
     // picd stops: its child stops with it and takes its secrets along.
     let pid = x.lab.picd_openvpn_pids()[0];

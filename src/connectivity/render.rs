@@ -10,7 +10,10 @@
 //!   is refused at once. It holds when the routing does not (a deleted `ip rule`, a flushed
 //!   table), and it comes before any accept, so an old flow cannot keep the wrong way out.
 //! - DNS of exit peers (udp and tcp 53, to whatever resolver, the cell's included) goes to the
-//!   exit's DNS server; when the exit is down it fails with everything else.
+//!   exit's DNS server; when the exit is down it fails with everything else. Their DNS over
+//!   IPv6 where the exit has no IPv6 resolver (nft cannot send it to an IPv4 one) is refused
+//!   at once, so the stub asks its IPv4 server instead: else a query to the cell's own IPv6
+//!   address would be answered by the cell's upstream, by the uplink.
 //! - Masquerade out of each exit's interface.
 
 use std::fmt::Write;
@@ -135,7 +138,28 @@ pub fn kill_switch(
     }
 }
 
-/// Masquerade out of each exit (in the postrouting nat chain).
+/// The refusal of exit peers' DNS over IPv6 where their exit has no IPv6 resolver to send it
+/// to (in the input chain, for the cell's own resolver, and in forward, for any other).
+pub fn dns6_refusal(out: &mut String, table: &ExitTable, wireguard_interface: &str) {
+    let marks: Vec<String> = table
+        .exits
+        .iter()
+        .filter(|e| e.dns6.is_none())
+        .map(|e| format!("{:#010x}", mark(e.slot)))
+        .collect();
+    if marks.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "    iifname \"{wireguard_interface}\" meta mark {{ {} }} meta nfproto ipv6 \
+         meta l4proto {{ tcp, udp }} th dport 53 {REJECT} comment \"exit-dns6-refused\"",
+        marks.join(", ")
+    );
+}
+
+/// Masquerade out of each exit (in the postrouting nat chain): IPv4 and IPv6 alike (NAT66 to
+/// the tunnel's address), as the table is `inet`.
 pub fn masquerade(out: &mut String, table: &ExitTable) {
     for exit in table.exits.iter().filter(|e| e.proxy.is_none()) {
         let _ = writeln!(
@@ -211,5 +235,30 @@ mod tests {
         ), "{out}");
         assert!(!out.contains("exit-dns6"), "{out}");
         assert!(out.contains("oifname \"picd0e1\" masquerade comment \"exit-nat:1\""));
+    }
+
+    #[test]
+    fn dns_over_ipv6_is_refused_only_where_the_exit_has_no_ipv6_resolver() {
+        let mut out = String::new();
+        dns6_refusal(&mut out, &table(), "picd0");
+        assert_eq!(
+            out.trim(),
+            "iifname \"picd0\" meta mark { 0x01000000 } meta nfproto ipv6 meta l4proto \
+             { tcp, udp } th dport 53 reject with icmpx admin-prohibited comment \
+             \"exit-dns6-refused\""
+        );
+        let mut with_dns6 = table();
+        with_dns6.exits[0].dns6 = Some("fd65::1".parse().unwrap());
+        let mut out = String::new();
+        dns6_refusal(&mut out, &with_dns6, "picd0");
+        assert_eq!(out, "");
+        chains(&mut out, &with_dns6, "picd0");
+        assert!(
+            out.contains(
+                "meta mark 0x01000000 meta nfproto ipv6 meta l4proto { tcp, udp } th dport 53 \
+             dnat ip6 to fd65::1 comment \"exit-dns6:1\""
+            ),
+            "{out}"
+        );
     }
 }

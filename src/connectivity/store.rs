@@ -37,7 +37,8 @@ impl ConnectionSettings {
         }
     }
 
-    /// Whether the exit carries IPv6 (else its peers' IPv6 is refused at once).
+    /// Whether the exit's file gives it IPv6 (else its peers' IPv6 is refused at once). An
+    /// `openvpn` tunnel's IPv6 comes from its server at run time (`openvpn::runtime`).
     pub fn has_ipv6(&self) -> bool {
         match self {
             ConnectionSettings::WireGuard(s) => s.addresses.iter().any(|a| a.addr().is_ipv6()),

@@ -163,6 +163,7 @@ fn filter_chain(out: &mut String, desired: &Desired, chain: &str) {
         // Before everything: an exit peer's packet leaves through its exit or not at all.
         let wg = &desired.wireguard_interface;
         exits::kill_switch(out, desired.peer_subnets, wg, &counter);
+        exits::dns6_refusal(out, &desired.exits, wg);
         peer_policy::render_forward(out, desired.peer_subnets, &counter);
         // After the policy's drops, before any accept: what an exit peer sent and got back.
         crate::connectivity::traffic::render(out, &desired.exits, wg, &counter);
@@ -170,6 +171,8 @@ fn filter_chain(out: &mut String, desired: &Desired, chain: &str) {
     if chain == "input" {
         // First, before the allow list: a service for the peers is never the world's.
         peers_only_ports(out, desired);
+        // An exit peer's DNS over IPv6 to the cell's resolver would be answered by the uplink.
+        exits::dns6_refusal(out, &desired.exits, &desired.wireguard_interface);
     }
     if chain != "output" {
         // Listed addresses pass the owner's rules (a whitelist means "never lock these out").

@@ -78,8 +78,11 @@ pub(super) const VALUED: [&str; 27] = [
     "auth-retry",
 ];
 /// Accepted and left out: picd sets these itself (device, verbosity, privileges) or they
-/// only add routes, which are picd's.
-pub(super) const DROPPED: [&str; 12] = [
+/// only add routes, which are picd's. `tun-ipv6`, which older IPv6 providers' files still
+/// carry, does nothing since OpenVPN 2.4: a tun device carries IPv6 whenever the server pushes
+/// `ifconfig-ipv6` (the client-side `ifconfig-ipv6` and `route-ipv6` stay refused, as their
+/// IPv4 forms: the addresses come from the server, the routes are picd's).
+pub(super) const DROPPED: [&str; 13] = [
     "dev",
     "dev-type",
     "persist-tun",
@@ -92,6 +95,7 @@ pub(super) const DROPPED: [&str; 12] = [
     "route-method",
     "user",
     "group",
+    "tun-ipv6",
 ];
 /// Inline blocks: certificates and keys, kept only in the vault.
 pub(super) const BLOCKS: [&str; 8] = [

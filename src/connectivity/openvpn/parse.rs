@@ -270,7 +270,8 @@ fn remote(found: &mut Found, args: &[String]) -> Result<(), String> {
 
 fn dhcp_option(found: &mut Found, args: &[String]) -> Result<(), String> {
     match args {
-        [kind, value] if kind == "DNS" => {
+        // DNS6 names the tunnel's IPv6 resolver (the peers' DNS over IPv6 goes there).
+        [kind, value] if kind == "DNS" || kind == "DNS6" => {
             let ip = value
                 .parse::<IpAddr>()
                 .map_err(|_| "DNS must be an IP address".to_string())?;
@@ -281,7 +282,7 @@ fn dhcp_option(found: &mut Found, args: &[String]) -> Result<(), String> {
             Ok(())
         }
         [kind, value] if kind == "DOMAIN" => plain(value),
-        _ => Err("may only give DNS or DOMAIN".into()),
+        _ => Err("may only give DNS, DNS6 or DOMAIN".into()),
     }
 }
 

@@ -7,7 +7,7 @@
 //! the provider's servers and users).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -18,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
 use super::files::{self, Dirs};
+use super::push;
 use super::Secrets;
 
 const RESTART_FIRST: Duration = Duration::from_secs(1);
@@ -36,6 +37,15 @@ pub struct Seen {
     /// device, after a restart) is new, and the exit's route needs a pass.
     pub completed: u64,
     pub pushed_dns: Vec<IpAddr>,
+    /// The tun device's IPv6 address, as the management socket last reported it and only if
+    /// the server pushed it for this tunnel (None until then, and for a tunnel without IPv6):
+    /// the exit carries its peers' IPv6 only with one.
+    pub tunnel_v6: Option<Ipv6Addr>,
+    /// The `ifconfig-ipv6` address of the server's latest reply, and whether that reply goes on
+    /// in another message. A server that stops pushing it while OpenVPN keeps the tun device
+    /// (and the management socket still names the old address) takes the exit's IPv6 away.
+    pub pushed_ipv6: Option<Ipv6Addr>,
+    pub push_continues: bool,
     pub last_error: Option<String>,
 }
 
@@ -129,6 +139,20 @@ impl Supervisor {
     pub async fn seen(&self, id: &str) -> Option<Seen> {
         let procs = self.procs.lock().await;
         procs.get(id).map(|p| lock(&p.seen).clone())
+    }
+
+    /// Records the tunnel's IPv6 address the management socket reported, if the server pushed
+    /// that address; answers whether it changed (the exit's IPv6 route then needs a pass).
+    pub async fn learn_tunnel_v6(&self, id: &str, reported: Option<Ipv6Addr>) -> bool {
+        let procs = self.procs.lock().await;
+        let Some(p) = procs.get(id) else {
+            return false;
+        };
+        let mut seen = lock(&p.seen);
+        let v6 = reported.filter(|a| seen.pushed_ipv6 == Some(*a));
+        let changed = seen.tunnel_v6 != v6;
+        seen.tunnel_v6 = v6;
+        changed
     }
 
     pub async fn socket(&self, id: &str) -> Option<PathBuf> {
@@ -238,6 +262,10 @@ async fn start(
         let mut seen = lock(seen);
         seen.pid = pid;
         seen.pushed_dns.clear();
+        // A new process makes a new tunnel: its IPv6, if any, is learned again.
+        seen.tunnel_v6 = None;
+        seen.pushed_ipv6 = None;
+        seen.push_continues = false;
     }
     if let Some(stdout) = child.stdout.take() {
         tokio::spawn(read_output(stdout, seen.clone()));
@@ -275,8 +303,16 @@ async fn stop_stale(dirs: &Dirs) {
 async fn read_output(stdout: tokio::process::ChildStdout, seen: Arc<Mutex<Seen>>) {
     let mut lines = BufReader::new(stdout).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(dns) = pushed_dns(&line) {
-            lock(&seen).pushed_dns = dns;
+        if let Some(dns) = push::pushed_dns(&line) {
+            let mut seen = lock(&seen);
+            seen.pushed_dns = dns;
+            // A reply in parts (push-continuation) gives the tunnel's IPv6 in one of them.
+            let (v6, continues) = push::pushed_ipv6(&line).unwrap_or_default();
+            if !seen.push_continues {
+                seen.pushed_ipv6 = None;
+            }
+            seen.pushed_ipv6 = v6.or(seen.pushed_ipv6);
+            seen.push_continues = continues;
         } else if line.ends_with("Initialization Sequence Completed") {
             let mut seen = lock(&seen);
             seen.completed += 1;
@@ -287,41 +323,7 @@ async fn read_output(stdout: tokio::process::ChildStdout, seen: Arc<Mutex<Seen>>
     }
 }
 
-/// The DNS servers of a `PUSH: Received control message: 'PUSH_REPLY,...'` line.
-pub fn pushed_dns(line: &str) -> Option<Vec<IpAddr>> {
-    let (_, reply) = line.split_once("PUSH: Received control message: '")?;
-    let reply = reply.strip_prefix("PUSH_REPLY,")?;
-    let reply = reply.trim_end_matches('\'');
-    Some(
-        reply
-            .split(',')
-            .filter_map(|item| item.strip_prefix("dhcp-option DNS "))
-            .filter_map(|ip| ip.trim().parse().ok())
-            .take(4)
-            .collect(),
-    )
-}
-
 /// The processes' folder under a state dir.
 pub fn run_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("run").join("openvpn")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_servers_dns_is_read_from_its_push_reply() {
-        let line =
-            "2026-12-07 17:00:00 PUSH: Received control message: 'PUSH_REPLY,dhcp-option DNS \
-                    10.65.0.1,route-gateway 10.65.0.1,topology subnet,ping 2,ifconfig 10.65.0.2 \
-                    255.255.255.0,peer-id 0,cipher AES-256-GCM'";
-        assert_eq!(pushed_dns(line), Some(vec!["10.65.0.1".parse().unwrap()]));
-        assert_eq!(
-            pushed_dns("PUSH: Received control message: 'PUSH_REPLY,ping 2'"),
-            Some(vec![])
-        );
-        assert_eq!(pushed_dns("Initialization Sequence Completed"), None);
-    }
 }

@@ -3,7 +3,10 @@
 //! each exit its route while its tun device is there and its health is not down; the health
 //! loop asks the management socket whether the tunnel is CONNECTED (besides the probe through
 //! the exit), records the DNS the server pushed, and asks for a pass when a tunnel is new
-//! (a restarted process has a new tun device, without the exit's route).
+//! (a restarted process has a new tun device, without the exit's route). The tun device's IPv6
+//! address is learned from the management socket's `state` line, as its IPv4 one: while the
+//! tunnel has one, the exit's table gets a real IPv6 default too; without one (or with the exit
+//! down) only the `unreachable` default stays, and the peers' IPv6 is refused at once.
 
 use serde_json::{json, Value};
 
@@ -25,24 +28,9 @@ impl ConnectivityDriver {
         wanted: Vec<WantedOpenVpn>,
         problems: &mut Vec<String>,
     ) -> Vec<KernelExit> {
-        let exits: Vec<KernelExit> = wanted
+        let ids: Vec<(String, String, u8, State)> = wanted
             .iter()
-            .map(|w| {
-                let interface = self.ifname(w.row.slot);
-                let present = std::path::Path::new("/sys/class/net")
-                    .join(&interface)
-                    .exists();
-                KernelExit {
-                    slot: w.row.slot,
-                    route: present && w.state != State::Down,
-                    interface,
-                    v6: false,
-                }
-            })
-            .collect();
-        let ids: Vec<(String, String)> = wanted
-            .iter()
-            .map(|w| (w.row.id.clone(), w.row.name.clone()))
+            .map(|w| (w.row.id.clone(), w.row.name.clone(), w.row.slot, w.state))
             .collect();
         let plan = wanted
             .into_iter()
@@ -53,10 +41,14 @@ impl ConnectivityDriver {
             })
             .collect();
         self.openvpn.sync(plan).await;
-        for (id, name) in ids {
-            let Some(seen) = self.openvpn.seen(&id).await else {
-                continue;
-            };
+        let mut exits = Vec::new();
+        for (id, name, slot, state) in ids {
+            let seen = self.openvpn.seen(&id).await.unwrap_or_default();
+            let interface = self.ifname(slot);
+            let present = std::path::Path::new("/sys/class/net")
+                .join(&interface)
+                .exists();
+            exits.push(kernel_exit(slot, interface, present, state, &seen));
             if let (None, Some(e)) = (seen.pid, seen.last_error) {
                 problems.push(format!("{name}: {e}"));
             }
@@ -72,7 +64,9 @@ impl ConnectivityDriver {
         let Some(socket) = self.openvpn.socket(&row.id).await else {
             return false;
         };
-        super::management::state(&socket).await.as_deref() == Some("CONNECTED")
+        super::management::state(&socket)
+            .await
+            .is_some_and(|t| t.connected())
     }
 
     /// Records DNS the servers pushed; answers the connections that need a pass (new DNS, or
@@ -89,13 +83,14 @@ impl ConnectivityDriver {
                 continue;
             };
             let last = lock(&self.openvpn_completed).insert(row.id.clone(), seen.completed);
+            let new_v6 = self.learn_tunnel_v6(&row.id).await;
             let pushed = &seen.pushed_dns;
             let new_dns = !pushed.is_empty() && pushed.as_slice() != row.settings.dns();
             if new_dns {
                 dns_changes.push((row.id.clone(), pushed.clone()));
             }
-            if new_dns || last.is_some_and(|l| l != seen.completed) {
-                tracing::info!(connection = %row.name, "openvpn tunnel up (new DNS or a new tunnel)");
+            if new_dns || new_v6 || last.is_some_and(|l| l != seen.completed) {
+                tracing::info!(connection = %row.name, "openvpn tunnel up (new DNS, IPv6 or tunnel)");
                 news.push(row.id.clone());
             }
         }
@@ -116,6 +111,21 @@ impl ConnectivityDriver {
         news
     }
 
+    /// Asks the management socket for the tunnel's IPv6 address and records it; answers whether
+    /// it changed. Only a CONNECTED tunnel's answer counts: while it reconnects, the tun device
+    /// (kept, `persist-tun`) keeps its address, and the health loop says when it is down.
+    async fn learn_tunnel_v6(&self, id: &str) -> bool {
+        let Some(socket) = self.openvpn.socket(id).await else {
+            return false;
+        };
+        match super::management::state(&socket).await {
+            Some(tunnel) if tunnel.connected() => {
+                self.openvpn.learn_tunnel_v6(id, tunnel.local_v6).await
+            }
+            _ => false,
+        }
+    }
+
     /// The process of an `openvpn` row, as /exits shows it.
     pub(in crate::connectivity) async fn openvpn_process(
         &self,
@@ -131,7 +141,8 @@ impl ConnectivityDriver {
             None => None,
         };
         Some(json!({
-            "pid": seen.pid, "restarts": seen.restarts, "tunnel": tunnel,
+            "pid": seen.pid, "restarts": seen.restarts,
+            "tunnel": tunnel.map(|t| t.state), "tunnel_ipv6": seen.tunnel_v6,
             "last_error": seen.last_error,
         }))
     }
@@ -139,5 +150,48 @@ impl ConnectivityDriver {
     /// Stops every `openvpn` child (picd is stopping).
     pub async fn stop_exits(&self) {
         self.openvpn.stop_all().await;
+    }
+}
+
+/// An exit as the kernel should hold it: the real defaults only while its tun device is there
+/// and it is not down, and the IPv6 one only while the tunnel has an IPv6 address (else its
+/// peers' IPv6 meets the `unreachable` default: refused at once, never sent by the uplink).
+fn kernel_exit(
+    slot: u8,
+    interface: String,
+    present: bool,
+    state: State,
+    seen: &super::process::Seen,
+) -> KernelExit {
+    let route = present && state != State::Down;
+    KernelExit {
+        slot,
+        route,
+        v6: route && seen.tunnel_v6.is_some(),
+        interface,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectivity::openvpn::process::Seen;
+
+    #[test]
+    fn an_exit_carries_ipv6_only_while_up_with_an_ipv6_tunnel() {
+        let with_v6 = Seen {
+            tunnel_v6: Some("fd65::1000".parse().unwrap()),
+            ..Seen::default()
+        };
+        let v4_only = Seen::default();
+        let exit = |present, state, seen: &Seen| {
+            let e = kernel_exit(1, "picd0e1".into(), present, state, seen);
+            (e.route, e.v6)
+        };
+        assert_eq!(exit(true, State::Up, &with_v6), (true, true));
+        assert_eq!(exit(true, State::Connecting, &with_v6), (true, true));
+        assert_eq!(exit(true, State::Up, &v4_only), (true, false));
+        assert_eq!(exit(true, State::Down, &with_v6), (false, false));
+        assert_eq!(exit(false, State::Up, &with_v6), (false, false));
     }
 }

@@ -2,20 +2,45 @@
 //! provider namespace (`--disable-dco`, self-signed certificates made here with `openssl`,
 //! each side pinning the other's with `--peer-fingerprint`, no CA), pushing its tunnel
 //! address as the DNS server (the provider namespace's resolver answers there too), its
-//! clients masqueraded into the internet by the provider's NAT. And the uplink watch: an
-//! nftables counter in the cell of every packet of a peer's addresses leaving through the
-//! uplink.
+//! clients masqueraded into the internet by the provider's NAT. The tunnel has IPv6 as well
+//! (`--server-ipv6`: the server pushes `ifconfig-ipv6`, a `route-ipv6` and its IPv6 resolver),
+//! and the provider reaches the internet over IPv6, its clients masqueraded (NAT66) to its own
+//! IPv6 address.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use super::{run, Lab, Provider, UPLINK_IF};
+use super::{run, Lab, Provider};
 
 /// The provider's OpenVPN tunnel: its subnet and the server's address (its pushed DNS).
 pub const OVPN_SERVER_ADDR: &str = "10.65.0.1";
 pub const OVPN_SUBNET_PREFIX: &str = "10.65.0.";
 const OVPN_NET: &str = "10.65.0.0 255.255.255.0";
 pub const OVPN_PORT: u16 = 1194;
+/// The tunnel's IPv6: its network, the server's address (its pushed IPv6 resolver).
+const OVPN_NET6: &str = "fd65::/64";
+pub const OVPN_SERVER_ADDR6: &str = "fd65::1";
+pub const OVPN_SUBNET6_PREFIX: &str = "fd65::";
+/// What the server pushes besides `ifconfig-ipv6`: what a provider's full-tunnel IPv6 pushes.
+const OVPN_ROUTE6: &str = "route-ipv6 2000::/3";
+/// The provider's IPv6 address on the internet (what the internet sees from its clients), and
+/// the internet's side of that link.
+pub const PROVIDER_ADDR6: &str = "2001:db8:2::2";
+const INTERNET_PROVIDER_SIDE6: &str = "2001:db8:2::1";
+
+/// The provider's resolver on its tunnel's IPv6 address: an empty NOERROR to every query,
+/// printing the asker's address.
+const DNS_SERVER6: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind(('::', 53))
+while True:
+    d, a = s.recvfrom(4096)
+    print(a[0], flush=True)
+    if len(d) >= 12:
+        s.sendto(d[:2] + bytes([d[2] | 0x80, 0x80]) + d[4:], a)
+"#;
 
 /// The OpenVPN server the test runs; stopped by its PID.
 pub struct OvpnServer {
@@ -25,6 +50,8 @@ pub struct OvpnServer {
     child: Option<Child>,
     /// The .ovpn its customer (the cell) gets.
     pub customer_config: String,
+    /// Whether the tunnel has IPv6 (the next `start` reads it).
+    pub ipv6: bool,
 }
 
 fn openssl_pair(dir: &Path, name: &str) -> (String, String, String) {
@@ -58,12 +85,20 @@ impl OvpnServer {
             .expect("log");
         let file = |n: &str| self.dir.join(n).to_string_lossy().into_owned();
         let client_fp = std::fs::read_to_string(self.dir.join("client.fp")).expect("fp");
-        let child = Command::new("ip")
+        let mut command = Command::new("ip");
+        command
             .args(["netns", "exec", &self.ns, "openvpn"])
             .args(["--dev", "ovs0", "--dev-type", "tun", "--disable-dco"])
             .args(["--port", &OVPN_PORT.to_string(), "--proto", "udp"])
             .args(["--server", OVPN_NET.split(' ').next().unwrap()])
-            .arg(OVPN_NET.split(' ').nth(1).unwrap())
+            .arg(OVPN_NET.split(' ').nth(1).unwrap());
+        if self.ipv6 {
+            command
+                .args(["--server-ipv6", OVPN_NET6])
+                .args(["--push", OVPN_ROUTE6])
+                .args(["--push", &format!("dhcp-option DNS6 {OVPN_SERVER_ADDR6}")]);
+        }
+        let child = command
             .args(["--topology", "subnet", "--dh", "none"])
             .args(["--cert", &file("server.crt"), "--key", &file("server.key")])
             .args(["--peer-fingerprint", client_fp.trim()])
@@ -105,8 +140,11 @@ impl Drop for OvpnServer {
 }
 
 impl Lab {
-    /// An OpenVPN server in the provider's namespace (see `provider`), started.
+    /// An OpenVPN server in the provider's namespace (see `provider`), started, with the
+    /// provider's IPv6 to the internet and its IPv6 resolver (logging to provider-dns6.log).
     pub fn openvpn_server(&mut self, provider: &Provider) -> OvpnServer {
+        provider_ipv6(provider);
+        self.python_in(&provider.ns, DNS_SERVER6, "provider-dns6.log");
         let dir = self.dir.path().join("ovpn");
         std::fs::create_dir_all(&dir).expect("dir");
         let (_, _, server_fp) = openssl_pair(&dir, "server");
@@ -126,6 +164,7 @@ impl Lab {
             dir,
             child: None,
             customer_config,
+            ipv6: true,
         };
         server.start();
         server
@@ -152,4 +191,29 @@ impl Lab {
                 .status();
         }
     }
+}
+
+/// The provider's IPv6 to the internet: its side of their link, its default route, forwarding,
+/// and its clients' IPv6 masqueraded to its own address, as their IPv4 is.
+fn provider_ipv6(provider: &Provider) {
+    let (ns, internet) = (&provider.ns, &provider.internet_ns);
+    run(&format!(
+        "ip -n {internet} addr add {INTERNET_PROVIDER_SIDE6}/64 dev eth1 nodad"
+    ));
+    run(&format!(
+        "ip -n {ns} addr add {PROVIDER_ADDR6}/64 dev eth0 nodad"
+    ));
+    run(&format!(
+        "ip -n {ns} -6 route add default via {INTERNET_PROVIDER_SIDE6}"
+    ));
+    run(&format!(
+        "ip netns exec {ns} sysctl -q -w net.ipv6.conf.all.forwarding=1"
+    ));
+    run(&format!("ip netns exec {ns} nft add table ip6 provider6"));
+    run(&format!(
+        "ip netns exec {ns} nft add chain ip6 provider6 post {{ type nat hook postrouting priority 100 ; }}"
+    ));
+    run(&format!(
+        "ip netns exec {ns} nft add rule ip6 provider6 post oifname eth0 masquerade"
+    ));
 }

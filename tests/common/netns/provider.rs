@@ -113,7 +113,7 @@ fn wg_key(command: &str, input: Option<&str>) -> String {
 
 impl Lab {
     /// Starts `python3 -c script` in `ns`, logging to `log`; killed with the lab.
-    fn python_in(&mut self, ns: &str, script: &str, log: &str) {
+    pub(super) fn python_in(&mut self, ns: &str, script: &str, log: &str) {
         let log = self.log_file(log);
         let child = Command::new("ip")
             .args(["netns", "exec", ns, "python3", "-c", script])

@@ -51,6 +51,15 @@ fn a_provider_file_splits_into_shown_settings_and_a_sanitized_secret() {
 }
 
 #[test]
+fn an_ipv6_provider_file_gives_its_ipv6_resolver_and_tun_ipv6_is_left_out() {
+    let extra = "tun-ipv6\ndhcp-option DNS 10.8.0.1\ndhcp-option DNS6 fd65::1";
+    let (settings, secrets) = parse(&file(extra), None).expect("valid");
+    let wanted: Vec<IpAddr> = vec!["10.8.0.1".parse().unwrap(), "fd65::1".parse().unwrap()];
+    assert_eq!(settings.dns, wanted);
+    assert!(!secrets.config.contains("tun-ipv6"), "{}", *secrets.config);
+}
+
+#[test]
 fn commands_and_what_is_picds_are_refused_by_line() {
     refused(&file("up /bin/sh"), "line 14: up is refused");
     refused(
@@ -101,6 +110,15 @@ fn commands_and_what_is_picds_are_refused_by_line() {
             .replace("<ca>", "<extra-certs>")
             .replace("</ca>", "</extra-certs>"),
         "no <ca>",
+    );
+    refused(
+        &file("ifconfig-ipv6 fd65::2/64 fd65::1"),
+        "ifconfig-ipv6 is not",
+    );
+    refused(&file("route-ipv6 2000::/3"), "route-ipv6 is not");
+    refused(
+        &file("dhcp-option DNS6 not-an-address"),
+        "DNS must be an IP",
     );
     refused(&"x".repeat(CONFIG_MAX_BYTES + 1), "longer than");
     assert!(parse(&file("allow-compression no"), None).is_ok());
