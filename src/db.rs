@@ -27,6 +27,11 @@ const MAX_IDLE_CONNECTIONS: usize = 8;
 const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// A read connection's page cache, in KiB as SQLite's negative `cache_size` counts it.
 const READER_CACHE_KIB: i64 = -256;
+/// The writer's page cache, likewise. SQLite's default (2,000 KiB) filled up during a burst
+/// of writes (1,000 peers created) and stayed allocated for good, the largest part of what
+/// such a burst left behind. A write touches a few pages (a b-tree's path to the rows it
+/// changes, the audit chain's tail); the rest is read again from the kernel's page cache.
+const WRITER_CACHE_KIB: i64 = -512;
 
 /// A handle on the store: the writer thread, and two small pools of connections used from
 /// blocking threads (read-only ones for `call`, writable ones for `call_blocking`).

@@ -200,6 +200,22 @@ async fn read_connections_refuse_writes() {
     assert!(committed_items(&db).is_empty());
 }
 
+/// A burst of writes must not leave the writer holding SQLite's default 2 MB page cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_keeps_a_small_page_cache() {
+    let (_dir, db) = open();
+    let writer_cache: i64 = db
+        .write(|tx| Ok(tx.pragma_query_value(None, "cache_size", |r| r.get(0))?))
+        .await
+        .expect("the writer's cache_size");
+    assert_eq!(writer_cache, super::WRITER_CACHE_KIB);
+    let reader_cache: i64 = db
+        .call(|conn| Ok(conn.pragma_query_value(None, "cache_size", |r| r.get(0))?))
+        .await
+        .expect("a reader's cache_size");
+    assert_eq!(reader_cache, super::READER_CACHE_KIB);
+}
+
 #[test]
 fn dropping_the_last_handle_commits_what_was_queued() {
     let (dir, db) = open();

@@ -143,10 +143,12 @@ impl Drop for Writer {
     }
 }
 
-/// The writer's connection leaves checkpoints to the checkpointer (see `checkpoint`).
+/// The writer's connection leaves checkpoints to the checkpointer (see `checkpoint`) and
+/// keeps a small page cache (see `WRITER_CACHE_KIB`).
 fn open_writer_connection(path: &Path) -> anyhow::Result<Connection> {
     let conn = super::open_connection(path)?;
     conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
+    conn.pragma_update(None, "cache_size", super::WRITER_CACHE_KIB)?;
     Ok(conn)
 }
 
