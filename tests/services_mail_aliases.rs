@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::docker::{build_images, container_name, Dockerd};
+use common::docker::{container_name, Dockerd};
 use common::mail::{first_subject, inbox_text, settles, submit};
 use common::*;
 use reqwest::{Method, StatusCode};
@@ -97,27 +97,7 @@ async fn aliases_deliver_unknown_recipients_are_refused_at_rcpt_and_quotas_hold(
     require_root();
     require_tool("curl");
     let dockerd = Dockerd::private();
-    let options = PicdOptions {
-        env: vec![(
-            "PICD_DOCKER_SOCKET".into(),
-            dockerd.socket().display().to_string(),
-        )],
-        ..PicdOptions::default()
-    };
-    let (mut picd, admin) = picd_with_admin_using(options).await;
-    let built = build_images(&picd.state_dir(), &dockerd);
-    assert!(built.contains("mail: image sha256:"), "{built}");
-    for name in ["alice", "bob"] {
-        let resp = admin
-            .send_json(Method::POST, "/api/peers", &json!({ "name": name }))
-            .await;
-        assert_eq!(resp.status(), StatusCode::CREATED, "adding peer {name}");
-    }
-    let resp = admin
-        .send_json(Method::POST, "/api/store/install", &json!({ "id": "mail" }))
-        .await;
-    let events = resp.text().await.unwrap();
-    assert!(events.contains(r#""step":"done""#), "{events}");
+    let (mut picd, admin) = common::mail::cell_with_mail(&dockerd).await;
 
     // Healthy means both servers greet: the install waited for Postfix too.
     let (_, active) = admin.get_json("/api/services/active").await;

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::docker::{build_images, container_name, Dockerd};
+use common::docker::{container_name, Dockerd};
 use common::mail::{first_subject, settles, submit};
 use common::*;
 use reqwest::{Method, StatusCode};
@@ -44,27 +44,7 @@ async fn a_queued_message_outlives_a_restart_of_the_mail_container() {
     require_root();
     require_tool("curl");
     let dockerd = Dockerd::private();
-    let options = PicdOptions {
-        env: vec![(
-            "PICD_DOCKER_SOCKET".into(),
-            dockerd.socket().display().to_string(),
-        )],
-        ..PicdOptions::default()
-    };
-    let (picd, admin) = picd_with_admin_using(options).await;
-    let built = build_images(&picd.state_dir(), &dockerd);
-    assert!(built.contains("mail: image sha256:"), "{built}");
-    for name in ["alice", "bob"] {
-        let resp = admin
-            .send_json(Method::POST, "/api/peers", &json!({ "name": name }))
-            .await;
-        assert_eq!(resp.status(), StatusCode::CREATED, "adding peer {name}");
-    }
-    let resp = admin
-        .send_json(Method::POST, "/api/store/install", &json!({ "id": "mail" }))
-        .await;
-    let events = resp.text().await.unwrap();
-    assert!(events.contains(r#""step":"done""#), "{events}");
+    let (picd, admin) = common::mail::cell_with_mail(&dockerd).await;
     let (_, active) = admin.get_json("/api/services/active").await;
     let service = &active["services"][0];
     let port = |name: &str| service["ports"][name].as_u64().expect(name) as u16;

@@ -5,6 +5,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use super::docker::{build_images, Dockerd};
+use super::{picd_with_admin_using, Picd, PicdOptions, TestClient};
+
 pub const HOST: &str = "mail.home.example";
 
 /// curl with `mail.<domain>` resolved to loopback: (exit code, stdout, stderr).
@@ -92,4 +98,31 @@ pub async fn settles(within: Duration, mut check: impl FnMut() -> bool) -> bool 
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     check()
+}
+
+/// A cell driving `dockerd`, its images built (once per run: the cache is shared), peers
+/// alice and bob added, and mail installed to its `done` step.
+pub async fn cell_with_mail(dockerd: &Dockerd) -> (Picd, TestClient) {
+    let options = PicdOptions {
+        env: vec![(
+            "PICD_DOCKER_SOCKET".into(),
+            dockerd.socket().display().to_string(),
+        )],
+        ..PicdOptions::default()
+    };
+    let (picd, admin) = picd_with_admin_using(options).await;
+    let built = build_images(&picd.state_dir(), dockerd);
+    assert!(built.contains("mail: image sha256:"), "{built}");
+    for name in ["alice", "bob"] {
+        let resp = admin
+            .send_json(Method::POST, "/api/peers", &json!({ "name": name }))
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED, "adding peer {name}");
+    }
+    let resp = admin
+        .send_json(Method::POST, "/api/store/install", &json!({ "id": "mail" }))
+        .await;
+    let events = resp.text().await.unwrap();
+    assert!(events.contains(r#""step":"done""#), "{events}");
+    (picd, admin)
 }
