@@ -147,6 +147,7 @@ pub async fn install(
                 service_id: manifest.id.into(),
                 ports: allocate_ports(manifest, &store::ports_in_use(tx)?)?,
                 installed_at: crate::time::now_rfc3339(),
+                desired: store::Desired::Running,
             };
             let host = exposure::host(tx, manifest)?;
             // Its certificate names the cell's host: a service that speaks TLS itself waits
@@ -268,7 +269,10 @@ pub async fn active(_admin: AdminUser, State(app): State<ServicesApp>) -> ApiRes
                     == Some(&row.service_id)
             })
         });
+        let stopped = row.desired == store::Desired::Stopped;
         let health = match (container, catalog::find(&row.service_id)) {
+            // Stopped on purpose: not a failing service.
+            _ if stopped => "stopped",
             (Some(_), Some(manifest)) => match install::check_health(manifest, &row).await {
                 Ok(()) => "healthy",
                 Err(_) => "unhealthy",
@@ -288,6 +292,7 @@ pub async fn active(_admin: AdminUser, State(app): State<ServicesApp>) -> ApiRes
             "http_port": http_port,
             "ports": row.ports,
             "installed_at": row.installed_at,
+            "desired_state": row.desired.as_str(),
             "container": container.map(|c| json!({
                 "id": c.id,
                 "state": c.state,
@@ -315,7 +320,7 @@ where
         .route("/api/store/remove", post(remove))
         .route("/api/store/build-images", post(super::images_routes::build))
         .route("/api/services/active", get(active))
-        .route("/api/containers", get(super::containers::list))
+        .merge(super::containers::router())
         .merge(super::accounts::routes::router())
         .merge(super::adapters::files::router())
         .merge(super::adapters::calendar::router())
