@@ -9,6 +9,8 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+#[path = "services_bad_input/containers.rs"]
+mod containers;
 #[path = "services_bad_input/email.rs"]
 mod email;
 #[path = "services_bad_input/status.rs"]

@@ -109,6 +109,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "cell_identity",
         include_str!("../../migrations/0023_cell_identity.sql"),
     ),
+    (
+        24,
+        "service_desired_state",
+        include_str!("../../migrations/0024_service_desired_state.sql"),
+    ),
 ];
 
 /// Pre-migration copies kept in `backups/`; older ones are removed.

@@ -4,8 +4,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use bollard::models::{ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, HostConfig, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
 use bollard::Docker;
 use sha2::{Digest, Sha256};
 
@@ -171,4 +176,33 @@ pub async fn remove(docker: &Docker, id: &str) -> Result<(), DriverError> {
         .remove_container(id, Some(options))
         .await
         .map_err(failed)
+}
+
+/// How long a stopped service's servers get to end on their own before they are killed.
+const STOP_GRACE_SECONDS: i32 = 10;
+
+/// A service the owner stopped: its container, if it has one, is stopped and left so; none is
+/// created for it (a start makes one). A stop by the engine's API also tells the restart policy
+/// (`unless-stopped`) to leave it stopped when the engine restarts.
+pub async fn keep_stopped(
+    docker: &Docker,
+    existing: Option<&ContainerSummary>,
+) -> Result<(), DriverError> {
+    use ContainerSummaryStateEnum::{PAUSED, RESTARTING, RUNNING};
+    let Some(container) = existing else {
+        return Ok(());
+    };
+    if !matches!(container.state, Some(RUNNING | RESTARTING | PAUSED)) {
+        return Ok(());
+    }
+    let id = container.id.as_deref().unwrap_or_default();
+    let options = StopContainerOptionsBuilder::new()
+        .t(STOP_GRACE_SECONDS)
+        .build();
+    docker
+        .stop_container(id, Some(options))
+        .await
+        .map_err(failed)?;
+    tracing::info!(container = %id, "service container stopped on purpose");
+    Ok(())
 }

@@ -19,8 +19,8 @@ use super::accounts::disk::{self, Applied};
 use super::accounts::store::{self as accounts, Account};
 use super::catalog::{self, Manifest};
 use super::listen::CellPlace;
-use super::ownership::CellMark;
-use super::store::{self, BuiltImage, Installed};
+use super::ownership::{service_of, CellMark};
+use super::store::{self, BuiltImage, Desired, Installed};
 use crate::db::Db;
 use crate::driver::{Driver, DriverError, SubsystemStatus};
 
@@ -183,7 +183,7 @@ impl DockerDriver {
         &self,
         docker: &Docker,
         installed: &Installed,
-        image: &BuiltImage,
+        image: Option<&BuiltImage>,
         place: Option<&CellPlace>,
     ) -> Result<(), DriverError> {
         let _one = self.engine_pass.lock().await;
@@ -191,7 +191,7 @@ impl DockerDriver {
         let existing = containers
             .iter()
             .find(|c| service_of(c) == Some(installed.service_id.as_str()));
-        self.apply_service(docker, installed, Some(image), existing, place)
+        self.apply_service(docker, installed, image, existing, place)
             .await
     }
 
@@ -232,6 +232,10 @@ impl DockerDriver {
     ) -> Result<(), DriverError> {
         let manifest = catalog::find(&installed.service_id)
             .ok_or_else(|| failed(format!("{} is not in the catalog", installed.service_id)))?;
+        // Stopped on purpose: kept so (its restart policy does not start it either).
+        if installed.desired == Desired::Stopped {
+            return super::container::keep_stopped(docker, existing).await;
+        }
         let image = image.ok_or_else(|| {
             failed(format!(
                 "{}: no image built (run `picd services build-images`)",
@@ -315,14 +319,6 @@ pub fn chown_to_service_user(path: &Path, manifest: &Manifest) -> std::io::Resul
         .map(|s| s.parse::<u32>().ok());
     let (uid, gid) = (ids.next().flatten(), ids.next().flatten());
     std::os::unix::fs::chown(path, uid, gid)
-}
-
-pub(super) fn service_of(container: &ContainerSummary) -> Option<&str> {
-    container
-        .labels
-        .as_ref()?
-        .get(LABEL_SERVICE)
-        .map(String::as_str)
 }
 
 #[async_trait]

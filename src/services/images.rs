@@ -238,26 +238,38 @@ pub fn print_progress(event: Value) {
     }
 }
 
+/// The engine's image for a recorded build: under the cell's own tag, or the tag a picd from
+/// before cell tags gave it (its images stay in force after an upgrade). The error says which
+/// tag is missing.
+pub async fn tagged(
+    docker: &Docker,
+    image: &BuiltImage,
+    cell_id: &str,
+) -> Result<(String, bollard::models::ImageInspect), String> {
+    let repo = format!("picd/{}", image.service_id);
+    let own = format!("{repo}:{}", cell_tag(&image.recipe_hash, cell_id));
+    let legacy = format!("{repo}:{}", &image.recipe_hash[..16]);
+    match docker.inspect_image(&own).await {
+        Ok(found) => Ok((own, found)),
+        Err(_) => match docker.inspect_image(&legacy).await {
+            Ok(found) => Ok((legacy, found)),
+            Err(e) => Err(format!("image {own} is not in the engine ({e})")),
+        },
+    }
+}
+
 /// Refuses an image whose Id in the engine is not the one recorded when picd built it: a
-/// retagged or rebuilt image is not what the owner installed. The cell's own tag, or the tag
-/// a picd from before cell tags gave it (its images stay in force after an upgrade).
+/// retagged or rebuilt image is not what the owner installed.
 pub async fn verify(
     docker: &Docker,
     image: &BuiltImage,
     cell_id: &str,
 ) -> Result<(), crate::driver::DriverError> {
-    let repo = format!("picd/{}", image.service_id);
-    let own = format!("{repo}:{}", cell_tag(&image.recipe_hash, cell_id));
-    let legacy = format!("{repo}:{}", &image.recipe_hash[..16]);
-    let found = match docker.inspect_image(&own).await {
-        Ok(found) => Ok((own.clone(), found)),
-        Err(_) => docker.inspect_image(&legacy).await.map(|f| (legacy, f)),
-    };
-    let (tag, found) = found.map_err(|e| {
+    let (tag, found) = tagged(docker, image, cell_id).await.map_err(|missing| {
         crate::driver::DriverError::Failed(
             "docker",
             format!(
-                "{}: image {own} is not in the engine ({e}); run `picd services build-images`",
+                "{}: {missing}; run `picd services build-images`",
                 image.service_id
             ),
         )

@@ -133,7 +133,7 @@ async fn steps(
     report(progress, "config", json!({})).await;
 
     driver
-        .apply_one(&docker, row, &image, place.as_ref())
+        .apply_one(&docker, row, Some(&image), place.as_ref())
         .await
         .map_err(at("container"))?;
     report(

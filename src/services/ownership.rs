@@ -70,3 +70,12 @@ impl CellMark {
         Ok(())
     }
 }
+
+/// The service a container of picd's runs (its `org.picd.service` label).
+pub fn service_of(container: &ContainerSummary) -> Option<&str> {
+    container
+        .labels
+        .as_ref()?
+        .get(super::driver::LABEL_SERVICE)
+        .map(String::as_str)
+}

@@ -147,6 +147,7 @@ pub async fn install(
                 service_id: manifest.id.into(),
                 ports: allocate_ports(manifest, &store::ports_in_use(tx)?)?,
                 installed_at: crate::time::now_rfc3339(),
+                desired: store::Desired::Running,
             };
             let host = exposure::host(tx, manifest)?;
             // Its certificate names the cell's host: a service that speaks TLS itself waits
@@ -271,7 +272,7 @@ where
             "/api/services/catalog/{id}/restart",
             post(super::status_routes::restart),
         )
-        .route("/api/containers", get(super::containers::list))
+        .merge(super::containers::router())
         .merge(super::accounts::routes::router())
         .merge(super::adapters::files::router())
         .merge(super::adapters::calendar::router())

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::catalog;
 use super::routes::known;
 use super::store::{self, Installed};
-use super::{driver, install};
+use super::{install, ownership};
 use crate::audit::AuditCtx;
 use crate::auth::AdminUser;
 use crate::driver::DriverError;
@@ -37,9 +37,12 @@ async fn service_json(
 ) -> Value {
     let container = containers.and_then(|list| {
         list.iter()
-            .find(|c| driver::service_of(c) == Some(row.service_id.as_str()))
+            .find(|c| ownership::service_of(c) == Some(row.service_id.as_str()))
     });
+    let stopped = row.desired == store::Desired::Stopped;
     let health = match (container, catalog::find(&row.service_id)) {
+        // Stopped on purpose: not a failing service.
+        _ if stopped => "stopped",
         (Some(_), Some(manifest)) => match install::check_health(manifest, row).await {
             Ok(()) => "healthy",
             Err(_) => "unhealthy",
@@ -59,6 +62,7 @@ async fn service_json(
         "http_port": http_port,
         "ports": row.ports,
         "installed_at": row.installed_at,
+        "desired_state": row.desired.as_str(),
         "container": container.map(|c| json!({
             "id": c.id,
             "state": c.state,
@@ -149,6 +153,12 @@ async fn restart_service(app: &ServicesApp, id: &str) -> Result<Value, ApiError>
         .ok_or(ApiError::NotInstalled {
             service: manifest.id,
         })?;
+    if row.desired == store::Desired::Stopped {
+        return Err(ApiError::conflict(
+            "service_stopped",
+            "the service was stopped on purpose; start it instead",
+        ));
+    }
     let driver = app.services.driver.clone();
     let docker = driver.connect().await.map_err(engine_error)?;
     if !driver

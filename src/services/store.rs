@@ -19,6 +19,33 @@ pub struct Installed {
     /// Endpoint name to port, sorted (the container's spec hash reads them in this order).
     pub ports: BTreeMap<String, u16>,
     pub installed_at: String,
+    /// Whether the owner stopped it on purpose (`POST /api/containers/{id}/stop`): the
+    /// reconciler then keeps its container stopped instead of bringing it back.
+    pub desired: Desired,
+}
+
+/// What the owner wants of an installed service's container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Desired {
+    Running,
+    Stopped,
+}
+
+impl Desired {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Desired::Running => "running",
+            Desired::Stopped => "stopped",
+        }
+    }
+
+    /// A value the column's CHECK does not allow cannot be read; anything but "stopped" runs.
+    fn from_column(value: &str) -> Self {
+        match value {
+            "stopped" => Desired::Stopped,
+            _ => Desired::Running,
+        }
+    }
 }
 
 impl Installed {
@@ -67,40 +94,67 @@ fn ports_of(conn: &Connection, service_id: &str) -> rusqlite::Result<BTreeMap<St
     rows.collect()
 }
 
+type InstalledRow = (String, String, String);
+
+fn installed_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstalledRow> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
 fn with_ports(
     conn: &Connection,
-    (service_id, installed_at): (String, String),
+    (service_id, installed_at, desired): InstalledRow,
 ) -> rusqlite::Result<Installed> {
     Ok(Installed {
         ports: ports_of(conn, &service_id)?,
         service_id,
         installed_at,
+        desired: Desired::from_column(&desired),
     })
 }
 
 pub fn installed(conn: &Connection) -> rusqlite::Result<Vec<Installed>> {
-    let mut stmt = conn
-        .prepare("SELECT service_id, installed_at FROM services_installed ORDER BY service_id")?;
-    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    let rows: Vec<(String, String)> = rows.collect::<rusqlite::Result<_>>()?;
+    let mut stmt = conn.prepare(
+        "SELECT service_id, installed_at, desired_state FROM services_installed
+         ORDER BY service_id",
+    )?;
+    let rows = stmt.query_map([], installed_row)?;
+    let rows: Vec<InstalledRow> = rows.collect::<rusqlite::Result<_>>()?;
     rows.into_iter().map(|row| with_ports(conn, row)).collect()
 }
 
 pub fn installed_one(conn: &Connection, service_id: &str) -> rusqlite::Result<Option<Installed>> {
     let row = conn
         .query_row(
-            "SELECT service_id, installed_at FROM services_installed WHERE service_id = ?1",
+            "SELECT service_id, installed_at, desired_state FROM services_installed
+             WHERE service_id = ?1",
             [service_id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            installed_row,
         )
         .optional()?;
     row.map(|row| with_ports(conn, row)).transpose()
 }
 
+/// Records whether the service's container should run; false when it is not installed.
+pub fn set_desired(
+    conn: &Connection,
+    service_id: &str,
+    desired: Desired,
+) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE services_installed SET desired_state = ?2 WHERE service_id = ?1",
+        params![service_id, desired.as_str()],
+    )? > 0)
+}
+
 pub fn insert_installed(conn: &Connection, installed: &Installed) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO services_installed (service_id, installed_at) VALUES (?1, ?2)",
-        params![installed.service_id, installed.installed_at],
+        "INSERT INTO services_installed (service_id, installed_at, desired_state)
+         VALUES (?1, ?2, ?3)",
+        params![
+            installed.service_id,
+            installed.installed_at,
+            installed.desired.as_str()
+        ],
     )?;
     for (endpoint, port) in &installed.ports {
         conn.execute(
@@ -147,6 +201,10 @@ mod tests {
         .unwrap();
         conn.execute_batch(include_str!("../../migrations/0016_service_ports.sql"))
             .unwrap();
+        conn.execute_batch(include_str!(
+            "../../migrations/0024_service_desired_state.sql"
+        ))
+        .unwrap();
         let files = installed_one(&conn, "files").unwrap().expect("kept");
         assert_eq!(files.port("http"), Some(20001));
         assert_eq!(files.installed_at, "t");
@@ -156,6 +214,7 @@ mod tests {
             service_id: "mail".into(),
             ports: BTreeMap::from([("imap".into(), 20002), ("lmtp".into(), 20001)]),
             installed_at: "t".into(),
+            desired: Desired::Running,
         };
         let tx = conn.transaction().unwrap();
         assert!(insert_installed(&tx, &mail).is_err());
