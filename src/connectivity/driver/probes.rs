@@ -148,5 +148,13 @@ pub(in crate::connectivity) async fn probe(ifname: &str, target: &str) -> bool {
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .status();
-    matches!(run.await, Ok(status) if status.success())
+    match run.await {
+        Ok(status) => status.success(),
+        Err(e) => {
+            // Under the unit's privileges without CAP_NET_RAW the kernel refuses to run ping
+            // at all (its file capability cannot be granted): say so, or the exit is just down.
+            tracing::warn!(error = %e, "ping could not run: the exit's probe fails");
+            false
+        }
+    }
 }
