@@ -5,7 +5,8 @@
 //! up and the exit peer reaches the internet from the provider's address; moved to direct, its
 //! old flows are flushed (`conntrack -D`). A `socks5` exit's redsocks runs and carries the
 //! exit peer's TCP to the provider's SOCKS5 server. An `openvpn` exit's client runs (as picd's
-//! uid) and its tunnel carries the exit peer to the provider.
+//! uid) and its tunnel carries the exit peer to the provider. A `tor` exit (the tor netns
+//! test's stand-in, which hands `--verify-config` to the real tor) relays the exit peer's TCP.
 
 mod common;
 
@@ -20,6 +21,9 @@ const RECONCILE_SECONDS: u64 = 3;
 /// OpenVPN's handshake on a loaded machine included.
 const UP_TIMEOUT: Duration = Duration::from_secs(40);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+const TOR_STANDIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tor_standin.py");
+/// How long a line of tor's takes to reach picd's log, at most.
+const LOG_DELAY: Duration = Duration::from_secs(3);
 
 async fn put(admin: &TestClient, path: &str, body: Value) {
     let resp = admin.send_json(Method::PUT, path, &body).await;
@@ -34,6 +38,16 @@ async fn exit_state(admin: &TestClient) -> String {
         .as_str()
         .unwrap_or("")
         .to_string()
+}
+
+/// Creates a connection; answers its id.
+async fn create(admin: &TestClient, body: Value) -> String {
+    let resp = admin
+        .send_json(Method::POST, "/api/connectivity/connections", &body)
+        .await;
+    let (status, created) = json_of(resp).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created["id"].as_str().expect("id").to_string()
 }
 
 /// What of /proc/<pid>/status shows the privileges: uid, capability sets, NoNewPrivs.
@@ -61,9 +75,15 @@ impl Drop for UnitLab {
 
 /// The exits' lab with alice, picd under the unit's privileges (checked in /proc).
 async fn unit_lab() -> UnitLab {
+    unit_lab_with(Vec::new()).await
+}
+
+/// `unit_lab` with more settings for picd.
+async fn unit_lab_with(env: Vec<(String, String)>) -> UnitLab {
     let options = LabOptions {
         reconcile_interval_seconds: RECONCILE_SECONDS,
         unit_privileges: true,
+        env,
         ..LabOptions::default()
     };
     let start = ExitsLab::start_with(options, &["alice"]).await;
@@ -158,13 +178,8 @@ async fn a_socks5_exit_works_under_the_units_privileges() {
     let body = json!({ "name": "socks5", "type": "socks5", "host": PROVIDER_ADDR,
                        "port": SOCKS_PORT, "username": PROXY_USER, "password": PROXY_PASSWORD,
                        "dns": [HARD_CODED_RESOLVER] });
-    let resp = admin
-        .send_json(Method::POST, "/api/connectivity/connections", &body)
-        .await;
-    let (status, created) = json_of(resp).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let exit_id = created["id"].as_str().expect("id");
-    alice_on_exit_up(lab, admin, exit_id).await;
+    let exit_id = create(admin, body).await;
+    alice_on_exit_up(lab, admin, &exit_id).await;
     let through = eventually(UP_TIMEOUT, || {
         fetch(alice).0.as_deref() == Some(PROVIDER_ADDR)
     });
@@ -188,13 +203,8 @@ async fn an_openvpn_exit_works_under_the_units_privileges() {
     let (lab, admin, alice) = (&x.0.lab, &x.0.admin, &x.0.peers[0]);
     let body = json!({ "name": "provider", "type": "openvpn",
                        "config": server.customer_config });
-    let resp = admin
-        .send_json(Method::POST, "/api/connectivity/connections", &body)
-        .await;
-    let (status, created) = json_of(resp).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let exit_id = created["id"].as_str().expect("id");
-    alice_on_exit_up(lab, admin, exit_id).await;
+    let exit_id = create(admin, body).await;
+    alice_on_exit_up(lab, admin, &exit_id).await;
     let through = eventually(UP_TIMEOUT, || {
         fetch(alice).0.as_deref() == Some(PROVIDER_ADDR)
     });
@@ -212,4 +222,29 @@ async fn an_openvpn_exit_works_under_the_units_privileges() {
         shown.contains(&format!("Uid:\t{UNIT_UID}\t")),
         "openvpn runs with {shown}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tor_exit_works_under_the_units_privileges() {
+    require_root_and_tools(&["setpriv", "nft", "curl", "python3", "tor"]);
+    let x = unit_lab_with(vec![
+        ("PICD_TOR_COMMAND".into(), TOR_STANDIN.into()),
+        ("TOR_STANDIN_ANSWER".into(), INTERNET_SERVER.into()),
+    ])
+    .await;
+    let (lab, admin, alice) = (&x.0.lab, &x.0.admin, &x.0.peers[0]);
+    let exit_id = create(admin, json!({ "name": "tor", "type": "tor" })).await;
+    alice_on_exit_up(lab, admin, &exit_id).await;
+    let v4 = alice.config.addresses[0]
+        .split('/')
+        .next()
+        .expect("address");
+    let line = format!("tor: relayed {v4} -> {INTERNET_SERVER}:{HTTP_PORT}");
+    let relayed = || lab.picd_log().matches(&line).count();
+    let through = eventually(UP_TIMEOUT, || {
+        let before = relayed();
+        fetch(alice).0.as_deref() == Some(CELL_UPLINK_ADDR)
+            && eventually(LOG_DELAY, || relayed() > before)
+    });
+    assert!(through, "alice not through tor; log:\n{}", lab.picd_log());
 }
