@@ -79,7 +79,11 @@ impl ConnectivityDriver {
                     return healthy;
                 }
                 if let Some(p) = proxy {
-                    return crate::connectivity::proxy::driver::probe(p).await.0;
+                    // The proxy answering is not enough: redsocks (which carries the peers'
+                    // TCP to it) must run too, or a redsocks that ends at each start (say, asked
+                    // to change user without the right to) would leave the exit "up".
+                    let redsocks = self.proxies.pid(&row.id).is_some();
+                    return crate::connectivity::proxy::driver::probe(p).await.0 && redsocks;
                 }
                 let answered = match target {
                     Some(target) => probe(&ifname, &target.to_string()).await,
