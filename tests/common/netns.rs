@@ -32,6 +32,7 @@ mod peers;
 mod provider;
 mod proxies;
 mod system;
+mod unit;
 pub use client_ns::*;
 pub use exits::*;
 pub use openvpn::*;
@@ -39,6 +40,7 @@ pub use peers::*;
 pub use provider::*;
 pub use proxies::*;
 pub use system::*;
+pub use unit::UNIT_UID;
 
 /// What installs every tool these tests need.
 pub use super::tools::{require_tools, INSTALL_STEP};
@@ -59,6 +61,8 @@ pub struct LabOptions {
     pub reconcile_interval_seconds: u64,
     /// More `PICD_*` settings for the cell's picd (a Docker socket, say).
     pub env: Vec<(String, String)>,
+    /// Runs picd as systemd/picd.service would (see `unit`), not as root.
+    pub unit_privileges: bool,
 }
 
 impl Default for LabOptions {
@@ -67,6 +71,7 @@ impl Default for LabOptions {
             subnet_v4: SUBNET_V4.into(),
             reconcile_interval_seconds: 60,
             env: Vec::new(),
+            unit_privileges: false,
         }
     }
 }
@@ -128,6 +133,9 @@ impl Lab {
         ));
         run(&format!("ip -n {ns} link set eth0 up"));
         run(&format!("ip -n {ns} link set lo up"));
+        if lab.options.unit_privileges {
+            unit::prepare(lab.dir.path());
+        }
         lab.setup_cell();
         lab.start_picd().await;
         lab
@@ -208,9 +216,15 @@ impl Lab {
     fn picd_command(&self, args: &[&str]) -> Command {
         let config = self.dir.path().join("picd.toml");
         std::fs::write(&config, "").expect("settings file");
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.cell_ns, PICD]);
-        command.arg("--config").arg(&config).args(args);
+        let mut command = match self.options.unit_privileges {
+            true => unit::command(&self.cell_ns, self.dir.path()),
+            false => {
+                let mut ip = Command::new("ip");
+                ip.args(["netns", "exec", &self.cell_ns]);
+                ip
+            }
+        };
+        command.arg(PICD).arg("--config").arg(&config).args(args);
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("PICD_") {
                 command.env_remove(key);

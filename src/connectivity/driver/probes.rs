@@ -79,7 +79,11 @@ impl ConnectivityDriver {
                     return healthy;
                 }
                 if let Some(p) = proxy {
-                    return crate::connectivity::proxy::driver::probe(p).await.0;
+                    // The proxy answering is not enough: redsocks (which carries the peers'
+                    // TCP to it) must run too, or a redsocks that ends at each start (say, asked
+                    // to change user without the right to) would leave the exit "up".
+                    let redsocks = self.proxies.pid(&row.id).is_some();
+                    return crate::connectivity::proxy::driver::probe(p).await.0 && redsocks;
                 }
                 let answered = match target {
                     Some(target) => probe(&ifname, &target.to_string()).await,
@@ -148,5 +152,13 @@ pub(in crate::connectivity) async fn probe(ifname: &str, target: &str) -> bool {
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .status();
-    matches!(run.await, Ok(status) if status.success())
+    match run.await {
+        Ok(status) => status.success(),
+        Err(e) => {
+            // Under the unit's privileges without CAP_NET_RAW the kernel refuses to run ping
+            // at all (its file capability cannot be granted): say so, or the exit is just down.
+            tracing::warn!(error = %e, "ping could not run: the exit's probe fails");
+            false
+        }
+    }
 }

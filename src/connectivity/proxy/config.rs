@@ -1,6 +1,6 @@
 //! redsocks' config file for one proxy exit. It holds the proxy's password, so picd writes it
-//! 0600 (redsocks reads it as root, before it drops to its own user) and atomically. Pure
-//! rendering: tests compare strings.
+//! 0600 (redsocks reads it as picd's user, before it drops to its own when picd runs as root)
+//! and atomically. Pure rendering: tests compare strings.
 
 use std::net::Ipv4Addr;
 
@@ -16,11 +16,14 @@ fn redsocks_type(kind: &str) -> &'static str {
 
 /// The config: redsocks stays in the foreground logging to stderr (picd watches it and
 /// carries its lines), listens on the cell's WireGuard address only (where nft's `redirect`
-/// sends the peers' TCP), and drops root for `user`.
-pub fn render(upstream: &Upstream, listen: Ipv4Addr, port: u16, user: &str) -> String {
+/// sends the peers' TCP), and drops root for `user` when there is one.
+pub fn render(upstream: &Upstream, listen: Ipv4Addr, port: u16, user: Option<&str>) -> String {
+    let drop_to = user
+        .map(|user| format!("\tuser = {user};\n\tgroup = {user};\n"))
+        .unwrap_or_default();
     let mut out = format!(
         "base {{\n\tlog_debug = off;\n\tlog_info = on;\n\tlog = stderr;\n\tdaemon = off;\n\
-         \tuser = {user};\n\tgroup = {user};\n\tredirector = iptables;\n}}\n\
+         {drop_to}\tredirector = iptables;\n}}\n\
          redsocks {{\n\tlocal_ip = {listen};\n\tlocal_port = {port};\n\
          \tip = {};\n\tport = {};\n\ttype = {};\n",
         upstream.address.ip(),
@@ -38,12 +41,21 @@ pub fn render(upstream: &Upstream, listen: Ipv4Addr, port: u16, user: &str) -> S
     out
 }
 
-/// The user redsocks drops to: the one Debian's package made, else `nobody`.
-pub fn run_as() -> &'static str {
+/// The user redsocks drops to when picd runs as root: the one Debian's package made, else
+/// `nobody`. None when picd is not root (under picd.service): redsocks then runs as picd's own
+/// unprivileged user, and asking it to change user would end it, as the unit grants neither
+/// CAP_SETUID nor CAP_SETGID.
+pub fn run_as() -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective uid.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if !root {
+        return None;
+    }
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     match passwd.lines().any(|l| l.starts_with("redsocks:")) {
-        true => "redsocks",
-        false => "nobody",
+        true => Some("redsocks"),
+        false => Some("nobody"),
     }
 }
 
@@ -66,7 +78,7 @@ mod tests {
             &upstream("socks5", true),
             "10.8.0.1".parse().unwrap(),
             12301,
-            "redsocks",
+            Some("redsocks"),
         );
         assert_eq!(
             text,
@@ -84,9 +96,14 @@ mod tests {
             &upstream("http", false),
             "10.8.0.1".parse().unwrap(),
             12302,
-            "nobody",
+            None,
         );
         assert!(text.contains("\ttype = http-connect;\n"), "{text}");
+        // Not root: redsocks keeps picd's user.
+        assert!(
+            !text.contains("user =") && !text.contains("group ="),
+            "{text}"
+        );
         assert!(
             !text.contains("login") && !text.contains("password"),
             "{text}"
