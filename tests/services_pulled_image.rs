@@ -255,6 +255,13 @@ async fn a_pinned_image_is_pulled_checked_recorded_and_installed() {
     let events = events_of(&resp.text().await.unwrap());
     let last = events.last().expect("events");
     assert_eq!(last["step"], "failed", "{events:?}");
+    let pull = &events[0];
+    assert_eq!(
+        (&pull["service"], &pull["step"]),
+        (&json!("files"), &json!("pull")),
+        "{events:?}"
+    );
+    assert_eq!(pull["reference"], json!(wrong), "{events:?}");
     assert!(last["error"].as_str().unwrap().contains(&wrong), "{last}");
     assert_eq!(recorded(&db, "files"), before);
     let audited: String = db

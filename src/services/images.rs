@@ -232,6 +232,7 @@ pub async fn build_all(
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         report(json!({
             "service": manifest.id, "step": "image", "image_id": image_id,
+            "pulled": plan.pulled.contains_key(manifest.id),
             "seconds": started.elapsed().as_secs_f64(),
         }));
     }
