@@ -230,6 +230,19 @@ async fn a_pinned_image_is_pulled_checked_recorded_and_installed() {
         "{inspected}"
     );
 
+    let (_, store) = admin.get_json("/api/store").await;
+    let files = &store["services"][0];
+    assert_eq!(
+        files["image"],
+        json!({ "kind": "pulled", "reference": pinned }),
+        "{store}"
+    );
+    assert_eq!(files["image_id"], json!(source_id), "{store}");
+    assert_eq!(
+        store["services"][1]["image"]["kind"], "debian_packages",
+        "{store}"
+    );
+
     // The install runs it unchanged, verified as any built image, and the service answers.
     let events = install(&admin, "files").await;
     assert_eq!(events.last().unwrap()["step"], "done", "{events:?}");
