@@ -190,9 +190,52 @@ async fn a_pinned_image_is_pulled_checked_recorded_and_installed() {
         ..PicdOptions::default()
     };
     let (mut picd, admin) = picd_with_admin_using(options).await;
+    pulled_and_installed(&dockerd, &picd, &admin, &registry, &source_id).await;
+    let before = recorded(&picd.db(), "files");
+    an_unknown_digest_records_nothing(&mut picd, &admin, &registry, &before).await;
+    a_closed_registry_records_nothing(&dockerd, &picd, &digest, &before);
+    picd.stop();
+}
 
-    // build-images pulls files by its digest from the stand-in (the others are built).
-    let out = build_images_with(&picd.state_dir(), &dockerd, &[(SETTING, &setting)]);
+/// The engine holds the pulled image with exactly the pinned name@digest, and the cell's own
+/// tag on it (the recipe hash's and the cell's, as picd tags the images it builds).
+fn assert_in_engine_as_pulled(
+    dockerd: &Dockerd,
+    db: &rusqlite::Connection,
+    recipe: &str,
+    image_id: &str,
+    pinned: &str,
+) {
+    let inspected: Value =
+        serde_json::from_str(&dockerd.docker_ok(&["image", "inspect", image_id]))
+            .expect("docker image inspect JSON");
+    let digests = &inspected[0]["RepoDigests"];
+    assert_eq!(digests, &json!([pinned]), "{inspected}");
+    let cell: String = db
+        .query_row("SELECT cell_id FROM cell_identity", [], |r| r.get(0))
+        .unwrap();
+    let own_tag = format!("{REPOSITORY}:{}-{}", &recipe[..16], &cell[..12]);
+    assert!(
+        inspected[0]["RepoTags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(own_tag)),
+        "{inspected}"
+    );
+}
+
+/// build-images pulls files by its digest from the stand-in (the others are built), and the
+/// install runs it.
+async fn pulled_and_installed(
+    dockerd: &Dockerd,
+    picd: &Picd,
+    admin: &TestClient,
+    registry: &Registry,
+    source_id: &str,
+) {
+    let pinned = registry.reference(&registry.manifest_digest());
+    let setting = format!("files={pinned}");
+    let out = build_images_with(&picd.state_dir(), dockerd, &[(SETTING, &setting)]);
     let (stdout, stderr) = (stdout_of(&out), stderr_of(&out));
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
@@ -213,22 +256,7 @@ async fn a_pinned_image_is_pulled_checked_recorded_and_installed() {
     let db = picd.db();
     let (recipe, image_id, _) = recorded(&db, "files").expect("files recorded");
     assert_eq!(image_id, source_id);
-    let inspected: Value =
-        serde_json::from_str(&dockerd.docker_ok(&["image", "inspect", &image_id]))
-            .expect("docker image inspect JSON");
-    let digests = &inspected[0]["RepoDigests"];
-    assert_eq!(digests, &json!([pinned]), "{inspected}");
-    let cell: String = db
-        .query_row("SELECT cell_id FROM cell_identity", [], |r| r.get(0))
-        .unwrap();
-    let own_tag = format!("{REPOSITORY}:{}-{}", &recipe[..16], &cell[..12]);
-    assert!(
-        inspected[0]["RepoTags"]
-            .as_array()
-            .unwrap()
-            .contains(&json!(own_tag)),
-        "{inspected}"
-    );
+    assert_in_engine_as_pulled(dockerd, &db, &recipe, &image_id, &pinned);
 
     let (_, store) = admin.get_json("/api/store").await;
     let files = &store["services"][0];
@@ -244,7 +272,7 @@ async fn a_pinned_image_is_pulled_checked_recorded_and_installed() {
     );
 
     // The install runs it unchanged, verified as any built image, and the service answers.
-    let events = install(&admin, "files").await;
+    let events = install(admin, "files").await;
     assert_eq!(events.last().unwrap()["step"], "done", "{events:?}");
     assert_eq!(events[0]["image_id"], json!(source_id), "{events:?}");
     let port: u16 = db
@@ -255,9 +283,17 @@ async fn a_pinned_image_is_pulled_checked_recorded_and_installed() {
         )
         .unwrap();
     assert_eq!(http_status(port), "401");
+}
 
-    // A digest the registry does not have: the build fails naming it, nothing is recorded.
-    let before = recorded(&db, "files");
+/// A digest the registry does not have: the build fails naming it, nothing is recorded, and
+/// the install refuses the recorded image at its image step (the setting names another now).
+async fn an_unknown_digest_records_nothing(
+    picd: &mut Picd,
+    admin: &TestClient,
+    registry: &Registry,
+    before: &Option<(String, String, String)>,
+) {
+    let db = picd.db();
     let wrong = registry.reference(UNKNOWN_DIGEST);
     picd.set_env(SETTING, &format!("files={wrong}"));
     picd.restart().await;
@@ -276,7 +312,7 @@ async fn a_pinned_image_is_pulled_checked_recorded_and_installed() {
     );
     assert_eq!(pull["reference"], json!(wrong), "{events:?}");
     assert!(last["error"].as_str().unwrap().contains(&wrong), "{last}");
-    assert_eq!(recorded(&db, "files"), before);
+    assert_eq!(&recorded(&db, "files"), before);
     let audited: String = db
         .query_row(
             "SELECT detail FROM audit_log WHERE target_type = 'service_images'
@@ -288,13 +324,11 @@ async fn a_pinned_image_is_pulled_checked_recorded_and_installed() {
     let audited: Value = serde_json::from_str(&audited).unwrap();
     assert_eq!(audited["pulled"]["files"], json!(wrong), "{audited}");
 
-    // ... and the install refuses the recorded image at its image step: the setting names
-    // another one now.
     let resp = admin
         .send_json(Method::POST, "/api/store/remove", &json!({ "id": "files" }))
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let events = install(&admin, "files").await;
+    let events = install(admin, "files").await;
     let last = events.last().expect("events");
     assert_eq!(
         (&last["step"], &last["state"]),
@@ -302,18 +336,24 @@ async fn a_pinned_image_is_pulled_checked_recorded_and_installed() {
         "{events:?}"
     );
     assert!(last["error"].as_str().unwrap().contains(&wrong), "{last}");
+}
 
-    // A registry that does not answer: the same, naming the reference.
+/// A registry that does not answer: the same, naming the reference.
+fn a_closed_registry_records_nothing(
+    dockerd: &Dockerd,
+    picd: &Picd,
+    digest: &str,
+    before: &Option<(String, String, String)>,
+) {
     let closed = format!("127.0.0.1:1/{REPOSITORY}@{digest}");
     let out = build_images_with(
         &picd.state_dir(),
-        &dockerd,
+        dockerd,
         &[(SETTING, &format!("files={closed}"))],
     );
     assert!(!out.status.success());
     assert!(stderr_of(&out).contains(&closed), "{}", stderr_of(&out));
-    assert_eq!(recorded(&db, "files"), before);
-    picd.stop();
+    assert_eq!(&recorded(&picd.db(), "files"), before);
 }
 
 #[test]
