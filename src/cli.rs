@@ -123,8 +123,8 @@ enum VaultCommand {
 
 #[derive(Subcommand, Debug)]
 enum ServicesCommand {
-    /// Build every service's image from Debian packages, import it into the Docker engine
-    /// and record its Id
+    /// Build every service's image from Debian packages and import it into the Docker engine
+    /// (or pull it by digest, for a service `service_images` names), and record its Id
     BuildImages {
         /// Where built root filesystems are kept, keyed by recipe hash [default: STATE/image-cache]
         #[arg(long, value_name = "DIR", env = "PICD_SERVICES_IMAGE_CACHE")]

@@ -9,11 +9,15 @@
 //! since. The package's own file is replaced on every upgrade, so those keys always arrive,
 //! and an owner's edit of the same key still wins.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
+
+pub mod image_reference;
+pub use image_reference::PinnedImage;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/picd/picd.toml";
 /// `--dev` keeps state here, relative to the working directory.
@@ -118,6 +122,10 @@ pub struct Settings {
     pub dns_max_import_records: usize,
     pub dns_max_bulk_operations: usize,
     pub dns_max_import_bytes: usize,
+    /// Catalog services whose image is pulled from a registry instead of built here: service
+    /// id to a reference pinned by `@sha256:` digest (`PICD_SERVICE_IMAGES`:
+    /// `files=REF,mail=REF`). Last: a table must follow the plain keys in TOML.
+    pub service_images: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +185,7 @@ impl Default for Settings {
             dns_max_import_records: 100_000,
             dns_max_bulk_operations: 100,
             dns_max_import_bytes: 16 * 1024 * 1024,
+            service_images: BTreeMap::new(),
         }
     }
 }
@@ -250,6 +259,7 @@ impl Settings {
         if self.login_failures_per_user == 0 || self.login_failures_per_address == 0 {
             bail!("login failure bounds must be positive");
         }
+        self.pinned_images()?;
         if let Some(socket) = self.listen_socket() {
             // Caddy dials it from its own working directory, and the kernel takes at most
             // 107 bytes for a socket's path.
@@ -283,6 +293,18 @@ impl Settings {
         }
     }
 
+    /// The `service_images` references, parsed: a reference that is not pinned by digest, or
+    /// not in the registries' grammar, is an error naming the setting and the service.
+    pub fn pinned_images(&self) -> anyhow::Result<BTreeMap<String, PinnedImage>> {
+        self.service_images
+            .iter()
+            .map(|(service, reference)| match PinnedImage::parse(reference) {
+                Ok(pinned) => Ok((service.clone(), pinned)),
+                Err(e) => bail!("service_images.{service}: {e}"),
+            })
+            .collect()
+    }
+
     pub fn database_path(&self) -> PathBuf {
         self.state_dir.join("picd.db")
     }
@@ -303,7 +325,7 @@ fn overlay(table: &mut toml::Table, text: &str, origin: &Path) -> anyhow::Result
 }
 
 /// `PICD_<KEY>` overrides `<key>`; the value is read as the key's type (lists are
-/// comma-separated).
+/// comma-separated, tables comma-separated `name=value` pairs).
 fn apply_env(table: &mut toml::Table, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
     for (key, value) in table.iter_mut() {
         let name = format!("PICD_{}", key.to_uppercase());
@@ -326,10 +348,26 @@ fn apply_env(table: &mut toml::Table, var: impl Fn(&str) -> Option<String>) -> a
                     .map(|s| toml::Value::String(s.to_string()))
                     .collect(),
             ),
+            toml::Value::Table(_) => toml::Value::Table(env_table(&name, &raw)?),
             _ => toml::Value::String(raw),
         };
     }
     Ok(())
+}
+
+/// `name=value,name=value` as a table of strings.
+fn env_table(name: &str, raw: &str) -> anyhow::Result<toml::Table> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => Ok((
+                key.trim().to_string(),
+                toml::Value::String(value.trim().to_string()),
+            )),
+            _ => bail!("{name} must be comma-separated NAME=VALUE pairs"),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -107,6 +107,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         docker,
         settings.services_image_cache(),
         settings.debian_mirror.clone(),
+        crate::services::pull::pinned_for_catalog(&settings)?,
     );
     let core = crate::state::Core::new(db, vault, Arc::new(settings), drivers);
     let app = AppState::new(

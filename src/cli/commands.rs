@@ -95,6 +95,11 @@ pub(super) fn build_images(
         None if !settings.debian_mirror.is_empty() => settings.debian_mirror.clone(),
         None => crate::services::images::machine_mirror()?,
     };
+    let plan = crate::services::images::Plan {
+        cache,
+        mirror,
+        pulled: crate::services::pull::pinned_for_catalog(settings)?,
+    };
     let cell_id = db
         .call_blocking(|conn| Ok(crate::cell::store::cell_id(conn)?))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -106,7 +111,7 @@ pub(super) fn build_images(
         );
         let docker = driver.connect().await?;
         let report = std::sync::Arc::new(crate::services::images::print_progress);
-        crate::services::images::build_all(&db, &docker, &cache, &mirror, report).await
+        crate::services::images::build_all(&db, &docker, &plan, report).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

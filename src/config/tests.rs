@@ -102,3 +102,41 @@ fn a_bad_number_names_the_variable() {
     .unwrap_err();
     assert!(err.to_string().contains("PICD_BODY_LIMIT_BYTES"));
 }
+
+#[test]
+fn service_images_come_from_the_file_or_the_environment_pinned_only() {
+    const PINNED: &str =
+        "registry.example:5000/picd/files@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let mut table = toml::Table::try_from(Settings::default()).unwrap();
+    let from_env = format!("files={PINNED}, mail = {PINNED}");
+    apply_env(&mut table, |k| {
+        (k == "PICD_SERVICE_IMAGES").then(|| from_env.clone())
+    })
+    .unwrap();
+    let s: Settings = table.try_into().unwrap();
+    s.validate().unwrap();
+    let pinned = s.pinned_images().unwrap();
+    assert_eq!(pinned.len(), 2);
+    assert_eq!(pinned["mail"].to_string(), PINNED);
+
+    let dir = tempfile::tempdir().unwrap();
+    let tag_only = write(
+        dir.path(),
+        "picd.toml",
+        "service_images = { files = \"registry.example:5000/picd/files:latest\" }\n",
+    );
+    let err = Settings::load(None, Some(&tag_only))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("service_images.files") && err.contains("not pinned"),
+        "{err}"
+    );
+
+    let mut table = toml::Table::try_from(Settings::default()).unwrap();
+    let err = apply_env(&mut table, |k| {
+        (k == "PICD_SERVICE_IMAGES").then(|| "files".to_string())
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("PICD_SERVICE_IMAGES"), "{err}");
+}

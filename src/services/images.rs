@@ -3,9 +3,13 @@
 //! creates containers from the recorded Id only, so an image changed behind picd's back is
 //! never run.
 //!
+//! A service the owner names in `service_images` is pulled by digest instead (`pull`), and
+//! recorded the same way.
+//!
 //! A built root filesystem is cached as a tar keyed by the recipe's hash: a second build of
 //! the same recipe (another cell on the machine, a CI run's next test) only imports it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::catalog::{ImageSource, Manifest, CATALOG};
 use super::store::{self, BuiltImage};
+use crate::config::PinnedImage;
 use crate::db::Db;
 
 /// The build recipe's script: its text is part of every recipe's hash.
@@ -136,7 +141,7 @@ fn rootfs_tar(
 
 /// The image's tag in the engine, the cell's own: a tag is one namespace per engine, and
 /// another cell's build must not move the tag this cell verifies its image by.
-fn cell_tag(recipe_hash: &str, cell_id: &str) -> String {
+pub(super) fn cell_tag(recipe_hash: &str, cell_id: &str) -> String {
     let cell = cell_id.get(..12).unwrap_or(cell_id);
     format!("{}-{cell}", &recipe_hash[..16])
 }
@@ -175,15 +180,22 @@ async fn import(
         .context("the engine gave the imported image no Id")
 }
 
-/// Where a build's progress goes: one JSON event per step (`rootfs`, `image`).
+/// Where a build's progress goes: one JSON event per step (`rootfs` or `pull`, `image`).
 pub type Report = Arc<dyn Fn(Value) + Send + Sync>;
 
-/// Builds every catalog service's image and records its Id, reporting each step.
+/// How the images come to the engine: built from Debian packages with this cache and mirror,
+/// except the services pulled by digest.
+pub struct Plan {
+    pub cache: PathBuf,
+    pub mirror: String,
+    pub pulled: BTreeMap<String, PinnedImage>,
+}
+
+/// Builds (or pulls) every catalog service's image and records its Id, reporting each step.
 pub async fn build_all(
     db: &Db,
     docker: &Docker,
-    cache: &Path,
-    mirror: &str,
+    plan: &Plan,
     report: Report,
 ) -> anyhow::Result<()> {
     let cell_id = db
@@ -192,17 +204,26 @@ pub async fn build_all(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     for manifest in CATALOG {
         let started = Instant::now();
-        let (m, c, mi, r) = (
-            *manifest,
-            cache.to_path_buf(),
-            mirror.to_string(),
-            report.clone(),
-        );
-        let tar = tokio::task::spawn_blocking(move || rootfs_tar(m, &c, &mi, &r)).await??;
-        let image_id = import(docker, manifest, &tar, &cell_id).await?;
+        let (recipe, image_id) = match plan.pulled.get(manifest.id) {
+            Some(pinned) => (
+                super::pull::recipe_hash(manifest, pinned),
+                super::pull::pull(docker, manifest, pinned, &cell_id, &report).await?,
+            ),
+            None => {
+                let (m, c, mi, r) = (
+                    *manifest,
+                    plan.cache.clone(),
+                    plan.mirror.clone(),
+                    report.clone(),
+                );
+                let tar = tokio::task::spawn_blocking(move || rootfs_tar(m, &c, &mi, &r)).await??;
+                let image_id = import(docker, manifest, &tar, &cell_id).await?;
+                (recipe_hash(manifest), image_id)
+            }
+        };
         let built = BuiltImage {
             service_id: manifest.id.to_string(),
-            recipe_hash: recipe_hash(manifest),
+            recipe_hash: recipe,
             image_id: image_id.clone(),
             built_at: crate::time::now_rfc3339(),
         };
@@ -211,6 +232,7 @@ pub async fn build_all(
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         report(json!({
             "service": manifest.id, "step": "image", "image_id": image_id,
+            "pulled": plan.pulled.contains_key(manifest.id),
             "seconds": started.elapsed().as_secs_f64(),
         }));
     }
@@ -230,6 +252,16 @@ pub fn print_progress(event: Value) {
         Some("rootfs") if event["cached"] == true => {
             eprintln!("{service}: root filesystem from the cache")
         }
+        Some("pull") => match event["status"].as_str() {
+            Some(status) => eprintln!(
+                "{service}: {} {status}",
+                event["layer"].as_str().unwrap_or_default()
+            ),
+            None => eprintln!(
+                "{service}: pulling {}",
+                event["reference"].as_str().unwrap_or_default()
+            ),
+        },
         Some("rootfs") => eprintln!(
             "{service}: debootstrap {} and the service's packages (minutes)",
             event["suite"].as_str().unwrap_or_default()

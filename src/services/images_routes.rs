@@ -1,6 +1,7 @@
 //! `POST /api/store/build-images`: the same build as `picd services build-images`, from the
 //! store page, its progress streamed as server-sent events (per service `rootfs`, cached or
-//! built, then `image` with its Id; then `done`, or `failed` with the error). One build at a
+//! built, or `pull` for a service pulled by digest, then `image` with its Id; then `done`, or
+//! `failed` with the error). One build at a
 //! time: a second one while the first runs gets 409 `build_in_progress`.
 
 use std::sync::Arc;
@@ -53,12 +54,20 @@ pub async fn build(
         Ok(ready) => ready,
         Err(err) => return Err(audit.refuse(&app.db, TARGET, "", json!({}), err).await),
     };
-    let cache = app.services.image_cache.clone();
-    let audited = mirror.clone();
+    let plan = super::images::Plan {
+        cache: app.services.image_cache.clone(),
+        mirror,
+        pulled: (*app.services.pulled).clone(),
+    };
+    let detail = json!({
+        "mirror": mirror_host(&plan.mirror),
+        "pulled": plan.pulled.iter().map(|(id, p)| (id.clone(), p.to_string()))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    });
     audit
         .transact(&app.db, move |_tx, entry| {
             entry.target_type = TARGET.into();
-            entry.detail = json!({ "mirror": mirror_host(&audited) });
+            entry.detail = detail;
             Ok(())
         })
         .await?;
@@ -71,7 +80,7 @@ pub async fn build(
     let db = app.db.clone();
     tokio::spawn(async move {
         let _guard = guard;
-        let built = super::images::build_all(&db, &docker, &cache, &mirror, report).await;
+        let built = super::images::build_all(&db, &docker, &plan, report).await;
         let last = match built {
             Ok(()) => json!({ "step": "done", "state": "ok" }),
             Err(e) => {

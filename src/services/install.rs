@@ -97,6 +97,19 @@ async fn steps(
             step: "image",
             error: "no image built for this service: run `picd services build-images`".into(),
         })?;
+    // The owner named another image since this one was recorded: until build-images has
+    // pulled it, installing would run an image the setting no longer names.
+    if let Some(pinned) = app.services.pulled.get(manifest.id) {
+        if image.recipe_hash != super::pull::recipe_hash(manifest, pinned) {
+            return Err(Failed {
+                step: "image",
+                error: format!(
+                    "the recorded image is not service_images' {pinned}: run `picd services \
+                     build-images`"
+                ),
+            });
+        }
+    }
     super::images::verify(&docker, &image, driver.cell_id())
         .await
         .map_err(at("image"))?;

@@ -16,12 +16,14 @@ pub mod install;
 pub mod listen;
 pub mod manifests;
 pub mod ownership;
+pub mod pull;
 pub mod routes;
 pub mod status_routes;
 pub mod store;
 pub mod tls;
 pub mod usage;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -36,6 +38,8 @@ pub struct ServicesState {
     /// Where built root filesystems are cached, and the Debian mirror ("": apt's first).
     pub image_cache: PathBuf,
     pub debian_mirror: String,
+    /// The services pulled by digest instead of built (the `service_images` setting).
+    pub pulled: Arc<BTreeMap<String, crate::config::PinnedImage>>,
 }
 
 impl ServicesState {
@@ -43,6 +47,7 @@ impl ServicesState {
         driver: Arc<driver::DockerDriver>,
         image_cache: PathBuf,
         debian_mirror: String,
+        pulled: BTreeMap<String, crate::config::PinnedImage>,
     ) -> Self {
         ServicesState {
             driver,
@@ -50,6 +55,7 @@ impl ServicesState {
             building: Arc::new(tokio::sync::Mutex::new(())),
             image_cache,
             debian_mirror,
+            pulled: Arc::new(pulled),
         }
     }
 }

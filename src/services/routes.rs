@@ -45,7 +45,11 @@ pub async fn list(_admin: AdminUser, State(app): State<ServicesApp>) -> ApiResul
                 "name": manifest.name,
                 "description": manifest.description,
                 "version": manifest.version,
-                "image": manifest.image,
+                // The owner's pinned reference replaces the build recipe (`service_images`).
+                "image": match app.services.pulled.get(manifest.id) {
+                    Some(pinned) => json!({ "kind": "pulled", "reference": pinned.to_string() }),
+                    None => json!(manifest.image),
+                },
                 "image_id": image.map(|i| i.image_id),
                 "subdomain": manifest.subdomain,
                 "endpoints": manifest.endpoints,

@@ -229,16 +229,7 @@ pub fn container_name(db: &rusqlite::Connection, service: &str) -> String {
 /// `picd services build-images` for a test picd's state directory, against this engine, with
 /// the shared cache: the first test of a run builds, the others import.
 pub fn build_images(state_dir: &Path, dockerd: &Dockerd) -> String {
-    require_tool("debootstrap");
-    let out = super::clean_command()
-        .args(["services", "build-images", "--state-dir"])
-        .arg(state_dir)
-        .arg("--cache")
-        .arg(image_cache_dir())
-        .env("PICD_DOCKER_SOCKET", dockerd.socket())
-        .stdin(Stdio::null())
-        .output()
-        .expect("running picd services build-images");
+    let out = build_images_with(state_dir, dockerd, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -246,4 +237,19 @@ pub fn build_images(state_dir: &Path, dockerd: &Dockerd) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// `build_images` with more `PICD_*` settings, its output whether it succeeded or not.
+pub fn build_images_with(state_dir: &Path, dockerd: &Dockerd, env: &[(&str, &str)]) -> Output {
+    require_tool("debootstrap");
+    super::clean_command()
+        .args(["services", "build-images", "--state-dir"])
+        .arg(state_dir)
+        .arg("--cache")
+        .arg(image_cache_dir())
+        .env("PICD_DOCKER_SOCKET", dockerd.socket())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("running picd services build-images")
 }

@@ -86,6 +86,12 @@ impl Picd {
         }
     }
 
+    /// Sets (or replaces) an environment variable for picd's next start (`restart`).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.options.env.retain(|(k, _)| k != key);
+        self.options.env.push((key.to_string(), value.to_string()));
+    }
+
     /// Stops picd and waits for it to exit.
     pub fn stop(&mut self) {
         self.terminate();

@@ -1,6 +1,7 @@
 // The Services page's image build: "Build images" runs the same build as
 // `picd services build-images` on the cell and lists its steps as picd streams them (each
-// service's root filesystem, from the cache or built from Debian packages, then its image).
+// service's root filesystem, from the cache or built from Debian packages, or its pull by
+// digest when the owner's `service_images` names one, then its image).
 
 import { apiStream, ApiError } from "./api.js";
 import { busy, h } from "./dom.js";
@@ -14,7 +15,10 @@ function label(event) {
   if (event.step === "rootfs") {
     return `${event.service}: root filesystem ${event.cached ? "from the cache" : "built from Debian packages"}`;
   }
-  if (event.step === "image") return `${event.service}: image imported`;
+  if (event.step === "pull") {
+    return event.status ? `${event.service}: ${event.layer || ""} ${event.status}` : `${event.service}: pulling ${event.reference}`;
+  }
+  if (event.step === "image") return `${event.service}: image ${event.pulled ? "pulled" : "imported"}`;
   return event.step;
 }
 
