@@ -100,19 +100,20 @@ def http_status(port):
     except OSError:
         return None
 
-def greeting(port):
+def greeting(port, starts=b"* OK"):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-            return s.recv(64).startswith(b"* OK")
+            return s.recv(64).startswith(starts)
     except OSError:
         return False
 
 def ready(active, ports):
-    """How a service shows it answers: its HTTP status, or (mail) its IMAP greeting."""
+    """How a service shows it answers, as picd's health check asks: its HTTP status, or
+    (mail) both Dovecot's IMAP greeting and Postfix's submission greeting."""
     if active.get("http_port"):
         expected = http_status(active["http_port"])
         return lambda: http_status(ports["http"]) == expected
-    return lambda: greeting(ports["imap"])
+    return lambda: greeting(ports["imap"]) and greeting(ports["submission"], b"220")
 
 def login_ok(active, user, secret):
     if active.get("http_port"):
@@ -171,16 +172,19 @@ for service in catalog:
                 os.makedirs(data); os.chown(data, *map(int, config["User"].split(":")))
                 binds += ["-v", f"{data}:{dst}"]
         tmpfs = sum((["--tmpfs", t] for t in hc.get("Tmpfs") or {}), [])
+        caps = sum((["--cap-add", c] for c in hc.get("CapAdd") or []), [])
         t0 = time.monotonic()
         run = docker("run", "-d", "--name", f"anchor-{sid}-{r}", "--network", "host", "--read-only",
-                     "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+                     "--cap-drop", "ALL", *caps, "--security-opt", "no-new-privileges:true",
                      "--user", config["User"], "--memory", str(hc["Memory"]),
                      "--pids-limit", str(hc["PidsLimit"]), *tmpfs, *binds,
                      *sum((["-e", e] for e in config.get("Env") or []), []),
                      "--entrypoint", config["Entrypoint"][0], image, *config["Entrypoint"][1:])
         assert run.returncode == 0, run.stderr
         while not answers():
-            assert time.monotonic() - t0 < 60, f"anchor {sid} never answered"
+            if time.monotonic() - t0 > 60:
+                logs = docker("logs", "--tail", "20", f"anchor-{sid}-{r}")
+                raise AssertionError(f"anchor {sid} never answered:\n{logs.stdout}{logs.stderr}")
             time.sleep(0.01)
         anchors.append(time.monotonic() - t0)
         docker("rm", "-f", f"anchor-{sid}-{r}")
