@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::docker::{build_images, container_name, Dockerd};
+use common::docker::{cell_with_service, container_name, Dockerd};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -21,35 +21,6 @@ const B_RECONCILES: &str = "3600";
 const COME_BACK: Duration = Duration::from_secs(30);
 /// The name a picd from before cell labels gave the files container.
 const LEGACY_NAME: &str = "picd-files";
-
-async fn start_cell(dockerd: &Dockerd, reconcile_seconds: &str) -> (Picd, TestClient) {
-    let options = PicdOptions {
-        env: vec![
-            (
-                "PICD_DOCKER_SOCKET".into(),
-                dockerd.socket().display().to_string(),
-            ),
-            (
-                "PICD_RECONCILE_INTERVAL_SECONDS".into(),
-                reconcile_seconds.into(),
-            ),
-        ],
-        ..PicdOptions::default()
-    };
-    let (picd, admin) = picd_with_admin_using(options).await;
-    let built = build_images(&picd.state_dir(), dockerd);
-    assert!(built.contains("files: image sha256:"), "{built}");
-    let resp = admin
-        .send_json(
-            Method::POST,
-            "/api/store/install",
-            &json!({ "id": "files" }),
-        )
-        .await;
-    let events = resp.text().await.unwrap();
-    assert!(events.contains(r#""step":"done""#), "{events}");
-    (picd, admin)
-}
 
 fn cell_id(picd: &Picd) -> String {
     picd.db()
@@ -141,8 +112,8 @@ fn legacy_copy(dockerd: &Dockerd, of: &Value) {
 #[tokio::test]
 async fn two_cells_on_one_engine_each_manage_only_their_own_containers() {
     let dockerd = Dockerd::shared();
-    let (a, admin_a) = start_cell(&dockerd, A_RECONCILES).await;
-    let (mut b, admin_b) = start_cell(&dockerd, B_RECONCILES).await;
+    let (a, admin_a) = cell_with_service(&dockerd, A_RECONCILES, "files").await;
+    let (mut b, admin_b) = cell_with_service(&dockerd, B_RECONCILES, "files").await;
     let (cell_a, cell_b) = (cell_id(&a), cell_id(&b));
     assert_ne!(cell_a, cell_b);
     let (name_a, name_b) = (

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::docker::{build_images, container_name, Dockerd};
+use common::docker::{cell_with_service, container_name, Dockerd};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -72,35 +72,6 @@ async fn files_active(admin: &TestClient) -> Value {
     let (status, active) = admin.get_json(ACTIVE).await;
     assert_eq!(status, StatusCode::OK, "{active}");
     active["services"][0].clone()
-}
-
-async fn start_cell(dockerd: &Dockerd) -> (Picd, TestClient) {
-    let options = PicdOptions {
-        env: vec![
-            (
-                "PICD_DOCKER_SOCKET".into(),
-                dockerd.socket().display().to_string(),
-            ),
-            (
-                "PICD_RECONCILE_INTERVAL_SECONDS".into(),
-                RECONCILE_SECONDS.into(),
-            ),
-        ],
-        ..PicdOptions::default()
-    };
-    let (picd, admin) = picd_with_admin_using(options).await;
-    let built = build_images(&picd.state_dir(), dockerd);
-    assert!(built.contains("files: image sha256:"), "{built}");
-    let resp = admin
-        .send_json(
-            Method::POST,
-            "/api/store/install",
-            &json!({ "id": "files" }),
-        )
-        .await;
-    let events = resp.text().await.unwrap();
-    assert!(events.contains(r#""step":"done""#), "{events}");
-    (picd, admin)
 }
 
 /// The inspect of the files container: what the engine has, without an env value.
@@ -325,7 +296,7 @@ fn container_entries(picd: &Picd) -> Vec<(String, String, String)> {
 #[tokio::test]
 async fn the_cells_containers_are_inspected_stopped_and_started_and_no_other_is_touched() {
     let dockerd = Dockerd::shared();
-    let (mut picd, admin) = start_cell(&dockerd).await;
+    let (mut picd, admin) = cell_with_service(&dockerd, RECONCILE_SECONDS, "files").await;
     let name = container_name(&picd.db(), "files");
     let port = files_active(&admin).await["http_port"]
         .as_u64()

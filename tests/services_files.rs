@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::docker::{build_images, container_name, Dockerd};
+use common::docker::{build_images, container_name, http_status, Dockerd};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -64,23 +64,6 @@ async fn wait_running(dockerd: &Dockerd, name: &str, not_id: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     panic!("{name} was not running again within {COME_BACK:?}");
-}
-
-fn http_status(port: u64) -> String {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "5",
-        ])
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test]
@@ -140,7 +123,7 @@ async fn files_service_is_built_installed_hardened_and_reconciled() {
     let (_, active) = admin.get_json("/api/services/active").await;
     let service = &active["services"][0];
     assert_eq!(service["health"], "healthy", "{active}");
-    let port = service["http_port"].as_u64().expect("port");
+    let port = service["http_port"].as_u64().expect("port") as u16;
     // What it uses, as the engine counts it, within its limits.
     let used = &service["resources"];
     let memory = used["memory_bytes"].as_u64().expect("memory in use");

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::docker::{build_images, build_images_with, image_cache_dir, Dockerd};
+use common::docker::{build_images, build_images_with, http_status, image_cache_dir, Dockerd};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -147,23 +147,6 @@ fn save_built_files_image(dockerd: &Dockerd, dir: &Path) -> String {
         "the built image is still in the engine"
     );
     image_id
-}
-
-fn http_status(port: u16) -> String {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "5",
-        ])
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test]

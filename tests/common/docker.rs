@@ -253,3 +253,60 @@ pub fn build_images_with(state_dir: &Path, dockerd: &Dockerd, env: &[(&str, &str
         .output()
         .expect("running picd services build-images")
 }
+
+/// A cell driving `dockerd` with its reconciler every `reconcile_seconds`, the service
+/// images built (the cache is shared: once per run), and `service` installed to its `done`
+/// step.
+pub async fn cell_with_service(
+    dockerd: &Dockerd,
+    reconcile_seconds: &str,
+    service: &str,
+) -> (super::Picd, super::TestClient) {
+    let options = super::PicdOptions {
+        env: vec![
+            (
+                "PICD_DOCKER_SOCKET".into(),
+                dockerd.socket().display().to_string(),
+            ),
+            (
+                "PICD_RECONCILE_INTERVAL_SECONDS".into(),
+                reconcile_seconds.into(),
+            ),
+        ],
+        ..super::PicdOptions::default()
+    };
+    let (picd, admin) = super::picd_with_admin_using(options).await;
+    let built = build_images(&picd.state_dir(), dockerd);
+    assert!(
+        built.contains(&format!("{service}: image sha256:")),
+        "{built}"
+    );
+    let resp = admin
+        .send_json(
+            reqwest::Method::POST,
+            "/api/store/install",
+            &serde_json::json!({ "id": service }),
+        )
+        .await;
+    let events = resp.text().await.unwrap();
+    assert!(events.contains(r#""step":"done""#), "{events}");
+    (picd, admin)
+}
+
+/// The HTTP status a service answers on its loopback port (curl's `000` when nothing does).
+pub fn http_status(port: u16) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
