@@ -86,6 +86,20 @@ impl TestClient {
             .expect("request with CSRF token")
     }
 
+    /// A request whose body is `body` as given (malformed JSON included), with the session's
+    /// CSRF token.
+    pub async fn send_body(&self, method: Method, path: &str, body: String) -> Response {
+        let token = self.csrf_token().await;
+        self.http
+            .request(method, self.url(path))
+            .header("x-csrf-token", token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request with CSRF token")
+    }
+
     /// POST a JSON body with the session's CSRF token.
     pub async fn post_with_csrf(&self, path: &str, body: &Value) -> Response {
         self.send_json(Method::POST, path, body).await

@@ -108,16 +108,30 @@ async fn container_routes_refuse_bad_input_and_answer_unavailable_without_an_eng
         .await;
         assert_eq!(body["subsystem"], "docker", "{path}: {body}");
     }
+    // Start and stop take no body: one sent, malformed, oversize or of another type, is
+    // never read, and the request is answered as without it.
     let before = entries();
+    let bodies = [
+        "{}".to_string(),
+        "{\"desired\": ".to_string(),
+        json!({ "x": "y".repeat(200_000) }).to_string(),
+        json!(["stopped"]).to_string(),
+    ];
     for action in ["start", "stop"] {
         let path = format!("{SOME_ID}/{action}");
-        let resp = clients
-            .admin
-            .send_json(Method::POST, &path, &json!({}))
-            .await;
-        expect_error(resp, StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE.1).await;
+        for body in &bodies {
+            let resp = clients
+                .admin
+                .send_body(Method::POST, &path, body.clone())
+                .await;
+            expect_error(resp, StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE.1).await;
+        }
     }
-    assert_eq!(entries() - before, 2, "one entry per refused start or stop");
+    assert_eq!(
+        entries() - before,
+        2 * bodies.len() as i64,
+        "one entry per refused start or stop"
+    );
 
     // The data folders are this machine's: listed without an engine (none yet).
     let (status, body) = clients.admin.get_json(VOLUMES).await;
